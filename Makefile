@@ -1,0 +1,32 @@
+# Two entry points: `make demo` (the main job) and `make test` (the whole suite, as CI runs it).
+# Both create .venv when missing; installing torch==2.13.0 first keeps pip from pulling a CUDA build.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?= -n 2
+
+.PHONY: demo test lint bench setup
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml plugins/llm/pyproject.toml plugins/gfm/pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[torch,cli,test]' -e plugins/llm -e plugins/gfm
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m registry_core plugins
+	$(BIN)/python -m registry_core list
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python bench/startup.py

@@ -1,0 +1,1 @@
+"""heads components of registry_gfm (keep this file light: no heavy imports)."""

@@ -1,0 +1,1 @@
+"""positions components of registry_gfm (keep this file light: no heavy imports)."""

@@ -1,0 +1,1 @@
+"""recipes components of registry_gfm (keep this file light: no heavy imports)."""

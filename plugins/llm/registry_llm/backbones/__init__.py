@@ -1,0 +1,1 @@
+"""backbones components of registry_llm (keep this file light: no heavy imports)."""

@@ -1,0 +1,1 @@
+"""tokenizers components of registry_llm (keep this file light: no heavy imports)."""

@@ -1,0 +1,37 @@
+"""registry_core: a plugin registry of data sources and model components for foundation models.
+
+Importing this package imports no plugin, torch, numpy or xarray.
+"""
+
+from __future__ import annotations
+
+from registry_core import interfaces
+from registry_core._errors import ComponentLoadError, ConfigError, ConfigIssue, PluginError
+from registry_core._kinds import CORE_KINDS
+from registry_core._registry import ConflictError, PluginInfo, Registry, get_registry
+from registry_core._schema import FieldInfo, describe_fields
+from registry_core._spec import ComponentSpec, KindSpec, option
+from registry_core.hookspecs import hookimpl, hookspec
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CORE_KINDS",
+    "ComponentLoadError",
+    "ComponentSpec",
+    "ConfigError",
+    "ConfigIssue",
+    "ConflictError",
+    "FieldInfo",
+    "KindSpec",
+    "PluginError",
+    "PluginInfo",
+    "Registry",
+    "__version__",
+    "describe_fields",
+    "get_registry",
+    "hookimpl",
+    "hookspec",
+    "interfaces",
+    "option",
+]

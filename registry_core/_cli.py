@@ -1,0 +1,222 @@
+"""The command line: a thin layer over the registry (``python -m registry_core --help``).
+
+Exit codes: 0 ok, 1 not found or problems found, 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from registry_core._registry import Registry, get_registry
+from registry_core._render import jsonable, print_json, print_table
+from registry_core._schema import describe_fields, resolve_config_class
+from registry_core._spec import MODALITIES, ComponentSpec
+
+__all__ = ["main"]
+
+
+def _warn_broken(reg: Registry) -> None:
+    for p in reg.plugins():
+        if p.status == "broken":
+            print(f"warning: plugin {p.name!r} is broken: {p.error} (details: python -m registry_core plugins)",
+                  file=sys.stderr)
+    for problem in reg.problems:
+        print(f"warning: {problem}", file=sys.stderr)
+
+
+def _mark(reg: Registry, spec: ComponentSpec) -> str:
+    status = reg.status(spec)
+    if status == "replaced":
+        return f" [replaced by {reg.replaced_by(spec)}]"
+    if status == "conflict":
+        return " [conflict]"
+    if spec.replaces:
+        return f" [replaces {spec.replaces}]"
+    return ""
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    reg = get_registry()
+    pattern = args.pattern
+    if pattern and not any(c in pattern for c in "*?["):
+        pattern = f"*{pattern}*"  # a bare word matches anywhere in the name
+    try:
+        specs = reg.list(kind=args.kind, pattern=pattern, modality=args.modality, tags=args.tag or ())
+    except LookupError as exc:
+        print(f"error: {exc.args[0]}", file=sys.stderr)
+        return 1
+    _warn_broken(reg)
+    if args.json:
+        print_json([reg.describe(s) for s in specs])
+        return 0
+    if not specs:
+        print("no components match" if (args.pattern or args.kind or args.modality or args.tag) else
+              "no components registered (is a plugin installed? see: python -m registry_core plugins)")
+        return 0
+    kinds: dict[str, list[ComponentSpec]] = {}
+    for s in specs:
+        kinds.setdefault(s.kind, []).append(s)
+    for i, (kind, group) in enumerate(kinds.items()):
+        if i:
+            print()
+        rows = [[s.id, s.modality, f"{s.distribution or s.plugin} {s.version or ''}".strip(), s.summary + _mark(reg, s)]
+                for s in group]
+        print_table(rows, ["id", "modality", "provider", "summary"], title=kind)
+    return 0
+
+
+def _show_record(reg: Registry, spec: ComponentSpec) -> dict[str, Any]:
+    record = reg.describe(spec)
+    cls = resolve_config_class(spec)
+    record["target"] = spec.target
+    record["config"] = None if cls is None else f"{cls.__module__}:{cls.__qualname__}"
+    record["options"] = [
+        {"name": f.name, "type": f.type, "default": jsonable(f.default), "required": f.required, "help": f.help,
+         "min": f.min, "max": f.max, "choices": jsonable(f.choices), "wired": f.wired}
+        for f in (describe_fields(cls) if cls else [])
+    ]
+    record["provides"] = jsonable(dict(spec.provides))
+    record["requires"] = jsonable(dict(spec.requires))
+    return record
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    reg = get_registry()
+    try:
+        spec = reg.get(args.kind, args.name)
+    except LookupError as exc:
+        print(f"error: {exc.args[0]}", file=sys.stderr)
+        return 1
+    rec = _show_record(reg, spec)
+    if args.json:
+        print_json(rec)
+        return 0
+    print(f"{spec.kind} {spec.id}  ({spec.distribution or spec.plugin} {spec.version or ''})".rstrip())
+    print(f"  {spec.summary}")
+    print(f"  target:      {spec.target}")
+    print(f"  modality:    {spec.modality}" + (f"   tags: {', '.join(spec.tags)}" if spec.tags else ""))
+    if spec.replaces:
+        print(f"  replaces:    {spec.replaces}")
+    if rec["replaced_by"]:
+        print(f"  replaced by: {rec['replaced_by']}")
+    if rec["status"] == "conflict":
+        print("  status:      conflict (another plugin provides the same short name)")
+    for port in ("provides", "requires"):
+        ports = rec[port]
+        if ports:
+            shown = ", ".join(f"{k}={'<from config>' if v is None else v}" for k, v in ports.items())
+            print(f"  {port + ':':12} {shown}")
+    if not rec["options"]:
+        print("  options:     (none)")
+        return 0
+    print(f"  options ({rec['config']}):")
+    rows = []
+    for o in rec["options"]:
+        default = "(required)" if o["required"] else repr(o["default"])
+        extra = []
+        if o["min"] is not None:
+            extra.append(f">= {o['min']}")
+        if o["max"] is not None:
+            extra.append(f"<= {o['max']}")
+        if o["choices"]:
+            extra.append("one of " + ", ".join(map(repr, o["choices"])))
+        if o["wired"]:
+            extra.append(f"wired from {o['wired']}")
+        help_text = o["help"] + (f" [{'; '.join(extra)}]" if extra else "")
+        rows.append([o["name"], o["type"], default, help_text])
+    print_table(rows, ["name", "type", "default", "description"])
+    return 0
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    reg = get_registry()
+    infos = reg.plugins()
+    if args.json:
+        print_json([p.as_dict() for p in infos])
+        return 0
+    if not infos:
+        print("no plugins found in entry-point group 'registry_core'")
+        return 0
+    rows = [[p.name, p.distribution or "-", p.version or "-", p.status, str(p.components), p.error or ""]
+            for p in infos]
+    print_table(rows, ["plugin", "distribution", "version", "status", "components", "error"])
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    reg = get_registry()
+    found = 0
+    report: dict[str, Any] = {"broken": [], "conflicts": [], "shadowed": [], "problems": list(reg.problems),
+                              "import_seconds": {}}
+    for p in reg.plugins():
+        report["import_seconds"][p.name] = round(p.import_seconds, 4)
+        if p.status == "broken":
+            report["broken"].append({"plugin": p.name, "error": p.error, "traceback": p.traceback})
+    for (kind, name), specs in reg.conflicts().items():
+        report["conflicts"].append({"kind": kind, "name": name, "providers": [s.id for s in specs]})
+    for spec, by in reg.shadowed():
+        report["shadowed"].append({"kind": spec.kind, "id": spec.id, "replaced_by": by})
+    found = len(report["broken"]) + len(report["conflicts"]) + len(report["problems"])
+    if args.json:
+        print_json(report)
+        return 1 if found else 0
+    for b in report["broken"]:
+        print(f"broken plugin {b['plugin']!r}: {b['error']}\n{b['traceback']}")
+    for c in report["conflicts"]:
+        print(f"conflict: {c['kind']} {c['name']!r} is provided by {' and '.join(c['providers'])}")
+    for s in report["shadowed"]:
+        print(f"shadowed: {s['kind']} {s['id']} is replaced by {s['replaced_by']}")
+    for p in report["problems"]:
+        print(f"problem: {p}")
+    print("plugin import times:")
+    for name, secs in sorted(report["import_seconds"].items(), key=lambda kv: -kv[1]):
+        print(f"  {name:20} {secs * 1000:8.1f} ms")
+    print("no problems found" if not found else f"{found} problem(s) found")
+    return 1 if found else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m registry_core", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("list", help="list components, grouped by kind")
+    p.add_argument("pattern", nargs="?", help="fnmatch pattern on name or plugin:name (a bare word matches anywhere)")
+    p.add_argument("--kind", help="only this kind")
+    p.add_argument("--modality", choices=MODALITIES, help="only this modality (components for 'any' are included)")
+    p.add_argument("--tag", action="append", help="only components with this tag (repeatable)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("show", help="show one component's whole spec")
+    p.add_argument("kind")
+    p.add_argument("name", help="short name or plugin:name")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("plugins", help="list plugins with their status")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_plugins)
+
+    p = sub.add_parser("doctor", help="report broken plugins, conflicts, shadowed names and import times")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_doctor)
+
+    for extend in _EXTENSIONS:
+        extend(sub)
+    return parser
+
+
+#: Functions that add sub-commands (pipelines, training, ingest); each takes the subparsers object.
+_EXTENSIONS: list[Any] = []
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except BrokenPipeError:  # `... | head`
+        return 0

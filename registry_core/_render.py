@@ -1,0 +1,62 @@
+"""Terminal output for the CLI: rich tables on a terminal when rich is installed, plain text otherwise."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+__all__ = ["print_json", "print_table", "use_rich"]
+
+
+def use_rich(stream: TextIO) -> bool:
+    """Rich output only on an interactive terminal, and only when rich is installed."""
+    if not stream.isatty():
+        return False
+    try:
+        import rich  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def jsonable(value: Any) -> Any:
+    """Port values and defaults as JSON: tuples become lists, anything exotic its repr."""
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, dict) or hasattr(value, "items"):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    return str(value)
+
+
+def print_json(value: Any, stream: TextIO | None = None) -> None:
+    stream = stream or sys.stdout
+    json.dump(jsonable(value), stream, indent=2)
+    stream.write("\n")
+
+
+def print_table(
+    rows: Sequence[Sequence[str]], headers: Sequence[str], title: str | None = None, stream: TextIO | None = None
+) -> None:
+    """A table with a header row; columns padded to width, the last column left ragged."""
+    stream = stream or sys.stdout
+    if use_rich(stream):
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=title, title_justify="left", show_edge=False)
+        for h in headers:
+            table.add_column(h)
+        for r in rows:
+            table.add_row(*r)
+        Console(file=stream).print(table)
+        return
+    if title:
+        stream.write(f"{title}\n")
+    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
+    for r in [headers, *rows]:
+        cells = [str(c).ljust(w) for c, w in zip(r[:-1], widths[:-1])] + [str(r[-1])]
+        stream.write(("  " + "  ".join(cells)).rstrip() + "\n")

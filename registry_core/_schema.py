@@ -1,0 +1,263 @@
+"""Config schemas: dataclasses whose fields carry a type, a default and a description.
+
+Options are validated against the schema before any component code is imported; every problem is
+collected so the user sees them all at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import importlib
+import os
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Union
+
+from registry_core._errors import ConfigError, ConfigIssue
+from registry_core._spec import ComponentSpec, parse_target
+
+__all__ = ["FieldInfo", "build_config", "describe_fields", "resolve_config_class", "type_name", "validate_options"]
+
+
+@dataclass(frozen=True)
+class FieldInfo:
+    """One config field as ``show`` prints it."""
+
+    name: str
+    type: str
+    default: Any
+    required: bool
+    help: str
+    min: float | None = None
+    max: float | None = None
+    choices: tuple[Any, ...] | None = None
+    wired: str | None = None
+
+
+def resolve_config_class(spec: ComponentSpec) -> type | None:
+    """The spec's config dataclass, importing its (light) module when given as ``"module:attr"``."""
+    cfg = spec.config
+    if cfg is None or isinstance(cfg, type):
+        return cfg
+    module, attr = parse_target(cfg)
+    obj: Any = importlib.import_module(module)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    if not (isinstance(obj, type) and dataclasses.is_dataclass(obj)):
+        raise TypeError(f"config {cfg!r} of {spec.kind} {spec.id!r} is not a dataclass")
+    return obj
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def type_name(tp: Any) -> str:
+    """A readable name for a type annotation (``int | None``, ``list[str]``)."""
+    if tp is type(None):
+        return "None"
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        return " | ".join(type_name(a) for a in typing.get_args(tp))
+    if origin is Literal:
+        return " | ".join(repr(a) for a in typing.get_args(tp))
+    if origin is not None:
+        args = ", ".join("..." if a is Ellipsis else type_name(a) for a in typing.get_args(tp))
+        return f"{getattr(origin, '__name__', str(origin))}[{args}]"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _default_of(f: dataclasses.Field[Any]) -> tuple[Any, bool]:
+    if f.default is not dataclasses.MISSING:
+        return f.default, False
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory(), False
+    return None, True
+
+
+def describe_fields(cls: type) -> list[FieldInfo]:
+    """The schema's fields, in declaration order, with types, defaults and descriptions."""
+    hints = _hints(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        if not f.init:
+            continue
+        default, required = _default_of(f)
+        md = f.metadata
+        out.append(
+            FieldInfo(
+                name=f.name,
+                type=type_name(hints.get(f.name, Any)),
+                default=default,
+                required=required,
+                help=str(md.get("help", "")),
+                min=md.get("min"),
+                max=md.get("max"),
+                choices=md.get("choices"),
+                wired=md.get("wired"),
+            )
+        )
+    return out
+
+
+class _Mismatch(Exception):
+    """A value does not fit a type; the message says what was expected."""
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Check ``value`` against annotation ``tp``, converting lossless cases (int->float, list->tuple)."""
+    if tp is Any or tp is object:
+        return value
+    if tp is type(None):
+        if value is None:
+            return None
+        raise _Mismatch(f"expected None, got {value!r}")
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (Union, types.UnionType):
+        errors = []
+        for arg in args:
+            try:
+                return _coerce(value, arg, where)
+            except _Mismatch as exc:
+                errors.append(str(exc))
+        raise _Mismatch(f"expected {type_name(tp)}, got {_show(value)}")
+    if origin is Literal:
+        if value in args and not (isinstance(value, bool) and not any(isinstance(a, bool) for a in args)):
+            return value
+        raise _Mismatch(f"expected one of {', '.join(repr(a) for a in args)}, got {value!r}")
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise _Mismatch(f"expected a bool (true/false), got {_show(value)}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise _Mismatch(f"expected an int, got {_show(value)}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise _Mismatch(f"expected a number, got {_show(value)}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise _Mismatch(f"expected a string, got {_show(value)}")
+    if tp is Path or tp is os.PathLike:
+        if isinstance(value, (str, os.PathLike)):
+            return Path(value)
+        raise _Mismatch(f"expected a path, got {_show(value)}")
+    if origin in (list, tuple, typing.Sequence, set, frozenset) or tp in (list, tuple):
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple, set, frozenset)):
+            raise _Mismatch(f"expected a list, got {_show(value)}")
+        items = list(value)
+        if origin is tuple and args and not (len(args) == 2 and args[1] is Ellipsis):
+            if len(items) != len(args):
+                raise _Mismatch(f"expected {len(args)} items, got {len(items)}")
+            conv = [_coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(items, args))]
+        else:
+            item_tp = args[0] if args else Any
+            conv = [_coerce(v, item_tp, f"{where}[{i}]") for i, v in enumerate(items)]
+        if origin is tuple or tp is tuple:
+            return tuple(conv)
+        if origin in (set, frozenset):
+            return (origin)(conv)
+        return conv
+    if origin in (dict, Mapping, typing.Mapping) or tp in (dict,):
+        if not isinstance(value, Mapping):
+            raise _Mismatch(f"expected a table (mapping), got {_show(value)}")
+        kt, vt = (*args, Any, Any)[:2]
+        return {_coerce(k, kt, where): _coerce(v, vt, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, Mapping):
+            raise _Mismatch(f"expected a table for {tp.__name__}, got {_show(value)}")
+        obj, issues = validate_options(tp, value, slot=where)
+        if issues:
+            raise _Mismatch("; ".join(i.message if i.key is None else f"{i.key}: {i.message}" for i in issues))
+        return obj
+    if isinstance(tp, type):
+        if isinstance(value, tp):
+            return value
+        raise _Mismatch(f"expected {tp.__name__}, got {_show(value)}")
+    return value
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{type(value).__name__} {text}"
+
+
+def nearest(key: str, candidates: list[str]) -> str | None:
+    """The closest candidate to a misspelt key, or None when nothing is close."""
+    match = difflib.get_close_matches(key, candidates, n=1, cutoff=0.5)
+    return match[0] if match else None
+
+
+def validate_options(
+    cls: type, options: Mapping[str, Any], slot: str
+) -> tuple[Any | None, list[ConfigIssue]]:
+    """Validate ``options`` against dataclass ``cls``; returns (instance or None, every issue found)."""
+    issues: list[ConfigIssue] = []
+    if not isinstance(options, Mapping):
+        return None, [ConfigIssue(slot, None, f"expected a table of options, got {_show(options)}")]
+    hints = _hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    names = list(fields)
+    kwargs: dict[str, Any] = {}
+    for key, value in options.items():
+        if key not in fields:
+            near = nearest(str(key), names)
+            hint = f"; did you mean {near!r}?" if near else f"; valid keys: {', '.join(names) or '(none)'}"
+            issues.append(ConfigIssue(slot, str(key), f"unknown option {key!r}{hint}"))
+            continue
+        f = fields[key]
+        try:
+            conv = _coerce(value, hints.get(key, Any), f"{slot}.{key}")
+        except _Mismatch as exc:
+            issues.append(ConfigIssue(slot, key, str(exc)))
+            continue
+        md = f.metadata
+        lo, hi, choices = md.get("min"), md.get("max"), md.get("choices")
+        if isinstance(conv, (int, float)) and not isinstance(conv, bool):
+            if lo is not None and conv < lo:
+                issues.append(ConfigIssue(slot, key, f"must be >= {lo}, got {conv}"))
+                continue
+            if hi is not None and conv > hi:
+                issues.append(ConfigIssue(slot, key, f"must be <= {hi}, got {conv}"))
+                continue
+        if choices is not None and conv not in choices:
+            issues.append(ConfigIssue(slot, key, f"must be one of {', '.join(map(repr, choices))}, got {conv!r}"))
+            continue
+        kwargs[key] = conv
+    for name, f in fields.items():
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        if required and name not in kwargs and not any(i.key == name for i in issues):
+            help_text = f.metadata.get("help")
+            issues.append(ConfigIssue(slot, name, f"required option {name!r} is missing" + (f" ({help_text})" if help_text else "")))
+    if issues:
+        return None, issues
+    try:
+        return cls(**kwargs), []
+    except (ValueError, TypeError) as exc:  # the schema's own __post_init__ checks
+        return None, [ConfigIssue(slot, None, str(exc))]
+
+
+def build_config(spec: ComponentSpec, options: Mapping[str, Any], slot: str | None = None) -> Any:
+    """Validate ``options`` for ``spec`` and return the config instance (None without a schema)."""
+    where = slot or f"{spec.kind} {spec.id}"
+    cls = resolve_config_class(spec)
+    if cls is None:
+        if options:
+            raise ConfigError([ConfigIssue(where, k, f"{spec.id} takes no options") for k in options])
+        return None
+    obj, issues = validate_options(cls, options, where)
+    if issues:
+        raise ConfigError(issues)
+    return obj

@@ -1,0 +1,121 @@
+"""Component specs: the static, import-free description of one registered component."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Final, Literal
+
+__all__ = ["MODALITIES", "ComponentSpec", "KindSpec", "Modality", "option", "parse_target"]
+
+Modality = Literal["text", "imagery", "any"]
+MODALITIES: Final = ("text", "imagery", "any")
+
+#: A valid short name: lower-case letters, digits, ``-``, ``_`` and ``.``, starting alphanumeric.
+NAME_RE: Final = re.compile(r"^[a-z0-9][a-z0-9_.\-]*$")
+#: A ``"module:attr"`` target; dotted on both sides.
+TARGET_RE: Final = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
+
+
+def _frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return MappingProxyType(dict(value or {}))
+
+
+@dataclass(frozen=True)
+class ComponentSpec:
+    """What a plugin says about one component, readable without importing its code.
+
+    ``target`` names the factory (``"module:attr"``) imported only when the component is built; it is
+    called with one argument, the validated config dataclass instance (or none when ``config`` is None).
+    """
+
+    #: Component kind, e.g. ``"tokenizer"``; a core kind or one a plugin declared.
+    kind: str
+    #: Short name, unique per kind and plugin, e.g. ``"bpe"``.
+    name: str
+    #: ``"module:attr"`` of the factory, imported lazily.
+    target: str
+    #: One line for ``list``.
+    summary: str
+    #: ``"text"``, ``"imagery"`` or ``"any"``.
+    modality: str = "any"
+    #: Free-form tags for filtering (``list --tag``).
+    tags: tuple[str, ...] = ()
+    #: Config schema: a dataclass type, or ``"module:attr"`` naming one in a module without heavy imports.
+    config: type | str | None = None
+    #: Contract ports this component offers its neighbours (see docs/contracts.md).
+    provides: Mapping[str, Any] = field(default_factory=dict)
+    #: Contract ports this component needs from its neighbours.
+    requires: Mapping[str, Any] = field(default_factory=dict)
+    #: Qualified id (``plugin:name``) of a component of the same kind that this one replaces.
+    replaces: str | None = None
+    #: Filled in by the registry: the entry-point name of the providing plugin.
+    plugin: str | None = None
+    #: Filled in by the registry: the providing distribution and its version.
+    distribution: str | None = None
+    version: str | None = None
+
+    def __post_init__(self) -> None:
+        # Keep the spec immutable all the way down, so a registry can hand it out freely.
+        object.__setattr__(self, "tags", tuple(self.tags))
+        object.__setattr__(self, "provides", _frozen_mapping(self.provides))
+        object.__setattr__(self, "requires", _frozen_mapping(self.requires))
+
+    @property
+    def id(self) -> str:
+        """The qualified id ``plugin:name`` (just ``name`` before the registry fills in the plugin)."""
+        return f"{self.plugin}:{self.name}" if self.plugin else self.name
+
+    def with_provider(self, plugin: str, distribution: str | None, version: str | None) -> ComponentSpec:
+        return dataclasses.replace(self, plugin=plugin, distribution=distribution, version=version)
+
+    def __hash__(self) -> int:
+        return hash((self.kind, self.plugin, self.name))
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    """A component kind: its name, what it is for, and optionally its interface (``"module:attr"``)."""
+
+    name: str
+    summary: str
+    interface: str | None = None
+    plugin: str | None = None
+
+
+def parse_target(target: str) -> tuple[str, str]:
+    """Split ``"pkg.module:attr.sub"`` into module and attribute path; ValueError when malformed."""
+    if not isinstance(target, str) or not TARGET_RE.match(target):
+        raise ValueError(f"target {target!r} is not of the form 'package.module:attribute'")
+    module, _, attr = target.partition(":")
+    return module, attr
+
+
+_MISSING: Any = dataclasses.MISSING
+
+
+def option(
+    default: Any = _MISSING,
+    *,
+    help: str,
+    min: float | None = None,
+    max: float | None = None,
+    choices: tuple[Any, ...] | None = None,
+    wired: str | None = None,
+) -> Any:
+    """A config-schema field with a description and optional bounds.
+
+    ``wired`` names the contract port whose value composition fills in when the user leaves the
+    field at None (e.g. ``embed_dim`` taken from the backbone). Mutable defaults are copied per instance.
+    """
+    metadata = {"help": help, "min": min, "max": max, "choices": choices, "wired": wired}
+    if default is not _MISSING and getattr(default, "__hash__", None) is None:  # list, dict, dataclass...
+        value = default
+        return field(default_factory=lambda: copy.deepcopy(value), metadata=metadata)
+    if default is _MISSING:
+        return field(metadata=metadata)
+    return field(default=default, metadata=metadata)

@@ -1,0 +1,44 @@
+"""Hook specifications of registry_core: what a plugin may implement.
+
+A plugin is a module (or object) registered through the entry-point group ``registry_core``; it marks
+its implementations with :data:`hookimpl`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Final
+
+import pluggy
+
+if TYPE_CHECKING:
+    from registry_core._spec import ComponentSpec, KindSpec
+
+__all__ = ["PROJECT", "hookimpl", "hookspec"]
+
+#: The pluggy project name, also the entry-point group.
+PROJECT: Final = "registry_core"
+
+hookspec: Final = pluggy.HookspecMarker(PROJECT)
+hookimpl: Final = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def registry_core_components() -> list[ComponentSpec]:
+    """Return this plugin's component specs; called once per plugin when the registry loads."""
+    raise NotImplementedError
+
+
+@hookspec
+def registry_core_kinds() -> list[KindSpec]:
+    """Return new component kinds this plugin declares (beyond the core kinds)."""
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def registry_core_build_component(spec: ComponentSpec, config: Any) -> Any:
+    """Build one component from its spec and validated config; the first non-None result wins.
+
+    The core's own implementation runs last and imports ``spec.target``. A plugin can observe or wrap
+    every build with a ``@hookimpl(wrapper=True)`` implementation, or build some specs itself.
+    """
+    raise NotImplementedError

@@ -1,0 +1,146 @@
+"""The interface of each core component kind, written so that the text and the imagery stacks fit.
+
+These are structural (``typing.Protocol``): a component conforms by having the members, not by
+inheriting. Nothing here imports torch; tensor types are spelled ``Any``.
+
+How the parts meet in a model (``Pipeline.build``)::
+
+    embed = tokenizer.embedding(embed_dim)            # ids (B, T) or patches (B, N, P) -> (B, T, D)
+    parts = ModelParts(embed, positional, backbone)
+    objective.bind(parts)                              # e.g. tie the LM head to the embedding table
+    loss, metrics = objective(parts, batch)            # runs embed -> backbone -> head -> loss
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, runtime_checkable
+
+__all__ = [
+    "Backbone",
+    "DataSource",
+    "Evaluator",
+    "Head",
+    "ModelParts",
+    "Objective",
+    "PositionalEncoder",
+    "Recipe",
+    "SampleDataset",
+    "Tokenizer",
+    "Weights",
+]
+
+TokenType = Literal["discrete", "continuous"]
+PositionMode = Literal["additive", "rotary", "attention_bias"]
+
+
+@runtime_checkable
+class SampleDataset(Protocol):
+    """Map-style samples: ``len`` and integer indexing, so order is the sampler's pure function."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> Any: ...
+
+
+@runtime_checkable
+class DataSource(Protocol):
+    """Raw data made ready for training: text shards, a Zarr datacube of imagery, chips."""
+
+    def prepare(self) -> None:
+        """Materialise what the source needs (shards, a datacube); idempotent and resumable."""
+
+    def dataset(self, split: str) -> SampleDataset:
+        """Samples of one split (``"train"`` or ``"val"``)."""
+
+
+@runtime_checkable
+class Tokenizer(Protocol):
+    """Owns both halves of tokenization: data-side ``encode`` and model-side ``embedding``."""
+
+    #: ``"discrete"`` (ids into a vocabulary) or ``"continuous"`` (patch vectors).
+    tokens: TokenType
+
+    def encode(self, sample: Any) -> Any:
+        """Turn one raw sample (text, an image chip) into tokens."""
+
+    def embedding(self, embed_dim: int) -> Any:
+        """A fresh ``nn.Module`` mapping tokens to ``(B, T, embed_dim)`` vectors."""
+
+
+@runtime_checkable
+class PositionalEncoder(Protocol):
+    """Positions as an ``nn.Module``; ``mode`` says where it acts.
+
+    - ``additive``: ``forward(x, positions) -> x + P`` on the embeddings, before the blocks;
+    - ``rotary``: ``rotate(q, k, positions) -> (q, k)`` inside attention;
+    - ``attention_bias``: ``bias(q_len, k_len) -> (heads, q_len, k_len)`` added to attention scores.
+    """
+
+    mode: PositionMode
+    #: Dimensions of the position grid: 1 (sequence), 2 (image), 3 (time x image).
+    grid: int
+
+
+@runtime_checkable
+class Backbone(Protocol):
+    """A stack of transformer blocks: ``forward(x, positional, positions=None) -> (B, T, D)``."""
+
+    embed_dim: int
+    causal: bool
+
+    def __call__(self, x: Any, positional: Any = None, positions: Any = None) -> Any: ...
+
+
+@dataclass
+class ModelParts:
+    """The model-side pieces an objective, head or evaluator works with."""
+
+    embed: Any
+    positional: Any
+    backbone: Any
+
+
+@runtime_checkable
+class Objective(Protocol):
+    """Head + loss: ``objective(parts, batch) -> (loss, metrics)``; an ``nn.Module``."""
+
+    def bind(self, parts: ModelParts) -> None:
+        """Create or tie parameters that depend on the other parts (e.g. a tied LM head)."""
+
+    def __call__(self, parts: ModelParts, batch: Any) -> tuple[Any, Mapping[str, float]]: ...
+
+
+@runtime_checkable
+class Head(Protocol):
+    """A finetuning head over backbone features: ``head(features) -> outputs``."""
+
+    def __call__(self, features: Any) -> Any: ...
+
+
+@runtime_checkable
+class Evaluator(Protocol):
+    """Scores a built pipeline on one split: ``evaluate(pipeline, split) -> {metric: value}``."""
+
+    def evaluate(self, pipeline: Any, split: str = "val") -> Mapping[str, float]: ...
+
+
+@runtime_checkable
+class Weights(Protocol):
+    """Pretrained weights kept as data: local files plus metadata (band order, mean/std, sizes)."""
+
+    meta: Mapping[str, Any]
+
+    def files(self) -> Sequence[Any]:
+        """Local files used (their sha256 goes into the pipeline lock)."""
+
+    def load_into(self, parts: ModelParts) -> None:
+        """Copy the weights into freshly built parts."""
+
+
+@runtime_checkable
+class Recipe(Protocol):
+    """A named, complete pipeline config (the same form as a pipeline TOML file)."""
+
+    def config(self) -> Mapping[str, Any]: ...

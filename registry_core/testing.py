@@ -1,0 +1,96 @@
+"""Helpers a plugin's own tests call to check its specs (the plugin author kit).
+
+    from registry_core.testing import assert_plugin_ok
+
+    def test_my_plugin_specs():
+        assert_plugin_ok("myplugin")          # entry-point name
+
+Checks: the plugin loads, every target imports, every config schema resolves and its defaults validate,
+and importing the plugin (and its config modules) pulls in no heavy module.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+from typing import Final
+
+from registry_core._builtin import import_target
+from registry_core._errors import ComponentLoadError
+from registry_core._registry import Registry
+from registry_core._schema import resolve_config_class, validate_options
+from registry_core._spec import ComponentSpec
+
+__all__ = ["HEAVY_MODULES", "assert_plugin_ok", "check_plugin", "heavy_imports"]
+
+#: Modules that listing, showing and importing a plugin must never pull in.
+HEAVY_MODULES: Final = ("torch", "numpy", "xarray", "rasterio", "dask", "zarr", "tokenizers", "pandas", "scipy")
+
+
+def heavy_imports(modules: list[str], heavy: tuple[str, ...] = HEAVY_MODULES) -> list[str]:
+    """Heavy modules loaded by importing ``modules`` in a fresh interpreter."""
+    code = (
+        "import importlib, json, sys\n"
+        f"for m in {modules!r}: importlib.import_module(m)\n"
+        f"print(json.dumps(sorted(h for h in {list(heavy)!r} if h in sys.modules)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise AssertionError(f"importing {modules} failed:\n{out.stderr}")
+    loaded: list[str] = json.loads(out.stdout.strip().splitlines()[-1])
+    return loaded
+
+
+def _check_spec(spec: ComponentSpec) -> list[str]:
+    problems = []
+    if not spec.summary.strip():
+        problems.append(f"{spec.kind} {spec.id}: empty summary")
+    try:
+        import_target(spec)
+    except ComponentLoadError as exc:
+        problems.append(str(exc))
+    try:
+        cls = resolve_config_class(spec)
+    except Exception as exc:
+        problems.append(f"{spec.kind} {spec.id}: config {spec.config!r} does not resolve: {exc}")
+        return problems
+    if cls is not None:
+        _, issues = validate_options(cls, {}, f"{spec.kind} {spec.id}")
+        problems += [f"{spec.kind} {spec.id}: default config is invalid: {i}" for i in issues]
+        for f in dataclasses.fields(cls):
+            if not f.metadata.get("help"):
+                problems.append(f"{spec.kind} {spec.id}: config field {f.name!r} has no help text (use registry_core.option)")
+    return problems
+
+
+def check_plugin(name: str, registry: Registry | None = None, *, check_imports: bool = True) -> list[str]:
+    """Every problem found with plugin ``name`` (entry-point name), as sentences; [] when it is fine."""
+    reg = registry or Registry()
+    infos = {p.name: p for p in reg.plugins()}
+    if name not in infos:
+        return [f"plugin {name!r} is not installed (known: {', '.join(infos) or 'none'})"]
+    info = infos[name]
+    if info.status != "loaded":
+        return [f"plugin {name!r} is {info.status}: {info.error}"]
+    specs = [s for s in reg.list() if s.plugin == name]
+    problems: list[str] = []
+    for spec in specs:
+        problems += _check_spec(spec)
+    if check_imports:
+        light = [info.module.partition(":")[0]]
+        light += sorted({s.config.partition(":")[0] for s in specs if isinstance(s.config, str)})
+        light += sorted({s.config.__module__ for s in specs if isinstance(s.config, type)})
+        heavy = heavy_imports(light)
+        if heavy:
+            problems.append(f"importing plugin {name!r} and its config modules ({', '.join(light)}) loads heavy "
+                            f"modules: {', '.join(heavy)}; import them inside the component targets instead")
+    return problems
+
+
+def assert_plugin_ok(name: str, registry: Registry | None = None) -> None:
+    """Raise AssertionError listing every problem :func:`check_plugin` finds."""
+    problems = check_plugin(name, registry)
+    if problems:
+        raise AssertionError(f"plugin {name!r} has {len(problems)} problem(s):\n  " + "\n  ".join(problems))

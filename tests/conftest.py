@@ -1,0 +1,55 @@
+"""Shared fixtures: throw-away distributions that register plugins through real entry points."""
+
+from __future__ import annotations
+
+import importlib
+import textwrap
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+
+@dataclass
+class FakeDist:
+    """A distribution written as ``*.dist-info`` + module on a sys.path entry."""
+
+    site: Path
+    name: str
+    module: str
+    entry_point: str
+
+
+@pytest.fixture
+def site_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A directory on sys.path (and PYTHONPATH, for subprocesses) holding throw-away distributions."""
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setenv("PYTHONPATH", str(site))
+    importlib.invalidate_caches()
+    yield site
+    importlib.invalidate_caches()
+
+
+@pytest.fixture
+def make_dist(site_dir: Path) -> Callable[..., FakeDist]:
+    """Write a distribution whose entry point ``entry_point`` in group registry_core loads ``source``.
+
+    The module gets a unique name per call, so tests stay independent inside one interpreter.
+    """
+
+    def make(entry_point: str, source: str, dist_name: str | None = None, version: str = "1.2.3") -> FakeDist:
+        module = f"rc_test_{entry_point.replace('-', '_')}_{uuid.uuid4().hex[:8]}"
+        dist_name = dist_name or f"fake-{entry_point}"
+        (site_dir / f"{module}.py").write_text(textwrap.dedent(source))
+        info = site_dir / f"{dist_name.replace('-', '_')}-{version}.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist_name}\nVersion: {version}\n")
+        (info / "entry_points.txt").write_text(f"[registry_core]\n{entry_point} = {module}\n")
+        importlib.invalidate_caches()
+        return FakeDist(site_dir, dist_name, module, entry_point)
+
+    return make

@@ -1,0 +1,114 @@
+"""The CLI in a subprocess, as a user runs it: output, JSON form, exit codes, and no heavy imports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from registry_core.testing import HEAVY_MODULES
+
+TOY = """
+from dataclasses import dataclass
+from registry_core import ComponentSpec, hookimpl, option
+
+@dataclass
+class Cfg:
+    width: int = option(8, help="How wide.", min=1)
+
+@hookimpl
+def registry_core_components():
+    return [
+        ComponentSpec("backbone", "toy-net", "toy_target_pkg.net:Net", "A toy network.", modality="imagery",
+                      tags=("demo",), config=Cfg, provides={"embed_dim": None, "causal": False}),
+        ComponentSpec("tokenizer", "toy-tok", "toy_target_pkg.tok:Tok", "A toy tokenizer.", modality="text",
+                      replaces="elsewhere:toy"),
+    ]
+"""
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "registry_core", *args], capture_output=True, text=True, check=False)
+
+
+@pytest.fixture
+def toy_dist(make_dist) -> None:
+    make_dist("toys", TOY, dist_name="toy-dist", version="0.4.0")
+
+
+def test_list_groups_by_kind_and_marks_status(toy_dist) -> None:
+    out = cli("list")
+    assert out.returncode == 0, out.stderr
+    assert "backbone" in out.stdout and "toys:toy-net" in out.stdout and "toy-dist 0.4.0" in out.stdout
+    assert "[replaces elsewhere:toy]" in out.stdout
+    assert "elsewhere:toy" in out.stderr  # the orphan replacement is reported
+
+
+def test_list_json_has_the_documented_keys(toy_dist) -> None:
+    out = cli("list", "--json", "--kind", "backbone", "toy*")
+    rows = json.loads(out.stdout)
+    assert [r["id"] for r in rows] == ["toys:toy-net"]
+    assert set(rows[0]) == {"kind", "name", "id", "plugin", "distribution", "version", "summary", "modality",
+                            "tags", "replaces", "replaced_by", "status"}
+    assert rows[0]["status"] == "active" and rows[0]["tags"] == ["demo"]
+    assert json.loads(cli("list", "--json", "--modality", "text", "--tag", "nope").stdout) == []
+
+
+def test_show_prints_options_and_ports(toy_dist) -> None:
+    out = cli("show", "backbone", "toy-net")
+    assert out.returncode == 0, out.stderr
+    assert "width" in out.stdout and "How wide." in out.stdout and ">= 1" in out.stdout
+    assert "embed_dim=<from config>" in out.stdout and "causal=False" in out.stdout
+    rec = json.loads(cli("show", "backbone", "toys:toy-net", "--json").stdout)
+    assert rec["options"][0]["name"] == "width" and rec["options"][0]["default"] == 8
+    assert rec["target"] == "toy_target_pkg.net:Net"
+
+
+def test_not_found_exits_1_with_suggestion(toy_dist) -> None:
+    out = cli("show", "backbone", "toy-nett")
+    assert out.returncode == 1 and "did you mean 'toy-net'" in out.stderr
+    assert cli("list", "--kind", "backbon").returncode == 1
+
+
+def test_usage_error_exits_2() -> None:
+    assert cli("lsit").returncode == 2
+    assert cli("show", "backbone").returncode == 2
+
+
+def test_plugins_table_and_json(make_dist) -> None:
+    make_dist("crashy", "raise RuntimeError('cannot start')\n")
+    out = cli("plugins")
+    assert "crashy" in out.stdout and "broken" in out.stdout and "cannot start" in out.stdout
+    rows = {r["name"]: r for r in json.loads(cli("plugins", "--json").stdout)}
+    assert rows["llm"]["status"] == "loaded" and rows["crashy"]["status"] == "broken"
+    assert "Traceback" in rows["crashy"]["traceback"]
+    assert "crashy" in cli("list").stderr
+
+
+def test_doctor_reports_conflicts_and_exits_1(make_dist) -> None:
+    make_dist("a1", TOY)
+    make_dist("a2", TOY)
+    out = cli("doctor")
+    assert out.returncode == 1
+    assert "conflict: backbone 'toy-net' is provided by a1:toy-net and a2:toy-net" in out.stdout
+    assert "plugin import times" in out.stdout
+
+
+@pytest.mark.parametrize("args", [["list"], ["show", "tokenizer", "bpe"], ["plugins"], ["list", "--json"]])
+def test_browsing_imports_nothing_heavy(args: list[str], tmp_path: Path) -> None:
+    code = (
+        "import runpy, sys, json, contextlib, io\n"
+        f"sys.argv = ['registry_core', *{args!r}]\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    try:\n        runpy.run_module('registry_core', run_name='__main__')\n"
+        "    except SystemExit:\n        pass\n"
+        f"print(json.dumps(sorted(m for m in {list(HEAVY_MODULES)!r} if m in sys.modules)))\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith(('registry_llm.', 'registry_gfm.')) "
+        "and not m.endswith(('.plugin', '.specs')) and m.count('.') > 1)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path)
+    heavy, targets = (json.loads(line) for line in out.stdout.strip().splitlines()[-2:])
+    assert heavy == [] and targets == []

@@ -1,0 +1,46 @@
+"""The plugin author kit on the bundled plugins and on a plugin with problems."""
+
+from __future__ import annotations
+
+import pytest
+
+from registry_core import Registry
+from registry_core.testing import assert_plugin_ok, check_plugin
+
+
+@pytest.mark.parametrize("name", ["llm", "gfm"])
+def test_bundled_plugins_pass_the_kit(name: str) -> None:
+    assert_plugin_ok(name)
+
+
+def test_kit_reports_each_problem(make_dist) -> None:
+    src = """
+import json  # light
+import email.mime.text
+from dataclasses import dataclass, field
+from registry_core import ComponentSpec, hookimpl, option
+
+@dataclass
+class Cfg:
+    size: int = option(help="Required, so the defaults are invalid.")
+    undocumented: int = 3
+
+@hookimpl
+def registry_core_components():
+    return [ComponentSpec("backbone", "bad-target", "no_such_mod_kit:X", "Missing.", config=Cfg)]
+"""
+    make_dist("kitbad", src)
+    problems = check_plugin("kitbad", Registry(use_env=False), check_imports=False)
+    text = "\n".join(problems)
+    assert "no_such_mod_kit:X" in text
+    assert "required option 'size' is missing" in text
+    assert "'undocumented' has no help text" in text
+    assert check_plugin("not-installed-xyz", Registry(use_env=False)) == [
+        "plugin 'not-installed-xyz' is not installed (known: gfm, kitbad, llm)"
+    ]
+
+
+def test_kit_flags_heavy_imports(make_dist) -> None:
+    make_dist("kitheavy", "import numpy\nfrom registry_core import hookimpl\n")
+    problems = check_plugin("kitheavy", Registry(use_env=False))
+    assert any("numpy" in p for p in problems)
