@@ -6,17 +6,21 @@ Importing this package imports no plugin, torch, numpy or xarray.
 from __future__ import annotations
 
 from registry_core import interfaces
+from registry_core._compose import SLOTS, compose
 from registry_core._errors import ComponentLoadError, ConfigError, ConfigIssue, PluginError
 from registry_core._kinds import CORE_KINDS
+from registry_core._pipeline import LockMismatch, Pipeline
 from registry_core._registry import ConflictError, PluginInfo, Registry, get_registry
 from registry_core._schema import FieldInfo, describe_fields
 from registry_core._spec import ComponentSpec, KindSpec, option
+from registry_core._train_config import TrainConfig
 from registry_core.hookspecs import hookimpl, hookspec
 
 __version__ = "0.1.0"
 
 __all__ = [
     "CORE_KINDS",
+    "SLOTS",
     "ComponentLoadError",
     "ComponentSpec",
     "ConfigError",
@@ -24,10 +28,14 @@ __all__ = [
     "ConflictError",
     "FieldInfo",
     "KindSpec",
+    "LockMismatch",
+    "Pipeline",
     "PluginError",
     "PluginInfo",
     "Registry",
+    "TrainConfig",
     "__version__",
+    "compose",
     "describe_fields",
     "get_registry",
     "hookimpl",

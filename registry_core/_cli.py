@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from registry_core._cli_pipeline import add_pipeline_commands
 from registry_core._registry import Registry, get_registry
 from registry_core._render import jsonable, print_json, print_table
 from registry_core._schema import describe_fields, resolve_config_class
@@ -179,7 +180,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m registry_core", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m registry_core", description="Browse registered components; check and run pipelines."
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("list", help="list components, grouped by kind")
@@ -204,13 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_doctor)
 
-    for extend in _EXTENSIONS:
-        extend(sub)
+    add_pipeline_commands(sub)
     return parser
-
-
-#: Functions that add sub-commands (pipelines, training, ingest); each takes the subparsers object.
-_EXTENSIONS: list[Any] = []
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import importlib
 import os
 import types
@@ -52,7 +53,9 @@ def resolve_config_class(spec: ComponentSpec) -> type | None:
     return obj
 
 
+@functools.cache
 def _hints(cls: type) -> dict[str, Any]:
+    """Resolved annotations of a schema (cached: resolving string annotations is slow)."""
     return typing.get_type_hints(cls)
 
 

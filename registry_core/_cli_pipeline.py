@@ -1,0 +1,105 @@
+"""CLI commands that compose and run pipelines: ``check`` (imports nothing heavy) and ``run``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from registry_core._errors import ConfigError
+from registry_core._render import print_json, print_table
+
+__all__ = ["add_pipeline_commands"]
+
+
+def _compose(args: argparse.Namespace, extra: list[str] | None = None) -> Any:
+    from registry_core._pipeline import Pipeline
+
+    return Pipeline.from_toml(args.file, overrides=[*(args.set or []), *(extra or [])])
+
+
+def _print_errors(exc: ConfigError, file: str) -> None:
+    print(f"{file}: {len(exc.issues)} config error(s):", file=sys.stderr)
+    for issue in exc.issues:
+        print(f"  {issue}", file=sys.stderr)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    try:
+        pipeline = _compose(args)
+    except ConfigError as exc:
+        if args.json:
+            print_json({"ok": False, "errors": [{"slot": i.slot, "key": i.key, "message": i.message} for i in exc.issues]})
+        else:
+            _print_errors(exc, args.file)
+        return 1
+    rows = pipeline.describe()
+    if args.json:
+        print_json({"ok": True, "slots": rows})
+        return 0
+    print(f"{args.file}: ok" + (f" (pipeline {pipeline.name!r})" if pipeline.name else ""))
+    table = []
+    for r in rows:
+        wired = ", ".join(f"{k}={v} (from {src})" for k, (v, src) in r["wired"].items())
+        table.append([r["slot"], r["id"], r["provider"], wired or "-"])
+    print_table(table, ["slot", "component", "provider", "wired values"])
+    return 0
+
+
+def _is_main_rank() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    extra = [f"train.steps={args.steps}"] if args.steps is not None else []
+    try:
+        pipeline = _compose(args, extra)
+    except ConfigError as exc:
+        _print_errors(exc, args.file)
+        return 1
+    out = Path(args.out or Path("runs") / (pipeline.name or Path(args.file).stem))
+    from registry_core.training.distributed import setup_distributed
+
+    ctx = setup_distributed(pipeline.train.device)
+    if ctx.distributed:  # rank 0 prepares shared data first; the others then find it ready
+        import torch.distributed as dist
+
+        if not ctx.is_main:
+            dist.barrier()
+        pipeline.build()
+        if ctx.is_main:
+            dist.barrier()
+    else:
+        pipeline.build()
+    result = pipeline.fit(out, resume=args.resume)
+    if not ctx.is_main:
+        return 0
+    metrics = pipeline.evaluate("val") if pipeline.evaluator_slots else {}
+    pipeline.save(out)
+    summary = {"out": str(out), "step": result.step, "loss": result.loss, "val": result.val, "evaluators": metrics}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"trained {result.step} steps into {out}; last loss {result.loss}")
+    if result.val:
+        print("validation: " + ", ".join(f"{k}={v:.4f}" for k, v in result.val.items()))
+    for name, values in metrics.items():
+        print(f"{name}: " + ", ".join(f"{k}={v:.4f}" for k, v in values.items()))
+    return 0
+
+
+def add_pipeline_commands(sub: Any) -> None:
+    p = sub.add_parser("check", help="resolve, validate, wire and check a pipeline file (imports no component code)")
+    p.add_argument("file", help="pipeline TOML file")
+    p.add_argument("--set", action="append", metavar="SLOT.KEY=VALUE", help="override an option (repeatable)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("run", help="build and train a pipeline; writes metrics, checkpoints, config, lock, weights")
+    p.add_argument("file", help="pipeline TOML file")
+    p.add_argument("--out", help="output folder (default: runs/<pipeline name>)")
+    p.add_argument("--steps", type=int, help="override train.steps")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.pt")
+    p.add_argument("--set", action="append", metavar="SLOT.KEY=VALUE", help="override an option (repeatable)")
+    p.set_defaults(func=cmd_run)

@@ -1,0 +1,196 @@
+"""Composition: a plain config (dict or TOML) -> a checked Pipeline, importing no component code.
+
+Order: (1) resolve every name and validate every option, (2) wire shared values along the chain,
+(3) check contracts. All issues of a stage are reported together as one ConfigError.
+"""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from registry_core._contracts import ComposedSlot, check_contracts, wire
+from registry_core._errors import ConfigError, ConfigIssue
+from registry_core._registry import Registry, get_registry
+from registry_core._schema import nearest, resolve_config_class, validate_options
+from registry_core._train_config import TrainConfig
+
+if TYPE_CHECKING:
+    from registry_core._pipeline import Pipeline
+
+__all__ = ["LIST_SLOTS", "REQUIRED_SLOTS", "SLOTS", "apply_overrides", "compose", "load_toml"]
+
+#: Component slots of a pipeline and the kind each one takes, in chain order.
+SLOTS: Final[dict[str, str]] = {
+    "data": "data_source",
+    "tokenizer": "tokenizer",
+    "positional": "positional_encoder",
+    "backbone": "backbone",
+    "objective": "objective",
+    "head": "head",
+    "weights": "weights",
+}
+#: Slots that hold a list of components.
+LIST_SLOTS: Final[dict[str, str]] = {"evaluators": "evaluator"}
+REQUIRED_SLOTS: Final = ("data", "tokenizer", "backbone", "objective")
+#: Other top-level keys.
+_META_KEYS: Final = ("name", "description", "recipe", "train")
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    """Read a pipeline file; a syntax error names the file and the line."""
+    p = Path(path)
+    try:
+        with p.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"pipeline file {str(p)!r} does not exist", slot=str(p)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p} is not valid TOML: {exc}", slot=str(p)) from None
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text  # a bare word: a string
+
+
+def apply_overrides(config: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Apply ``slot.key=value`` overrides (values in TOML syntax; bare words are strings)."""
+    out = copy.deepcopy(dict(config))
+    for item in overrides:
+        path, sep, raw = item.partition("=")
+        keys = path.strip().split(".")
+        if not sep or len(keys) < 2 or not all(keys):
+            raise ConfigError(f"override {item!r} is not of the form slot.key=value", slot="--set")
+        table: Any = out
+        for k in keys[:-1]:
+            nxt = table.setdefault(k, {}) if isinstance(table, dict) else None
+            if not isinstance(nxt, dict):
+                raise ConfigError(f"override {item!r}: {k!r} is not a table", slot="--set")
+            table = nxt
+        table[keys[-1]] = _parse_value(raw.strip())
+    return out
+
+
+def _merge_recipe(config: Mapping[str, Any], registry: Registry, issues: list[ConfigIssue]) -> dict[str, Any]:
+    """A ``recipe = "name"`` key starts from that recipe's config; the file's own tables override it."""
+    name = config.get("recipe")
+    if name is None:
+        return dict(config)
+    if not isinstance(name, str):
+        issues.append(ConfigIssue("recipe", None, f"expected a recipe name, got {name!r}"))
+        return dict(config)
+    try:
+        recipe = registry.build("recipe", name)
+        base = dict(recipe.config())
+    except LookupError as exc:
+        issues.append(ConfigIssue("recipe", None, str(exc.args[0])))
+        return dict(config)
+    merged = copy.deepcopy(base)
+    for key, value in config.items():
+        if key == "recipe":
+            continue
+        old = merged.get(key)
+        if isinstance(value, Mapping) and isinstance(old, Mapping) and value.get("use", old.get("use")) == old.get("use"):
+            merged[key] = {**old, **value}
+        else:
+            merged[key] = value
+    return merged
+
+
+def _resolve_slot(slot: str, kind: str, table: Any, registry: Registry, issues: list[ConfigIssue]) -> ComposedSlot | None:
+    if not isinstance(table, Mapping):
+        issues.append(ConfigIssue(slot, None, f"expected a table like {{use = \"name\", ...options}}, got {table!r}"))
+        return None
+    use = table.get("use")
+    if not isinstance(use, str) or not use:
+        issues.append(ConfigIssue(slot, "use", f"missing 'use = \"<{kind} name>\"' naming the component for this slot"))
+        return None
+    try:
+        spec = registry.get(kind, use)
+    except LookupError as exc:
+        issues.append(ConfigIssue(slot, "use", str(exc.args[0])))
+        return None
+    options = {str(k): v for k, v in table.items() if k != "use"}
+    try:
+        cls = resolve_config_class(spec)
+    except Exception as exc:  # a plugin bug, still reported against the slot
+        issues.append(ConfigIssue(slot, None, f"config schema {spec.config!r} of {spec.id} cannot be loaded: {exc}"))
+        return None
+    if cls is None:
+        issues += [ConfigIssue(slot, k, f"{spec.id} takes no options") for k in options]
+        return ComposedSlot(slot, kind, spec, None, options)
+    config, found = validate_options(cls, options, slot)
+    issues += found
+    return None if config is None else ComposedSlot(slot, kind, spec, config, options)
+
+
+def compose(config: Mapping[str, Any] | str | Path, registry: Registry | None = None) -> Pipeline:
+    """Resolve, validate, wire and check a pipeline config; raises ConfigError listing every issue."""
+    from registry_core._pipeline import Pipeline
+
+    reg = registry or get_registry()
+    source = None
+    if isinstance(config, (str, Path)):
+        source = Path(config)
+        config = load_toml(source)
+    if not isinstance(config, Mapping):
+        raise ConfigError(f"a pipeline config is a table of slots, got {type(config).__name__}", slot="pipeline")
+    issues: list[ConfigIssue] = []
+    config = _merge_recipe(config, reg, issues)
+
+    known = [*SLOTS, *LIST_SLOTS, *_META_KEYS]
+    for key in config:
+        if key not in known:
+            near = nearest(str(key), known)
+            hint = f"did you mean {near!r}?" if near else f"expected one of {', '.join(known)}"
+            issues.append(ConfigIssue(str(key), None, f"unknown pipeline key {key!r}; {hint}"))
+    for slot in REQUIRED_SLOTS:
+        if slot not in config:
+            issues.append(ConfigIssue(slot, None, f"the pipeline needs a [{slot}] table naming a {SLOTS[slot]}"))
+
+    slots: dict[str, ComposedSlot] = {}
+    for slot, kind in SLOTS.items():
+        if slot in config:
+            resolved = _resolve_slot(slot, kind, config[slot], reg, issues)
+            if resolved is not None:
+                slots[slot] = resolved
+    evaluators: list[ComposedSlot] = []
+    for slot, kind in LIST_SLOTS.items():
+        entries = config.get(slot, [])
+        if not isinstance(entries, list):
+            issues.append(ConfigIssue(slot, None, f"expected an array of tables ([[{slot}]]), got {entries!r}"))
+            continue
+        for i, entry in enumerate(entries):
+            resolved = _resolve_slot(f"{slot}[{i}]", kind, entry, reg, issues)
+            if resolved is not None:
+                evaluators.append(resolved)
+
+    train_table = config.get("train", {})
+    train, found = validate_options(TrainConfig, train_table, "train")
+    issues += found
+    for key in ("name", "description"):
+        if key in config and not isinstance(config[key], str):
+            issues.append(ConfigIssue(key, None, f"expected a string, got {config[key]!r}"))
+    if issues or train is None:
+        raise ConfigError(issues)
+
+    everything = {**slots, **{s.slot: s for s in evaluators}}
+    issues += wire(everything)
+    issues += check_contracts(everything)
+    if issues:
+        raise ConfigError(issues)
+    return Pipeline(
+        slots=slots,
+        evaluators=evaluators,
+        train=train,
+        name=config.get("name"),
+        description=config.get("description"),
+        registry=reg,
+        source=source,
+    )

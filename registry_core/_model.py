@@ -1,0 +1,41 @@
+"""The trainable model a pipeline assembles from its parts (imports torch; loaded only on build)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from torch import Tensor, nn
+
+from registry_core.interfaces import ModelParts
+
+__all__ = ["PipelineModel"]
+
+
+class PipelineModel(nn.Module):
+    """embed -> (positional) -> backbone -> objective; ``forward(batch) -> (loss, metrics)``.
+
+    The parts are registered as submodules so one state dict (and one optimizer) covers them all.
+    """
+
+    def __init__(self, embed: nn.Module, positional: nn.Module | None, backbone: nn.Module, objective: Any,
+                 head: nn.Module | None = None) -> None:
+        super().__init__()
+        self.embed = embed
+        self.positional = positional
+        self.backbone = backbone
+        self.objective = objective
+        self.head = head
+        self.parts = ModelParts(embed, positional, backbone)
+        objective.bind(self.parts)
+        flops = getattr(backbone, "flops_per_token", None)
+        self.flops_fn = flops if callable(flops) else None
+        #: Read by the trainer for throughput and MFU; set by Pipeline.build from the data's seq_len.
+        self.tokens_per_sample: int | None = None
+        self.flops_per_token: float | None = None
+
+    def forward(self, batch: Any) -> tuple[Tensor, Mapping[str, Any]]:
+        out = self.objective(self.parts, batch)
+        if isinstance(out, tuple):
+            return out[0], out[1]
+        return out, {}

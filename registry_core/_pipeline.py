@@ -1,0 +1,380 @@
+"""A composed pipeline: its config form, its lock, and (once built) its components and model."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata as md
+import json
+import warnings
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from registry_core._contracts import ComposedSlot
+from registry_core._errors import ConfigError, ConfigIssue
+from registry_core._registry import Registry
+from registry_core._toml import dumps
+from registry_core._train_config import TrainConfig
+
+__all__ = ["LockMismatch", "Pipeline"]
+
+CONFIG_FILE = "pipeline.toml"
+LOCK_FILE = "pipeline.lock.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+class LockMismatch(RuntimeError):
+    """An installed provider differs from the one recorded in a pipeline's lock."""
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _config_dict(config: Any) -> dict[str, Any]:
+    """A config instance as plain TOML-able values (None dropped, paths as strings)."""
+    if config is None:
+        return {}
+    out: dict[str, Any] = {}
+    for f in fields(config):
+        value = getattr(config, f.name)
+        if value is None:
+            continue
+        if hasattr(value, "__dataclass_fields__"):
+            value = _config_dict(value)
+        elif isinstance(value, Path):
+            value = str(value)
+        elif isinstance(value, tuple):
+            value = list(value)
+        out[f.name] = value
+    return out
+
+
+@dataclass
+class _Built:
+    components: dict[str, Any]
+    evaluators: list[Any]
+    model: Any
+
+
+class Pipeline:
+    """Slots resolved to specs with validated, wired configs; ``build()`` makes the components.
+
+    Build protocol (each step only where the component has the method): ``data.attach_tokenizer(tok)``;
+    a tokenizer without a vocabulary (``tok.trained`` false) trains on ``data.train_tokenizer_texts()``;
+    ``data.prepare()``; ``tok.embedding(embed_dim)``; ``objective.bind(parts)``; ``weights.load_into(parts)``.
+    """
+
+    def __init__(
+        self,
+        slots: Mapping[str, ComposedSlot],
+        evaluators: Iterable[ComposedSlot],
+        train: TrainConfig,
+        registry: Registry,
+        name: str | None = None,
+        description: str | None = None,
+        source: Path | None = None,
+    ) -> None:
+        self.slots = dict(slots)
+        self.evaluator_slots = list(evaluators)
+        self.train = train
+        self.registry = registry
+        self.name = name
+        self.description = description
+        self.source = source
+        self._built: _Built | None = None
+
+    # -- config form ---------------------------------------------------------------------------
+
+    @classmethod
+    def from_toml(cls, path: str | Path, registry: Registry | None = None, overrides: Iterable[str] = ()) -> Pipeline:
+        """Compose the pipeline in a TOML file, with optional ``slot.key=value`` overrides."""
+        from registry_core._compose import apply_overrides, compose, load_toml
+
+        config = apply_overrides(load_toml(path), list(overrides))
+        pipeline = compose(config, registry)
+        pipeline.source = Path(path)
+        return pipeline
+
+    def to_config(self) -> dict[str, Any]:
+        """The config form (qualified ids, every option with a value); compose(to_config()) is equal."""
+        out: dict[str, Any] = {}
+        if self.name:
+            out["name"] = self.name
+        if self.description:
+            out["description"] = self.description
+        for slot, s in self.slots.items():
+            out[slot] = {"use": s.spec.id, **_config_dict(s.config)}
+        if self.evaluator_slots:
+            out["evaluators"] = [{"use": s.spec.id, **_config_dict(s.config)} for s in self.evaluator_slots]
+        out["train"] = _config_dict(self.train)
+        return out
+
+    def to_toml(self) -> str:
+        return dumps(self.to_config())
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Pipeline) and self.to_config() == other.to_config()
+
+    def __repr__(self) -> str:
+        parts = ", ".join(f"{k}={s.spec.id}" for k, s in self.slots.items())
+        return f"<Pipeline {self.name or ''} {parts}>".replace("  ", " ")
+
+    def all_slots(self) -> list[ComposedSlot]:
+        return [*self.slots.values(), *self.evaluator_slots]
+
+    def describe(self) -> list[dict[str, Any]]:
+        """Each slot: qualified id, provider, and the values wired into it (for ``check``)."""
+        rows = []
+        for s in self.all_slots():
+            rows.append({
+                "slot": s.slot,
+                "kind": s.kind,
+                "id": s.spec.id,
+                "provider": f"{s.spec.distribution or s.spec.plugin} {s.spec.version or ''}".strip(),
+                "wired": {k: (getattr(s.config, k), src) for k, src in s.wired.items()},
+                "options": _config_dict(s.config),
+            })
+        return rows
+
+    def files(self) -> dict[str, Path]:
+        """Tokenizer and weights files in use: built components' ``files()``, else their ``path`` options."""
+        out: dict[str, Path] = {}
+        for slot in ("tokenizer", "weights"):
+            s = self.slots.get(slot)
+            if s is None:
+                continue
+            comp = self._built.components.get(slot) if self._built else None
+            listed = list(comp.files()) if comp is not None and hasattr(comp, "files") else []
+            if not listed and getattr(s.config, "path", None):
+                listed = [s.config.path]
+            out.update(_expand(slot, [Path(x) for x in listed]))
+        return out
+
+    def lock(self, files: Mapping[str, Path] | None = None, root: Path | None = None) -> dict[str, Any]:
+        """Every component's qualified id, provider distribution and version, and file hashes.
+
+        File paths are written relative to ``root`` when they lie inside it (a saved pipeline's folder).
+        """
+
+        def shown(p: Path) -> str:
+            return str(p.relative_to(root)) if root is not None and p.is_relative_to(root) else str(p)
+
+        files = self.files() if files is None else files
+        return {
+            "components": [
+                {"slot": s.slot, "kind": s.kind, "id": s.spec.id, "target": s.spec.target,
+                 "distribution": s.spec.distribution, "version": s.spec.version}
+                for s in self.all_slots()
+            ],
+            "files": {name: {"path": shown(p), "sha256": sha256_file(p)} for name, p in files.items()},
+        }
+
+    def check_lock(self, lock: Mapping[str, Any], strict: bool = False) -> list[str]:
+        """Compare a recorded lock with what is installed now; warn (or raise LockMismatch when strict)."""
+        problems = []
+        for entry in lock.get("components", []):
+            dist, version = entry.get("distribution"), entry.get("version")
+            if not dist:
+                continue
+            try:
+                installed = md.version(dist)
+            except md.PackageNotFoundError:
+                installed = None
+            if installed != version:
+                problems.append(f"{entry.get('slot')} `{entry.get('id')}` was locked with {dist} {version} but "
+                                f"{'it is not installed' if installed is None else f'{installed} is installed'}")
+        for problem in problems:
+            if strict:
+                raise LockMismatch(problem)
+            warnings.warn(problem, stacklevel=2)
+        return problems
+
+    # -- building and running --------------------------------------------------------------------
+
+    @property
+    def built(self) -> bool:
+        return self._built is not None
+
+    def _need_built(self) -> _Built:
+        if self._built is None:
+            self.build()
+        assert self._built is not None
+        return self._built
+
+    def component(self, slot: str) -> Any:
+        """The built component in ``slot`` (builds the pipeline on first use)."""
+        return self._need_built().components[slot]
+
+    @property
+    def data(self) -> Any:
+        return self.component("data")
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.component("tokenizer")
+
+    @property
+    def objective(self) -> Any:
+        return self.component("objective")
+
+    @property
+    def model(self) -> Any:
+        return self._need_built().model
+
+    @property
+    def parts(self) -> Any:
+        return self.model.parts
+
+    @property
+    def evaluators(self) -> list[Any]:
+        return self._need_built().evaluators
+
+    def embed_dim(self) -> int:
+        dim = self.slots["backbone"].provides().get("embed_dim") or getattr(self.slots["backbone"].config, "embed_dim", None)
+        if not isinstance(dim, int):
+            raise ConfigError([ConfigIssue("backbone", "embed_dim", f"{self.slots['backbone'].label} does not provide embed_dim")])
+        return dim
+
+    def build(self, prepare: bool = True) -> Pipeline:
+        """Build every component, prepare the data, and assemble the model."""
+        from registry_core._model import PipelineModel
+
+        comps = {slot: self.registry.build_spec(s.spec, s.config) for slot, s in self.slots.items()}
+        data, tok = comps["data"], comps["tokenizer"]
+        if hasattr(data, "attach_tokenizer"):
+            data.attach_tokenizer(tok)
+        if prepare:
+            if getattr(tok, "trained", True) is False and hasattr(data, "train_tokenizer_texts"):
+                tok.train(data.train_tokenizer_texts())
+            data.prepare()
+        embed = tok.embedding(self.embed_dim())
+        model = PipelineModel(embed, comps.get("positional"), comps["backbone"], comps["objective"], comps.get("head"))
+        seq_len = self.slots["data"].provides().get("seq_len") or getattr(self.slots["data"].config, "seq_len", None)
+        if isinstance(seq_len, int):
+            model.tokens_per_sample = seq_len
+            if model.flops_fn is not None:
+                model.flops_per_token = float(model.flops_fn(seq_len))
+        if "weights" in comps:
+            comps["weights"].load_into(model.parts)
+        evaluators = [self.registry.build_spec(s.spec, s.config) for s in self.evaluator_slots]
+        self._built = _Built(comps, evaluators, model)
+        return self
+
+    def trainer(self, out_dir: str | Path) -> Any:
+        """A Trainer over this pipeline's model and data (imports torch)."""
+        from registry_core.training import Trainer
+
+        built = self._need_built()
+        data = built.components["data"]
+        units = "chips" if self.slots["data"].spec.modality == "imagery" else "tokens"
+        return Trainer(built.model, data.dataset("train"), self.train, Path(out_dir),
+                       val_data=data.dataset("val"), units=units)
+
+    def fit(self, out_dir: str | Path, resume: bool = False) -> Any:
+        """Train for ``train.steps`` steps into ``out_dir`` (metrics.jsonl, checkpoints/, config, lock)."""
+        out = Path(out_dir)
+        trainer = self.trainer(out)
+        if trainer.ctx.is_main:
+            self.write_config(out)
+        with trainer:
+            return trainer.fit(resume=resume)
+
+    def evaluate(self, split: str = "val") -> dict[str, dict[str, float]]:
+        """Every evaluator's metrics on ``split``, by the evaluator's qualified id."""
+        built = self._need_built()
+        return {s.spec.id: dict(ev.evaluate(self, split)) for s, ev in zip(self.evaluator_slots, built.evaluators)}
+
+    # -- saving and loading -------------------------------------------------------------------
+
+    def write_config(self, out_dir: Path, config: Mapping[str, Any] | None = None,
+                     lock: Mapping[str, Any] | None = None) -> None:
+        """Write pipeline.toml and the lock into ``out_dir`` (atomically)."""
+        from registry_core._atomic import write_text_atomic
+
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(out_dir / CONFIG_FILE, dumps(config if config is not None else self.to_config()))
+        write_text_atomic(out_dir / LOCK_FILE, json.dumps(lock if lock is not None else self.lock(), indent=2) + "\n")
+
+    def save(self, out_dir: str | Path) -> Path:
+        """Config + lock + weights (safetensors) + the tokenizer's own files, into ``out_dir``.
+
+        A tokenizer with ``save(folder)`` and a ``path`` option is saved under ``tokenizer/`` and the written
+        config points its ``path`` there, so ``Pipeline.load`` needs nothing outside the folder.
+        """
+        from safetensors.torch import save_model
+
+        from registry_core._atomic import atomic_path
+
+        out = Path(out_dir).resolve()
+        built = self._need_built()
+        out.mkdir(parents=True, exist_ok=True)
+        config = self.to_config()
+        files = {k: v for k, v in self.files().items() if not k.startswith("tokenizer:")}
+        tok = built.components["tokenizer"]
+        if hasattr(tok, "save") and "path" in {f.name for f in fields(self.slots["tokenizer"].config)}:
+            tok_dir = out / "tokenizer"
+            tok_dir.mkdir(exist_ok=True)
+            target = Path(tok.save(tok_dir) or tok_dir)
+            config["tokenizer"]["path"] = str(target.relative_to(out))
+            files.update(_expand("tokenizer", [target]))
+        else:
+            files.update({k: v for k, v in self.files().items() if k.startswith("tokenizer:")})
+        with atomic_path(out / WEIGHTS_FILE) as tmp:
+            save_model(built.model, str(tmp))
+        files["model:" + WEIGHTS_FILE] = out / WEIGHTS_FILE
+        self.write_config(out, config, self.lock(files, root=out))
+        return out
+
+    @classmethod
+    def load(cls, out_dir: str | Path, registry: Registry | None = None, strict: bool = False) -> Pipeline:
+        """Rebuild a saved pipeline: compose its config, check the lock and file hashes, load the weights.
+
+        Weights load through safetensors only (nothing is unpickled).
+        """
+        from safetensors.torch import load_model
+
+        from registry_core._compose import compose, load_toml
+
+        out = Path(out_dir).resolve()
+        config = load_toml(out / CONFIG_FILE)
+        tok = config.get("tokenizer", {})
+        if isinstance(tok, dict) and isinstance(tok.get("path"), str) and not Path(tok["path"]).is_absolute():
+            tok["path"] = str(out / tok["path"])
+        pipeline = compose(config, registry)
+        lock_path = out / LOCK_FILE
+        if lock_path.is_file():
+            lock = json.loads(lock_path.read_text())
+            pipeline.check_lock(lock, strict=strict)
+            for name, entry in lock.get("files", {}).items():
+                p = Path(entry["path"])
+                p = p if p.is_absolute() else out / p
+                if not p.is_file():
+                    raise LockMismatch(f"{name} ({p}) recorded in {lock_path} is missing")
+                if sha256_file(p) != entry["sha256"]:
+                    raise LockMismatch(f"{name} ({p}) has changed since the pipeline was saved: its sha256 differs "
+                                       f"from the one in {lock_path}")
+        weights = out / WEIGHTS_FILE
+        if not weights.is_file():
+            raise FileNotFoundError(f"{weights} is missing; expected the weights written by Pipeline.save")
+        pipeline.build(prepare=False)
+        load_model(pipeline.model, str(weights))
+        return pipeline
+
+
+def _expand(slot: str, paths: list[Path]) -> dict[str, Path]:
+    """``slot:name`` -> file, for files and for every file inside listed folders."""
+    out: dict[str, Path] = {}
+    for p in paths:
+        if p.is_file():
+            out[f"{slot}:{p.name}"] = p.resolve()
+        elif p.is_dir():
+            for f in sorted(p.rglob("*")):
+                if f.is_file():
+                    out[f"{slot}:{f.relative_to(p)}"] = f.resolve()
+    return out

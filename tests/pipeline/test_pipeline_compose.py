@@ -1,0 +1,155 @@
+"""Composition: resolving, validating, wiring and contract checks, before any component code runs."""
+
+from __future__ import annotations
+
+import copy
+import sys
+from typing import Any
+
+import pytest
+
+from registry_core import ConfigError, Registry, compose
+
+
+def issues_of(config: dict[str, Any], registry: Registry) -> list[str]:
+    with pytest.raises(ConfigError) as err:
+        compose(config, registry)
+    return [str(i) for i in err.value.issues]
+
+
+def test_good_config_composes_and_wires(toy_registry: Registry, good: dict) -> None:
+    p = compose(good, toy_registry)
+    assert p.slots["positional"].config.embed_dim == 32
+    assert p.slots["positional"].config.max_positions == 64
+    assert p.slots["positional"].wired == {"embed_dim": "backbone", "max_positions": "backbone"}
+    assert p.slots["objective"].config.vocab_size == 16 and p.slots["objective"].wired["vocab_size"] == "tokenizer"
+    rows = {r["slot"]: r for r in p.describe()}
+    assert rows["tokenizer"]["id"] == "toy:toy-tok" and rows["tokenizer"]["provider"] == "rc-toy 0.3.0"
+    assert rows["objective"]["wired"]["embed_dim"] == (32, "backbone")
+    assert "rc_toy_parts" not in sys.modules  # nothing was built
+
+
+def test_round_trip_through_config_and_toml(toy_registry: Registry, good: dict, tmp_path) -> None:
+    p = compose(good, toy_registry)
+    again = compose(p.to_config(), toy_registry)
+    assert again == p and again.to_config() == p.to_config()
+    path = tmp_path / "pipeline.toml"
+    path.write_text(p.to_toml())
+    from registry_core import Pipeline
+
+    assert Pipeline.from_toml(path, toy_registry) == p
+
+
+def test_overrides(toy_registry: Registry, good: dict, tmp_path) -> None:
+    from registry_core import Pipeline
+    from registry_core._toml import dumps
+
+    path = tmp_path / "p.toml"
+    path.write_text(dumps(good))
+    p = Pipeline.from_toml(path, toy_registry, overrides=["backbone.embed_dim=48", "train.steps=3", "data.use=toy-text"])
+    assert p.slots["backbone"].config.embed_dim == 48 and p.slots["objective"].config.embed_dim == 48
+    assert p.train.steps == 3
+    with pytest.raises(ConfigError, match=r"slot\.key=value"):
+        Pipeline.from_toml(path, toy_registry, overrides=["steps"])
+
+
+def test_validation_errors_are_reported_together(toy_registry: Registry, good: dict) -> None:
+    bad = copy.deepcopy(good)
+    bad["backbone"]["embed_dimm"] = 32
+    bad["data"]["seq_len"] = "long"
+    bad["tokenizer"]["use"] = "toy-tk"
+    bad["train"]["lr"] = -1.0
+    bad["trian"] = {}
+    text = "\n".join(issues_of(bad, toy_registry))
+    assert "[backbone.embed_dimm] unknown option 'embed_dimm'; did you mean 'embed_dim'?" in text
+    assert "[data.seq_len] expected an int, got str 'long'" in text
+    assert "[tokenizer.use] no tokenizer named 'toy-tk'; did you mean 'toy-tok'" in text
+    assert "[train.lr] must be >= 0.0" in text
+    assert "[trian] unknown pipeline key 'trian'; did you mean 'train'?" in text
+
+
+def test_missing_slot_and_bad_shapes(toy_registry: Registry) -> None:
+    text = "\n".join(issues_of({"data": "toy-text", "tokenizer": {}, "evaluators": {"use": "x"}}, toy_registry))
+    assert "[data] expected a table" in text
+    assert "[tokenizer.use] missing 'use" in text
+    assert "[backbone] the pipeline needs a [backbone] table" in text
+    assert "[evaluators] expected an array of tables" in text
+
+
+# --- contract rules: each failing config names both components and both values --------------------
+
+
+def with_(good: dict, **slots: dict) -> dict:
+    cfg = copy.deepcopy(good)
+    for slot, table in slots.items():
+        cfg[slot] = table
+    return cfg
+
+
+CONTRACTS = {
+    "modality": (
+        {"data": {"use": "toy-image"}},
+        "tokenizer `toy-tok` has modality=text but data `toy-image` has modality=imagery",
+    ),
+    "tokens": (
+        {"tokenizer": {"use": "toy-patch", "bands": ["B02"]}, "data": {"use": "toy-image", "bands": ["B02"]}},
+        "objective `toy-next` requires tokens=discrete but tokenizer `toy-patch` provides tokens=continuous",
+    ),
+    "causal": (
+        {"backbone": {"use": "toy-encoder"}},
+        "objective `toy-next` requires causal=true but backbone `toy-encoder` provides causal=false",
+    ),
+    "position_mode": (
+        {"positional": {"use": "toy-rotary"}},
+        "positional `toy-rotary` provides position_mode=rotary but backbone `toy-decoder` accepts position_mode in [additive]",
+    ),
+    "grid": (
+        {"positional": {"use": "toy-2d"}},
+        "positional `toy-2d` provides grid=2 but tokenizer `toy-tok` provides grid=1",
+    ),
+    "supports_masking": (
+        {"backbone": {"use": "toy-encoder"}, "objective": {"use": "toy-mae"}},
+        "objective `toy-mae` requires supports_masking=true but no component in this pipeline provides supports_masking",
+    ),
+    "vocab_size": (
+        {"objective": {"use": "toy-next", "vocab_size": 99}},
+        "objective `toy-next` sets vocab_size=99 but tokenizer `toy-tok` provides vocab_size=16",
+    ),
+    "seq_len": (
+        {"data": {"use": "toy-text", "seq_len": 100}},
+        "data `toy-text` provides seq_len=100 but backbone `toy-decoder` provides max_positions=64",
+    ),
+    "embed_dim": (
+        {"weights": {"use": "toy-weights", "embed_dim": 48, "bands": []}},
+        "weights `toy-weights` provides embed_dim=48 but backbone `toy-decoder` provides embed_dim=32",
+    ),
+}
+
+
+@pytest.mark.parametrize("rule", list(CONTRACTS))
+def test_contract_violation_names_both_sides(toy_registry: Registry, good: dict, rule: str) -> None:
+    change, message = CONTRACTS[rule]
+    text = "\n".join(issues_of(with_(good, **change), toy_registry))
+    assert message in text
+
+
+def test_band_order_mismatch_explains_itself(toy_registry: Registry, good: dict) -> None:
+    cfg = with_(
+        good,
+        data={"use": "toy-image", "bands": ["B02", "B03", "B04"]},
+        tokenizer={"use": "toy-patch", "bands": ["B04", "B03", "B02"]},
+    )
+    text = "\n".join(issues_of(cfg, toy_registry))
+    assert "tokenizer `toy-patch` sets bands=[B04, B03, B02] but data `toy-image` provides bands=[B02, B03, B04]" in text
+    cfg["tokenizer"].pop("bands")
+    cfg["weights"] = {"use": "toy-weights", "bands": ["B02", "B04", "B03"]}
+    text = "\n".join(issues_of(cfg, toy_registry))
+    assert "weights `toy-weights` provides bands=[B02, B04, B03] but data `toy-image` provides bands=[B02, B03, B04]" in text
+    assert "position 1 is B03 vs B04" in text
+
+
+def test_wired_bands_flow_from_data(toy_registry: Registry, good: dict) -> None:
+    cfg = with_(good, data={"use": "toy-image", "bands": ["B02", "B03"]}, tokenizer={"use": "toy-patch"},
+                positional={"use": "toy-2d"}, backbone={"use": "toy-encoder"}, objective={"use": "toy-mae"})
+    text = "\n".join(issues_of(cfg, toy_registry))  # only the masking rule fails: bands were wired
+    assert "supports_masking" in text and "bands" not in text
