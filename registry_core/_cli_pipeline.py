@@ -64,6 +64,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     from registry_core.training.distributed import setup_distributed
 
     ctx = setup_distributed(pipeline.train.device)
+    try:
+        return _run(args, pipeline, out, ctx)
+    finally:
+        if ctx.owns_group:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+
+
+def _run(args: argparse.Namespace, pipeline: Any, out: Path, ctx: Any) -> int:
     if ctx.distributed:  # rank 0 prepares shared data first; the others then find it ready
         import torch.distributed as dist
 
@@ -89,6 +99,48 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ingest(args: argparse.Namespace) -> int:
+    """Build only the ``data`` slot of a pipeline file and run its ``prepare()`` (e.g. STAC -> Zarr)."""
+    from registry_core._compose import SLOTS, _resolve_slot, apply_overrides, load_toml
+    from registry_core._registry import get_registry
+
+    try:
+        config = apply_overrides(load_toml(args.file), args.set or [])
+        issues: list[Any] = []
+        reg = get_registry()
+        slot = _resolve_slot("data", SLOTS["data"], config.get("data"), reg, issues)
+        if issues or slot is None:
+            raise ConfigError(issues or "the file has no [data] table", slot="data")
+    except ConfigError as exc:
+        _print_errors(exc, args.file)
+        return 1
+    source = reg.build_spec(slot.spec, slot.config)
+    if not hasattr(source, "prepare"):
+        print(f"error: data source {slot.spec.id} has no prepare() step", file=sys.stderr)
+        return 1
+    source.prepare()
+    where = getattr(slot.config, "store", None) or getattr(slot.config, "out", None)
+    print(f"ingested data `{slot.spec.id}`" + (f" into {where}" if where else ""))
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    """Load a saved pipeline and continue a prompt with its objective's ``generate`` (KV-cached decoding)."""
+    from registry_core._pipeline import Pipeline
+
+    pipeline = Pipeline.load(args.dir)
+    objective = pipeline.objective
+    if not hasattr(objective, "generate"):
+        print(f"error: objective {pipeline.slots['objective'].spec.id} cannot generate", file=sys.stderr)
+        return 1
+    tok = pipeline.tokenizer
+    ids = tok.encode(args.prompt)
+    out = objective.generate(pipeline.parts, ids, max_new_tokens=args.max_tokens, temperature=args.temperature,
+                             top_k=args.top_k, top_p=args.top_p, seed=args.seed)
+    print(args.prompt + tok.decode(list(out)))
+    return 0
+
+
 def add_pipeline_commands(sub: Any) -> None:
     p = sub.add_parser("check", help="resolve, validate, wire and check a pipeline file (imports no component code)")
     p.add_argument("file", help="pipeline TOML file")
@@ -103,3 +155,18 @@ def add_pipeline_commands(sub: Any) -> None:
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.pt")
     p.add_argument("--set", action="append", metavar="SLOT.KEY=VALUE", help="override an option (repeatable)")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("ingest", help="run the data slot's preparation (e.g. STAC search -> Zarr datacube)")
+    p.add_argument("file", help="pipeline or data TOML file with a [data] table")
+    p.add_argument("--set", action="append", metavar="data.KEY=VALUE", help="override an option (repeatable)")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("generate", help="continue a prompt with a saved language-model pipeline")
+    p.add_argument("dir", help="folder written by run / Pipeline.save")
+    p.add_argument("--prompt", required=True)
+    p.add_argument("--max-tokens", type=int, default=64)
+    p.add_argument("--temperature", type=float, default=0.8, help="0 for greedy decoding")
+    p.add_argument("--top-k", type=int, default=None)
+    p.add_argument("--top-p", type=float, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_generate)

@@ -36,14 +36,15 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def _config_dict(config: Any) -> dict[str, Any]:
-    """A config instance as plain TOML-able values (None dropped, paths as strings)."""
+def _config_dict(config: Any, skip: Iterable[str] = ()) -> dict[str, Any]:
+    """A config instance as plain TOML-able values (None and ``skip`` dropped, paths as strings)."""
     if config is None:
         return {}
     out: dict[str, Any] = {}
+    skipped = set(skip)
     for f in fields(config):
         value = getattr(config, f.name)
-        if value is None:
+        if value is None or f.name in skipped:
             continue
         if hasattr(value, "__dataclass_fields__"):
             value = _config_dict(value)
@@ -109,11 +110,20 @@ class Pipeline:
         if self.description:
             out["description"] = self.description
         for slot, s in self.slots.items():
-            out[slot] = {"use": s.spec.id, **_config_dict(s.config)}
+            out[slot] = self._slot_config(s)
         if self.evaluator_slots:
-            out["evaluators"] = [{"use": s.spec.id, **_config_dict(s.config)} for s in self.evaluator_slots]
+            out["evaluators"] = [self._slot_config(s) for s in self.evaluator_slots]
         out["train"] = _config_dict(self.train)
         return out
+
+    def _slot_config(self, s: ComposedSlot) -> dict[str, Any]:
+        """One slot's table: values a built component resolved (``resolved_config()``, e.g. the true
+        vocabulary size) win; wired values are left out, since composing derives them again."""
+        config = s.config
+        comp = self._built.components.get(s.slot) if self._built else None
+        if comp is not None and hasattr(comp, "resolved_config"):
+            config = comp.resolved_config()
+        return {"use": s.spec.id, **_config_dict(config, skip=set(s.wired) - set(s.options))}
 
     def to_toml(self) -> str:
         return dumps(self.to_config())
@@ -244,7 +254,9 @@ class Pipeline:
     def build(self, prepare: bool = True) -> Pipeline:
         """Build every component, prepare the data, and assemble the model."""
         from registry_core._model import PipelineModel
+        from registry_core.training import seed_everything
 
+        seed_everything(self.train.seed)  # the same initial weights on every rank and in every rerun
         comps = {slot: self.registry.build_spec(s.spec, s.config) for slot, s in self.slots.items()}
         data, tok = comps["data"], comps["tokenizer"]
         if hasattr(data, "attach_tokenizer"):

@@ -30,13 +30,17 @@ class TrainConfig:
     )
     lr: float = option(3e-4, help="peak learning rate, reached at the end of warm-up", min=0.0)
     min_lr: float = option(0.0, help="learning rate at the end of the cosine decay", min=0.0)
-    warmup_steps: int = option(0, help="steps of linear warm-up from lr/warmup_steps to lr (a run shorter than this ends in warm-up)", min=0)
+    warmup_steps: int = option(
+        0, help="steps of linear warm-up from lr/warmup_steps to lr (a run shorter than this ends in warm-up)", min=0
+    )
     weight_decay: float = option(0.1, help="AdamW decoupled weight decay of the decayed group", min=0.0)
     betas: tuple[float, float] = option((0.9, 0.95), help="AdamW (beta1, beta2), each in [0, 1)")
     eps: float = option(1e-8, help="AdamW epsilon", min=0.0)
     grad_clip: float | None = option(1.0, help="clip the global gradient norm to this; None or 0 disables", min=0.0)
     seed: int = option(0, help="seed of data order and of the random streams (each rank adds its rank)", min=0)
-    precision: str = option("fp32", help="fp32, or bf16 autocast where the device supports it", choices=("fp32", "bf16"))
+    precision: str = option(
+        "fp32", help="fp32, or bf16 autocast where the device supports it", choices=("fp32", "bf16")
+    )
     compile: bool = option(False, help="wrap the model in torch.compile")
     checkpoint_every: int = option(
         1000, help="write out_dir/checkpoints/last.pt every N steps (0: only at the end)", min=0
@@ -65,7 +69,9 @@ class TrainConfig:
             problems.append(f"betas {self.betas} must be two numbers in [0, 1)")
         unknown = [n for n in self.no_decay if n not in NO_DECAY_CHOICES]
         if unknown:
-            problems.append(f"no_decay has {', '.join(map(repr, unknown))}; expected any of {', '.join(NO_DECAY_CHOICES)}")
+            problems.append(
+                f"no_decay has {', '.join(map(repr, unknown))}; expected any of {', '.join(NO_DECAY_CHOICES)}"
+            )
         if problems:
             raise ValueError("; ".join(problems))
 

@@ -80,6 +80,16 @@ def test_replacement_wins_by_short_name_and_replaced_stays_reachable(make_dist) 
     assert r.describe(r.get("tokenizer", "toy"))["replaces"] == "base:toy"
 
 
+def test_replacing_a_bundled_component(make_dist) -> None:
+    bundled = reg().list(kind="tokenizer", pattern="bpe")
+    assert bundled, "the llm plugin registers tokenizer bpe"
+    make_dist("mybpe", plugin(f"[{toy(name='bpe', replaces=repr('llm:bpe'))}]"))
+    r = reg()
+    assert r.get("tokenizer", "bpe").id == "mybpe:bpe"
+    assert r.get("tokenizer", "llm:bpe").plugin == "llm"
+    assert r.status(r.get("tokenizer", "llm:bpe")) == "replaced"
+
+
 def test_replacing_something_missing_is_reported(make_dist) -> None:
     make_dist("orphan", plugin(f"[{toy(replaces=repr('nowhere:toy'))}]"))
     r = reg()

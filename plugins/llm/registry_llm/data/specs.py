@@ -2,6 +2,119 @@
 
 from __future__ import annotations
 
-from registry_core import ComponentSpec
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
 
-SPECS: list[ComponentSpec] = []
+from registry_core import ComponentSpec, option
+
+#: Gopher rule names (reject reasons), in the order they are checked, and the thresholds each one uses.
+RULE_THRESHOLDS: dict[str, tuple[str, ...]] = {
+    "too_few_words": ("min_words",),
+    "too_many_words": ("max_words",),
+    "mean_word_length": ("min_mean_word_length", "max_mean_word_length"),
+    "symbol_word_ratio": ("max_symbol_word_ratio",),
+    "bullet_lines": ("max_bullet_lines",),
+    "ellipsis_lines": ("max_ellipsis_lines",),
+    "alpha_words": ("min_alpha_words",),
+    "stop_words": ("min_stop_words",),
+    "dup_line_fraction": ("max_dup_line_fraction",),
+    "dup_paragraph_fraction": ("max_dup_paragraph_fraction",),
+    "dup_line_chars": ("max_dup_line_chars",),
+    "dup_paragraph_chars": ("max_dup_paragraph_chars",),
+    "top_ngram_chars": ("max_top_ngram_chars",),
+    "dup_ngram_chars": ("max_dup_ngram_chars",),
+}
+
+
+@dataclass
+class TextShardsConfig:
+    """Options of ``text-shards``: local text -> clean -> filter -> dedup -> tokenize -> token shards.
+
+    The tokenizer is not an option: the pipeline hands the built one over with ``attach_tokenizer(tok)``.
+    """
+
+    paths: list[str] = option(
+        [],
+        help="input globs (.txt, .jsonl, .parquet; folders are searched recursively); empty: the embedded "
+        "corpus of Python's pydoc_data/topics.py",
+    )
+    out: Path = option(Path("text-shards"), help="folder for the shards and manifest.json")
+    seq_len: int = option(256, help="tokens per training window (each item reads seq_len + 1)", min=1)
+    val_fraction: float = option(
+        0.05,
+        help="share of tokens held out for the 'val' split: the documents at the end of the stream, "
+        "from the document boundary nearest (1 - val_fraction) of all tokens (0: no val split)",
+        min=0.0,
+        max=0.5,
+    )
+    text_field: str = option("text", help="field (jsonl) or column (parquet) holding the document text")
+    txt_documents: Literal["file", "blank-lines"] = option(
+        "file", help=".txt files: one document per file, or one per blank-line-separated block"
+    )
+    errors: Literal["skip", "raise"] = option(
+        "skip", help="invalid UTF-8 or unreadable files/lines: count and skip them, or raise naming the input"
+    )
+    dedup: Literal["none", "exact", "minhash"] = option(
+        "minhash", help="drop exact duplicates (hash of normalised text) or near duplicates too (MinHash LSH)"
+    )
+    minhash_ngram: int = option(5, help="MinHash shingles: word n-grams of this length", min=1)
+    minhash_bands: int = option(14, help="MinHash LSH bands", min=1)
+    minhash_rows: int = option(8, help="MinHash LSH rows per band (permutations = bands x rows)", min=1)
+    minhash_seed: int = option(1, help="seed of the MinHash permutations")
+    quality_filter: bool = option(True, help="apply the Gopher quality rules below (false: keep every document)")
+    disable_rules: list[str] = option(
+        [], help="Gopher rules to switch off by name (in TOML, where there is no None): " + ", ".join(RULE_THRESHOLDS)
+    )
+    min_words: int | None = option(50, help="Gopher: fewer words rejects the document (None: rule off)")
+    max_words: int | None = option(100_000, help="Gopher: more words rejects the document (None: rule off)")
+    min_mean_word_length: float | None = option(3.0, help="Gopher: mean word length below this rejects")
+    max_mean_word_length: float | None = option(10.0, help="Gopher: mean word length above this rejects")
+    max_symbol_word_ratio: float | None = option(0.1, help="Gopher: ('#' + ellipses) per word above this rejects")
+    max_bullet_lines: float | None = option(0.9, help="Gopher: share of lines starting with a bullet above this")
+    max_ellipsis_lines: float | None = option(0.3, help="Gopher: share of lines ending in an ellipsis above this")
+    min_alpha_words: float | None = option(0.8, help="Gopher: share of words with a letter below this rejects")
+    min_stop_words: int | None = option(2, help="Gopher: fewer of the 8 stop words (the, be, to, of, ...) rejects")
+    max_dup_line_fraction: float | None = option(0.3, help="Gopher: share of repeated lines above this rejects")
+    max_dup_paragraph_fraction: float | None = option(0.3, help="Gopher: share of repeated paragraphs above this")
+    max_dup_line_chars: float | None = option(0.2, help="Gopher: share of characters in repeated lines above this")
+    max_dup_paragraph_chars: float | None = option(0.2, help="Gopher: share of characters in repeated paragraphs")
+    max_top_ngram_chars: list[float] | None = option(
+        [0.20, 0.18, 0.16], help="Gopher: for word 2-, 3-, 4-grams, the share of characters the most common covers"
+    )
+    max_dup_ngram_chars: list[float] | None = option(
+        [0.15, 0.14, 0.13, 0.12, 0.11, 0.10],
+        help="Gopher: for word 5- to 10-grams, the share of characters inside repeated n-grams",
+    )
+    rejects: Path | None = option(
+        None, help="jsonl file listing every rejected document or input with its reason (None: counts only)"
+    )
+    append_eos: bool = option(True, help="end every document with the tokenizer's eos token in the shards")
+    shard_tokens: int = option(16_000_000, help="start a new shard once one holds this many tokens", min=1)
+    workers: int = option(
+        1, help="processes for cleaning, filtering, signatures and tokenizing (1: in this process)", min=1, max=256
+    )
+    batch_documents: int = option(256, help="documents per unit of work (bounds memory per worker)", min=1)
+    verify_checksums: bool = option(True, help="check every shard's sha256 when a dataset is opened (sizes always)")
+
+    def __post_init__(self) -> None:
+        unknown = [r for r in self.disable_rules if r not in RULE_THRESHOLDS]
+        if unknown:
+            raise ValueError(
+                f"disable_rules: unknown rule(s) {', '.join(map(repr, unknown))}; "
+                f"known rules: {', '.join(RULE_THRESHOLDS)}"
+            )
+
+
+SPECS: list[ComponentSpec] = [
+    ComponentSpec(
+        kind="data_source",
+        name="text-shards",
+        target="registry_llm.data.text_shards:build_text_shards",
+        summary="Local text (or the embedded pydoc corpus) cleaned, Gopher-filtered, deduped, tokenized to shards.",
+        modality="text",
+        tags=("llm", "text", "shards", "dedup"),
+        config=TextShardsConfig,
+        provides={"tokens": "discrete"},
+    )
+]

@@ -1,0 +1,282 @@
+"""``bpe``: byte-level BPE on Hugging Face ``tokenizers``, owning both the encoding and the embedding table.
+
+Trained with ``train(texts)`` or loaded from a ``tokenizer.json``, a folder with ``vocab.json`` +
+``merges.txt``, or a tiktoken ``.tiktoken`` rank file (ids then equal tiktoken's). Text is always encoded
+as plain text: a literal ``<|eos|>`` in a document is not turned into the control token.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Literal
+
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+
+from registry_llm.tokenizers.rank_files import byte_to_unicode, ranks_to_vocab_merges, read_rank_file
+from registry_llm.tokenizers.specs import BPEConfig
+
+__all__ = ["BPETokenizer", "build_bpe", "load_hf_tokenizer"]
+
+_SPECIAL_FIELDS = ("bos", "eos", "pad", "mask")
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temp file + fsync + rename, so a crash leaves the old file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _byte_level(tok: Tokenizer) -> Tokenizer:
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tok.decoder = decoders.ByteLevel()
+    return tok
+
+
+def load_hf_tokenizer(path: Path, pattern: str) -> Tokenizer:
+    """A ``tokenizers.Tokenizer`` from any of the three supported files; errors name the path."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        if (path / "tokenizer.json").is_file():
+            path = path / "tokenizer.json"
+        elif (path / "vocab.json").is_file() and (path / "merges.txt").is_file():
+            model = models.BPE.from_file(str(path / "vocab.json"), str(path / "merges.txt"))
+            return _byte_level(Tokenizer(model))
+        else:
+            raise FileNotFoundError(
+                f"bpe path {path} is a folder without tokenizer.json or vocab.json + merges.txt"
+            )
+    if not path.is_file():
+        raise FileNotFoundError(f"bpe path {path} does not exist (expected tokenizer.json, a folder or .tiktoken)")
+    if path.suffix == ".tiktoken":
+        vocab, merges = ranks_to_vocab_merges(read_rank_file(path))
+        # tiktoken looks whole pieces up before merging; ignore_merges does the same.
+        tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, ignore_merges=True))
+        tok.pre_tokenizer = pre_tokenizers.Sequence(
+            [
+                pre_tokenizers.Split(Regex(pattern), behavior="isolated"),
+                pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+            ]
+        )
+        tok.decoder = decoders.ByteLevel()
+        return tok
+    try:
+        return Tokenizer.from_file(str(path))
+    except Exception as exc:
+        raise ValueError(f"bpe path {path} is not a readable tokenizer.json: {exc}") from exc
+
+
+class BPETokenizer:
+    """Byte-level BPE ids on the data side, an ``nn.Embedding`` table on the model side."""
+
+    tokens: Literal["discrete"] = "discrete"
+
+    def __init__(self, config: BPEConfig) -> None:
+        self.config = config
+        self._tok: Tokenizer | None = None
+        self._bytes: list[bytes] | None = None  # token_bytes table, built on first use
+        self._pool: ThreadPoolExecutor | None = None
+        if config.threads >= 1:
+            # The library's rayon pool would run next to our N threads; switching it off makes N exact.
+            os.environ["TOKENIZERS_PARALLELISM"] = "false"
+        if config.path is not None:
+            self._set(load_hf_tokenizer(config.path, config.pattern))
+
+    # -- state ---------------------------------------------------------------------------------
+
+    def _specials(self) -> dict[str, str]:
+        return {k: getattr(self.config, f"{k}_token") for k in _SPECIAL_FIELDS if getattr(self.config, f"{k}_token")}
+
+    def _set(self, tok: Tokenizer) -> None:
+        # Specials already in the vocabulary keep their ids (GPT-2's <|endoftext|>); others are appended.
+        tok.add_special_tokens(list(dict.fromkeys(self._specials().values())))
+        tok.encode_special_tokens = True  # documents are plain text: never parse control tokens out of them
+        self._tok = tok
+        self._bytes = None
+        padded = self.config.padded_vocab_size
+        if padded is not None and padded < tok.get_vocab_size():
+            raise ValueError(
+                f"bpe padded_vocab_size={padded} is smaller than the tokenizer's vocabulary ({tok.get_vocab_size()})"
+            )
+
+    @property
+    def trained(self) -> bool:
+        return self._tok is not None
+
+    @property
+    def hf(self) -> Tokenizer:
+        """The underlying ``tokenizers.Tokenizer``; a clear error before training or loading."""
+        if self._tok is None:
+            raise RuntimeError("the bpe tokenizer has no vocabulary yet: call train(texts) or give path=")
+        return self._tok
+
+    @property
+    def vocab_size(self) -> int:
+        """The true vocabulary size (specials included); the training target before training."""
+        return self._tok.get_vocab_size() if self._tok is not None else self.config.vocab_size
+
+    @property
+    def padded_vocab_size(self) -> int:
+        """Rows of the embedding table: the vocabulary rounded up to ``pad_multiple`` (GPU-friendly shapes)."""
+        if self.config.padded_vocab_size is not None:
+            return self.config.padded_vocab_size
+        m = self.config.pad_multiple
+        return -(-self.vocab_size // m) * m
+
+    def _special_id(self, kind: str) -> int | None:
+        token = getattr(self.config, f"{kind}_token")
+        return self.hf.token_to_id(token) if token else None
+
+    @property
+    def bos_id(self) -> int | None:
+        return self._special_id("bos")
+
+    @property
+    def eos_id(self) -> int | None:
+        return self._special_id("eos")
+
+    @property
+    def pad_id(self) -> int | None:
+        return self._special_id("pad")
+
+    @property
+    def mask_id(self) -> int | None:
+        return self._special_id("mask")
+
+    def to_json(self) -> str:
+        """The tokenizer.json text that ``save`` writes (and that ``sha256`` hashes)."""
+        return self.hf.to_str()
+
+    @property
+    def sha256(self) -> str:
+        """sha256 of the saved tokenizer.json content; recorded in shard manifests and the pipeline lock."""
+        return hashlib.sha256(self.to_json().encode("utf-8")).hexdigest()
+
+    def resolved_config(self) -> BPEConfig:
+        """The config with the true ``vocab_size`` and ``padded_vocab_size`` filled in (for the lock/config)."""
+        return dataclasses.replace(self.config, vocab_size=self.vocab_size, padded_vocab_size=self.padded_vocab_size)
+
+    # -- training and files --------------------------------------------------------------------
+
+    def train(self, texts: Iterable[str]) -> BPETokenizer:
+        """Learn ``vocab_size`` tokens from ``texts`` (specials first: ids 0..3 by default)."""
+        tok = _byte_level(Tokenizer(models.BPE()))
+        trainer = trainers.BpeTrainer(
+            vocab_size=self.config.vocab_size,
+            min_frequency=self.config.min_frequency,
+            special_tokens=list(dict.fromkeys(self._specials().values())),
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False,
+        )
+        tok.train_from_iterator(texts, trainer=trainer)
+        self._set(tok)
+        return self
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write tokenizer.json atomically (``path`` is the file, or a folder to write it into)."""
+        out = Path(path)
+        if out.is_dir() or not out.suffix:
+            out.mkdir(parents=True, exist_ok=True)
+            out = out / "tokenizer.json"
+        _atomic_write_text(out, self.to_json())
+        return out
+
+    # -- encoding ------------------------------------------------------------------------------
+
+    def encode(self, text: str, *, bos: bool = False, eos: bool = False) -> list[int]:
+        """Token ids of ``text``; ``bos`` / ``eos`` add those special tokens (none by default)."""
+        ids: list[int] = self.hf.encode(text, add_special_tokens=False).ids
+        return self._wrap(ids, bos, eos)
+
+    def _wrap(self, ids: list[int], bos: bool, eos: bool) -> list[int]:
+        if bos:
+            bos_id = self.bos_id
+            if bos_id is None:
+                raise ValueError("bos=True but the bpe tokenizer has no bos_token")
+            ids = [bos_id, *ids]
+        if eos:
+            eos_id = self.eos_id
+            if eos_id is None:
+                raise ValueError("eos=True but the bpe tokenizer has no eos_token")
+            ids = [*ids, eos_id]
+        return ids
+
+    def _encode_chunk(self, texts: list[str]) -> list[list[int]]:
+        return [e.ids for e in self.hf.encode_batch_fast(texts, add_special_tokens=False)]
+
+    def encode_batch(self, texts: Sequence[str], *, bos: bool = False, eos: bool = False) -> list[list[int]]:
+        """``[encode(t) for t in texts]`` on the library's batch fast path (``threads`` sets the cores)."""
+        texts = list(texts)
+        threads = self.config.threads
+        if threads <= 1 or len(texts) < 2 * threads:
+            out = self._encode_chunk(texts)
+        else:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(threads, thread_name_prefix="bpe")
+            step = -(-len(texts) // threads)
+            chunks = [texts[i : i + step] for i in range(0, len(texts), step)]
+            out = [ids for part in self._pool.map(self._encode_chunk, chunks) for ids in part]
+        if bos or eos:
+            out = [self._wrap(ids, bos, eos) for ids in out]
+        return out
+
+    def decode(self, ids: Sequence[int], *, skip_special: bool = False) -> str:
+        """Text of ``ids`` (byte-level, so any id sequence decodes; broken UTF-8 shows as U+FFFD)."""
+        return self.hf.decode(list(ids), skip_special_tokens=skip_special)
+
+    def id_to_token(self, index: int) -> str | None:
+        return self.hf.id_to_token(index)
+
+    def token_bytes(self, index: int) -> bytes:
+        """The UTF-8 bytes token ``index`` stands for (b"" for special tokens); bits-per-byte counts these."""
+        if self._bytes is None:
+            to_byte = {c: b for b, c in byte_to_unicode().items()}
+            special = {t.content for t in self.hf.get_added_tokens_decoder().values()}
+            table: list[bytes] = [b""] * self.hf.get_vocab_size()
+            for piece, i in self.hf.get_vocab().items():
+                if piece in special or i >= len(table):
+                    continue
+                table[i] = bytes(to_byte[c] for c in piece) if all(c in to_byte for c in piece) else piece.encode()
+            self._bytes = table
+        return self._bytes[index] if 0 <= index < len(self._bytes) else b""
+
+    # -- model side ----------------------------------------------------------------------------
+
+    def embedding(self, embed_dim: int) -> Any:
+        """A fresh ``nn.Embedding(padded_vocab_size, embed_dim)`` initialised N(0, 0.02)."""
+        import torch  # deferred: encoding-only users do not pay for torch
+        from torch import nn
+
+        table = nn.Embedding(self.padded_vocab_size, embed_dim)
+        with torch.no_grad():
+            nn.init.normal_(table.weight, mean=0.0, std=0.02)
+        return table
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Picklable for worker processes: the tokenizer travels as its JSON text.
+        return {"config": self.config, "json": self.to_json() if self._tok is not None else None}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.config = state["config"]
+        self._pool = None
+        self._tok = None
+        self._bytes = None
+        if state["json"] is not None:
+            self._set(Tokenizer.from_str(state["json"]))
+
+    def __repr__(self) -> str:
+        state = f"vocab_size={self.vocab_size}" if self.trained else "untrained"
+        return f"<BPETokenizer {state} padded={self.padded_vocab_size}>"
+
+
+def build_bpe(config: BPEConfig) -> BPETokenizer:
+    """Registry factory for ``tokenizer/bpe``."""
+    return BPETokenizer(config)

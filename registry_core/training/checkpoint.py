@@ -1,0 +1,124 @@
+"""Checkpoints: written atomically, loadable with ``torch.load(weights_only=True)``, keys without wrappers.
+
+A checkpoint is a dict of tensors and plain Python values: model and optimizer state, schedule, the
+random states of python, numpy and torch (of every rank), the data position and the step.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = [
+    "FORMAT_VERSION",
+    "atomic_torch_save",
+    "capture_rng",
+    "clean_state_dict",
+    "load_checkpoint",
+    "restore_rng",
+]
+
+#: Bumped when the layout of the checkpoint dict changes.
+FORMAT_VERSION = 1
+_WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+
+
+def clean_state_dict(state: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of a model state dict with wrapper prefixes removed; error if two keys collapse into one."""
+    out: dict[str, Any] = {}
+    for key, value in state.items():
+        new = key
+        while new.startswith(_WRAPPER_PREFIXES):
+            new = new.split(".", 1)[1]
+        new = new.replace("._orig_mod.", ".")  # a compiled submodule inside the model
+        if new in out:
+            raise ValueError(f"state dict keys {key!r} and another both clean to {new!r}")
+        out[new] = value
+    return out
+
+
+def _fsync_dir(path: Path) -> None:
+    # Make the rename itself durable; not every platform can open a directory.
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    """``torch.save`` to a temp file in the same folder, fsync, then rename over ``path``.
+
+    A crash at any point leaves either the old file or the new one, never a torn one; the temp file of
+    a failed write is removed (or, after a hard kill, swept by the next successful save).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(tmp_name)
+    try:
+        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; a checkpoint is an ordinary readable file
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(obj, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left behind by a process killed mid-write
+        stale.unlink(missing_ok=True)
+
+
+def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint written by the trainer; tensors and plain values only (``weights_only=True``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:
+        raise ValueError(f"checkpoint {path} could not be read as a trainer checkpoint: {exc}") from exc
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT_VERSION:
+        got = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise ValueError(f"checkpoint {path} has format {got!r}; expected trainer checkpoint format {FORMAT_VERSION}")
+    return ckpt
+
+
+def capture_rng() -> dict[str, Any]:
+    """This process's random states (python, numpy, torch CPU and CUDA) as tensors and plain values."""
+    version, py_state, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
+    state: dict[str, Any] = {
+        "python": [version, list(py_state), gauss],
+        "numpy": [kind, torch.from_numpy(np.asarray(keys, dtype=np.int64)), int(pos), int(has_gauss), float(cached)],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: Mapping[str, Any]) -> None:
+    """Put back the random states saved by :func:`capture_rng`."""
+    version, py_state, gauss = state["python"]
+    random.setstate((int(version), tuple(int(x) for x in py_state), gauss))
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((str(kind), keys.numpy().astype(np.uint32), int(pos), int(has_gauss), float(cached)))
+    torch.set_rng_state(state["torch"].cpu())
+    cuda = state.get("cuda")
+    if cuda is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in cuda])

@@ -1,0 +1,90 @@
+"""Rank, world size and device from the ``torchrun`` environment; process-group set-up (gloo / NCCL)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+__all__ = ["DistContext", "all_gather_objects", "mean_across_ranks", "setup_distributed"]
+
+
+@dataclass(frozen=True)
+class DistContext:
+    """Where this process sits: its rank among ``world_size``, its device, and whether it owns the group."""
+
+    rank: int
+    world_size: int
+    local_rank: int
+    device: torch.device
+    #: True when this module called ``init_process_group`` (and so should destroy it).
+    owns_group: bool
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"environment variable {name}={raw!r} is not an integer (set by torchrun)") from exc
+
+
+def setup_distributed(device: str = "auto") -> DistContext:
+    """Join the process group torchrun describes (RANK, WORLD_SIZE, LOCAL_RANK), or run alone without one.
+
+    ``device``: ``auto`` takes CUDA when available; on CUDA each rank uses ``cuda:LOCAL_RANK`` and NCCL,
+    on CPU the group uses gloo.
+    """
+    if device not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"device {device!r} is not one of auto, cpu, cuda")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("train.device is 'cuda' but torch sees no CUDA device; use 'auto' or 'cpu'")
+    use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    if dist.is_available() and dist.is_initialized():
+        rank, world = dist.get_rank(), dist.get_world_size()
+        local = _env_int("LOCAL_RANK", rank)
+        owns = False
+    else:
+        rank, world, local = _env_int("RANK", 0), _env_int("WORLD_SIZE", 1), _env_int("LOCAL_RANK", 0)
+        owns = world > 1
+    if use_cuda:
+        torch.cuda.set_device(local % max(torch.cuda.device_count(), 1))
+        dev = torch.device("cuda", torch.cuda.current_device())
+    else:
+        dev = torch.device("cpu")
+    if owns:
+        backend = "nccl" if use_cuda else "gloo"
+        extra: dict[str, Any] = {"device_id": dev} if use_cuda else {}
+        dist.init_process_group(backend=backend, rank=rank, world_size=world, **extra)
+    return DistContext(rank=rank, world_size=world, local_rank=local, device=dev, owns_group=owns)
+
+
+def mean_across_ranks(values: torch.Tensor, ctx: DistContext) -> torch.Tensor:
+    """The element-wise mean of ``values`` over all ranks (itself when running alone)."""
+    if not ctx.distributed:
+        return values
+    out = values.clone()
+    dist.all_reduce(out, op=dist.ReduceOp.SUM)
+    return out / ctx.world_size
+
+
+def all_gather_objects(obj: Any, ctx: DistContext) -> list[Any]:
+    """Every rank's ``obj``, in rank order (a one-item list when running alone)."""
+    if not ctx.distributed:
+        return [obj]
+    out: list[Any] = [None] * ctx.world_size
+    dist.all_gather_object(out, obj)
+    return out

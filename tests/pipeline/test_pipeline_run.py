@@ -1,0 +1,130 @@
+"""Building, training, evaluating, saving and loading a toy pipeline; the check and run commands."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from registry_core import LockMismatch, Pipeline, Registry, compose
+from registry_core._toml import dumps
+
+
+def test_build_fit_lowers_the_loss_and_evaluates(toy_registry: Registry, good: dict, tmp_path: Path) -> None:
+    p = compose(good, toy_registry).build()
+    assert p.data.prepared == 1
+    assert p.objective.head.weight is p.parts.embed.weight  # bound and tied
+    before = p.evaluate()["toy:toy-loss"]["loss"]
+    result = p.fit(tmp_path / "run")
+    after = p.evaluate()["toy:toy-loss"]["loss"]
+    assert result.step == 30 and after < before * 0.5
+    lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert any("loss" in r for r in lines)
+    assert (tmp_path / "run" / "pipeline.toml").is_file() and (tmp_path / "run" / "pipeline.lock.json").is_file()
+
+
+def test_save_and_load_round_trip(toy_registry: Registry, good: dict, tmp_path: Path) -> None:
+    import torch
+
+    p = compose(good, toy_registry).build()
+    p.fit(tmp_path / "run")
+    saved = p.save(tmp_path / "saved")
+    lock = json.loads((saved / "pipeline.lock.json").read_text())
+    assert {c["id"] for c in lock["components"]} >= {"toy:toy-tok", "toy:toy-decoder", "toy:toy-loss"}
+    assert lock["components"][0]["distribution"] == "rc-toy" and lock["components"][0]["version"] == "0.3.0"
+    assert "tokenizer:vocab.txt" in lock["files"] and len(lock["files"]["tokenizer:vocab.txt"]["sha256"]) == 64
+
+    q = Pipeline.load(saved, toy_registry)
+    batch = {k: torch.stack([p.data.dataset("val")[i][k] for i in range(4)]) for k in ("input_ids", "targets")}
+    with torch.no_grad():
+        assert torch.equal(p.model(batch)[0], q.model(batch)[0])
+
+    # a changed tokenizer file no longer matches the lock
+    (saved / "tokenizer" / "vocab.txt").write_text("tampered")
+    with pytest.raises(LockMismatch, match="sha256"):
+        Pipeline.load(saved, toy_registry)
+
+
+def test_load_warns_or_fails_on_provider_version(toy_registry: Registry, good: dict, tmp_path: Path) -> None:
+    p = compose(good, toy_registry).build()
+    saved = p.save(tmp_path / "saved")
+    lock_path = saved / "pipeline.lock.json"
+    lock = json.loads(lock_path.read_text())
+    lock["components"][0]["version"] = "0.0.1"
+    lock_path.write_text(json.dumps(lock))
+    with pytest.warns(UserWarning, match=r"locked with rc-toy 0\.0\.1 but 0\.3\.0 is installed"):
+        Pipeline.load(saved, toy_registry)
+    with pytest.raises(LockMismatch, match=r"rc-toy 0\.0\.1"):
+        Pipeline.load(saved, toy_registry, strict=True)
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "registry_core", *args], capture_output=True, text=True, cwd=cwd,
+                          check=False)
+
+
+def test_check_command(toy_registry: Registry, good: dict, tmp_path: Path) -> None:
+    path = tmp_path / "toy.toml"
+    path.write_text(dumps(good))
+    out = cli("check", str(path), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "toy:toy-learned" in out.stdout and "embed_dim=32 (from backbone)" in out.stdout
+    good["backbone"]["use"] = "toy-encoder"
+    path.write_text(dumps(good))
+    bad = cli("check", str(path), cwd=tmp_path)
+    assert bad.returncode == 1
+    assert "objective `toy-next` requires causal=true but backbone `toy-encoder` provides causal=false" in bad.stderr
+    data = json.loads(cli("check", str(path), "--json", cwd=tmp_path).stdout)
+    assert data["ok"] is False and data["errors"][0]["slot"] == "objective"
+
+
+def test_check_imports_nothing_heavy(toy_registry: Registry, good: dict, tmp_path: Path) -> None:
+    path = tmp_path / "toy.toml"
+    path.write_text(dumps(good))
+    code = (
+        "import runpy, sys\n"
+        f"sys.argv = ['registry_core', 'check', {str(path)!r}]\n"
+        "try:\n    runpy.run_module('registry_core', run_name='__main__')\nexcept SystemExit as e:\n    assert e.code == 0\n"
+        "print(sorted(m for m in ('torch', 'numpy', 'rc_toy_parts') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_run_command_trains_saves_and_resumes(toy_registry: Registry, good: dict, tmp_path: Path) -> None:
+    path = tmp_path / "toy.toml"
+    path.write_text(dumps(good))
+    out = cli("run", str(path), "--out", "r", "--steps", "10", "--set", "train.lr=0.02", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    run = tmp_path / "r"
+    assert "trained 10 steps" in out.stdout and "toy:toy-loss" in out.stdout
+    for name in ("metrics.jsonl", "pipeline.toml", "pipeline.lock.json", "model.safetensors", "checkpoints/last.pt"):
+        assert (run / name).is_file(), name
+    assert "lr = 0.02" in (run / "pipeline.toml").read_text()
+    again = cli("run", str(path), "--out", "r", "--steps", "20", "--resume", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert json.loads((run / "summary.json").read_text())["step"] == 20
+    bad = cli("run", str(path), "--set", "backbone.embed_dim=abc", cwd=tmp_path)
+    assert bad.returncode == 1 and "[backbone.embed_dim] expected an int" in bad.stderr
+
+
+@pytest.mark.slow
+def test_run_under_torchrun_on_two_ranks(toy_registry: Registry, good: dict, tmp_path: Path) -> None:
+    path = tmp_path / "toy.toml"
+    good["train"]["steps"] = 6
+    path.write_text(dumps(good))
+    one = cli("run", str(path), "--out", "one", cwd=tmp_path)
+    assert one.returncode == 0, one.stderr
+    two = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         "-m", "registry_core", "run", str(path), "--out", "two"],
+        capture_output=True, text=True, cwd=tmp_path, check=False,
+    )
+    assert two.returncode == 0, two.stderr[-3000:]
+    losses = [[json.loads(x)["loss"] for x in (tmp_path / d / "metrics.jsonl").read_text().splitlines()
+               if "loss" in json.loads(x)] for d in ("one", "two")]
+    assert losses[0] == pytest.approx(losses[1], rel=1e-4, abs=1e-5)
+    assert (tmp_path / "two" / "model.safetensors").is_file()
