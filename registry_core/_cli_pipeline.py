@@ -96,7 +96,16 @@ def _run(args: argparse.Namespace, pipeline: Any, out: Path, ctx: Any) -> int:
         print("validation: " + ", ".join(f"{k}={v:.4f}" for k, v in result.val.items()))
     for name, values in metrics.items():
         print(f"{name}: " + ", ".join(f"{k}={v:.4f}" for k, v in values.items()))
+    if args.sample and hasattr(pipeline.objective, "generate") and hasattr(pipeline.tokenizer, "decode"):
+        print("sample: " + _continue(pipeline, args.sample, max_new_tokens=48, temperature=0.8, top_k=40, seed=0))
     return 0
+
+
+def _continue(pipeline: Any, prompt: str, **options: Any) -> str:
+    """The prompt followed by what the pipeline's objective generates for it."""
+    tok = pipeline.tokenizer
+    ids = pipeline.objective.generate(pipeline.parts, tok.encode(prompt), **options)
+    return str(prompt + tok.decode(list(ids)))
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -133,11 +142,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if not hasattr(objective, "generate"):
         print(f"error: objective {pipeline.slots['objective'].spec.id} cannot generate", file=sys.stderr)
         return 1
-    tok = pipeline.tokenizer
-    ids = tok.encode(args.prompt)
-    out = objective.generate(pipeline.parts, ids, max_new_tokens=args.max_tokens, temperature=args.temperature,
-                             top_k=args.top_k, top_p=args.top_p, seed=args.seed)
-    print(args.prompt + tok.decode(list(out)))
+    print(_continue(pipeline, args.prompt, max_new_tokens=args.max_tokens, temperature=args.temperature,
+                    top_k=args.top_k, top_p=args.top_p, seed=args.seed))
     return 0
 
 
@@ -154,6 +160,8 @@ def add_pipeline_commands(sub: Any) -> None:
     p.add_argument("--steps", type=int, help="override train.steps")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.pt")
     p.add_argument("--set", action="append", metavar="SLOT.KEY=VALUE", help="override an option (repeatable)")
+    p.add_argument("--sample", default="The", metavar="PROMPT",
+                   help="after training, print a continuation of PROMPT when the objective can generate ('' for none)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("ingest", help="run the data slot's preparation (e.g. STAC search -> Zarr datacube)")

@@ -57,7 +57,15 @@ def _check_spec(spec: ComponentSpec) -> list[str]:
         problems.append(f"{spec.kind} {spec.id}: config {spec.config!r} does not resolve: {exc}")
         return problems
     if cls is not None:
-        _, issues = validate_options(cls, {}, f"{spec.kind} {spec.id}")
+        # Every default must pass its own field's checks; required fields (no default) are fine.
+        defaults = {}
+        for f in dataclasses.fields(cls):
+            if f.default_factory is not dataclasses.MISSING:
+                defaults[f.name] = f.default_factory()
+            elif f.default is not dataclasses.MISSING and f.default is not None:
+                defaults[f.name] = f.default
+        _, issues = validate_options(cls, defaults, f"{spec.kind} {spec.id}")
+        issues = [i for i in issues if i.key in defaults or i.key is None]
         problems += [f"{spec.kind} {spec.id}: default config is invalid: {i}" for i in issues]
         for f in dataclasses.fields(cls):
             if not f.metadata.get("help"):

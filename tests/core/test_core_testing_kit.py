@@ -22,7 +22,8 @@ from registry_core import ComponentSpec, hookimpl, option
 
 @dataclass
 class Cfg:
-    size: int = option(help="Required, so the defaults are invalid.")
+    size: int = option(help="Required: fine, the user must give it.")
+    ratio: float = option(2.0, help="A default outside its own bounds.", max=1.0)
     undocumented: int = 3
 
 @hookimpl
@@ -33,7 +34,7 @@ def registry_core_components():
     problems = check_plugin("kitbad", Registry(use_env=False), check_imports=False)
     text = "\n".join(problems)
     assert "no_such_mod_kit:X" in text
-    assert "required option 'size' is missing" in text
+    assert "must be <= 1.0, got 2.0" in text and "'size'" not in text
     assert "'undocumented' has no help text" in text
     assert check_plugin("not-installed-xyz", Registry(use_env=False)) == [
         "plugin 'not-installed-xyz' is not installed (known: gfm, kitbad, llm)"

@@ -9,11 +9,11 @@ from pydoc_data.topics import topics
 
 import pytest
 import tiktoken
+
+from registry_core import ConfigError, get_registry
 from registry_llm.tokenizers.bpe import BPETokenizer
 from registry_llm.tokenizers.rank_files import byte_to_unicode, read_rank_file, write_rank_file
 from registry_llm.tokenizers.specs import GPT2_PATTERN
-
-from registry_core import ConfigError, get_registry
 
 TEXTS = [topics[k] for k in sorted(topics)]
 SAMPLE = "Ünïcödé — 日本語, emoji 🎉, tabs\t\tand  spaces\n\n  it's they'll 12345 x=y**2 <|eos|> done."

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+
 from registry_llm.data.gopher_filters import RULE_NAMES, QualityRules, quality_reason
 from registry_llm.data.text_cleaning import clean_text, dedup_key_text
 

@@ -9,13 +9,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+
+from registry_core import ConfigError, get_registry
 from registry_llm.data.shard_files import ShardError
 from registry_llm.data.text_cleaning import clean_text
 from registry_llm.data.text_files import InputError
 from registry_llm.data.text_shards import EmptyCorpusError, TextShards, TokenizerMismatchError
 from registry_llm.tokenizers.bpe import BPETokenizer
-
-from registry_core import ConfigError, get_registry
 
 PROSE = [clean_text(topics[k]) for k in ("exceptions", "for", "class", "import", "lambda", "while", "try", "with")]
 

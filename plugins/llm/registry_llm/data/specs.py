@@ -115,6 +115,6 @@ SPECS: list[ComponentSpec] = [
         modality="text",
         tags=("llm", "text", "shards", "dedup"),
         config=TextShardsConfig,
-        provides={"tokens": "discrete"},
+        provides={"tokens": "discrete", "seq_len": None},
     )
 ]

@@ -1,7 +1,47 @@
-"""The light manifest of this folder's components: config schemas and specs (no heavy imports)."""
+"""Config schemas and specs of the language-model evaluators (no heavy imports)."""
 
 from __future__ import annotations
 
-from registry_core import ComponentSpec
+from dataclasses import dataclass
 
-SPECS: list[ComponentSpec] = []
+from registry_core import ComponentSpec, option
+
+
+@dataclass
+class PerplexityConfig:
+    """A full, token-weighted pass over one split: mean loss, perplexity and bits per byte."""
+
+    batch_size: int = option(8, help="Windows per forward pass.", min=1)
+    max_batches: int | None = option(None, help="Stop after this many batches (None: the whole split).", min=1)
+
+
+@dataclass
+class UnigramConfig:
+    """The unigram baseline: train-split token frequencies scored on the evaluated split."""
+
+    max_windows: int | None = option(None, help="Count frequencies over at most this many train windows (None: all).",
+                                     min=1)
+
+
+SPECS: list[ComponentSpec] = [
+    ComponentSpec(
+        kind="evaluator",
+        name="perplexity",
+        target="registry_llm.evaluators.perplexity:build",
+        summary="Token-weighted loss, perplexity and bits per byte over a whole split (causal LM).",
+        modality="text",
+        tags=("lm", "perplexity"),
+        config=PerplexityConfig,
+        requires={"causal": True, "tokens": "discrete"},
+    ),
+    ComponentSpec(
+        kind="evaluator",
+        name="unigram-baseline",
+        target="registry_llm.evaluators.unigram:build",
+        summary="Loss of a unigram model (train-split token frequencies): the floor a language model must beat.",
+        modality="text",
+        tags=("lm", "baseline"),
+        config=UnigramConfig,
+        requires={"tokens": "discrete"},
+    ),
+]

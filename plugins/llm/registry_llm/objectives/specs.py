@@ -1,7 +1,78 @@
-"""The light manifest of this folder's components: config schemas and specs (no heavy imports)."""
+"""Config schemas and specs of the language-model objectives (no heavy imports)."""
 
 from __future__ import annotations
 
-from registry_core import ComponentSpec
+from dataclasses import dataclass
 
-SPECS: list[ComponentSpec] = []
+from registry_core import ComponentSpec, option
+
+_EMBED_HELP = "Model width; None: wired from the backbone's embed_dim when composed."
+_VOCAB_HELP = (
+    "Real vocabulary size (logits beyond it are never produced); None: wired from the tokenizer, "
+    "else the bound embedding's row count."
+)
+
+
+@dataclass
+class NextTokenConfig:
+    """Shifted cross-entropy of a causal LM, its head tied to the token embedding."""
+
+    embed_dim: int | None = option(None, help=_EMBED_HELP, min=1, wired="embed_dim")
+    vocab_size: int | None = option(None, help=_VOCAB_HELP, min=1, wired="vocab_size")
+    pad_id: int | None = option(
+        None, help="Target id ignored by the loss besides -100 (padding); None: wired from the tokenizer, or none.",
+        min=0, wired="pad_id",
+    )
+    tie_weights: bool = option(True, help="Share the LM head with the token embedding table (GPT-2 style).")
+
+
+@dataclass
+class MaskedLMConfig:
+    """BERT's masked-token objective: pick ``mask_prob`` of the tokens, replace 80/10/10, predict them."""
+
+    embed_dim: int | None = option(None, help=_EMBED_HELP, min=1, wired="embed_dim")
+    vocab_size: int | None = option(None, help=_VOCAB_HELP, min=1, wired="vocab_size")
+    mask_id: int | None = option(
+        None, help="Id of the mask token; None: wired from the tokenizer (its <|mask|>). Required to run.",
+        min=0, wired="mask_id",
+    )
+    pad_id: int | None = option(
+        None, help="Id of padding, never chosen for prediction; None: wired from the tokenizer, or none.",
+        min=0, wired="pad_id",
+    )
+    mask_prob: float = option(0.15, help="Share of (non-pad) tokens chosen for prediction.", min=0.0, max=1.0)
+    replace_mask: float = option(0.8, help="Of the chosen tokens, share replaced by mask_id.", min=0.0, max=1.0)
+    replace_random: float = option(
+        0.1, help="Of the chosen tokens, share replaced by a random id (the rest stay as they are).", min=0.0, max=1.0
+    )
+    tie_weights: bool = option(True, help="Share the prediction head with the token embedding table.")
+
+    def __post_init__(self) -> None:
+        if self.replace_mask + self.replace_random > 1.0:
+            raise ValueError(
+                f"replace_mask + replace_random must be <= 1, got {self.replace_mask} + {self.replace_random}"
+            )
+
+
+SPECS: list[ComponentSpec] = [
+    ComponentSpec(
+        kind="objective",
+        name="next-token",
+        target="registry_llm.objectives.next_token:build",
+        summary="Next-token cross-entropy (causal LM) with an embedding-tied head; ignores -100 and pad.",
+        modality="text",
+        tags=("pretraining", "causal-lm"),
+        config=NextTokenConfig,
+        requires={"causal": True, "tokens": "discrete", "embed_dim": None, "vocab_size": None},
+    ),
+    ComponentSpec(
+        kind="objective",
+        name="masked-lm",
+        target="registry_llm.objectives.masked_lm:build",
+        summary="Masked-token prediction (BERT: 15% chosen, 80/10/10 mask/random/keep).",
+        modality="text",
+        tags=("pretraining", "masked-lm"),
+        config=MaskedLMConfig,
+        requires={"causal": False, "tokens": "discrete", "embed_dim": None, "vocab_size": None},
+    ),
+]

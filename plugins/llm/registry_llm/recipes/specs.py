@@ -1,7 +1,16 @@
-"""The light manifest of this folder's components: config schemas and specs (no heavy imports)."""
+"""The light manifest of this folder's components: named, complete pipeline configs (no heavy imports)."""
 
 from __future__ import annotations
 
 from registry_core import ComponentSpec
 
-SPECS: list[ComponentSpec] = []
+SPECS: list[ComponentSpec] = [
+    ComponentSpec(
+        kind="recipe",
+        name="gpt-tiny",
+        target="registry_llm.recipes.gpt_tiny:GptTiny",
+        summary="BPE + GPT (RoPE) + next-token on the embedded pydoc corpus; trains in minutes on a CPU.",
+        modality="text",
+        tags=("llm", "demo"),
+    )
+]

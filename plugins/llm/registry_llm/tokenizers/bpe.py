@@ -258,6 +258,9 @@ class BPETokenizer:
         table = nn.Embedding(self.padded_vocab_size, embed_dim)
         with torch.no_grad():
             nn.init.normal_(table.weight, mean=0.0, std=0.02)
+        # Objectives read these when their own config leaves them unset (padding, masked-LM).
+        table.pad_id = self.pad_id  # type: ignore[assignment]
+        table.mask_id = self.mask_id  # type: ignore[assignment]
         return table
 
     def __getstate__(self) -> dict[str, Any]:

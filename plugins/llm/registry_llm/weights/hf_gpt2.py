@@ -1,0 +1,306 @@
+"""``hf-gpt2``: Hugging Face GPT-2 checkpoints in and out of ``gpt`` + ``learned`` positions + ``next-token``.
+
+GPT-2 stores its linear layers as ``Conv1D`` with ``(in, out)`` weights, the transpose of
+``nn.Linear``; its fused ``c_attn`` splits into q, k, v in the same order as our fused ``qkv``. The LM
+head is the token embedding (tied). Tensors are read and written with safetensors only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from registry_core.interfaces import ModelParts
+from registry_llm.weights.specs import HFGPT2Config
+
+__all__ = ["HFGPT2Weights", "build", "export_hf_gpt2", "gpt_options", "pipeline_options"]
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json")
+
+#: GPT-2 ``activation_function`` names and ours.
+_ACTIVATIONS = {"gelu_new": "gelu-tanh", "gelu_pytorch_tanh": "gelu-tanh", "gelu": "gelu", "relu": "relu",
+                "silu": "silu", "swish": "silu"}
+
+
+def _read_config(folder: Path) -> dict[str, Any]:
+    path = folder / CONFIG_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"hf-gpt2: {path} is missing; expected a Hugging Face GPT-2 folder with {CONFIG_FILE}")
+    try:
+        cfg: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"hf-gpt2: {path} is not valid JSON: {exc}") from None
+    if cfg.get("model_type", "gpt2") != "gpt2":
+        raise ValueError(f"hf-gpt2: {path} has model_type {cfg.get('model_type')!r}, expected 'gpt2'")
+    for key in ("n_embd", "n_layer", "n_head", "n_positions", "vocab_size"):
+        if not isinstance(cfg.get(key), int):
+            raise ValueError(f"hf-gpt2: {path} lacks integer {key!r}")
+    act = cfg.get("activation_function", "gelu_new")
+    if act not in _ACTIVATIONS:
+        raise ValueError(f"hf-gpt2: {path} has activation_function {act!r}; supported: {', '.join(_ACTIVATIONS)}")
+    for flag in ("scale_attn_by_inverse_layer_idx", "reorder_and_upcast_attn"):
+        if cfg.get(flag):
+            raise ValueError(f"hf-gpt2: {path} sets {flag}=true, which the gpt backbone does not implement")
+    if cfg.get("scale_attn_weights", True) is False:
+        raise ValueError(f"hf-gpt2: {path} sets scale_attn_weights=false, which the gpt backbone does not implement")
+    if cfg.get("tie_word_embeddings", True) is False:
+        raise ValueError(f"hf-gpt2: {path} has an untied lm_head (tie_word_embeddings=false); only tied heads load")
+    return cfg
+
+
+def gpt_options(path: str | Path) -> dict[str, Any]:
+    """The ``gpt`` backbone options that match the checkpoint in ``path``."""
+    cfg = _read_config(Path(path))
+    n_inner = cfg.get("n_inner") or 4 * cfg["n_embd"]
+    return {
+        "embed_dim": cfg["n_embd"],
+        "depth": cfg["n_layer"],
+        "heads": cfg["n_head"],
+        "max_positions": cfg["n_positions"],
+        "mlp_ratio": n_inner / cfg["n_embd"],
+        "activation": _ACTIVATIONS[cfg.get("activation_function", "gelu_new")],
+        "layer_norm_eps": float(cfg.get("layer_norm_epsilon", 1e-5)),
+        "bias": True,
+        "dropout": 0.0,
+    }
+
+
+def pipeline_options(path: str | Path) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Slot -> (component name, options) for a pipeline that runs the checkpoint: gpt, learned, next-token, bpe."""
+    folder = Path(path)
+    backbone = gpt_options(folder)
+    cfg = _read_config(folder)
+    tokenizer = folder / "tokenizer.json" if (folder / "tokenizer.json").is_file() else folder
+    return {
+        "tokenizer": ("bpe", {"path": str(tokenizer)}),
+        "positional_encoder": ("learned", {"max_positions": backbone["max_positions"]}),
+        "backbone": ("gpt", backbone),
+        "objective": ("next-token", {"vocab_size": cfg["vocab_size"]}),
+    }
+
+
+def _param(obj: Any, attr: str, what: str) -> torch.Tensor:
+    value = getattr(obj, attr, None)
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"hf-gpt2: {what} has no tensor {attr!r}; expected {what} of the gpt stack")
+    return value
+
+
+class HFGPT2Weights:
+    """A local GPT-2 checkpoint: ``meta``, ``files()`` and ``load_into(parts)``."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not self.path.is_dir():
+            raise FileNotFoundError(f"hf-gpt2: weights folder {self.path} does not exist")
+        self.config = _read_config(self.path)
+        if not (self.path / WEIGHTS_FILE).is_file():
+            raise FileNotFoundError(f"hf-gpt2: {self.path / WEIGHTS_FILE} is missing (only safetensors are loaded)")
+        cfg = self.config
+        tokenizer = [n for n in TOKENIZER_FILES if (self.path / n).is_file()]
+        self.meta: dict[str, Any] = {
+            "format": "hf-gpt2",
+            "embed_dim": cfg["n_embd"],
+            "depth": cfg["n_layer"],
+            "heads": cfg["n_head"],
+            "max_positions": cfg["n_positions"],
+            "vocab_size": cfg["vocab_size"],
+            "activation": _ACTIVATIONS[cfg.get("activation_function", "gelu_new")],
+            "tokenizer_files": tokenizer,
+        }
+
+    def files(self) -> list[Path]:
+        """The checkpoint's files (config, tensors, tokenizer) whose hashes go into the lock."""
+        names = [CONFIG_FILE, WEIGHTS_FILE, *self.meta["tokenizer_files"]]
+        return [self.path / n for n in names]
+
+    def _tensors(self) -> dict[str, torch.Tensor]:
+        """Every tensor of the checkpoint, keyed without the ``transformer.`` prefix."""
+        path = self.path / WEIGHTS_FILE
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                return {k.removeprefix("transformer."): f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+        except Exception as exc:  # safetensors raises its own error types for corrupt headers
+            raise ValueError(f"hf-gpt2: cannot read {path}: {exc}") from None
+
+    def _check_backbone(self, backbone: Any) -> None:
+        want = gpt_options(self.path)
+        have = {
+            "embed_dim": getattr(backbone, "embed_dim", None),
+            "depth": getattr(backbone, "depth", None),
+            "heads": getattr(backbone, "heads", None),
+            "activation": getattr(backbone, "activation", None),
+            "causal": getattr(backbone, "causal", None),
+        }
+        wrong = [f"{k}={have[k]!r} (checkpoint: {want[k]!r})" for k in ("embed_dim", "depth", "heads", "activation")
+                 if have[k] != want[k]]
+        if have["causal"] is not True:
+            wrong.append("causal=False (checkpoint: a causal decoder)")
+        eps = getattr(backbone, "eps", want["layer_norm_eps"])
+        if abs(eps - want["layer_norm_eps"]) > 1e-12:
+            wrong.append(f"layer_norm_eps={eps} (checkpoint: {want['layer_norm_eps']})")
+        if wrong:
+            raise ValueError(f"hf-gpt2: backbone does not match {self.path / CONFIG_FILE}: {'; '.join(wrong)}; "
+                             "build it with registry_llm.weights.hf_gpt2.gpt_options(path)")
+
+    def load_into(self, parts: ModelParts) -> None:
+        """Copy the checkpoint into ``parts`` (embed, learned positions, gpt); all checks run before any copy."""
+        self._check_backbone(parts.backbone)
+        if getattr(parts.positional, "mode", None) != "additive" or not hasattr(parts.positional, "weight"):
+            raise TypeError("hf-gpt2: the positional encoder must be 'learned' (GPT-2 has a learned position table)")
+        tensors = self._tensors()
+        plan: list[tuple[torch.Tensor, torch.Tensor, str]] = []  # (destination, source, key)
+
+        def take(key: str, dest: torch.Tensor, transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                 rows: int | None = None) -> None:
+            if key not in tensors:
+                raise KeyError(f"hf-gpt2: tensor {key!r} is missing from {self.path / WEIGHTS_FILE}")
+            src = tensors[key]
+            if transform is not None:
+                src = transform(src)
+            target = dest if rows is None else dest[:rows]
+            if rows is not None and dest.shape[0] < src.shape[0]:
+                raise ValueError(f"hf-gpt2: {key} has {src.shape[0]} rows, the model's table only {dest.shape[0]}")
+            if tuple(target.shape) != tuple(src.shape):
+                raise ValueError(
+                    f"hf-gpt2: {key} has shape {tuple(src.shape)}, the model expects {tuple(target.shape)}"
+                )
+            plan.append((target, src, key))
+
+        embed = _param(parts.embed, "weight", "the token embedding")
+        take("wte.weight", embed, rows=self.config["vocab_size"])
+        wpe = _param(parts.positional, "weight", "the positional encoder")
+        take("wpe.weight", wpe, rows=self.config["n_positions"])
+        t = torch.Tensor.t
+        for i, block in enumerate(parts.backbone.blocks):
+            p = f"h.{i}."
+            take(p + "ln_1.weight", block.ln1.weight)
+            take(p + "ln_1.bias", block.ln1.bias)
+            take(p + "attn.c_attn.weight", block.attn.qkv.weight, t)
+            take(p + "attn.c_attn.bias", block.attn.qkv.bias)
+            take(p + "attn.c_proj.weight", block.attn.proj.weight, t)
+            take(p + "attn.c_proj.bias", block.attn.proj.bias)
+            take(p + "ln_2.weight", block.ln2.weight)
+            take(p + "ln_2.bias", block.ln2.bias)
+            take(p + "mlp.c_fc.weight", block.mlp.fc.weight, t)
+            take(p + "mlp.c_fc.bias", block.mlp.fc.bias)
+            take(p + "mlp.c_proj.weight", block.mlp.proj.weight, t)
+            take(p + "mlp.c_proj.bias", block.mlp.proj.bias)
+        take("ln_f.weight", parts.backbone.ln_f.weight)
+        take("ln_f.bias", parts.backbone.ln_f.bias)
+        head = tensors.get("lm_head.weight")
+        if head is not None and not torch.equal(head, tensors["wte.weight"]):
+            raise ValueError(
+                f"hf-gpt2: {self.path / WEIGHTS_FILE} has an lm_head different from wte; only tied heads load"
+            )
+        with torch.no_grad():
+            for dest, src, _ in plan:
+                dest.copy_(src)
+            if embed.shape[0] > self.config["vocab_size"]:
+                embed[self.config["vocab_size"] :].zero_()  # padding rows of the table: never real tokens
+
+
+def _atomic_write(path: Path, write: Callable[[Path], object]) -> None:
+    """Write through a temp file in the same folder, fsync, then rename over ``path``."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def export_hf_gpt2(
+    parts: ModelParts,
+    out_dir: str | Path,
+    *,
+    vocab_size: int | None = None,
+    tokenizer: Any = None,
+    extra_config: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write ``parts`` (gpt + learned positions + tied embedding) as a Hugging Face GPT-2 folder.
+
+    ``vocab_size`` cuts a padded embedding table back to the real vocabulary (default: all rows).
+    ``tokenizer``, when given, is saved with ``tokenizer.save(out_dir / "tokenizer.json")``. Each file
+    is written atomically, so a failed export leaves earlier files intact.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    backbone = parts.backbone
+    if not getattr(backbone, "causal", False):
+        raise ValueError("export_hf_gpt2: the backbone is not causal; GPT-2 is a decoder")
+    activation = getattr(backbone, "activation", "gelu-tanh")
+    hf_act = {"gelu-tanh": "gelu_new", "gelu": "gelu", "relu": "relu", "silu": "silu"}[activation]
+    embed = _param(parts.embed, "weight", "the token embedding")
+    wpe = _param(parts.positional, "weight", "the positional encoder (must be 'learned')")
+    vocab = vocab_size or embed.shape[0]
+    first = backbone.blocks[0]
+    if first.attn.qkv.bias is None:
+        raise ValueError("export_hf_gpt2: the backbone was built with bias=false; GPT-2 has biases")
+
+    def cpu(x: torch.Tensor) -> torch.Tensor:
+        return x.detach().to("cpu", torch.float32).contiguous()
+
+    tensors: dict[str, torch.Tensor] = {
+        "transformer.wte.weight": cpu(embed[:vocab]),
+        "transformer.wpe.weight": cpu(wpe),
+        "transformer.ln_f.weight": cpu(backbone.ln_f.weight),
+        "transformer.ln_f.bias": cpu(backbone.ln_f.bias),
+    }
+    for i, block in enumerate(backbone.blocks):
+        p = f"transformer.h.{i}."
+        tensors[p + "ln_1.weight"] = cpu(block.ln1.weight)
+        tensors[p + "ln_1.bias"] = cpu(block.ln1.bias)
+        tensors[p + "attn.c_attn.weight"] = cpu(block.attn.qkv.weight.t())
+        tensors[p + "attn.c_attn.bias"] = cpu(block.attn.qkv.bias)
+        tensors[p + "attn.c_proj.weight"] = cpu(block.attn.proj.weight.t())
+        tensors[p + "attn.c_proj.bias"] = cpu(block.attn.proj.bias)
+        tensors[p + "ln_2.weight"] = cpu(block.ln2.weight)
+        tensors[p + "ln_2.bias"] = cpu(block.ln2.bias)
+        tensors[p + "mlp.c_fc.weight"] = cpu(block.mlp.fc.weight.t())
+        tensors[p + "mlp.c_fc.bias"] = cpu(block.mlp.fc.bias)
+        tensors[p + "mlp.c_proj.weight"] = cpu(block.mlp.proj.weight.t())
+        tensors[p + "mlp.c_proj.bias"] = cpu(block.mlp.proj.bias)
+    config = {
+        "model_type": "gpt2",
+        "architectures": ["GPT2LMHeadModel"],
+        "vocab_size": vocab,
+        "n_positions": wpe.shape[0],
+        "n_embd": backbone.embed_dim,
+        "n_layer": backbone.depth,
+        "n_head": backbone.heads,
+        "n_inner": first.mlp.fc.out_features,
+        "activation_function": hf_act,
+        "layer_norm_epsilon": float(getattr(backbone, "eps", 1e-5)),
+        "resid_pdrop": 0.0,
+        "embd_pdrop": 0.0,
+        "attn_pdrop": 0.0,
+        "initializer_range": 0.02,
+        "scale_attn_weights": True,
+        "tie_word_embeddings": True,
+        "use_cache": True,
+        **dict(extra_config or {}),
+    }
+    _atomic_write(out / WEIGHTS_FILE, lambda p: save_file(tensors, str(p), metadata={"format": "pt"}))
+    _atomic_write(out / CONFIG_FILE, lambda p: p.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8"))
+    if tokenizer is not None:
+        tokenizer.save(out / "tokenizer.json")
+    return out
+
+
+def build(config: HFGPT2Config) -> HFGPT2Weights:
+    return HFGPT2Weights(config.path)
