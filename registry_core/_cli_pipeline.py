@@ -127,7 +127,12 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     if not hasattr(source, "prepare"):
         print(f"error: data source {slot.spec.id} has no prepare() step", file=sys.stderr)
         return 1
-    source.prepare()
+    import inspect
+
+    if "progress" in inspect.signature(source.prepare).parameters:
+        source.prepare(progress=True)  # a bar on a terminal, log lines otherwise
+    else:
+        source.prepare()
     where = getattr(slot.config, "store", None) or getattr(slot.config, "out", None)
     print(f"ingested data `{slot.spec.id}`" + (f" into {where}" if where else ""))
     return 0

@@ -2,6 +2,135 @@
 
 from __future__ import annotations
 
-from registry_core import ComponentSpec
+from dataclasses import dataclass
+from typing import Any
 
-SPECS: list[ComponentSpec] = []
+from registry_core import ComponentSpec, option
+
+# --- stac-zarr: STAC search -> stackstac / odc-stac -> cloud mask -> Zarr datacube ---------------------------
+
+#: Cloud masks ``stac-zarr`` knows (registry_gfm.data.cloud_mask.MASKS).
+CLOUD_MASKS = ("none", "scl", "qa_pixel", "fmask")
+#: Loaders ``stac-zarr`` knows (registry_gfm.data.stac_loaders.LOADERS).
+STAC_LOADERS = ("stackstac", "odc-stac")
+RESAMPLINGS = ("nearest", "bilinear", "cubic", "average", "mode", "min", "max", "med")
+
+
+@dataclass(kw_only=True)
+class StacZarrConfig:
+    """Options of ``stac-zarr``: what to search for, how to load and mask it, where to write the datacube."""
+
+    catalog: str = option(help="STAC API URL (http://host/...) or path / URL of a static catalog.json")
+    collections: list[str] = option([], help="STAC collection ids to search (empty: all)")
+    bbox: list[float] | None = option(None, help="area as [west, south, east, north] in lon/lat degrees (None: "
+                                      "the union of the items found)")
+    intersects: dict[str, Any] | None = option(None, help="GeoJSON geometry the items must intersect (instead of bbox)")
+    datetime: str | None = option(None, help="RFC 3339 instant or interval, e.g. '2020-01-01/2020-12-31' ('..' open)")
+    query: dict[str, Any] = option({}, help="STAC query extension, e.g. {'eo:cloud_cover': {'lt': 20}}; applied by the "
+                                   "server when it supports it and always re-checked locally")
+    filter: dict[str, Any] = option({}, help="CQL2-JSON filter, e.g. {'op': '<', 'args': [{'property': "
+                                    "'eo:cloud_cover'}, 20]}; server-side when supported, always re-checked locally")
+    sortby: str | None = option(None, help="property deciding which items max_items keeps ('-' prefix: descending); "
+                                "the datacube is always in time order")
+    max_items: int | None = option(None, help="keep at most this many items (None: all)", min=1)
+    assets: list[str] = option(help="bands in order, each an asset key or eo:bands name / common name ('red', "
+                               "'nir08', 'B04'); this order is the data source's `bands` port")
+    resolution: float | None = option(None, help="pixel size in units of `crs` (None: the items' native resolution)",
+                                      min=0)
+    crs: str | None = option(None, help="target CRS as 'EPSG:code' (None: the items' common native CRS; items in "
+                             "mixed CRSs then are an error)")
+    resampling: str = option("nearest", help="resampling used when reprojecting or changing resolution",
+                             choices=RESAMPLINGS)
+    chunk_size: int = option(512, help="spatial chunk (pixels) of the store; pick a multiple of the chip size, "
+                             "so a chip read touches few chunks", min=16, max=8192)
+    cloud_mask: str = option("none", help="QA product to mask clouds with: scl (Sentinel-2 L2A classes), qa_pixel "
+                             "(Landsat C2 bits), fmask (HLS bits), or none", choices=CLOUD_MASKS)
+    mask_asset: str | None = option(None, help="asset key of the QA raster (None: the usual key: scl, qa_pixel, "
+                                    "Fmask)")
+    mask_values: list[int] | None = option(None, help="classes (scl) or bit positions (qa_pixel, fmask) to mask "
+                                           "(None: clouds, cloud shadow, cirrus, fill)")
+    empty_scenes: str = option("error", help="a scene with no clear pixel after masking: 'error' (names the item) "
+                               "or 'drop' it with a warning", choices=("error", "drop"))
+    loader: str = option("stackstac", help="loader from STAC items to a dask array: stackstac or odc-stac",
+                         choices=STAC_LOADERS)
+    store: str = option("datacube.zarr", help="path of the Zarr v3 datacube to write (resumed if it exists)")
+    scheduler: str = option("threads", help="dask scheduler: 'threads', 'synchronous', 'local:N' (a LocalCluster "
+                            "of N worker processes) or a scheduler address such as 'tcp://host:8786'")
+    retries: int = option(4, help="retries of a failed STAC API request (with exponential backoff)", min=0, max=20)
+
+    def __post_init__(self) -> None:
+        if self.bbox is not None and len(self.bbox) != 4:
+            raise ValueError(f"option 'bbox' needs 4 numbers [west, south, east, north], got {self.bbox}")
+        if not self.assets:
+            raise ValueError("option 'assets' is empty; list the bands to ingest (asset keys or common names)")
+        if not (self.scheduler in ("threads", "synchronous") or self.scheduler.startswith("local:")
+                or "://" in self.scheduler):
+            raise ValueError(f"option 'scheduler' {self.scheduler!r} is not 'threads', 'synchronous', 'local:N' or "
+                             "a scheduler address like 'tcp://host:8786'")
+
+    @property
+    def bands(self) -> tuple[str, ...]:
+        """The ``bands`` port: the ordered band names, as given in ``assets``."""
+        return tuple(self.assets)
+
+
+# --- zarr-chips: (frames, bands, chip, chip) training samples from a Zarr datacube ------------------------------
+
+
+@dataclass
+class ZarrChipsConfig:
+    """Options of ``zarr-chips``: which store, chip shape, bands, sampling, validity threshold, normalisation."""
+
+    store: str = option("datacube.zarr", help="path of a complete Zarr datacube written by stac-zarr")
+    chip_size: int = option(64, help="chip height and width in pixels", min=1, max=8192)
+    frames: int = option(1, help="consecutive time steps per chip (the `frames` port)", min=1)
+    bands: list[str] | None = option(None, help="bands in order, by store name, common name or catalog alias ('B8A', "
+                                     "'nir08'); None: every store band in store order (the `bands` port)")
+    sampling: str = option("grid", help="'grid': every whole chip on a chip-size grid; 'random': windows drawn "
+                           "anywhere, deterministically by (seed, index)", choices=("grid", "random"))
+    samples_per_epoch: int = option(1024, help="chips in the train split with random sampling (val: this times "
+                                    "val_fraction)", min=1)
+    min_valid: float = option(0.5, help="skip chips whose fraction of usable pixels (over all frames) is below this",
+                              min=0.0, max=1.0)
+    mean: list[float] | None = option(None, help="per-band mean to normalise with, in the units of the pixels "
+                                      "(None: computed from the store in one pass and saved as <store>.stats.json)")
+    std: list[float] | None = option(None, help="per-band standard deviation to normalise with (None: computed, "
+                                     "with mean)")
+    apply_scale: bool = option(True, help="turn stored numbers into physical values (dn * scale + offset, from the "
+                               "store) before normalising; false normalises raw numbers")
+    seed: int = option(0, help="seed of random sampling: chip i of a split depends only on (seed, split, i)")
+    val_fraction: float = option(0.1, help="share of chip rows at the bottom (south) of the scene held out as the "
+                                 "val split; 0: no val split", min=0.0, max=0.9)
+    cache_mb: int = option(256, help="decoded-chunk cache per process (each DataLoader worker has its own), in "
+                           "MiB; neighbouring chips share chunks; 0 turns it off", min=0)
+
+    def __post_init__(self) -> None:
+        if (self.mean is None) != (self.std is None):
+            raise ValueError("options 'mean' and 'std' go together: give both (one value per band) or neither")
+        if self.std is not None and any(s <= 0 for s in self.std):
+            raise ValueError(f"option 'std' must be positive for every band, got {self.std}")
+        if self.bands is not None and not self.bands:
+            raise ValueError("option 'bands' is an empty list; give band names, or leave it unset for all bands")
+
+SPECS: list[ComponentSpec] = [
+    ComponentSpec(
+        kind="data_source",
+        name="stac-zarr",
+        target="registry_gfm.data.stac_zarr:build_stac_zarr",
+        summary="STAC search -> stackstac/odc-stac -> cloud mask -> Zarr v3 datacube, on dask (resumable).",
+        modality="imagery",
+        tags=("gfm", "stac", "zarr", "dask", "ingest"),
+        config=StacZarrConfig,
+        provides={"bands": None, "tokens": "continuous"},
+    ),
+    ComponentSpec(
+        kind="data_source",
+        name="zarr-chips",
+        target="registry_gfm.data.zarr_chips:build_zarr_chips",
+        summary="Grid or random (frames, bands, chip, chip) samples from a Zarr datacube, normalised per band.",
+        modality="imagery",
+        tags=("gfm", "zarr", "chips", "training"),
+        config=ZarrChipsConfig,
+        provides={"bands": None, "frames": None, "tokens": "continuous"},
+    ),
+]

@@ -1,0 +1,297 @@
+"""``zarr-chips``: training samples of (frames, bands, chip, chip) windows cut from a Zarr datacube.
+
+Sample ``i`` of a split is a pure function of (store, config, split, i): grid sampling walks the whole
+chips that pass the ``min_valid`` test in a fixed order, and random sampling draws window ``i`` from a
+generator seeded with (seed, split, i), so DataLoader workers and DDP ranks striping the indices all see
+the same chips. Index ``i`` gives the same window in every epoch; the sampler's per-epoch permutation
+changes only the order. The store is opened lazily in each process (handles are dropped when pickled), and
+each process keeps its own cache of decoded chunks (``cache_mb``).
+
+Each item is a dict::
+
+    pixels        float32 (frames, bands, chip, chip)  normalised per band; 0 where not valid
+    valid         bool    (frames, chip, chip)         True where the pixel is usable
+    time          int64   (frames,)                     acquisition time, Unix seconds (UTC)
+    center_lonlat float64 (2,)                          chip centre, WGS84 longitude and latitude
+    window        int64   (3,)                          (t0, y0, x0) in store indices
+    bands         list[str]                             band names, in the order of ``pixels``
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from registry_gfm.data.band_stats import BandStats, compute_band_stats, load_band_stats, save_band_stats
+from registry_gfm.data.chip_windows import Region, grid_windows, random_window, split_region, window_rng
+from registry_gfm.data.chunk_cache import ChunkCache
+from registry_gfm.data.datacube_reader import CubeInfo, DatacubeError, open_cube, select_bands
+
+if TYPE_CHECKING:
+    from registry_gfm.data.specs import ZarrChipsConfig
+
+__all__ = ["ChipDataset", "ZarrChips", "build_zarr_chips", "stats_path"]
+
+log = logging.getLogger(__name__)
+
+#: Random draws tried per sample before giving up on finding a window that passes ``min_valid``.
+MAX_DRAWS = 64
+
+
+def stats_path(store: str) -> Path:
+    """Where band statistics of ``store`` are saved: next to it, ``<store>.stats.json``."""
+    path = Path(store)
+    return path.with_name(path.name + ".stats.json")
+
+
+class ChipDataset:
+    """Map-style chips of one split; picklable, opening the store on first use in each process."""
+
+    def __init__(
+        self,
+        info: CubeInfo,
+        *,
+        split: str,
+        band_index: tuple[int, ...],
+        mean: np.ndarray,
+        std: np.ndarray,
+        apply_scale: bool,
+        chip: int,
+        frames: int,
+        region: Region,
+        windows: np.ndarray | None,
+        length: int,
+        min_valid: float,
+        seed: int,
+        cache_bytes: int = 0,
+    ) -> None:
+        self.info, self.split, self.band_index = info, split, band_index
+        self.chip, self.frames, self.region = chip, frames, region
+        self.windows, self.length, self.min_valid, self.seed = windows, length, min_valid, seed
+        self.band_names = [info.bands[i].name for i in band_index]
+        # pixels = (dn * scale + offset - mean) / std = dn * gain + bias, per (time, band)
+        idx = list(band_index)
+        scale = np.asarray(info.scale, np.float64)[:, idx] if apply_scale else np.ones((info.shape[0], len(idx)))
+        offset = np.asarray(info.offset, np.float64)[:, idx] if apply_scale else np.zeros((info.shape[0], len(idx)))
+        self._gain = (scale / std).astype(np.float32)  # (time, band)
+        self._bias = ((offset - mean) / std).astype(np.float32)
+        # reads cover the store's band range [lo, hi); a subset or reordering is picked from it afterwards
+        self._band_lo, self._band_hi = min(idx), max(idx) + 1
+        self._pick = None if idx == list(range(self._band_lo, self._band_hi)) else [i - self._band_lo for i in idx]
+        self.cache_bytes = cache_bytes
+        self._times = np.asarray(info.times, np.int64)
+        self._image: Any = None
+        self._valid: Any = None
+        self._to_lonlat: Any = None
+        self._cache: ChunkCache | None = None
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.update(_image=None, _valid=None, _to_lonlat=None, _cache=None)  # reopened lazily in each process
+        return state
+
+    def _open(self) -> None:
+        import zarr
+
+        group = zarr.open_group(self.info.store, mode="r")
+        self._image, self._valid = group["image"], group["valid"]
+        self._cache = ChunkCache(self.cache_bytes)
+
+    def _lonlat(self, y0: int, x0: int) -> tuple[float, float]:
+        if self._to_lonlat is None:
+            from pyproj import CRS, Transformer
+
+            crs = CRS.from_user_input(self.info.crs_wkt or f"EPSG:{self.info.epsg}")
+            self._to_lonlat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+        a, b, c, d, e, f = self.info.transform
+        col, row = x0 + self.chip / 2, y0 + self.chip / 2  # the chip centre, in pixel-edge coordinates
+        lon, lat = self._to_lonlat.transform(a * col + b * row + c, d * col + e * row + f)
+        return float(lon), float(lat)
+
+    def _read_valid(self, t0: int, y0: int, x0: int) -> np.ndarray:
+        assert self._cache is not None
+        sel = (slice(t0, t0 + self.frames), slice(y0, y0 + self.chip), slice(x0, x0 + self.chip))
+        return self._cache.read("valid", self._valid, sel).astype(bool)
+
+    def locate(self, index: int) -> tuple[tuple[int, int, int], np.ndarray]:
+        """Window ``(t0, y0, x0)`` of sample ``index`` and its valid mask (frames, chip, chip)."""
+        if not 0 <= index < self.length:
+            raise IndexError(f"chip index {index} out of range for the {self.split} split of {self.length} chips")
+        if self._image is None:
+            self._open()
+        if self.windows is not None:
+            t0, y0, x0 = (int(v) for v in self.windows[index])
+            return (t0, y0, x0), self._read_valid(t0, y0, x0)
+        rng = window_rng(self.seed, self.split, index)
+        width, ntime = self.info.shape[3], self.info.shape[0]
+        for _ in range(MAX_DRAWS):
+            t0, y0, x0 = random_window(rng, self.region, ntime, self.frames, self.chip, width)
+            valid = self._read_valid(t0, y0, x0)
+            if valid.mean() >= self.min_valid:
+                return (t0, y0, x0), valid
+        raise DatacubeError(
+            f"datacube store {self.info.store}: no random {self.chip}x{self.chip} chip of the {self.split} split "
+            f"reached min_valid={self.min_valid} in {MAX_DRAWS} draws (sample {index}); lower min_valid, or check "
+            "the store's valid mask (it may be mostly cloud or nodata)"
+        )
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        import torch
+
+        (t0, y0, x0), valid = self.locate(int(index))
+        ts, ys, xs = slice(t0, t0 + self.frames), slice(y0, y0 + self.chip), slice(x0, x0 + self.chip)
+        assert self._cache is not None
+        raw = self._cache.read("image", self._image, (ts, slice(self._band_lo, self._band_hi), ys, xs))
+        if self._pick is not None:
+            raw = raw[:, self._pick]
+        # (frames, bands, chip, chip) float32, computed in place: dn * gain + bias, then 0 where not valid
+        pixels = np.multiply(raw, self._gain[ts, :, None, None], dtype=np.float32)
+        pixels += self._bias[ts, :, None, None]
+        pixels *= valid[:, None]  # unusable pixels read as 0, the band mean after normalisation
+        return {
+            "pixels": torch.from_numpy(pixels),
+            "valid": torch.from_numpy(valid),
+            "time": torch.from_numpy(self._times[ts].copy()),
+            "center_lonlat": torch.tensor(self._lonlat(y0, x0), dtype=torch.float64),
+            "window": torch.tensor([t0, y0, x0], dtype=torch.int64),
+            "bands": list(self.band_names),
+        }
+
+
+class ZarrChips:
+    """The ``zarr-chips`` data source: ``prepare()`` checks the store and its statistics, ``dataset(split)``."""
+
+    def __init__(self, config: ZarrChipsConfig) -> None:
+        self.config = config
+        self._info: CubeInfo | None = None
+        self._band_index: tuple[int, ...] = ()
+        self._norm: tuple[np.ndarray, np.ndarray] | None = None
+        self._datasets: dict[str, ChipDataset] = {}
+
+    @property
+    def info(self) -> CubeInfo:
+        """The store's metadata; opening it checks it is complete and holds the configured bands and sizes."""
+        if self._info is None:
+            self._open_store()
+        assert self._info is not None
+        return self._info
+
+    @property
+    def bands(self) -> list[str]:
+        """Names of the store bands served, in ``pixels`` order."""
+        info = self.info  # opens the store and resolves the band selection first
+        return [info.bands[i].name for i in self._band_index]
+
+    def _open_store(self) -> None:
+        cfg = self.config
+        info = open_cube(cfg.store)
+        ntime, _, height, width = info.shape
+        if cfg.frames > ntime:
+            raise DatacubeError(f"datacube store {cfg.store} has {ntime} time steps; frames={cfg.frames} needs more")
+        if cfg.chip_size > min(height, width):
+            raise DatacubeError(
+                f"datacube store {cfg.store} is {height}x{width} pixels, smaller than chip_size={cfg.chip_size}"
+            )
+        self._band_index = select_bands(info, cfg.bands)
+        self._info = info
+
+    def prepare(self) -> None:
+        """Open and check the store, resolve bands, and compute or load per-band statistics; idempotent."""
+        if self._norm is not None:
+            return
+        cfg, names = self.config, self.bands  # reading the band names opens and checks the store
+        band_index = self._band_index
+        if cfg.mean is not None and cfg.std is not None:
+            if len(cfg.mean) != len(names) or len(cfg.std) != len(names):
+                raise DatacubeError(
+                    f"zarr-chips: mean ({len(cfg.mean)} values) and std ({len(cfg.std)} values) must give one value "
+                    f"per band: {len(names)} bands {names}"
+                )
+            mean, std = np.asarray(cfg.mean, np.float64), np.asarray(cfg.std, np.float64)
+        else:
+            stats = self.band_stats()
+            idx = list(band_index)
+            src_mean, src_std = (stats.scaled_mean, stats.scaled_std) if cfg.apply_scale else (stats.mean, stats.std)
+            mean, std = np.asarray(src_mean)[idx], np.asarray(src_std)[idx]
+            std = np.where(std > 0, std, 1.0)  # a constant band stays constant instead of dividing by zero
+        self._norm = (mean, std)
+
+    def band_stats(self) -> BandStats:
+        """Statistics of every store band: loaded from ``<store>.stats.json``, or one pass and then saved."""
+        import zarr
+
+        info = self.info
+        path = stats_path(info.store)
+        stats = load_band_stats(path, info.fingerprint)
+        if stats is not None:
+            return stats
+        log.info("computing band statistics of %s (one pass over the store)", info.store)
+        group = zarr.open_group(info.store, mode="r")
+        stats = compute_band_stats(
+            group["image"],
+            group["valid"],
+            info.band_names,
+            np.asarray(info.scale, np.float64),
+            np.asarray(info.offset, np.float64),
+            info.fingerprint,
+        )
+        try:
+            save_band_stats(stats, path)
+        except OSError as exc:  # a read-only location: keep the numbers for this run only
+            log.warning("cannot save band statistics to %s (%s); they will be recomputed next time", path, exc)
+        return stats
+
+    def dataset(self, split: str) -> ChipDataset:
+        """The chips of ``split`` (``"train"`` or ``"val"``)."""
+        if split in self._datasets:
+            return self._datasets[split]
+        self.prepare()
+        assert self._norm is not None
+        cfg, info = self.config, self.info
+        region = split_region(info.store, info.shape[2], cfg.chip_size, cfg.val_fraction, split)
+        windows: np.ndarray | None = None
+        if cfg.sampling == "grid":
+            import zarr
+
+            valid = zarr.open_group(info.store, mode="r")["valid"]
+            windows = grid_windows(valid, region, cfg.chip_size, cfg.frames, cfg.min_valid, info.shape[3])
+            if len(windows) == 0:
+                raise DatacubeError(
+                    f"datacube store {info.store}: no {cfg.chip_size}x{cfg.chip_size} grid chip of the {split} split "
+                    f"has a valid fraction >= min_valid={cfg.min_valid}; lower min_valid or chip_size"
+                )
+            length = len(windows)
+        elif split == "train":
+            length = cfg.samples_per_epoch
+        else:
+            length = max(1, round(cfg.samples_per_epoch * cfg.val_fraction))
+        mean, std = self._norm
+        ds = ChipDataset(
+            info,
+            split=split,
+            band_index=self._band_index,
+            mean=mean,
+            std=std,
+            apply_scale=cfg.apply_scale,
+            chip=cfg.chip_size,
+            frames=cfg.frames,
+            region=region,
+            windows=windows,
+            length=length,
+            min_valid=cfg.min_valid,
+            seed=cfg.seed,
+            cache_bytes=cfg.cache_mb * 2**20,
+        )
+        self._datasets[split] = ds
+        return ds
+
+
+def build_zarr_chips(config: ZarrChipsConfig) -> ZarrChips:
+    """Factory named by the ``zarr-chips`` spec; nothing is read until ``prepare()`` or ``dataset()``."""
+    return ZarrChips(config)

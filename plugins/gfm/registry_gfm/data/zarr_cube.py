@@ -1,0 +1,240 @@
+"""The Zarr (v3) datacube: layout, region writes from many workers, completion markers and resume.
+
+Layout (``xarray.open_zarr(store)``)::
+
+    image  (time, band, y, x)  native dtype, chunks (1, bands, chunk, chunk); masked pixels are nodata
+    valid  (time, y, x)        uint8, 1 where a pixel is usable; chunk fill 0, so unwritten = not valid
+    coords x, y (pixel centres in the CRS), time, band, and scale / offset (time, band)
+    attrs  crs_wkt, epsg, transform (a, b, c, d, e, f), nodata, bands (per-band metadata),
+           provenance (items, asset hrefs, search), ingest_status ("incomplete" | "complete") and
+           complete (bool, the same fact for readers)
+
+A region is one chunk of each array: (time t, chunk row i, chunk column j). A worker writes ``image``,
+then ``valid``, then an empty marker file ``_ingest/t-i-j``; zarr writes each chunk atomically (temp file
+and rename), so a region killed midway has no marker and, at worst, ``valid`` still 0. A rerun skips
+marked regions. The template is built in a temporary directory and renamed into place, and
+``ingest_status`` turns "complete" only after every region, so a half-written store never reads as done.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import shutil
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from registry_gfm.data.stac_plan import IngestPlan
+
+__all__ = ["DatacubeError", "IncompleteStoreError", "create_store", "finish_store", "open_datacube", "plan_fingerprint",
+           "region_done", "regions", "write_region"]
+
+MARKERS = "_ingest"
+
+
+class DatacubeError(RuntimeError):
+    """A store cannot be used as asked; the message names the store path."""
+
+
+class IncompleteStoreError(DatacubeError):
+    """The store exists but its ingest has not finished; rerun the ingest to complete it."""
+
+
+def plan_fingerprint(plan: IngestPlan, chunk: int) -> str:
+    """A hash of everything that decides the store's contents (items, hrefs, bands, grid, mask, chunking)."""
+    doc = {
+        "items": [it.id for it in plan.items],
+        "hrefs": plan.hrefs,
+        "bands": [b.metadata() for b in plan.bands],
+        "grid": [plan.grid.epsg, list(plan.grid.transform), plan.grid.width, plan.grid.height],
+        "dtype": plan.dtype,
+        "nodata": plan.nodata,
+        "mask": plan.mask.name if plan.mask else None,
+        "mask_values": list(plan.mask_values) if plan.mask_values is not None else None,
+        "chunk": chunk,
+    }
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def regions(plan: IngestPlan, chunk: int) -> Iterator[tuple[int, int, int]]:
+    """Every (t, i, j) region of the store, time-major."""
+    ny, nx = -(-plan.grid.height // chunk), -(-plan.grid.width // chunk)
+    for t in range(len(plan.items)):
+        for i in range(ny):
+            for j in range(nx):
+                yield t, i, j
+
+
+def _marker(store: Path, t: int, i: int, j: int) -> Path:
+    return store / MARKERS / f"{t}-{i}-{j}"
+
+
+def region_done(store: str | os.PathLike[str], t: int, i: int, j: int) -> bool:
+    return _marker(Path(store), t, i, j).exists()
+
+
+def _attrs(plan: IngestPlan, chunk: int, provenance: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "crs_wkt": plan.grid.crs_wkt,
+        "epsg": plan.grid.epsg,
+        "transform": list(plan.grid.transform),
+        "nodata": plan.nodata,
+        "chunk_size": chunk,
+        "band_names": list(plan.band_names),
+        "bands": [b.metadata() for b in plan.bands],
+        "cloud_mask": {"kind": plan.mask.name, "values": list(plan.mask_values or plan.mask.default)}
+        if plan.mask else None,
+        "provenance": dict(provenance),
+        "ingest_fingerprint": plan_fingerprint(plan, chunk),
+        "ingest_status": "incomplete",
+        "complete": False,
+    }
+
+
+def create_store(store: str | os.PathLike[str], plan: IngestPlan, chunk: int, provenance: Mapping[str, Any]) -> bool:
+    """Create the empty store (metadata and coordinates only); False when a matching one already exists.
+
+    An existing store from a different ingest (other items, bands, grid or chunking) is an error: it is
+    never overwritten or mixed.
+    """
+    import dask.array as da
+    import xarray as xr
+    import zarr
+    from zarr.codecs import BloscCodec
+
+    path = Path(store)
+    fingerprint = plan_fingerprint(plan, chunk)
+    if path.exists():
+        try:
+            attrs = dict(zarr.open_group(str(path), mode="r").attrs)
+        except Exception as exc:
+            raise DatacubeError(f"{path} exists but is not a Zarr datacube ({exc}); remove it or pick another store") from exc
+        if attrs.get("ingest_fingerprint") != fingerprint:
+            raise DatacubeError(f"store {path} holds a different ingest (other items, bands, grid or chunking); "
+                                "remove it or choose another 'store' path")
+        return False
+    nt, nb, h, w = len(plan.items), len(plan.bands), plan.grid.height, plan.grid.width
+    times = np.array([np.datetime64(_utc_naive(it.datetime), "ns") for it in plan.items])
+    ds = xr.Dataset(
+        {
+            # Never computed: to_zarr(compute=False) writes only metadata and the numpy coordinates.
+            "image": (("time", "band", "y", "x"), da.zeros((nt, nb, h, w), dtype=plan.dtype, chunks=(1, nb, chunk, chunk))),
+            "valid": (("time", "y", "x"), da.zeros((nt, h, w), dtype="uint8", chunks=(1, chunk, chunk))),
+        },
+        coords={
+            "time": times,
+            "band": np.array(plan.band_names, dtype=object),
+            "y": plan.grid.y_centers(),
+            "x": plan.grid.x_centers(),
+            "scale": (("time", "band"), np.array([band.scales for band in plan.bands], dtype="float64").T),
+            "offset": (("time", "band"), np.array([band.offsets for band in plan.bands], dtype="float64").T),
+            "item_id": (("time",), np.array([it.id for it in plan.items], dtype=object)),
+        },
+    )
+    # Blosc lz4 with byte shuffle: several times faster than zarr's default zstd and smaller on imagery.
+    fast = BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")
+    encoding = {
+        "image": {"chunks": (1, nb, chunk, chunk), "fill_value": np.dtype(plan.dtype).type(plan.nodata),
+                  "compressors": (fast,)},
+        "valid": {"chunks": (1, chunk, chunk), "fill_value": np.uint8(0),
+                  "compressors": (BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle"),)},
+        "time": {"units": "nanoseconds since 1970-01-01", "dtype": "int64"},
+    }
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    ds.to_zarr(str(tmp), mode="w-", compute=False, zarr_format=3, encoding=encoding, consolidated=False)
+    group = zarr.open_group(str(tmp), mode="r+")
+    group.attrs.update(_attrs(plan, chunk, provenance))
+    (tmp / MARKERS).mkdir()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.rename(tmp, path)  # atomic: the store appears whole or not at all
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not path.exists():
+            raise
+        return create_store(store, plan, chunk, provenance)  # another process won the race; check it matches
+    return True
+
+
+def _utc_naive(t: Any) -> Any:
+    if t is None:
+        raise DatacubeError("a STAC item without datetime reached the writer")
+    return t.astimezone(dt.UTC).replace(tzinfo=None) if t.tzinfo else t
+
+
+def write_region(store: str, t: int, i: int, j: int, chunk: int, bands: Sequence[np.ndarray],
+                 clear: np.ndarray | None, nodata: float, band_nodata: tuple[float, ...]) -> int:
+    """Write region (t, i, j): stack ``bands`` (each (h, w), possibly with leading 1-axes), mask them with
+    ``clear`` and nodata; returns the number of valid pixels.
+
+    Runs on dask workers: plain arguments only, opens the store itself. The marker goes last.
+    """
+    import zarr
+
+    group = zarr.open_group(store, mode="r+", zarr_format=3)
+    image = np.stack([b.reshape(b.shape[-2:]) for b in bands])  # (bands, h, w)
+    if clear is not None:
+        clear = clear.reshape(clear.shape[-2:])
+    valid = np.ones(image.shape[1:], dtype=bool)
+    for b, nd in enumerate(band_nodata):
+        valid &= image[b] != nd
+    if clear is not None:
+        valid &= clear.astype(bool)
+    if not valid.all():  # masked pixels become nodata in every band
+        image = np.where(valid[None], image, image.dtype.type(nodata))
+    ys, xs = slice(i * chunk, i * chunk + image.shape[1]), slice(j * chunk, j * chunk + image.shape[2])
+    image_arr, valid_arr = group["image"], group["valid"]
+    assert isinstance(image_arr, zarr.Array) and isinstance(valid_arr, zarr.Array)
+    image_arr[t, :, ys, xs] = image
+    valid_arr[t, ys, xs] = valid.astype(np.uint8)
+    marker = _marker(Path(store), t, i, j)
+    fd = os.open(marker, os.O_CREAT | os.O_WRONLY, 0o644)
+    os.close(fd)
+    return int(valid.sum())
+
+
+def finish_store(store: str | os.PathLike[str], extra_attrs: Mapping[str, Any] | None = None) -> None:
+    """Mark the store complete, consolidate its metadata and drop the region markers (idempotent)."""
+    import zarr
+
+    group = zarr.open_group(str(store), mode="r+", zarr_format=3)
+    group.attrs.update({**dict(extra_attrs or {}), "ingest_status": "complete", "complete": True})
+    with warnings.catch_warnings():
+        # Consolidated metadata is a zarr-python extension to v3; it spares readers a directory listing.
+        warnings.simplefilter("ignore")
+        zarr.consolidate_metadata(str(store))
+    shutil.rmtree(Path(store) / MARKERS, ignore_errors=True)
+
+
+def store_status(store: str | os.PathLike[str]) -> str | None:
+    """``"complete"``, ``"incomplete"``, or None when there is no store at ``store``."""
+    import zarr
+
+    if not Path(store).exists():
+        return None
+    try:
+        return str(zarr.open_group(str(store), mode="r").attrs.get("ingest_status", "incomplete"))
+    except Exception:
+        return "incomplete"
+
+
+def open_datacube(store: str | os.PathLike[str], require_complete: bool = True) -> Any:
+    """The store as an xarray Dataset; IncompleteStoreError unless its ingest finished."""
+    import xarray as xr
+
+    status = store_status(store)
+    if status is None:
+        raise DatacubeError(f"no datacube at {store}; run the ingest (prepare) first")
+    if require_complete and status != "complete":
+        raise IncompleteStoreError(f"datacube {store} is incomplete (its ingest was interrupted); rerun the ingest "
+                                   "to finish it")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an incomplete store has no consolidated metadata yet
+        return xr.open_zarr(str(store), consolidated=None)
