@@ -20,6 +20,10 @@ $(STAMP): pyproject.toml plugins/llm/pyproject.toml plugins/gfm/pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python -m registry_core plugins
 	$(BIN)/python -m registry_core list
+	$(BIN)/python -m registry_core check examples/gpt-tiny.toml
+	$(BIN)/python -m registry_core run examples/gpt-tiny.toml --out runs/gpt-tiny
+	$(BIN)/python -m registry_core generate runs/gpt-tiny --prompt "The with statement" --max-tokens 48
+	$(BIN)/python -m registry_core ingest examples/lsat7-ingest.toml
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -29,4 +33,4 @@ test: lint
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	$(BIN)/python bench/startup.py
+	for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

@@ -53,3 +53,18 @@ def make_dist(site_dir: Path) -> Callable[..., FakeDist]:
         return FakeDist(site_dir, dist_name, module, entry_point)
 
     return make
+
+
+@pytest.fixture
+def torch_one_thread() -> Iterator[None]:
+    """One torch intra-op thread: tiny models gain nothing from more, and they stall badly on a busy 2-core machine.
+
+    Test modules opt in with ``pytestmark = pytest.mark.usefixtures("torch_one_thread")``; torch is imported
+    here, lazily, so test directories that never use it do not pay for the import.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 import torch
@@ -15,28 +16,16 @@ from registry_llm.generation import generate, sample_next
 V, D = 40, 32
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Tiny models gain nothing from intra-op threads, and they stall badly on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
-def _pos_options(name: str, **extra: object) -> dict[str, object]:
-    """The wired options each encoder takes (composition would fill these from the backbone)."""
-    opts: dict[str, object] = {"embed_dim": D, "heads": 4, **extra}
-    fields = {"sinusoidal": ("embed_dim", "max_positions"), "learned": ("embed_dim", "max_positions"),
-              "rope": ("embed_dim", "heads", "max_positions"), "alibi": ("heads", "max_positions")}[name]
-    return {k: v for k, v in opts.items() if k in fields}
-
-
-def _model(position: str, max_positions: int = 64) -> tuple[ModelParts, nn.Module]:
+def _model(
+    build_positional: Callable[..., Any], position: str, max_positions: int = 64
+) -> tuple[ModelParts, nn.Module]:
     torch.manual_seed(3)
     reg = get_registry()
     embed = nn.Embedding(V, D)
-    pos = reg.build("positional_encoder", position, **_pos_options(position, max_positions=max_positions))
+    pos = build_positional(position, D, max_positions=max_positions)
     bb = reg.build("backbone", "gpt", embed_dim=D, depth=2, heads=4, max_positions=max_positions, init_std=0.3)
     parts = ModelParts(embed, pos, bb)
     # An untied, large random head keeps a random model from repeating its last token forever.
@@ -47,8 +36,8 @@ def _model(position: str, max_positions: int = 64) -> tuple[ModelParts, nn.Modul
 
 
 @pytest.mark.parametrize("position", ["sinusoidal", "learned", "rope", "alibi"])
-def test_cached_and_uncached_greedy_are_identical(position: str) -> None:
-    parts, obj = _model(position)
+def test_cached_and_uncached_greedy_are_identical(position: str, build_positional: Callable[..., Any]) -> None:
+    parts, obj = _model(build_positional, position)
     prompt = [5, 9, 2, 17, 30]
     cached = generate(parts, obj, prompt, max_new_tokens=40, temperature=0.0)
     uncached = generate(parts, obj, prompt, max_new_tokens=40, temperature=0.0, use_cache=False)
@@ -56,8 +45,8 @@ def test_cached_and_uncached_greedy_are_identical(position: str) -> None:
     assert len(cached) == 40 and len(set(cached)) >= 3
 
 
-def test_generation_restores_training_mode_and_respects_stops() -> None:
-    parts, obj = _model("rope")
+def test_generation_restores_training_mode_and_respects_stops(build_positional: Callable[..., Any]) -> None:
+    parts, obj = _model(build_positional, "rope")
     parts.backbone.train()
     full = generate(parts, obj, [1, 2, 3], max_new_tokens=20, temperature=0.0)
     assert parts.backbone.training
@@ -67,8 +56,8 @@ def test_generation_restores_training_mode_and_respects_stops() -> None:
     assert generate(parts, obj, [1, 2, 3], max_new_tokens=0) == []
 
 
-def test_sampling_is_seeded_and_top_k_one_is_greedy() -> None:
-    parts, obj = _model("alibi")
+def test_sampling_is_seeded_and_top_k_one_is_greedy(build_positional: Callable[..., Any]) -> None:
+    parts, obj = _model(build_positional, "alibi")
     a = generate(parts, obj, [4], max_new_tokens=15, seed=7)
     b = generate(parts, obj, [4], max_new_tokens=15, seed=7)
     assert a == b
@@ -86,16 +75,16 @@ def test_sample_next_filters() -> None:
     assert sample_next(logits, temperature=0.0) == 1
 
 
-def test_context_longer_than_max_positions_slides() -> None:
-    parts, obj = _model("rope", max_positions=16)
+def test_context_longer_than_max_positions_slides(build_positional: Callable[..., Any]) -> None:
+    parts, obj = _model(build_positional, "rope", max_positions=16)
     out = generate(parts, obj, list(range(20)), max_new_tokens=30, temperature=0.0)
     assert len(out) == 30
     ref = generate(parts, obj, list(range(20)), max_new_tokens=30, temperature=0.0, use_cache=False)
     assert len(ref) == 30
 
 
-def test_bad_arguments() -> None:
-    parts, obj = _model("rope")
+def test_bad_arguments(build_positional: Callable[..., Any]) -> None:
+    parts, obj = _model(build_positional, "rope")
     with pytest.raises(ValueError, match="prompt is empty"):
         generate(parts, obj, [])
     with pytest.raises(TypeError, match="no logits"):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -17,29 +17,17 @@ from registry_core.interfaces import ModelParts
 V, D = 50, 32
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Tiny models gain nothing from intra-op threads, and they stall badly on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
-def _pos_options(name: str, **extra: object) -> dict[str, object]:
-    """The wired options each encoder takes (composition would fill these from the backbone)."""
-    opts: dict[str, object] = {"embed_dim": D, "heads": 4, **extra}
-    fields = {"sinusoidal": ("embed_dim", "max_positions"), "learned": ("embed_dim", "max_positions"),
-              "rope": ("embed_dim", "heads", "max_positions"), "alibi": ("heads", "max_positions")}[name]
-    return {k: v for k, v in opts.items() if k in fields}
-
-
-def _parts(backbone: str = "gpt", position: str = "rope", rows: int = V) -> ModelParts:
+def _parts(
+    build_positional: Callable[..., Any], backbone: str = "gpt", position: str = "rope", rows: int = V
+) -> ModelParts:
     torch.manual_seed(0)
     reg = get_registry()
     embed = nn.Embedding(rows, D)
     nn.init.normal_(embed.weight, std=0.02)
-    pos = reg.build("positional_encoder", position, **_pos_options(position))
+    pos = build_positional(position, D)
     bb = reg.build("backbone", backbone, embed_dim=D, depth=2, heads=4, max_positions=64)
     return ModelParts(embed, pos, bb)
 
@@ -50,8 +38,8 @@ def _next_token(parts: ModelParts, **opts: object) -> Any:
     return obj
 
 
-def test_next_token_loss_near_uniform_at_init_and_tied_gradient() -> None:
-    parts = _parts()
+def test_next_token_loss_near_uniform_at_init_and_tied_gradient(build_positional: Callable[..., Any]) -> None:
+    parts = _parts(build_positional)
     obj = _next_token(parts)
     ids = torch.randint(0, V, (4, 16))
     loss, metrics = obj(parts, {"input_ids": ids[:, :-1], "targets": ids[:, 1:]})
@@ -62,8 +50,8 @@ def test_next_token_loss_near_uniform_at_init_and_tied_gradient() -> None:
     assert list(obj.parameters()) == []  # the tied head is the embedding, owned by the embedding
 
 
-def test_next_token_shifts_when_no_targets_and_ignores_pad() -> None:
-    parts = _parts()
+def test_next_token_shifts_when_no_targets_and_ignores_pad(build_positional: Callable[..., Any]) -> None:
+    parts = _parts(build_positional)
     obj = _next_token(parts, pad_id=0)
     ids = torch.randint(1, V, (2, 10))
     shifted, _ = obj(parts, {"input_ids": ids})
@@ -81,8 +69,8 @@ def test_next_token_shifts_when_no_targets_and_ignores_pad() -> None:
         obj(parts, {"input_ids": ids, "targets": ids[:, 1:]})
 
 
-def test_next_token_padded_table_and_untied_head() -> None:
-    parts = _parts(rows=64)  # vocabulary padded to a multiple of 64
+def test_next_token_padded_table_and_untied_head(build_positional: Callable[..., Any]) -> None:
+    parts = _parts(build_positional, rows=64)  # vocabulary padded to a multiple of 64
     obj = _next_token(parts, vocab_size=V)
     logits = obj.logits(parts, torch.randint(0, V, (1, 5)))
     assert logits.shape == (1, 5, V)
@@ -93,15 +81,15 @@ def test_next_token_padded_table_and_untied_head() -> None:
         _next_token(parts, vocab_size=100)
 
 
-def test_next_token_unbound_is_a_clear_error() -> None:
+def test_next_token_unbound_is_a_clear_error(build_positional: Callable[..., Any]) -> None:
     obj = get_registry().build("objective", "next-token")
     with pytest.raises(RuntimeError, match="not bound"):
-        obj(_parts(), {"input_ids": torch.zeros(1, 3, dtype=torch.long)})
+        obj(_parts(build_positional), {"input_ids": torch.zeros(1, 3, dtype=torch.long)})
 
 
-def test_next_token_learns() -> None:
+def test_next_token_learns(build_positional: Callable[..., Any]) -> None:
     """A few steps on a repeating pattern drive the loss well down: gradients reach every part."""
-    parts = _parts(position="learned")
+    parts = _parts(build_positional, position="learned")
     obj = _next_token(parts)
     params = [p for m in (parts.embed, parts.positional, parts.backbone) for p in m.parameters()]
     opt = torch.optim.AdamW(params, lr=3e-3)
@@ -122,8 +110,8 @@ def _mlm(parts: ModelParts, **opts: object) -> Any:
     return obj
 
 
-def test_masked_lm_corruption_statistics() -> None:
-    obj = _mlm(_parts("bert"))
+def test_masked_lm_corruption_statistics(build_positional: Callable[..., Any]) -> None:
+    obj = _mlm(_parts(build_positional, "bert"))
     obj.generator = torch.Generator().manual_seed(1)
     ids = torch.randint(2, V, (64, 512))
     ids[:, -64:] = 0  # padding is never chosen
@@ -142,8 +130,8 @@ def test_masked_lm_corruption_statistics() -> None:
     assert torch.equal(corrupted[~chosen], ids[~chosen])
 
 
-def test_masked_lm_forward_backward_and_edge_cases() -> None:
-    parts = _parts("bert", "alibi")
+def test_masked_lm_forward_backward_and_edge_cases(build_positional: Callable[..., Any]) -> None:
+    parts = _parts(build_positional, "bert", "alibi")
     obj = _mlm(parts)
     ids = torch.randint(2, V, (4, 32))
     loss, metrics = obj(parts, {"input_ids": ids, "targets": ids})
@@ -156,12 +144,12 @@ def test_masked_lm_forward_backward_and_edge_cases() -> None:
     loss.backward()
 
 
-def test_masked_lm_needs_a_mask_id() -> None:
+def test_masked_lm_needs_a_mask_id(build_positional: Callable[..., Any]) -> None:
     obj = get_registry().build("objective", "masked-lm")
     with pytest.raises(ValueError, match="mask_id is not set"):
-        obj.bind(_parts("bert"))
+        obj.bind(_parts(build_positional, "bert"))
     with pytest.raises(ValueError, match="outside the vocabulary"):
-        _mlm(_parts("bert"), mask_id=V + 3)
+        _mlm(_parts(build_positional, "bert"), mask_id=V + 3)
     with pytest.raises(Exception, match="replace_mask"):
         get_registry().build("objective", "masked-lm", replace_mask=0.9, replace_random=0.2)
 
@@ -175,9 +163,9 @@ def test_objective_specs_require_the_right_backbone() -> None:
         assert req["tokens"] == "discrete" and req["embed_dim"] is None and req["vocab_size"] is None
 
 
-def test_masked_lm_with_a_keep_mask() -> None:
+def test_masked_lm_with_a_keep_mask(build_positional: Callable[..., Any]) -> None:
     """Padding marked by ``keep`` is neither chosen nor attended to."""
-    parts = _parts("bert", "sinusoidal")
+    parts = _parts(build_positional, "bert", "sinusoidal")
     obj = _mlm(parts, pad_id=None, mask_prob=0.5)
     ids = torch.randint(2, V, (3, 20))
     keep = torch.ones(3, 20, dtype=torch.bool)

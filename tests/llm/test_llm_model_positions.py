@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 import torch
@@ -18,23 +19,13 @@ D, H, T = 32, 4, 12
 POSITIONS = ["sinusoidal", "learned", "rope", "alibi"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Tiny models gain nothing from intra-op threads, and they stall badly on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
-def _positional(name: str, heads: int = H) -> torch.nn.Module:
-    opts = {
-        "sinusoidal": {"embed_dim": D},
-        "learned": {"embed_dim": D, "max_positions": 64},
-        "rope": {"embed_dim": D, "heads": heads},
-        "alibi": {"heads": heads},
-    }[name]
-    module: torch.nn.Module = get_registry().build("positional_encoder", name, **opts)
+def _positional(build_positional: Callable[..., Any], name: str, heads: int = H) -> torch.nn.Module:
+    """The encoder ``name``: a 64-row table for learned, the default max_positions for the others."""
+    extra = {"max_positions": 64} if name == "learned" else {}
+    module: torch.nn.Module = build_positional(name, D, heads=heads, **extra)
     return module
 
 
@@ -48,8 +39,8 @@ def _backbone(name: str) -> torch.nn.Module:
 
 @pytest.mark.parametrize("backbone", ["gpt", "bert"])
 @pytest.mark.parametrize("position", POSITIONS)
-def test_forward_backward_all_positions(backbone: str, position: str) -> None:
-    model, pos = _backbone(backbone), _positional(position)
+def test_forward_backward_all_positions(backbone: str, position: str, build_positional: Callable[..., Any]) -> None:
+    model, pos = _backbone(backbone), _positional(build_positional, position)
     assert pos.grid == 1
     x = torch.randn(2, T, D, requires_grad=True)
     y = model(x, pos)
@@ -62,8 +53,8 @@ def test_forward_backward_all_positions(backbone: str, position: str) -> None:
 
 
 @pytest.mark.parametrize("position", POSITIONS)
-def test_gpt_is_causal_and_bert_is_not(position: str) -> None:
-    pos = _positional(position)
+def test_gpt_is_causal_and_bert_is_not(position: str, build_positional: Callable[..., Any]) -> None:
+    pos = _positional(build_positional, position)
     x = torch.randn(1, T, D)
     y = x.clone()
     y[:, 8:] = torch.randn(1, T - 8, D)
@@ -74,9 +65,9 @@ def test_gpt_is_causal_and_bert_is_not(position: str) -> None:
 
 
 @pytest.mark.parametrize("position", POSITIONS)
-def test_positions_change_the_output(position: str) -> None:
+def test_positions_change_the_output(position: str, build_positional: Callable[..., Any]) -> None:
     """Order matters once positions are present: the same tokens permuted give a different last state."""
-    model, pos = _backbone("bert").eval(), _positional(position)
+    model, pos = _backbone("bert").eval(), _positional(build_positional, position)
     x = torch.randn(1, T, D)
     perm = torch.randperm(T)
     plain = model(x)[:, perm]
