@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import fnmatch
+import importlib
 import os
 import time
 import traceback
@@ -149,7 +150,7 @@ class Registry:
                         continue  # already a candidate
                     candidates.append(entry_points[item])
                 else:
-                    candidates.append(_Candidate(item, item, None, None, lambda m=item: __import__(m, fromlist=["_"])))
+                    candidates.append(_Candidate(item, item, None, None, lambda m=item: importlib.import_module(m)))
             else:
                 name = getattr(item, "__name__", None) or type(item).__name__
                 candidates.append(_Candidate(name, name, None, None, lambda obj=item: obj))
