@@ -81,7 +81,10 @@ def process_batch(docs: list[tuple[str, str]], keep_text: bool = False) -> list[
             res.text = text
         out.append(res)
     if s.tokenizer is not None and kept:
-        ids = s.tokenizer.encode_batch(kept, eos=s.append_eos)
+        # Only the plain tokenizer interface (encode_batch, eos_id), so any discrete tokenizer plugin fits.
+        ids = s.tokenizer.encode_batch(kept)
+        if s.append_eos:
+            ids = [[*doc, s.tokenizer.eos_id] for doc in ids]
         it = iter(ids)
         for res in out:
             if res.reason is None:
