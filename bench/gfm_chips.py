@@ -2,8 +2,8 @@
 
 Builds a synthetic scene: ``dates`` x ``bands`` single-band uint16 COGs (one file per band and date, as
 STAC assets are published; deflate, 512-pixel tiles) and the matching Zarr v3 datacube in the stac-zarr
-layout (chunks (1, bands, chunk, chunk), zarr's default zstd). Then reads the same random
-(frames, bands, chip, chip) windows, single-process, with:
+layout (chunks (1, bands, chunk, chunk) and the codecs of ``zarr_cube.array_encoding``: Blosc lz4).
+Then reads the same random (frames, bands, chip, chip) windows, single-process, with:
 
 * ``zarr-chips``: ``ChipDataset[i]``: window draw, valid-mask check, read through its decoded-chunk
   cache of ``--cache-mb``, scale + normalise, lon/lat; and again with the cache off;
@@ -81,6 +81,7 @@ def write_store(image: np.ndarray, path: Path, transform: tuple[float, ...], eps
     from pyproj import CRS
 
     from registry_gfm.bands import lookup_band
+    from registry_gfm.data.zarr_cube import array_encoding
 
     t, b, h, w = image.shape
     a, _, c, _, e, f = transform
@@ -100,7 +101,7 @@ def write_store(image: np.ndarray, path: Path, transform: tuple[float, ...], eps
             "complete": True,
         },
     )
-    enc = {"image": {"chunks": (1, b, chunk, chunk)}, "valid": {"chunks": (1, chunk, chunk)}}
+    enc = array_encoding(b, chunk, "uint16", 0)  # the chunking and codecs stac-zarr writes
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ds.to_zarr(str(path), mode="w", zarr_format=3, encoding=enc, consolidated=True)

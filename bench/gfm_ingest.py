@@ -86,15 +86,24 @@ def raw_rasterio_read(files: list[Path], threads: int) -> float:
     return time.perf_counter() - start
 
 
+# Peak RSS is the child's VmHWM: on Linux, getrusage's ru_maxrss survives fork + exec, so a child of a
+# parent that just built an 8192^2 stack reported the parent's ~1.9 GB instead of its own peak.
 CHILD = """
 import json, resource, sys, time
 import dask, odc.stac, rasterio, stackstac, xarray, zarr  # one-time imports are not ingest time
 from registry_gfm.data.stac_zarr import run_ingest
+
+def peak_rss_mb():
+    try:
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) / 1024 for line in status if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
 opts = json.loads(sys.argv[1])
 start = time.perf_counter()
 run_ingest(opts, progress=False)
-print(json.dumps({"seconds": time.perf_counter() - start,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+print(json.dumps({"seconds": time.perf_counter() - start, "peak_rss_mb": peak_rss_mb()}))
 """
 
 

@@ -437,6 +437,41 @@ def test_chunk_cache_reads_equal_direct_reads(tmp_path: Path) -> None:
     np.testing.assert_array_equal(ChunkCache(0).read("a", array, edge), data[edge])
 
 
+@pytest.mark.parametrize("codec", ["blosc", "zstd", "none", "sharded"])
+def test_chunk_cache_file_reads_match_zarr(tmp_path: Path, codec: str) -> None:
+    """Chunks read straight from their files (or through zarr where that is not possible) equal zarr's reads."""
+    import zarr
+    from zarr.codecs import BloscCodec, ZstdCodec
+
+    from registry_gfm.data.chunk_cache import ChunkCache, ChunkFiles
+
+    data = np.arange(2 * 3 * 40 * 36, dtype=np.uint16).reshape(2, 3, 40, 36)
+    data[1, :, 16:, :] = 7  # left unwritten below: those chunks read as the fill value 7
+    kwargs: dict[str, Any] = {"chunks": (1, 3, 16, 16), "fill_value": 7}
+    if codec == "blosc":
+        kwargs["compressors"] = (BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle"),)
+    elif codec == "zstd":
+        kwargs["compressors"] = (ZstdCodec(),)
+    elif codec == "none":
+        kwargs["compressors"] = None
+    else:
+        kwargs.update(chunks=(1, 3, 8, 8), shards=(1, 3, 16, 16))
+    array = zarr.create_array(str(tmp_path / "a.zarr"), shape=data.shape, dtype="uint16", **kwargs)
+    array[0] = data[0]
+    array[1, :, :16] = data[1, :, :16]
+    assert (ChunkFiles.open(array) is None) == (codec == "sharded")  # sharded arrays are read through zarr
+    for cache in (ChunkCache(0), ChunkCache(2**20)):
+        windows = [(slice(0, 2), slice(0, 3), slice(5, 37), slice(3, 30)),
+                   (slice(1, 2), slice(1, 3), slice(20, 40), slice(30, 36))]
+        for sel in windows:
+            np.testing.assert_array_equal(cache.read("a", array, sel), data[sel])
+            np.testing.assert_array_equal(cache.read("a", array, sel), data[sel])  # again, from the cache if on
+    if codec == "blosc":  # a damaged chunk file is an error naming it, never garbage pixels
+        (tmp_path / "a.zarr" / "c" / "0" / "0" / "1" / "1").write_bytes(b"not a blosc frame")
+        with pytest.raises(ValueError, match=r"c/0/0/1/1 cannot be decoded"):
+            ChunkCache(0).read("a", array, (slice(0, 1), slice(0, 3), slice(16, 20), slice(16, 20)))
+
+
 def test_plugin_spec_is_sound() -> None:
     from registry_core.testing import check_plugin
 

@@ -2,8 +2,10 @@
 
 Layout (``xarray.open_zarr(store)``)::
 
-    image  (time, band, y, x)  native dtype, chunks (1, bands, chunk, chunk); masked pixels are nodata
-    valid  (time, y, x)        uint8, 1 where a pixel is usable; chunk fill 0, so unwritten = not valid
+    image  (time, band, y, x)  native dtype, chunks (1, bands, chunk, chunk), Blosc lz4 bit-shuffled;
+                               masked pixels are nodata
+    valid  (time, y, x)        uint8, 1 where a pixel is usable, Blosc lz4; chunk fill 0, so unwritten =
+                               not valid
     coords x, y (pixel centres in the CRS), time, band, and scale / offset (time, band)
     attrs  crs_wkt, epsg, transform (a, b, c, d, e, f), nodata, bands (per-band metadata),
            provenance (items, asset hrefs, search), ingest_status ("incomplete" | "complete") and
@@ -32,8 +34,8 @@ import numpy as np
 
 from registry_gfm.data.stac_plan import IngestPlan
 
-__all__ = ["DatacubeError", "IncompleteStoreError", "create_store", "finish_store", "open_datacube", "plan_fingerprint",
-           "region_done", "regions", "write_region"]
+__all__ = ["DatacubeError", "IncompleteStoreError", "array_encoding", "create_store", "finish_store", "open_datacube",
+           "plan_fingerprint", "region_done", "regions", "write_region"]
 
 MARKERS = "_ingest"
 
@@ -97,6 +99,25 @@ def _attrs(plan: IngestPlan, chunk: int, provenance: Mapping[str, Any]) -> dict[
     }
 
 
+def array_encoding(bands: int, chunk: int, dtype: str, nodata: float) -> dict[str, dict[str, Any]]:
+    """The ``to_zarr`` encoding of ``image`` and ``valid``: chunking, fill values and codecs of the layout.
+
+    ``image``: Blosc lz4 with bit shuffle, several times faster to write and read than zarr's default zstd.
+    On uint16 reflectance, bit shuffle beat byte shuffle on every count (measured per core: 8% smaller,
+    encode 1.5 vs 0.9-1.4 GB/s, decode 3.0 vs 2.2-2.7 GB/s): the unused high bits pack into runs lz4 drops.
+    ``valid`` (uint8, mostly one value): lz4 without shuffle; bit shuffle made its decoding 8x slower
+    (32 vs 4 us a 256^2 chunk), which chip reads pay once per frame.
+    """
+    from zarr.codecs import BloscCodec
+
+    return {
+        "image": {"chunks": (1, bands, chunk, chunk), "fill_value": np.dtype(dtype).type(nodata),
+                  "compressors": (BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle"),)},
+        "valid": {"chunks": (1, chunk, chunk), "fill_value": np.uint8(0),
+                  "compressors": (BloscCodec(cname="lz4", clevel=5, shuffle="noshuffle"),)},
+    }
+
+
 def create_store(store: str | os.PathLike[str], plan: IngestPlan, chunk: int, provenance: Mapping[str, Any]) -> bool:
     """Create the empty store (metadata and coordinates only); False when a matching one already exists.
 
@@ -106,7 +127,6 @@ def create_store(store: str | os.PathLike[str], plan: IngestPlan, chunk: int, pr
     import dask.array as da
     import xarray as xr
     import zarr
-    from zarr.codecs import BloscCodec
 
     path = Path(store)
     fingerprint = plan_fingerprint(plan, chunk)
@@ -137,13 +157,8 @@ def create_store(store: str | os.PathLike[str], plan: IngestPlan, chunk: int, pr
             "item_id": (("time",), np.array([it.id for it in plan.items], dtype=object)),
         },
     )
-    # Blosc lz4 with byte shuffle: several times faster than zarr's default zstd and smaller on imagery.
-    fast = BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")
-    encoding = {
-        "image": {"chunks": (1, nb, chunk, chunk), "fill_value": np.dtype(plan.dtype).type(plan.nodata),
-                  "compressors": (fast,)},
-        "valid": {"chunks": (1, chunk, chunk), "fill_value": np.uint8(0),
-                  "compressors": (BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle"),)},
+    encoding: dict[str, dict[str, Any]] = {
+        **array_encoding(nb, chunk, plan.dtype, plan.nodata),
         "time": {"units": "nanoseconds since 1970-01-01", "dtype": "int64"},
     }
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -169,6 +184,34 @@ def _utc_naive(t: Any) -> Any:
     return t.astimezone(dt.UTC).replace(tzinfo=None) if t.tzinfo else t
 
 
+#: Per process: store path -> (signature of its array metadata, image, valid) opened for writing.
+_OPEN_ARRAYS: dict[str, tuple[tuple[int, ...], Any, Any]] = {}
+
+
+def _write_arrays(store: str) -> tuple[Any, Any]:
+    """``image`` and ``valid`` of ``store`` opened for region writes, reused across the regions of one process.
+
+    Opening the group parses its metadata (a third of a region write's Python time when redone per region);
+    the cache is keyed by the inode and mtime of both arrays' metadata, so a store removed and recreated at
+    the same path is opened afresh. ``write_empty_chunks`` is on: zarr's default compares every chunk with
+    the fill value before writing it (a full scan, costlier than the lz4 compression) to skip all-fill chunks.
+    """
+    import zarr
+
+    root = Path(store)
+    stats = [(root / name / "zarr.json").stat() for name in ("image", "valid")]
+    signature = tuple(v for st in stats for v in (st.st_ino, st.st_mtime_ns, st.st_size))
+    cached = _OPEN_ARRAYS.get(store)
+    if cached is not None and cached[0] == signature:
+        return cached[1], cached[2]
+    group = zarr.open_group(store, mode="r+", zarr_format=3)
+    image_arr, valid_arr = group["image"], group["valid"]
+    assert isinstance(image_arr, zarr.Array) and isinstance(valid_arr, zarr.Array)
+    arrays = (image_arr.with_config({"write_empty_chunks": True}), valid_arr.with_config({"write_empty_chunks": True}))
+    _OPEN_ARRAYS[store] = (signature, *arrays)
+    return arrays
+
+
 def write_region(store: str, t: int, i: int, j: int, chunk: int, bands: Sequence[np.ndarray],
                  clear: np.ndarray | None, nodata: float, band_nodata: tuple[float, ...]) -> int:
     """Write region (t, i, j): stack ``bands`` (each (h, w), possibly with leading 1-axes), mask them with
@@ -176,28 +219,22 @@ def write_region(store: str, t: int, i: int, j: int, chunk: int, bands: Sequence
 
     Runs on dask workers: plain arguments only, opens the store itself. The marker goes last.
     """
-    import zarr
-
-    group = zarr.open_group(store, mode="r+", zarr_format=3)
-    image = np.stack([b.reshape(b.shape[-2:]) for b in bands])  # (bands, h, w)
-    if clear is not None:
-        clear = clear.reshape(clear.shape[-2:])
-    valid = np.ones(image.shape[1:], dtype=bool)
+    image_arr, valid_arr = _write_arrays(store)
+    image = np.stack([b.reshape(b.shape[-2:]) for b in bands])  # (bands, h, w), one copy
+    valid = np.ones(image.shape[1:], dtype=bool) if clear is None else clear.reshape(clear.shape[-2:]).astype(bool)
     for b, nd in enumerate(band_nodata):
         valid &= image[b] != nd
-    if clear is not None:
-        valid &= clear.astype(bool)
-    if not valid.all():  # masked pixels become nodata in every band
-        image = np.where(valid[None], image, image.dtype.type(nodata))
+    if not valid.all():  # masked pixels become nodata in every band (in place: image is our own copy)
+        np.copyto(image, image.dtype.type(nodata), where=~valid[None])
     ys, xs = slice(i * chunk, i * chunk + image.shape[1]), slice(j * chunk, j * chunk + image.shape[2])
-    image_arr, valid_arr = group["image"], group["valid"]
-    assert isinstance(image_arr, zarr.Array) and isinstance(valid_arr, zarr.Array)
-    image_arr[t, :, ys, xs] = image
-    valid_arr[t, ys, xs] = valid.astype(np.uint8)
+    # Keep the time axis (t:t+1, value [None]): a value of exactly the chunk's shape is encoded as it is,
+    # while one that drops an axis makes zarr allocate a fill-valued chunk and copy the value into it.
+    image_arr[t : t + 1, :, ys, xs] = image[None]
+    valid_arr[t : t + 1, ys, xs] = valid.view(np.uint8)[None]  # bool and uint8 share the layout: 1 = usable
     marker = _marker(Path(store), t, i, j)
     fd = os.open(marker, os.O_CREAT | os.O_WRONLY, 0o644)
     os.close(fd)
-    return int(valid.sum())
+    return int(np.count_nonzero(valid))
 
 
 def finish_store(store: str | os.PathLike[str], extra_attrs: Mapping[str, Any] | None = None) -> None:
