@@ -204,12 +204,13 @@ def _write_arrays(store: str) -> tuple[Any, Any]:
     cached = _OPEN_ARRAYS.get(store)
     if cached is not None and cached[0] == signature:
         return cached[1], cached[2]
-    group = zarr.open_group(store, mode="r+", zarr_format=3)
-    image_arr, valid_arr = group["image"], group["valid"]
-    assert isinstance(image_arr, zarr.Array) and isinstance(valid_arr, zarr.Array)
-    arrays = (image_arr.with_config({"write_empty_chunks": True}), valid_arr.with_config({"write_empty_chunks": True}))
-    _OPEN_ARRAYS[store] = (signature, *arrays)
-    return arrays
+    # write_empty_chunks: skip zarr's per-chunk comparison with the fill value (every region is data).
+    image_arr, valid_arr = (
+        zarr.open_array(store, path=name, mode="r+", zarr_format=3, config={"write_empty_chunks": True})
+        for name in ("image", "valid")
+    )
+    _OPEN_ARRAYS[store] = (signature, image_arr, valid_arr)
+    return image_arr, valid_arr
 
 
 def write_region(store: str, t: int, i: int, j: int, chunk: int, bands: Sequence[np.ndarray],
