@@ -70,6 +70,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if ctx.owns_group:
             import torch.distributed as dist
 
+            dist.barrier()  # leave together (see Trainer.close)
             dist.destroy_process_group()
 
 

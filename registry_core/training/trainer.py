@@ -499,6 +499,10 @@ class Trainer:
     def close(self) -> None:
         """Leave the process group when this trainer created it."""
         if self.ctx.owns_group and torch.distributed.is_initialized():
+            # Drop the DDP wrapper first (its reducer holds the group), and leave together: a rank that tears
+            # down gloo while its peer still talks to it can abort at exit.
+            self._train_model = self._eval_model
+            torch.distributed.barrier()
             torch.distributed.destroy_process_group()
 
     def __enter__(self) -> Trainer:
