@@ -77,6 +77,10 @@ class ComposedSlot:
             out[port] = getattr(self.config, port, None) if value is None else value
         return {k: v for k, v in out.items() if v is not None}
 
+    def value(self, port: str) -> Any:
+        """The port's effective value, or the config field of that name when the spec does not declare it."""
+        return self.provides().get(port, getattr(self.config, port, None))
+
     def wired_ports(self) -> list[str]:
         """Ports this slot takes from its neighbours into config fields of the same name."""
         names = [p for p, v in self.spec.requires.items() if v is None]

@@ -28,8 +28,6 @@ class PipelineModel(nn.Module):
         self.head = head
         self.parts = ModelParts(embed, positional, backbone)
         objective.bind(self.parts)
-        flops = getattr(backbone, "flops_per_token", None)
-        self.flops_fn = flops if callable(flops) else None
         #: Read by the trainer for throughput and MFU; set by Pipeline.build from the data's seq_len.
         self.tokens_per_sample: int | None = None
         self.flops_per_token: float | None = None

@@ -246,7 +246,7 @@ class Pipeline:
         return self._need_built().evaluators
 
     def embed_dim(self) -> int:
-        dim = self.slots["backbone"].provides().get("embed_dim") or getattr(self.slots["backbone"].config, "embed_dim", None)
+        dim = self.slots["backbone"].value("embed_dim")
         if not isinstance(dim, int):
             raise ConfigError([ConfigIssue("backbone", "embed_dim", f"{self.slots['backbone'].label} does not provide embed_dim")])
         return dim
@@ -267,11 +267,12 @@ class Pipeline:
             data.prepare()
         embed = tok.embedding(self.embed_dim())
         model = PipelineModel(embed, comps.get("positional"), comps["backbone"], comps["objective"], comps.get("head"))
-        seq_len = self.slots["data"].provides().get("seq_len") or getattr(self.slots["data"].config, "seq_len", None)
+        seq_len = self.slots["data"].value("seq_len")
+        flops = getattr(comps["backbone"], "flops_per_token", None)
         if isinstance(seq_len, int):
             model.tokens_per_sample = seq_len
-            if model.flops_fn is not None:
-                model.flops_per_token = float(model.flops_fn(seq_len))
+            if callable(flops):
+                model.flops_per_token = float(flops(seq_len))
         if "weights" in comps:
             comps["weights"].load_into(model.parts)
         evaluators = [self.registry.build_spec(s.spec, s.config) for s in self.evaluator_slots]
@@ -327,7 +328,8 @@ class Pipeline:
         built = self._need_built()
         out.mkdir(parents=True, exist_ok=True)
         config = self.to_config()
-        files = {k: v for k, v in self.files().items() if not k.startswith("tokenizer:")}
+        in_use = self.files()
+        files = {k: v for k, v in in_use.items() if not k.startswith("tokenizer:")}
         tok = built.components["tokenizer"]
         if hasattr(tok, "save") and "path" in {f.name for f in fields(self.slots["tokenizer"].config)}:
             tok_dir = out / "tokenizer"
@@ -336,7 +338,7 @@ class Pipeline:
             config["tokenizer"]["path"] = str(target.relative_to(out))
             files.update(_expand("tokenizer", [target]))
         else:
-            files.update({k: v for k, v in self.files().items() if k.startswith("tokenizer:")})
+            files = in_use
         with atomic_path(out / WEIGHTS_FILE) as tmp:
             save_model(built.model, str(tmp))
         files["model:" + WEIGHTS_FILE] = out / WEIGHTS_FILE
