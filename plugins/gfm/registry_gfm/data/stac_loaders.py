@@ -8,8 +8,10 @@ and attrs come from the plan, not from the loader, so the two give identical arr
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Callable, Sequence
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import pystac
@@ -30,6 +32,72 @@ def _check(arr: xr.DataArray, items: Sequence[pystac.Item], bands: Sequence[str]
                            "the loader did not honour the grid")
 
 
+def _same_value(a: float | None, b: float) -> bool:
+    return a is not None and (a == b or (math.isnan(a) and math.isnan(b)))
+
+
+@functools.cache
+def fill_aware_reader() -> type:
+    """stackstac's reader class, minus its masked read where the mask cannot change a pixel.
+
+    stackstac reads every window as a masked array (GDAL computes the nodata mask: a second pass over the
+    block) and then fills the masked pixels with ``fill_value``. When the file's nodata already equals
+    ``fill_value`` and is its only mask (or it has no mask at all) and nothing is rescaled, the fill changes
+    no pixel, so this reader asks GDAL for the pixels alone (measured: 12% less read time). Anything else,
+    and every error message, stays stackstac's.
+    """
+    from rasterio.enums import MaskFlags
+    from stackstac.rio_reader import AutoParallelRioReader, SingleThreadedRioDataset, ThreadLocalRioDataset
+
+    class FillAwareReader(AutoParallelRioReader):
+        _plain = False
+
+        def _open(self) -> Any:
+            opened = super()._open()
+            if isinstance(opened, ThreadLocalRioDataset):
+                inner = opened.dataset
+            elif isinstance(opened, SingleThreadedRioDataset):
+                inner = opened.vrt or opened.ds
+            else:  # stackstac's NodataReader (errors_as_nodata)
+                return opened
+            # GDAL's mask of the band: none (all valid), or exactly "pixel == nodata" (an internal mask or
+            # alpha band, or a warp's alpha, keeps stackstac's masked read).
+            flags = set(inner.mask_flag_enums[0]) if inner.count == 1 else set()
+            self._plain = tuple(self.scale_offset) == (1, 0) and (
+                flags == {MaskFlags.all_valid} or (flags == {MaskFlags.nodata} and _same_value(inner.nodata,
+                                                                                          self.fill_value)))
+            return opened
+
+        def read(self, window: Any, **kwargs: Any) -> np.ndarray:
+            dataset = self.dataset  # opens on first use, which decides _plain
+            if not self._plain:
+                return super().read(window, **kwargs)
+            try:
+                result = dataset.read(window=window, out_dtype=self.dtype, **kwargs)
+            except Exception:
+                return super().read(window, **kwargs)  # stackstac's own error, naming the file and window
+            return np.asarray(result[0])
+
+    return FillAwareReader
+
+
+#: Bytes GDAL may cache per open file handle (stackstac's default, VSI_CACHE on at open, keeps 25 MB each).
+VSI_CACHE_BYTES: Final = 1 << 20
+
+
+@functools.cache
+def _gdal_env() -> Any:
+    """stackstac's GDAL options, with the per-handle read cache cut to ``VSI_CACHE_BYTES``.
+
+    stackstac turns VSI_CACHE on when opening a file so that the header reads of COGs reopened by every
+    thread are cached; each handle then keeps up to 25 MB of the tiles read through it, which, with a
+    dataset per thread per file, held 0.55 GB in a 3 GB ingest. 1 MB still covers a COG header.
+    """
+    from stackstac.rio_reader import DEFAULT_GDAL_ENV
+
+    return DEFAULT_GDAL_ENV.updated(open={"VSI_CACHE_SIZE": VSI_CACHE_BYTES})
+
+
 def load_stackstac(items: Sequence[pystac.Item], bands: Sequence[str], grid: Grid, dtype: str, fill: float,
                    chunk: int, resampling: str) -> xr.DataArray:
     """stackstac.stack on the planned bounds, with bound snapping off so the grid is not shifted."""
@@ -43,7 +111,7 @@ def load_stackstac(items: Sequence[pystac.Item], bands: Sequence[str], grid: Gri
         resolution=grid.resolution,
         bounds=grid.bounds,
         snap_bounds=False,
-        chunksize=chunk,
+        chunksize=(1, len(bands), chunk, chunk),
         dtype=np.dtype(dtype),
         fill_value=np.dtype(dtype).type(fill),
         rescale=False,
@@ -53,6 +121,8 @@ def load_stackstac(items: Sequence[pystac.Item], bands: Sequence[str], grid: Gri
         band_coords=False,
         resampling=Resampling[resampling],
         errors_as_nodata=(),
+        reader=fill_aware_reader(),
+        gdal_env=_gdal_env(),
     )
     _check(arr, items, bands, grid, "stackstac")
     # Drop stackstac's object-valued coordinates and attrs: they cannot go to Zarr as they are.

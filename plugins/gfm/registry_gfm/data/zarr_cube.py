@@ -26,7 +26,7 @@ import json
 import os
 import shutil
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ import numpy as np
 from registry_gfm.data.stac_plan import IngestPlan
 
 __all__ = ["DatacubeError", "IncompleteStoreError", "array_encoding", "create_store", "finish_store", "open_datacube",
-           "plan_fingerprint", "region_done", "regions", "write_region"]
+           "plan_fingerprint", "region_done", "regions", "write_block", "write_region"]
 
 MARKERS = "_ingest"
 
@@ -213,20 +213,21 @@ def _write_arrays(store: str) -> tuple[Any, Any]:
     return image_arr, valid_arr
 
 
-def write_region(store: str, t: int, i: int, j: int, chunk: int, bands: Sequence[np.ndarray],
-                 clear: np.ndarray | None, nodata: float, band_nodata: tuple[float, ...]) -> int:
-    """Write region (t, i, j): stack ``bands`` (each (h, w), possibly with leading 1-axes), mask them with
-    ``clear`` and nodata; returns the number of valid pixels.
+def write_region(store: str, t: int, i: int, j: int, chunk: int, image: np.ndarray, clear: np.ndarray | None,
+                 nodata: float, band_nodata: tuple[float, ...]) -> int:
+    """Write region (t, i, j): ``image`` (bands, h, w; leading 1-axes allowed) masked with ``clear`` and each
+    band's nodata; returns the number of valid pixels.
 
-    Runs on dask workers: plain arguments only, opens the store itself. The marker goes last.
+    Runs on dask workers: plain arguments only, opens the store itself, never modifies ``image`` (a
+    distributed retry may hand it the same block again). The marker goes last.
     """
     image_arr, valid_arr = _write_arrays(store)
-    image = np.stack([b.reshape(b.shape[-2:]) for b in bands])  # (bands, h, w), one copy
+    image = image.reshape(image.shape[-3:])
     valid = np.ones(image.shape[1:], dtype=bool) if clear is None else clear.reshape(clear.shape[-2:]).astype(bool)
     for b, nd in enumerate(band_nodata):
         valid &= image[b] != nd
-    if not valid.all():  # masked pixels become nodata in every band (in place: image is our own copy)
-        np.copyto(image, image.dtype.type(nodata), where=~valid[None])
+    if not valid.all():  # masked pixels become nodata in every band (a masked copy; the input stays as it is)
+        image = np.where(valid[None], image, image.dtype.type(nodata))
     ys, xs = slice(i * chunk, i * chunk + image.shape[1]), slice(j * chunk, j * chunk + image.shape[2])
     # Keep the time axis (t:t+1, value [None]): a value of exactly the chunk's shape is encoded as it is,
     # while one that drops an axis makes zarr allocate a fill-valued chunk and copy the value into it.
@@ -236,6 +237,17 @@ def write_region(store: str, t: int, i: int, j: int, chunk: int, bands: Sequence
     fd = os.open(marker, os.O_CREAT | os.O_WRONLY, 0o644)
     os.close(fd)
     return int(np.count_nonzero(valid))
+
+
+def write_block(image: np.ndarray, clear: np.ndarray | None = None, *, store: str, chunk: int, nodata: float,
+                band_nodata: tuple[float, ...], block_info: dict[Any, Any] | None = None) -> np.ndarray:
+    """``write_region`` as a dask ``map_blocks`` function over the (1, bands, h, w) blocks of the image
+    (and the (1, 1, h, w) blocks of the clear mask); returns the region's valid count shaped (1, 1, 1, 1)."""
+    if block_info is None:
+        raise TypeError("write_block runs under dask map_blocks, which passes block_info")
+    t, _, i, j = block_info[0]["chunk-location"]
+    count = write_region(store, t, i, j, chunk, image, clear, nodata, band_nodata)
+    return np.full((1, 1, 1, 1), count, dtype=np.int64)
 
 
 def finish_store(store: str | os.PathLike[str], extra_attrs: Mapping[str, Any] | None = None) -> None:
