@@ -7,14 +7,17 @@ provides the port, then checks every rule here. Violations name both components 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from registry_core._errors import ConfigIssue
 from registry_core._spec import ComponentSpec
 
-__all__ = ["PORTS", "WIRE_FROM", "ComposedSlot", "check_contracts", "wire"]
+__all__ = ["PORTS", "WIRE_FROM", "BandKey", "ComposedSlot", "check_contracts", "same_bands", "wire"]
+
+#: Band name -> its identity (``Registry.band_key``).
+BandKey = Callable[[str], str]
 
 #: The port vocabulary, with what each one means.
 PORTS: Final[dict[str, str]] = {
@@ -106,8 +109,11 @@ def _providers(slots: Mapping[str, ComposedSlot], port: str, exclude: str) -> li
     return [s for s in ranked if s.slot != exclude and port in s.provides()]
 
 
-def wire(slots: Mapping[str, ComposedSlot]) -> list[ConfigIssue]:
-    """Fill wired config fields from their providers; report user values that disagree with them."""
+def wire(slots: Mapping[str, ComposedSlot], band_key: BandKey | None = None) -> list[ConfigIssue]:
+    """Fill wired config fields from their providers; report user values that disagree with them.
+
+    A user's ``bands`` agrees with the provided ones when they are the same bands by ``band_key``.
+    """
     issues: list[ConfigIssue] = []
     for _ in range(3):  # a wired value may itself be provided onwards (backbone -> positional -> ...)
         changed = False
@@ -125,7 +131,9 @@ def wire(slots: Mapping[str, ComposedSlot]) -> list[ConfigIssue]:
                     object.__setattr__(s.config, port, tuple(value) if isinstance(value, list) else value)
                     s.wired[port] = src.slot
                     changed = True
-                elif port in s.options and not _same(current, value):
+                elif port in s.options and not (
+                    same_bands(current, value, band_key) if port == "bands" else _same(current, value)
+                ):
                     issues.append(ConfigIssue(
                         s.slot, port,
                         f"{s.label} sets {port}={fmt(current)} but {src.label} provides {port}={fmt(value)}; "
@@ -150,9 +158,10 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def _explain_bands(a: Sequence[str], b: Sequence[str]) -> str:
-    missing = [x for x in a if x not in b]
-    extra = [x for x in b if x not in a]
+def _explain_bands(a: Sequence[str], b: Sequence[str], key: BandKey) -> str:
+    ka, kb = [key(x) for x in a], [key(x) for x in b]
+    missing = [_band(x, key) for x, k in zip(a, ka) if k not in kb]
+    extra = [_band(x, key) for x, k in zip(b, kb) if k not in ka]
     if missing or extra:
         parts = []
         if missing:
@@ -160,12 +169,35 @@ def _explain_bands(a: Sequence[str], b: Sequence[str]) -> str:
         if extra:
             parts.append(f"unexpected {fmt(extra)}")
         return "; ".join(parts)
-    i = next(i for i, (x, y) in enumerate(zip(a, b)) if x != y)
-    return f"same bands in another order: position {i} is {a[i]} vs {b[i]}"
+    if len(a) != len(b):
+        return f"{len(a)} bands vs {len(b)}: a band is repeated"
+    i = next(i for i, (x, y) in enumerate(zip(ka, kb)) if x != y)
+    return f"same bands in another order: position {i} is {_band(a[i], key)} vs {_band(b[i], key)}"
 
 
-def check_contracts(slots: Mapping[str, ComposedSlot]) -> list[ConfigIssue]:
-    """Every contract violation between the slots, each naming both components and both values."""
+def _band(name: str, key: BandKey) -> str:
+    """A band name, with its identity when that differs (``B8A (nir08)``)."""
+    k = key(name)
+    return name if k == name else f"{name} ({k})"
+
+
+def same_bands(a: Sequence[str], b: Sequence[str], key: BandKey | None = None) -> bool:
+    """Whether two ordered band lists name the same bands in the same order, by identity under ``key``."""
+    key = key or _as_written
+    return len(a) == len(b) and all(key(x) == key(y) for x, y in zip(a, b))
+
+
+def _as_written(name: str) -> str:
+    return name
+
+
+def check_contracts(slots: Mapping[str, ComposedSlot], band_key: BandKey | None = None) -> list[ConfigIssue]:
+    """Every contract violation between the slots, each naming both components and both values.
+
+    ``band_key`` maps a band name to its identity (``Registry.band_key``: the plugins' band catalogs), so
+    the ``bands`` contract accepts the same bands under other names; by default names must be equal.
+    """
+    key = band_key or _as_written
     issues: list[ConfigIssue] = []
     items = list(slots.values())
 
@@ -219,15 +251,15 @@ def check_contracts(slots: Mapping[str, ComposedSlot]) -> list[ConfigIssue]:
                 issues.append(ConfigIssue(
                     s.slot, "seq_len", f"{s.label} provides seq_len={seq} but {p.label} provides max_positions={cap}"))
 
-    # band names and order must match exactly
+    # the same bands in the same order (by identity: B8A and nir08 are one band)
     with_bands = [s for s in items if s.provides().get("bands")]
     for s in with_bands[1:]:
         a, b = list(with_bands[0].provides()["bands"]), list(s.provides()["bands"])
-        if a != b:
+        if not same_bands(a, b, key):
             issues.append(ConfigIssue(
                 s.slot, "bands",
                 f"{s.label} provides bands={fmt(b)} but {with_bands[0].label} provides bands={fmt(a)} "
-                f"({_explain_bands(a, b)})"))
+                f"({_explain_bands(a, b, key)})"))
 
     # every other port provided twice must be equal
     seen: dict[str, ComposedSlot] = {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 import fnmatch
 import importlib
+import logging
 import os
 import time
 import traceback
@@ -23,6 +24,8 @@ from registry_core._spec import MODALITIES, NAME_RE, ComponentSpec, KindSpec, pa
 from registry_core.hookspecs import PROJECT
 
 __all__ = ["ENV_BLOCK", "ENV_DISABLE_AUTOLOAD", "ENV_PLUGINS", "ConflictError", "PluginInfo", "Registry", "get_registry"]
+
+log = logging.getLogger(__name__)
 
 #: Set to ``1`` to load no entry points (then ``REGISTRY_CORE_PLUGINS`` names what to load).
 ENV_DISABLE_AUTOLOAD: Final = "REGISTRY_CORE_DISABLE_PLUGIN_AUTOLOAD"
@@ -453,6 +456,18 @@ class Registry:
     def build_spec(self, spec: ComponentSpec, config: Any) -> Any:
         """Build from an already validated config; plugins' build hooks wrap this."""
         return self._pm.hook.registry_core_build_component(spec=spec, config=config)
+
+    def band_key(self, name: str) -> str:
+        """The identity of band ``name`` from the plugins' ``registry_core_band_key``; else ``name`` itself.
+
+        A plugin whose hook raises is skipped for this name (logged), never fatal to a composition.
+        """
+        try:
+            key = self._pm.hook.registry_core_band_key(name=name)
+        except Exception:
+            log.warning("registry_core_band_key(%r) failed; comparing the name as written", name, exc_info=True)
+            return name
+        return key if isinstance(key, str) and key else name
 
     @property
     def plugin_manager(self) -> pluggy.PluginManager:

@@ -42,3 +42,13 @@ def registry_core_build_component(spec: ComponentSpec, config: Any) -> Any:
     every build with a ``@hookimpl(wrapper=True)`` implementation, or build some specs itself.
     """
     raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def registry_core_band_key(name: str) -> str | None:
+    """The identity of the spectral band called ``name`` (say, its common name), or None if unknown.
+
+    The ``bands`` contract compares these keys, so one component's ``B8A`` and another's ``nir08`` are
+    the same band; names no plugin knows are compared as written. The first non-None answer wins.
+    """
+    raise NotImplementedError

@@ -179,3 +179,13 @@ def test_compare_flags_names_that_need_a_sensor() -> None:
     assert mismatch is not None
     assert "B02, B03 mean different bands in different sensors" in str(mismatch)
     assert compare_bands(["B02", "B03"], ["blue", "green"], expected_sensor="sentinel-2-l2a") is None
+
+
+def test_the_plugin_gives_the_core_band_contract_its_catalog() -> None:
+    from registry_core import get_registry
+
+    key = get_registry().band_key
+    assert key("B8A") == key("nir08") == "nir08"  # Sentinel-2 id and common name: one band
+    assert key("red") == "red"
+    assert key("B05") == "B05"  # red edge on Sentinel-2, NIR on Landsat 8: no sensor, so kept as written
+    assert key("not-a-band") == "not-a-band"

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from registry_core import ConfigError, Registry, compose
+from registry_core import ConfigError, Registry, compose, hookimpl
 
 
 def issues_of(config: dict[str, Any], registry: Registry) -> list[str]:
@@ -146,6 +146,43 @@ def test_band_order_mismatch_explains_itself(toy_registry: Registry, good: dict)
     text = "\n".join(issues_of(cfg, toy_registry))
     assert "weights `toy-weights` provides bands=[B02, B04, B03] but data `toy-image` provides bands=[B02, B03, B04]" in text
     assert "position 1 is B03 vs B04" in text
+
+
+def test_bands_match_by_identity_from_the_plugins_band_catalog(toy_registry: Registry, good: dict) -> None:
+    assert toy_registry.band_key("b3") == "B03" and toy_registry.band_key("B03") == "B03"
+    assert toy_registry.band_key("nir") == "nir"  # unknown to every plugin: compared as written
+    base = with_(good, data={"use": "toy-image", "bands": ["B02", "B03", "B04"]},
+                 tokenizer={"use": "toy-patch", "bands": ["b2", "b3", "b4"]}, positional={"use": "toy-2d"},
+                 backbone={"use": "toy-encoder"}, objective={"use": "toy-mae"})
+    base["weights"] = {"use": "toy-weights", "embed_dim": 32, "bands": ["b2", "b3", "b4"]}
+    text = "\n".join(issues_of(base, toy_registry))
+    assert "bands" not in text  # aliases of the same bands, same order: no issue (only masking fails)
+
+    reordered = with_(base, weights={"use": "toy-weights", "embed_dim": 32, "bands": ["b2", "b4", "b3"]})
+    text = "\n".join(issues_of(reordered, toy_registry))
+    assert "position 1 is B03 vs b4 (B04)" in text
+    other = with_(base, weights={"use": "toy-weights", "embed_dim": 32, "bands": ["b2", "b3", "nir"]})
+    text = "\n".join(issues_of(other, toy_registry))
+    assert "missing [B04]; unexpected [nir]" in text
+    wrong_user = with_(base, tokenizer={"use": "toy-patch", "bands": ["b3", "b2", "b4"]})
+    assert "tokenizer `toy-patch` sets bands=[b3, b2, b4] but data `toy-image` provides bands=[B02, B03, B04]" in (
+        "\n".join(issues_of(wrong_user, toy_registry)))
+
+
+def test_a_failing_band_catalog_falls_back_to_names_as_written(toy_registry: Registry, good: dict,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    class Broken:
+        @hookimpl
+        def registry_core_band_key(self, name: str) -> str | None:
+            raise RuntimeError("catalog unavailable")
+
+    toy_registry.plugin_manager.register(Broken(), name="broken-bands")
+    assert toy_registry.band_key("b2") == "b2"
+    assert "registry_core_band_key('b2') failed" in caplog.text
+    cfg = with_(good, data={"use": "toy-image", "bands": ["B02"]}, tokenizer={"use": "toy-patch"},
+                positional={"use": "toy-2d"}, backbone={"use": "toy-encoder"}, objective={"use": "toy-mae"})
+    cfg["weights"] = {"use": "toy-weights", "embed_dim": 32, "bands": ["b2"]}
+    assert "missing [B02]; unexpected [b2]" in "\n".join(issues_of(cfg, toy_registry))
 
 
 def test_wired_bands_flow_from_data(toy_registry: Registry, good: dict) -> None:

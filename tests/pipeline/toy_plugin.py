@@ -93,3 +93,12 @@ SPECS = [
 @hookimpl
 def registry_core_components() -> list[ComponentSpec]:
     return SPECS
+
+
+#: The toy band catalog: lower-case aliases of three band ids (ids themselves are unknown: kept as written).
+BAND_ALIASES = {"b2": "B02", "b3": "B03", "b4": "B04"}
+
+
+@hookimpl
+def registry_core_band_key(name: str) -> str | None:
+    return BAND_ALIASES.get(name)

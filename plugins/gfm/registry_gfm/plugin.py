@@ -17,3 +17,17 @@ from registry_gfm.weights.specs import SPECS as WEIGHTS
 @hookimpl
 def registry_core_components() -> list[ComponentSpec]:
     return [*DATA, *TOKENIZERS, *POSITIONS, *BACKBONES, *OBJECTIVES, *HEADS, *EVALUATORS, *WEIGHTS, *RECIPES]
+
+
+@hookimpl
+def registry_core_band_key(name: str) -> str | None:
+    """A band's common name from the band catalog (``B8A``, HLS L30 ``B05`` and ``nir08`` are ``nir08``).
+
+    Names that mean different bands in different sensors (``B05``) or that the catalog lacks give None.
+    """
+    from registry_gfm.bands import BandLookupError, lookup_band
+
+    try:
+        return lookup_band(name).common_name
+    except BandLookupError:
+        return None
