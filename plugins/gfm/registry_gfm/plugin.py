@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from registry_core import ComponentSpec, hookimpl
+from registry_core import ComponentSpec, KindSpec, hookimpl
 from registry_gfm.backbones.specs import SPECS as BACKBONES
+from registry_gfm.data.specs import KINDS
 from registry_gfm.data.specs import SPECS as DATA
 from registry_gfm.evaluators.specs import SPECS as EVALUATORS
 from registry_gfm.heads.specs import SPECS as HEADS
@@ -12,6 +13,11 @@ from registry_gfm.positions.specs import SPECS as POSITIONS
 from registry_gfm.recipes.specs import SPECS as RECIPES
 from registry_gfm.tokenizers.specs import SPECS as TOKENIZERS
 from registry_gfm.weights.specs import SPECS as WEIGHTS
+
+
+@hookimpl
+def registry_core_kinds() -> list[KindSpec]:
+    return KINDS
 
 
 @hookimpl

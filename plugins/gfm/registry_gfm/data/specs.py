@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from registry_core import ComponentSpec, option
+from registry_core import ComponentSpec, KindSpec, option
 
 # --- stac-zarr: STAC search -> stackstac / odc-stac -> cloud mask -> Zarr datacube ---------------------------
 
 #: Cloud masks ``stac-zarr`` knows (registry_gfm.data.cloud_mask.MASKS).
 CLOUD_MASKS = ("none", "scl", "qa_pixel", "fmask")
-#: Loaders ``stac-zarr`` knows (registry_gfm.data.stac_loaders.LOADERS).
+#: The loaders this plugin registers (kind ``stac_loader``); other plugins may register more.
 STAC_LOADERS = ("stackstac", "odc-stac")
 RESAMPLINGS = ("nearest", "bilinear", "cubic", "average", "mode", "min", "max", "med")
 
@@ -51,8 +51,8 @@ class StacZarrConfig:
                                            "(None: clouds, cloud shadow, cirrus, fill)")
     empty_scenes: str = option("error", help="a scene with no clear pixel after masking: 'error' (names the item) "
                                "or 'drop' it with a warning", choices=("error", "drop"))
-    loader: str = option("stackstac", help="loader from STAC items to a dask array: stackstac or odc-stac",
-                         choices=STAC_LOADERS)
+    loader: str = option("stackstac", help="the stac_loader component that turns STAC items into a dask array: "
+                         "stackstac, odc-stac, or one another plugin registers (`list stac_loader`)")
     store: str = option("datacube.zarr", help="path of the Zarr v3 datacube to write (resumed if it exists)")
     scheduler: str = option("threads", help="dask scheduler: 'threads', 'synchronous', 'local:N' (a LocalCluster "
                             "of N worker processes) or a scheduler address such as 'tcp://host:8786'")
@@ -67,6 +67,12 @@ class StacZarrConfig:
                 or "://" in self.scheduler):
             raise ValueError(f"option 'scheduler' {self.scheduler!r} is not 'threads', 'synchronous', 'local:N' or "
                              "a scheduler address like 'tcp://host:8786'")
+        from registry_core import get_registry  # a registry lookup: no loader is imported here
+
+        try:
+            get_registry().get("stac_loader", self.loader)
+        except LookupError as exc:
+            raise ValueError(f"option 'loader': {exc}") from None
 
     @property
     def bands(self) -> tuple[str, ...]:
@@ -112,7 +118,30 @@ class ZarrChipsConfig:
         if self.bands is not None and not self.bands:
             raise ValueError("option 'bands' is an empty list; give band names, or leave it unset for all bands")
 
+
+#: The kind this plugin adds: how ``stac-zarr`` reads pixels, swappable by any installed plugin.
+KINDS: list[KindSpec] = [
+    KindSpec("stac_loader", "Loads STAC items onto a planned grid as a lazy (time, band, y, x) dask array.",
+             "registry_gfm.data.stac_loaders:Loader"),
+]
+
 SPECS: list[ComponentSpec] = [
+    ComponentSpec(
+        kind="stac_loader",
+        name="stackstac",
+        target="registry_gfm.data.stac_loaders:build_stackstac",
+        summary="stackstac.stack on the planned grid (no bound snapping), skipping its no-op masked reads.",
+        modality="imagery",
+        tags=("gfm", "stac", "dask"),
+    ),
+    ComponentSpec(
+        kind="stac_loader",
+        name="odc-stac",
+        target="registry_gfm.data.stac_loaders:build_odc_stac",
+        summary="odc.stac.load on a GeoBox of the planned grid, one item per time step.",
+        modality="imagery",
+        tags=("gfm", "stac", "dask"),
+    ),
     ComponentSpec(
         kind="data_source",
         name="stac-zarr",

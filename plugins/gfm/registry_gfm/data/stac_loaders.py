@@ -19,9 +19,14 @@ import xarray as xr
 
 from registry_gfm.data.stac_plan import Grid
 
-__all__ = ["LOADERS", "Loader", "load_odc_stac", "load_stackstac"]
+__all__ = ["LOADERS", "Loader", "build_odc_stac", "build_stackstac", "fill_aware_reader", "load_odc_stac",
+           "load_stackstac"]
 
-#: ``(items, bands, grid, dtype, fill, chunk, resampling) -> DataArray (time, band, y, x)``.
+#: A ``stac_loader`` component: ``(items, bands, grid, dtype, fill, chunk, resampling) -> DataArray``.
+#: It returns (time, band, y, x) on exactly ``grid`` (``grid.height`` x ``grid.width`` from its top-left
+#: corner), one time step per item in the given order, bands in the given order (item asset keys), dtype
+#: ``dtype`` with ``fill`` outside an item's footprint, chunked (1, any, chunk, chunk); ``resampling`` is
+#: a rasterio Resampling name. Coordinates and attrs are ignored: the plan supplies them.
 Loader = Callable[[Sequence[pystac.Item], Sequence[str], Grid, str, float, int, str], xr.DataArray]
 
 
@@ -153,5 +158,15 @@ def load_odc_stac(items: Sequence[pystac.Item], bands: Sequence[str], grid: Grid
     return out
 
 
-#: Loader name (the ``loader`` option) -> function.
+#: The bundled loaders by name (the registry resolves the ``loader`` option; this is for direct use).
 LOADERS: Final[dict[str, Loader]] = {"stackstac": load_stackstac, "odc-stac": load_odc_stac}
+
+
+def build_stackstac() -> Loader:
+    """The registry target of ``stac_loader`` ``stackstac``."""
+    return load_stackstac
+
+
+def build_odc_stac() -> Loader:
+    """The registry target of ``stac_loader`` ``odc-stac``."""
+    return load_odc_stac

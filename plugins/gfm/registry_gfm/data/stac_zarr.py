@@ -23,7 +23,7 @@ import numpy as np
 
 from registry_gfm.data.cloud_mask import clear_pixels
 from registry_gfm.data.specs import StacZarrConfig
-from registry_gfm.data.stac_loaders import LOADERS
+from registry_gfm.data.stac_loaders import Loader
 from registry_gfm.data.stac_plan import MASK_BAND, BandInfo, IngestPlan, PlanError, make_plan
 from registry_gfm.data.stac_search import SearchParams, search_items
 from registry_gfm.data.zarr_cube import (
@@ -146,6 +146,20 @@ class StacZarr:
             sortby=c.sortby,
         )
 
+    def loader(self) -> Loader:
+        """The ``stac_loader`` component named by the ``loader`` option, from the registry."""
+        from registry_core import get_registry
+
+        registry = get_registry()
+        try:
+            spec = registry.get("stac_loader", self.config.loader)
+        except LookupError as exc:
+            raise PlanError(f"stac-zarr option 'loader': {exc}") from None
+        load: Loader = registry.build_spec(spec, None)
+        if not callable(load):
+            raise PlanError(f"stac_loader {spec.id} built {type(load).__name__}, not a loader function")
+        return load
+
     def plan(self) -> IngestPlan:
         """Search and plan (no pixels read, except a COG header where STAC metadata is missing)."""
         c = self.config
@@ -161,6 +175,7 @@ class StacZarr:
         c = self.config
         if progress is None:
             progress = sys.stderr.isatty()
+        load = self.loader()  # a misspelt loader fails before any search
         plan = self.plan()
         source_fp = plan_fingerprint(plan, c.chunk_size)
         if store_status(self.store) == "complete":
@@ -171,7 +186,6 @@ class StacZarr:
             finish_store(self.store)
             return self.store
         with dask_scheduler(c.scheduler) as scheduler:
-            load = LOADERS[c.loader]
             image = load(plan.items, plan.band_names, plan.grid, plan.dtype, plan.nodata, c.chunk_size, c.resampling)
             clear = None
             if plan.mask is not None:
