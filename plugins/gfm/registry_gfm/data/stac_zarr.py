@@ -242,8 +242,9 @@ class StacZarr:
         """One task per unfinished region, its reads fused with its write: blocks never wait in memory.
 
         The image is chunked (1, bands, chunk, chunk), so a region is one block and ``map_blocks`` puts the
-        write in the same blockwise chain as the loader's reads (and the QA mask); dask fuses each chain
-        into one task. ``to_delayed`` optimises the graph once for all regions.
+        write in the same blockwise chain as the loader's reads; dask fuses the chain into one task (a
+        cloud mask adds a second task per region, which hands the writer a small boolean block).
+        ``to_delayed`` optimises the graph once for all regions.
         """
         chunk = self.config.chunk_size
         store = str(self.store.absolute())  # workers of a cluster may run elsewhere in the file system
