@@ -164,6 +164,8 @@ def test_bands_match_by_identity_from_the_plugins_band_catalog(toy_registry: Reg
     other = with_(base, weights={"use": "toy-weights", "embed_dim": 32, "bands": ["b2", "b3", "nir"]})
     text = "\n".join(issues_of(other, toy_registry))
     assert "missing [B04]; unexpected [nir]" in text
+    repeated = with_(base, weights={"use": "toy-weights", "embed_dim": 32, "bands": ["b2", "b3", "b4", "B04"]})
+    assert "(3 bands vs 4: a band is repeated)" in "\n".join(issues_of(repeated, toy_registry))
     wrong_user = with_(base, tokenizer={"use": "toy-patch", "bands": ["b3", "b2", "b4"]})
     assert "tokenizer `toy-patch` sets bands=[b3, b2, b4] but data `toy-image` provides bands=[B02, B03, B04]" in (
         "\n".join(issues_of(wrong_user, toy_registry)))
