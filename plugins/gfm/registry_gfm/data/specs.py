@@ -11,8 +11,6 @@ from registry_core import ComponentSpec, KindSpec, option
 
 #: Cloud masks ``stac-zarr`` knows (registry_gfm.data.cloud_mask.MASKS).
 CLOUD_MASKS = ("none", "scl", "qa_pixel", "fmask")
-#: The loaders this plugin registers (kind ``stac_loader``); other plugins may register more.
-STAC_LOADERS = ("stackstac", "odc-stac")
 RESAMPLINGS = ("nearest", "bilinear", "cubic", "average", "mode", "min", "max", "med")
 
 

@@ -19,7 +19,7 @@ import xarray as xr
 
 from registry_gfm.data.stac_plan import Grid
 
-__all__ = ["LOADERS", "Loader", "build_odc_stac", "build_stackstac", "fill_aware_reader", "load_odc_stac",
+__all__ = ["Loader", "build_odc_stac", "build_stackstac", "fill_aware_reader", "load_odc_stac",
            "load_stackstac"]
 
 #: A ``stac_loader`` component: ``(items, bands, grid, dtype, fill, chunk, resampling) -> DataArray``.
@@ -156,10 +156,6 @@ def load_odc_stac(items: Sequence[pystac.Item], bands: Sequence[str], grid: Grid
     out = xr.DataArray(data, dims=("time", "band", "y", "x"))
     _check(out, items, bands, grid, "odc-stac")
     return out
-
-
-#: The bundled loaders by name (the registry resolves the ``loader`` option; this is for direct use).
-LOADERS: Final[dict[str, Loader]] = {"stackstac": load_stackstac, "odc-stac": load_odc_stac}
 
 
 def build_stackstac() -> Loader:
