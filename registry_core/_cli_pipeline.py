@@ -111,16 +111,12 @@ def _continue(pipeline: Any, prompt: str, **options: Any) -> str:
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     """Build only the ``data`` slot of a pipeline file and run its ``prepare()`` (e.g. STAC -> Zarr)."""
-    from registry_core._compose import SLOTS, _resolve_slot, apply_overrides, load_toml
+    from registry_core._compose import apply_overrides, compose_slot, load_toml
     from registry_core._registry import get_registry
 
+    reg = get_registry()
     try:
-        config = apply_overrides(load_toml(args.file), args.set or [])
-        issues: list[Any] = []
-        reg = get_registry()
-        slot = _resolve_slot("data", SLOTS["data"], config.get("data"), reg, issues)
-        if issues or slot is None:
-            raise ConfigError(issues or "the file has no [data] table", slot="data")
+        slot = compose_slot(apply_overrides(load_toml(args.file), args.set or []), "data", reg)
     except ConfigError as exc:
         _print_errors(exc, args.file)
         return 1

@@ -21,7 +21,7 @@ from registry_core._train_config import TrainConfig
 if TYPE_CHECKING:
     from registry_core._pipeline import Pipeline
 
-__all__ = ["LIST_SLOTS", "REQUIRED_SLOTS", "SLOTS", "apply_overrides", "compose", "load_toml"]
+__all__ = ["LIST_SLOTS", "REQUIRED_SLOTS", "SLOTS", "apply_overrides", "compose", "compose_slot", "load_toml", "resolve_slot"]
 
 #: Component slots of a pipeline and the kind each one takes, in chain order.
 SLOTS: Final[dict[str, str]] = {
@@ -103,7 +103,8 @@ def _merge_recipe(config: Mapping[str, Any], registry: Registry, issues: list[Co
     return merged
 
 
-def _resolve_slot(slot: str, kind: str, table: Any, registry: Registry, issues: list[ConfigIssue]) -> ComposedSlot | None:
+def resolve_slot(slot: str, kind: str, table: Any, registry: Registry, issues: list[ConfigIssue]) -> ComposedSlot | None:
+    """One slot's table resolved to its spec and validated config; problems go into ``issues``."""
     if not isinstance(table, Mapping):
         issues.append(ConfigIssue(slot, None, f"expected a table like {{use = \"name\", ...options}}, got {table!r}"))
         return None
@@ -128,6 +129,22 @@ def _resolve_slot(slot: str, kind: str, table: Any, registry: Registry, issues: 
     config, found = validate_options(cls, options, slot)
     issues += found
     return None if config is None else ComposedSlot(slot, kind, spec, config, options)
+
+
+def compose_slot(config: Mapping[str, Any], slot: str, registry: Registry | None = None) -> ComposedSlot:
+    """Resolve and validate one slot of a pipeline config alone (``ingest`` builds only ``data``).
+
+    Raises ConfigError naming the slot when the table is missing or invalid; nothing is wired or checked.
+    """
+    if slot not in SLOTS:
+        raise ConfigError(f"unknown slot {slot!r}; expected one of {', '.join(SLOTS)}", slot=slot)
+    if slot not in config:
+        raise ConfigError(f"the file has no [{slot}] table", slot=slot)
+    issues: list[ConfigIssue] = []
+    resolved = resolve_slot(slot, SLOTS[slot], config[slot], registry or get_registry(), issues)
+    if issues or resolved is None:
+        raise ConfigError(issues or f"[{slot}] could not be resolved", slot=slot)
+    return resolved
 
 
 def compose(config: Mapping[str, Any] | str | Path, registry: Registry | None = None) -> Pipeline:
@@ -157,7 +174,7 @@ def compose(config: Mapping[str, Any] | str | Path, registry: Registry | None = 
     slots: dict[str, ComposedSlot] = {}
     for slot, kind in SLOTS.items():
         if slot in config:
-            resolved = _resolve_slot(slot, kind, config[slot], reg, issues)
+            resolved = resolve_slot(slot, kind, config[slot], reg, issues)
             if resolved is not None:
                 slots[slot] = resolved
     evaluators: list[ComposedSlot] = []
@@ -167,7 +184,7 @@ def compose(config: Mapping[str, Any] | str | Path, registry: Registry | None = 
             issues.append(ConfigIssue(slot, None, f"expected an array of tables ([[{slot}]]), got {entries!r}"))
             continue
         for i, entry in enumerate(entries):
-            resolved = _resolve_slot(f"{slot}[{i}]", kind, entry, reg, issues)
+            resolved = resolve_slot(f"{slot}[{i}]", kind, entry, reg, issues)
             if resolved is not None:
                 evaluators.append(resolved)
 
