@@ -34,7 +34,8 @@ def rss_mb() -> float:
 
 
 def write_corpus(folder: Path, tokens: int, shards: int) -> None:
-    from registry_llm.data.shard_files import FORMAT, FORMAT_VERSION, MANIFEST, ShardWriter, write_json_atomic
+    from registry_core.atomic import write_json
+    from registry_llm.data.shard_files import FORMAT, FORMAT_VERSION, MANIFEST, ShardWriter
 
     rng = np.random.default_rng(0)
     ids = rng.integers(0, 50_000, size=tokens, dtype=np.uint16)
@@ -50,7 +51,7 @@ def write_corpus(folder: Path, tokens: int, shards: int) -> None:
         "n_tokens": tokens, "n_documents": sum(s.n_documents for s in infos),
         "shards": [s.as_dict() for s in infos], "cleaning": {}, "inputs": [], "stats": {},
     }
-    write_json_atomic(folder / "shards" / MANIFEST, manifest)
+    write_json(folder / "shards" / MANIFEST, manifest, indent=1)
 
 
 def run_child(kind: str, folder: Path, batches: int, batch_size: int, seq_len: int) -> dict[str, float]:

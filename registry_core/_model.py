@@ -13,9 +13,10 @@ __all__ = ["PipelineModel"]
 
 
 class PipelineModel(nn.Module):
-    """embed -> (positional) -> backbone -> objective; ``forward(batch) -> (loss, metrics)``.
+    """embed -> (positional) -> backbone -> objective (-> head); ``forward(batch) -> (loss, metrics)``.
 
-    The parts are registered as submodules so one state dict (and one optimizer) covers them all.
+    The parts are registered as submodules so one state dict (and one optimizer) covers them all;
+    ``parts`` is the same model as a :class:`ModelParts`, what objectives, heads and weights receive.
     """
 
     def __init__(self, embed: nn.Module, positional: nn.Module | None, backbone: nn.Module, objective: Any,
@@ -26,9 +27,12 @@ class PipelineModel(nn.Module):
         self.backbone = backbone
         self.objective = objective
         self.head = head
-        self.parts = ModelParts(embed, positional, backbone)
+        self.parts = ModelParts(embed, positional, backbone, objective, head)
         objective.bind(self.parts)
-        #: Read by the trainer for throughput and MFU; set by Pipeline.build from the data's seq_len.
+        bind_head = getattr(head, "bind", None)
+        if callable(bind_head):
+            bind_head(self.parts)
+        #: Read by the trainer for throughput and MFU; set by Pipeline.build from the components.
         self.tokens_per_sample: int | None = None
         self.flops_per_token: float | None = None
 

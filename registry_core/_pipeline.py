@@ -308,11 +308,11 @@ class Pipeline:
     def write_config(self, out_dir: Path, config: Mapping[str, Any] | None = None,
                      lock: Mapping[str, Any] | None = None) -> None:
         """Write pipeline.toml and the lock into ``out_dir`` (atomically)."""
-        from registry_core._atomic import write_text_atomic
+        from registry_core.atomic import write_json, write_text
 
         out_dir.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(out_dir / CONFIG_FILE, dumps(config if config is not None else self.to_config()))
-        write_text_atomic(out_dir / LOCK_FILE, json.dumps(lock if lock is not None else self.lock(), indent=2) + "\n")
+        write_text(out_dir / CONFIG_FILE, dumps(config if config is not None else self.to_config()))
+        write_json(out_dir / LOCK_FILE, lock if lock is not None else self.lock())
 
     def save(self, out_dir: str | Path) -> Path:
         """Config + lock + weights (safetensors) + the tokenizer's own files, into ``out_dir``.
@@ -322,7 +322,7 @@ class Pipeline:
         """
         from safetensors.torch import save_model
 
-        from registry_core._atomic import atomic_path
+        from registry_core.atomic import atomic_path
 
         out = Path(out_dir).resolve()
         built = self._need_built()

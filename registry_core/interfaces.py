@@ -6,18 +6,21 @@ inheriting. Nothing here imports torch; tensor types are spelled ``Any``.
 How the parts meet in a model (``Pipeline.build``)::
 
     embed = tokenizer.embedding(embed_dim)            # ids (B, T) or patches (B, N, P) -> (B, T, D)
-    parts = ModelParts(embed, positional, backbone)
-    objective.bind(parts)                              # e.g. tie the LM head to the embedding table
+    parts = ModelParts(embed, positional, backbone, objective, head)   # the whole model
+    objective.bind(parts)                              # e.g. tie the LM head, create an MAE decoder
+    head.bind(parts)                                   # (when the head has bind) size it from the backbone
+    weights.load_into(parts)                           # fills the parts named in weights.fills
     loss, metrics = objective(parts, batch)            # runs embed -> backbone -> head -> loss
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal, Protocol, runtime_checkable
+from dataclasses import dataclass, fields
+from typing import Any, Final, Literal, Protocol, runtime_checkable
 
 __all__ = [
+    "PART_GROUPS",
     "Backbone",
     "DataSource",
     "Evaluator",
@@ -93,13 +96,34 @@ class Backbone(Protocol):
     def __call__(self, x: Any, positional: Any = None, positions: Any = None) -> Any: ...
 
 
+#: The checkpoint group each part of a model belongs to: what a ``Weights.fills`` entry names.
+PART_GROUPS: Final[dict[str, str]] = {
+    "embed": "encoder",
+    "positional": "encoder",
+    "backbone": "encoder",
+    "objective": "decoder",
+    "head": "head",
+}
+
+
 @dataclass
 class ModelParts:
-    """The model-side pieces an objective, head or evaluator works with."""
+    """The whole built model, part by part: what objectives, heads, weights and evaluators work with.
+
+    ``objective`` holds the objective's own modules (an LM head, an MAE decoder and mask token) and
+    ``head`` a finetuning head; either may be None. A part's tensors are named ``<part>.<key of its
+    state dict>`` (``backbone.blocks.0.ln1.weight``), the names of the pipeline's ``model.safetensors``.
+    """
 
     embed: Any
     positional: Any
     backbone: Any
+    objective: Any = None
+    head: Any = None
+
+    def named(self) -> dict[str, Any]:
+        """Part name -> part, in model order, for the parts that are set."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
 
 
 @runtime_checkable
@@ -114,7 +138,11 @@ class Objective(Protocol):
 
 @runtime_checkable
 class Head(Protocol):
-    """A finetuning head over backbone features: ``head(features) -> outputs``."""
+    """A finetuning head over backbone features: ``head(features) -> outputs``.
+
+    A head with ``bind(parts)`` is bound after the objective, with the whole model (to size itself from
+    the backbone or reach the encoder's features).
+    """
 
     def __call__(self, features: Any) -> Any: ...
 
@@ -131,12 +159,15 @@ class Weights(Protocol):
     """Pretrained weights kept as data: local files plus metadata (band order, mean/std, sizes)."""
 
     meta: Mapping[str, Any]
+    #: Which groups of :data:`PART_GROUPS` a checkpoint fills: ``("encoder",)``, ``("encoder", "decoder")``,
+    #: ``("encoder", "decoder", "head")``; every tensor of those parts must come from the checkpoint.
+    fills: tuple[str, ...]
 
     def files(self) -> Sequence[Any]:
         """Local files used (their sha256 goes into the pipeline lock)."""
 
     def load_into(self, parts: ModelParts) -> None:
-        """Copy the weights into freshly built parts."""
+        """Copy the weights into the whole freshly built model (see ``registry_core.nn.load_parts``)."""
 
 
 @runtime_checkable

@@ -6,15 +6,15 @@ random states of python, numpy and torch (of every rank), the data position and 
 
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from registry_core.atomic import atomic_path
 
 __all__ = [
     "FORMAT_VERSION",
@@ -44,43 +44,14 @@ def clean_state_dict(state: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _fsync_dir(path: Path) -> None:
-    # Make the rename itself durable; not every platform can open a directory.
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def atomic_torch_save(obj: Any, path: Path) -> None:
     """``torch.save`` to a temp file in the same folder, fsync, then rename over ``path``.
 
     A crash at any point leaves either the old file or the new one, never a torn one; the temp file of
     a failed write is removed (or, after a hard kill, swept by the next successful save).
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    tmp = Path(tmp_name)
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; a checkpoint is an ordinary readable file
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-    for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left behind by a process killed mid-write
-        stale.unlink(missing_ok=True)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

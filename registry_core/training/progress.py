@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, TextIO
 
 from tqdm import tqdm
+
+from registry_core.atomic import write_text
 
 __all__ = ["MetricsLog", "ProgressReporter"]
 
@@ -43,12 +43,7 @@ class MetricsLog:
                 continue  # the half-written line of a killed run
             if isinstance(record, dict) and int(record.get("step", 0)) <= step:
                 kept.append(line)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write("".join(line + "\n" for line in kept))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
+        write_text(self.path, "".join(line + "\n" for line in kept))
 
 
 class ProgressReporter:

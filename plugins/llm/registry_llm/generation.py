@@ -42,7 +42,8 @@ def sample_next(
 
 
 def _modules(parts: ModelParts, objective: Any) -> list[nn.Module]:
-    return [m for m in (parts.embed, parts.positional, parts.backbone, objective) if isinstance(m, nn.Module)]
+    found = [m for m in (*parts.named().values(), objective) if isinstance(m, nn.Module)]
+    return list({id(m): m for m in found}.values())  # the objective may be one of the parts
 
 
 def generate(

@@ -9,14 +9,14 @@ alongside: per time step, a linear scale/offset maps a block's mean and spread e
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from registry_core.atomic import write_json
 
 __all__ = ["BandStats", "compute_band_stats", "load_band_stats", "save_band_stats"]
 
@@ -114,18 +114,7 @@ def compute_band_stats(
 
 def save_band_stats(stats: BandStats, path: Path) -> None:
     """Write ``stats`` as JSON atomically (temp file, fsync, rename): readers never see half a file."""
-    payload = {"format": STATS_FORMAT, **asdict(stats)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(payload, fh, indent=1)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_json(path, {"format": STATS_FORMAT, **asdict(stats)}, indent=1)
 
 
 def load_band_stats(path: Path, fingerprint: str) -> BandStats | None:

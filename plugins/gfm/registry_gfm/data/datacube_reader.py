@@ -17,12 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from registry_gfm.bands import BandLookupError, find_bands, normalize_name
+from registry_gfm.errors import DatacubeError
 
 __all__ = ["CubeInfo", "DatacubeError", "StoredBand", "open_cube", "select_bands"]
-
-
-class DatacubeError(ValueError):
-    """A datacube store that cannot be read as asked: incomplete, malformed, or lacking a band."""
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,6 @@ from registry_gfm.data.stac_loaders import Loader
 from registry_gfm.data.stac_plan import MASK_BAND, BandInfo, IngestPlan, PlanError, make_plan
 from registry_gfm.data.stac_search import SearchParams, search_items
 from registry_gfm.data.zarr_cube import (
-    DatacubeError,
     create_store,
     finish_store,
     open_datacube,
@@ -37,6 +36,7 @@ from registry_gfm.data.zarr_cube import (
     store_status,
     write_block,
 )
+from registry_gfm.errors import DatacubeError
 
 __all__ = ["IngestError", "StacZarr", "TimeSliceDataset", "build_stac_zarr", "run_ingest"]
 

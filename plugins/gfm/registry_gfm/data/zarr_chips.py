@@ -28,7 +28,8 @@ import numpy as np
 from registry_gfm.data.band_stats import BandStats, compute_band_stats, load_band_stats, save_band_stats
 from registry_gfm.data.chip_windows import Region, grid_windows, random_window, split_region, window_rng
 from registry_gfm.data.chunk_cache import ChunkCache
-from registry_gfm.data.datacube_reader import CubeInfo, DatacubeError, open_cube, select_bands
+from registry_gfm.data.datacube_reader import CubeInfo, open_cube, select_bands
+from registry_gfm.errors import DatacubeError
 
 if TYPE_CHECKING:
     from registry_gfm.data.specs import ZarrChipsConfig

@@ -33,19 +33,12 @@ from typing import Any
 import numpy as np
 
 from registry_gfm.data.stac_plan import IngestPlan
+from registry_gfm.errors import DatacubeError, IncompleteStoreError
 
 __all__ = ["DatacubeError", "IncompleteStoreError", "array_encoding", "create_store", "finish_store", "open_datacube",
            "plan_fingerprint", "region_done", "regions", "write_block", "write_region"]
 
 MARKERS = "_ingest"
-
-
-class DatacubeError(RuntimeError):
-    """A store cannot be used as asked; the message names the store path."""
-
-
-class IncompleteStoreError(DatacubeError):
-    """The store exists but its ingest has not finished; rerun the ingest to complete it."""
 
 
 def plan_fingerprint(plan: IngestPlan, chunk: int) -> str:

@@ -29,7 +29,6 @@ __all__ = [
     "read_manifest",
     "remove_stale_builds",
     "verify_shards",
-    "write_json_atomic",
 ]
 
 MANIFEST = "manifest.json"
@@ -45,16 +44,6 @@ class ShardError(ValueError):
 def dtype_for_vocab(vocab_size: int) -> np.dtype[Any]:
     """uint16 while every id fits (vocabulary < 65536), else uint32."""
     return np.dtype(np.uint16 if vocab_size < (1 << 16) else np.uint32)
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(obj, fh, indent=1, sort_keys=False)
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 @dataclass(frozen=True)

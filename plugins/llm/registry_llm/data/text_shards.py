@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from registry_core.atomic import move_into_place, write_json
 from registry_llm.data.dedup import DedupIndex
 from registry_llm.data.document_batches import BatchSettings, run_batches
 from registry_llm.data.embedded_corpus import embedded_documents, embedded_fingerprint
@@ -39,7 +40,6 @@ from registry_llm.data.shard_files import (
     read_manifest,
     remove_stale_builds,
     verify_shards,
-    write_json_atomic,
 )
 from registry_llm.data.specs import RULE_THRESHOLDS, TextShardsConfig
 from registry_llm.data.text_files import expand_paths, file_fingerprint, read_documents
@@ -199,7 +199,7 @@ class TextShards:
         if c.rejects is not None:
             rejects_path = Path(c.rejects).expanduser()
             rejects_path.parent.mkdir(parents=True, exist_ok=True)
-            rejects_tmp = rejects_path.with_name(f".{rejects_path.name}.{os.getpid()}.tmp")
+            rejects_tmp = rejects_path.with_name(f".{rejects_path.name}.{os.getpid()}.tmp")  # swept by move_into_place
             rejects = open(rejects_tmp, "w", encoding="utf-8")  # noqa: SIM115 (closed below on success and failure)
 
         def reject(origin: str, reason: str, text: str | None = None) -> None:
@@ -234,7 +234,7 @@ class TextShards:
                 )
             if rejects is not None and rejects_tmp is not None and c.rejects is not None:
                 rejects.close()
-                os.replace(rejects_tmp, Path(c.rejects).expanduser())
+                move_into_place(rejects_tmp, Path(c.rejects).expanduser())
                 rejects = None
         except BaseException:
             writer.abort()
@@ -258,7 +258,7 @@ class TextShards:
             "inputs": inputs,
             "stats": stats,
         }
-        write_json_atomic(self.out / MANIFEST, manifest)
+        write_json(self.out / MANIFEST, manifest, indent=1)
         remove_stale_builds(self.out, keep=build)
         self.stats = stats
 

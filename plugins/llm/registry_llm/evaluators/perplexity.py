@@ -87,7 +87,7 @@ class PerplexityEvaluator:
         counter = ByteCounter(pipeline.tokenizer)
         pad_id = getattr(objective, "pad_id", None)
         device = next(parts.backbone.parameters()).device
-        modules = [m for m in (parts.embed, parts.positional, parts.backbone, objective) if hasattr(m, "train")]
+        modules = [m for m in parts.named().values() if hasattr(m, "train")]  # the whole model, head included
         modes = [m.training for m in modules]
         for m in modules:
             m.eval()

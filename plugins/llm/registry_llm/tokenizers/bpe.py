@@ -17,22 +17,13 @@ from typing import Any, Literal
 
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 
+from registry_core.atomic import write_text
 from registry_llm.tokenizers.rank_files import byte_to_unicode, ranks_to_vocab_merges, read_rank_file
 from registry_llm.tokenizers.specs import BPEConfig
 
 __all__ = ["BPETokenizer", "build_bpe", "load_hf_tokenizer"]
 
 _SPECIAL_FIELDS = ("bos", "eos", "pad", "mask")
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temp file + fsync + rename, so a crash leaves the old file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def _byte_level(tok: Tokenizer) -> Tokenizer:
@@ -186,7 +177,7 @@ class BPETokenizer:
         if out.is_dir() or not out.suffix:
             out.mkdir(parents=True, exist_ok=True)
             out = out / "tokenizer.json"
-        _atomic_write_text(out, self.to_json())
+        write_text(out, self.to_json())
         return out
 
     # -- encoding ------------------------------------------------------------------------------

@@ -8,20 +8,20 @@ head is the token embedding (tied). Tensors are read and written with safetensor
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from registry_core.atomic import atomic_path, write_json
 from registry_core.interfaces import ModelParts
+from registry_core.nn import KeyRule, KeyTable, load_parts, part_tensors
 from registry_llm.weights.specs import HFGPT2Config
 
-__all__ = ["HFGPT2Weights", "build", "export_hf_gpt2", "gpt_options", "pipeline_options"]
+__all__ = ["GPT2_KEYS", "HFGPT2Weights", "build", "export_hf_gpt2", "gpt_options", "pipeline_options"]
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -30,6 +30,35 @@ TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "merges.txt", "tokenizer_conf
 #: GPT-2 ``activation_function`` names and ours.
 _ACTIVATIONS = {"gelu_new": "gelu-tanh", "gelu_pytorch_tanh": "gelu-tanh", "gelu": "gelu", "relu": "relu",
                 "silu": "silu", "swish": "silu"}
+
+
+#: GPT-2's names (``transformer.`` optional) <-> ours; Conv1D weights are the transpose of nn.Linear's.
+GPT2_KEYS: Final = KeyTable(
+    name="hf-gpt2",
+    rules=(
+        KeyRule("embed.weight", "wte.weight", pad_rows=True),
+        KeyRule("positional.weight", "wpe.weight", pad_rows=True),
+        KeyRule("backbone.ln_f.weight", "ln_f.weight"),
+        KeyRule("backbone.ln_f.bias", "ln_f.bias"),
+        *KeyTable.layered("backbone.blocks.{i}.", "h.{i}.", (
+            ("ln1.weight", "ln_1.weight", False),
+            ("ln1.bias", "ln_1.bias", False),
+            ("attn.qkv.weight", "attn.c_attn.weight", True),
+            ("attn.qkv.bias", "attn.c_attn.bias", False),
+            ("attn.proj.weight", "attn.c_proj.weight", True),
+            ("attn.proj.bias", "attn.c_proj.bias", False),
+            ("ln2.weight", "ln_2.weight", False),
+            ("ln2.bias", "ln_2.bias", False),
+            ("mlp.fc.weight", "mlp.c_fc.weight", True),
+            ("mlp.fc.bias", "mlp.c_fc.bias", False),
+            ("mlp.proj.weight", "mlp.c_proj.weight", True),
+            ("mlp.proj.bias", "mlp.c_proj.bias", False),
+        )),
+    ),
+    ignore=("h.*.attn.bias", "h.*.attn.masked_bias"),  # older checkpoints store the causal mask as a buffer
+    prefixes=("transformer.",),
+    export_prefix="transformer.",
+)
 
 
 def _read_config(folder: Path) -> dict[str, Any]:
@@ -97,7 +126,12 @@ def _param(obj: Any, attr: str, what: str) -> torch.Tensor:
 
 
 class HFGPT2Weights:
-    """A local GPT-2 checkpoint: ``meta``, ``files()`` and ``load_into(parts)``."""
+    """A local GPT-2 checkpoint: ``meta``, ``files()`` and ``load_into(parts)``.
+
+    It fills the encoder (token embedding, positions, blocks): GPT-2's LM head is the embedding, tied.
+    """
+
+    fills: tuple[str, ...] = ("encoder",)
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -129,7 +163,7 @@ class HFGPT2Weights:
         path = self.path / WEIGHTS_FILE
         try:
             with safe_open(str(path), framework="pt") as f:
-                return {k.removeprefix("transformer."): f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+                return {GPT2_KEYS.strip_prefix(k): f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
         except Exception as exc:  # safetensors raises its own error types for corrupt headers
             raise ValueError(f"hf-gpt2: cannot read {path}: {exc}") from None
 
@@ -158,70 +192,14 @@ class HFGPT2Weights:
         self._check_backbone(parts.backbone)
         if getattr(parts.positional, "mode", None) != "additive" or not hasattr(parts.positional, "weight"):
             raise TypeError("hf-gpt2: the positional encoder must be 'learned' (GPT-2 has a learned position table)")
+        _param(parts.embed, "weight", "the token embedding")
         tensors = self._tensors()
-        plan: list[tuple[torch.Tensor, torch.Tensor, str]] = []  # (destination, source, key)
-
-        def take(key: str, dest: torch.Tensor, transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                 rows: int | None = None) -> None:
-            if key not in tensors:
-                raise KeyError(f"hf-gpt2: tensor {key!r} is missing from {self.path / WEIGHTS_FILE}")
-            src = tensors[key]
-            if transform is not None:
-                src = transform(src)
-            target = dest if rows is None else dest[:rows]
-            if rows is not None and dest.shape[0] < src.shape[0]:
-                raise ValueError(f"hf-gpt2: {key} has {src.shape[0]} rows, the model's table only {dest.shape[0]}")
-            if tuple(target.shape) != tuple(src.shape):
-                raise ValueError(
-                    f"hf-gpt2: {key} has shape {tuple(src.shape)}, the model expects {tuple(target.shape)}"
-                )
-            plan.append((target, src, key))
-
-        embed = _param(parts.embed, "weight", "the token embedding")
-        take("wte.weight", embed, rows=self.config["vocab_size"])
-        wpe = _param(parts.positional, "weight", "the positional encoder")
-        take("wpe.weight", wpe, rows=self.config["n_positions"])
-        t = torch.Tensor.t
-        for i, block in enumerate(parts.backbone.blocks):
-            p = f"h.{i}."
-            take(p + "ln_1.weight", block.ln1.weight)
-            take(p + "ln_1.bias", block.ln1.bias)
-            take(p + "attn.c_attn.weight", block.attn.qkv.weight, t)
-            take(p + "attn.c_attn.bias", block.attn.qkv.bias)
-            take(p + "attn.c_proj.weight", block.attn.proj.weight, t)
-            take(p + "attn.c_proj.bias", block.attn.proj.bias)
-            take(p + "ln_2.weight", block.ln2.weight)
-            take(p + "ln_2.bias", block.ln2.bias)
-            take(p + "mlp.c_fc.weight", block.mlp.fc.weight, t)
-            take(p + "mlp.c_fc.bias", block.mlp.fc.bias)
-            take(p + "mlp.c_proj.weight", block.mlp.proj.weight, t)
-            take(p + "mlp.c_proj.bias", block.mlp.proj.bias)
-        take("ln_f.weight", parts.backbone.ln_f.weight)
-        take("ln_f.bias", parts.backbone.ln_f.bias)
-        head = tensors.get("lm_head.weight")
-        if head is not None and not torch.equal(head, tensors["wte.weight"]):
+        head = tensors.pop("lm_head.weight", None)
+        if head is not None and not torch.equal(head, tensors.get("wte.weight", head)):
             raise ValueError(
                 f"hf-gpt2: {self.path / WEIGHTS_FILE} has an lm_head different from wte; only tied heads load"
             )
-        with torch.no_grad():
-            for dest, src, _ in plan:
-                dest.copy_(src)
-            if embed.shape[0] > self.config["vocab_size"]:
-                embed[self.config["vocab_size"] :].zero_()  # padding rows of the table: never real tokens
-
-
-def _atomic_write(path: Path, write: Callable[[Path], object]) -> None:
-    """Write through a temp file in the same folder, fsync, then rename over ``path``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        load_parts(parts, tensors, fills=self.fills, table=GPT2_KEYS, source=f"hf-gpt2 {self.path / WEIGHTS_FILE}")
 
 
 def export_hf_gpt2(
@@ -251,30 +229,12 @@ def export_hf_gpt2(
     first = backbone.blocks[0]
     if first.attn.qkv.bias is None:
         raise ValueError("export_hf_gpt2: the backbone was built with bias=false; GPT-2 has biases")
-
-    def cpu(x: torch.Tensor) -> torch.Tensor:
-        return x.detach().to("cpu", torch.float32).contiguous()
-
-    tensors: dict[str, torch.Tensor] = {
-        "transformer.wte.weight": cpu(embed[:vocab]),
-        "transformer.wpe.weight": cpu(wpe),
-        "transformer.ln_f.weight": cpu(backbone.ln_f.weight),
-        "transformer.ln_f.bias": cpu(backbone.ln_f.bias),
-    }
-    for i, block in enumerate(backbone.blocks):
-        p = f"transformer.h.{i}."
-        tensors[p + "ln_1.weight"] = cpu(block.ln1.weight)
-        tensors[p + "ln_1.bias"] = cpu(block.ln1.bias)
-        tensors[p + "attn.c_attn.weight"] = cpu(block.attn.qkv.weight.t())
-        tensors[p + "attn.c_attn.bias"] = cpu(block.attn.qkv.bias)
-        tensors[p + "attn.c_proj.weight"] = cpu(block.attn.proj.weight.t())
-        tensors[p + "attn.c_proj.bias"] = cpu(block.attn.proj.bias)
-        tensors[p + "ln_2.weight"] = cpu(block.ln2.weight)
-        tensors[p + "ln_2.bias"] = cpu(block.ln2.bias)
-        tensors[p + "mlp.c_fc.weight"] = cpu(block.mlp.fc.weight.t())
-        tensors[p + "mlp.c_fc.bias"] = cpu(block.mlp.fc.bias)
-        tensors[p + "mlp.c_proj.weight"] = cpu(block.mlp.proj.weight.t())
-        tensors[p + "mlp.c_proj.bias"] = cpu(block.mlp.proj.bias)
+    ours = {k: v.detach() for k, v in part_tensors(parts, ("encoder",)).items()}
+    ours["embed.weight"] = ours["embed.weight"][:vocab]
+    converted = GPT2_KEYS.convert(ours, "theirs")
+    if converted.unmatched:
+        raise ValueError(f"export_hf_gpt2: tensors with no GPT-2 counterpart: {', '.join(converted.unmatched)}")
+    tensors = {k: v.to("cpu", torch.float32).contiguous() for k, v in converted.tensors.items()}
     config = {
         "model_type": "gpt2",
         "architectures": ["GPT2LMHeadModel"],
@@ -295,8 +255,9 @@ def export_hf_gpt2(
         "use_cache": True,
         **dict(extra_config or {}),
     }
-    _atomic_write(out / WEIGHTS_FILE, lambda p: save_file(tensors, str(p), metadata={"format": "pt"}))
-    _atomic_write(out / CONFIG_FILE, lambda p: p.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8"))
+    with atomic_path(out / WEIGHTS_FILE) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": "pt"})
+    write_json(out / CONFIG_FILE, config)
     if tokenizer is not None:
         tokenizer.save(out / "tokenizer.json")
     return out

@@ -1,0 +1,87 @@
+"""Atomic file writes: the one way every writer of the project puts a file in place.
+
+Each function writes to a temp file beside the target, fsyncs it, renames it over the target and fsyncs
+the folder, so a crash at any point leaves the old file or the new one, never a torn one; a failed write
+removes its temp file, and the next successful write of the same target sweeps temp files a killed
+process left behind. Imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Final
+
+__all__ = ["atomic_path", "move_into_place", "write_bytes", "write_json", "write_text"]
+
+#: Mode of every file written here: ``mkstemp`` makes owner-only files, these are ordinary ones.
+FILE_MODE: Final = 0o644
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename durable; not every platform can open a folder, which is then skipped."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _temp_prefix(target: Path) -> str:
+    return f".{target.name}."
+
+
+def move_into_place(src: Path, target: Path) -> None:
+    """fsync ``src`` and rename it over ``target`` (same file system), then sweep stale temp files."""
+    src, target = Path(src), Path(target)
+    with src.open("rb+") as fh:
+        os.fsync(fh.fileno())
+    os.replace(src, target)
+    _fsync_dir(target.parent)
+    for stale in target.parent.glob(f"{_temp_prefix(target)}*.tmp"):  # a process killed mid-write
+        stale.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | Path) -> Iterator[Path]:
+    """Yield a temp path beside ``target``; when the block succeeds, move it over ``target``.
+
+    For writers that want a path of their own (``torch.save``, safetensors, numpy); the folder is created.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=_temp_prefix(target), suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        os.chmod(tmp, FILE_MODE)
+        yield tmp
+        move_into_place(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_bytes(target: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``target`` atomically."""
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text(target: str | Path, text: str, encoding: str = "utf-8") -> None:
+    """Write ``text`` to ``target`` atomically."""
+    with atomic_path(target) as tmp:
+        tmp.write_text(text, encoding=encoding)
+
+
+def write_json(target: str | Path, obj: Any, indent: int | None = 2) -> None:
+    """Write ``obj`` as JSON (with a final newline) to ``target`` atomically."""
+    write_text(target, json.dumps(obj, indent=indent) + "\n")
