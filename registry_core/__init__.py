@@ -6,10 +6,11 @@ Importing this package imports no plugin, torch, numpy or xarray.
 from __future__ import annotations
 
 from registry_core import interfaces
-from registry_core._compose import SLOTS, compose
-from registry_core._errors import ComponentLoadError, ConfigError, ConfigIssue, PluginError
+from registry_core._compose import SLOTS
+from registry_core._errors import ComponentInterfaceError, ComponentLoadError, ConfigError, ConfigIssue, PluginError
 from registry_core._kinds import CORE_KINDS
-from registry_core._pipeline import LockMismatch, Pipeline
+from registry_core._lock import LockMismatch
+from registry_core._pipeline import Pipeline, compose
 from registry_core._registry import ConflictError, PluginInfo, Registry, get_registry
 from registry_core._schema import FieldInfo, describe_fields
 from registry_core._spec import ComponentSpec, KindSpec, option
@@ -21,6 +22,7 @@ __version__ = "0.1.0"
 __all__ = [
     "CORE_KINDS",
     "SLOTS",
+    "ComponentInterfaceError",
     "ComponentLoadError",
     "ComponentSpec",
     "ConfigError",

@@ -1,4 +1,7 @@
-"""Composition: a plain config (dict or TOML) -> a checked Pipeline, importing no component code.
+"""Composition: a plain config (dict or TOML) -> checked slots, importing no component code.
+
+``registry_core.compose`` (in ``_pipeline``) wraps the result in a Pipeline; this module knows nothing
+of pipelines, so the dependency runs one way.
 
 Order: (1) resolve every name and validate every option, (2) wire shared values along the chain,
 (3) check contracts. All issues of a stage are reported together as one ConfigError.
@@ -9,8 +12,9 @@ from __future__ import annotations
 import copy
 import tomllib
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from registry_core._contracts import ComposedSlot, check_contracts, wire
 from registry_core._errors import ConfigError, ConfigIssue
@@ -18,10 +22,8 @@ from registry_core._registry import Registry, get_registry
 from registry_core._schema import nearest, resolve_config_class, validate_options
 from registry_core._train_config import TrainConfig
 
-if TYPE_CHECKING:
-    from registry_core._pipeline import Pipeline
-
-__all__ = ["LIST_SLOTS", "REQUIRED_SLOTS", "SLOTS", "apply_overrides", "compose", "compose_slot", "load_toml", "resolve_slot"]
+__all__ = ["LIST_SLOTS", "REQUIRED_SLOTS", "SLOTS", "Composition", "apply_overrides", "compose_config", "compose_slot", "load_toml",
+           "resolve_slot"]
 
 #: Component slots of a pipeline and the kind each one takes, in chain order.
 SLOTS: Final[dict[str, str]] = {
@@ -147,10 +149,21 @@ def compose_slot(config: Mapping[str, Any], slot: str, registry: Registry | None
     return resolved
 
 
-def compose(config: Mapping[str, Any] | str | Path, registry: Registry | None = None) -> Pipeline:
-    """Resolve, validate, wire and check a pipeline config; raises ConfigError listing every issue."""
-    from registry_core._pipeline import Pipeline
+@dataclass
+class Composition:
+    """A composed pipeline config: resolved, validated and wired slots that passed every contract."""
 
+    slots: dict[str, ComposedSlot]
+    evaluators: list[ComposedSlot]
+    train: TrainConfig
+    registry: Registry
+    name: str | None = None
+    description: str | None = None
+    source: Path | None = None
+
+
+def compose_config(config: Mapping[str, Any] | str | Path, registry: Registry | None = None) -> Composition:
+    """Resolve, validate, wire and check a pipeline config; raises ConfigError listing every issue."""
     reg = registry or get_registry()
     source = None
     if isinstance(config, (str, Path)):
@@ -202,7 +215,7 @@ def compose(config: Mapping[str, Any] | str | Path, registry: Registry | None = 
     issues += check_contracts(everything, reg.band_key)
     if issues:
         raise ConfigError(issues)
-    return Pipeline(
+    return Composition(
         slots=slots,
         evaluators=evaluators,
         train=train,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["ComponentLoadError", "ConfigError", "ConfigIssue", "PluginError"]
+__all__ = ["ComponentInterfaceError", "ComponentLoadError", "ConfigError", "ConfigIssue", "PluginError"]
 
 
 @dataclass(frozen=True)
@@ -43,3 +43,7 @@ class ComponentLoadError(ImportError):
 
 class PluginError(RuntimeError):
     """A plugin could not be loaded or gave invalid specs."""
+
+
+class ComponentInterfaceError(TypeError):
+    """A built component lacks a member its kind's interface requires; names the component and the member."""

@@ -35,6 +35,8 @@ class PipelineModel(nn.Module):
         #: Read by the trainer for throughput and MFU; set by Pipeline.build from the components.
         self.tokens_per_sample: int | None = None
         self.flops_per_token: float | None = None
+        #: What one sample is called when throughput is not counted in tokens (``"chips"``).
+        self.sample_unit: str = "samples"
 
     def forward(self, batch: Any) -> tuple[Tensor, Mapping[str, Any]]:
         out = self.objective(self.parts, batch)

@@ -2,38 +2,22 @@
 
 from __future__ import annotations
 
-import hashlib
-import importlib.metadata as md
-import json
-import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from registry_core import _lock, _persist
+from registry_core._compose import Composition, apply_overrides, compose_config, load_toml
 from registry_core._contracts import ComposedSlot
 from registry_core._errors import ConfigError, ConfigIssue
+from registry_core._lock import LockMismatch, expand_files
+from registry_core._members import check_members
 from registry_core._registry import Registry
 from registry_core._toml import dumps
 from registry_core._train_config import TrainConfig
 
-__all__ = ["LockMismatch", "Pipeline"]
-
-CONFIG_FILE = "pipeline.toml"
-LOCK_FILE = "pipeline.lock.json"
-WEIGHTS_FILE = "model.safetensors"
-
-
-class LockMismatch(RuntimeError):
-    """An installed provider differs from the one recorded in a pipeline's lock."""
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+__all__ = ["LockMismatch", "Pipeline", "compose"]
 
 
 def _config_dict(config: Any, skip: Iterable[str] = ()) -> dict[str, Any]:
@@ -54,6 +38,14 @@ def _config_dict(config: Any, skip: Iterable[str] = ()) -> dict[str, Any]:
             value = list(value)
         out[f.name] = value
     return out
+
+
+def compose(config: Mapping[str, Any] | str | Path, registry: Registry | None = None) -> Pipeline:
+    """Resolve, validate, wire and check a pipeline config (a dict or a TOML file) into a Pipeline.
+
+    Raises ConfigError listing every issue; imports no component code.
+    """
+    return Pipeline.from_composition(compose_config(config, registry))
 
 
 @dataclass
@@ -93,10 +85,12 @@ class Pipeline:
     # -- config form ---------------------------------------------------------------------------
 
     @classmethod
+    def from_composition(cls, c: Composition) -> Pipeline:
+        return cls(c.slots, c.evaluators, c.train, c.registry, c.name, c.description, c.source)
+
+    @classmethod
     def from_toml(cls, path: str | Path, registry: Registry | None = None, overrides: Iterable[str] = ()) -> Pipeline:
         """Compose the pipeline in a TOML file, with optional ``slot.key=value`` overrides."""
-        from registry_core._compose import apply_overrides, compose, load_toml
-
         config = apply_overrides(load_toml(path), list(overrides))
         pipeline = compose(config, registry)
         pipeline.source = Path(path)
@@ -163,47 +157,16 @@ class Pipeline:
             listed = list(comp.files()) if comp is not None and hasattr(comp, "files") else []
             if not listed and getattr(s.config, "path", None):
                 listed = [s.config.path]
-            out.update(_expand(slot, [Path(x) for x in listed]))
+            out.update(expand_files(slot, [Path(x) for x in listed]))
         return out
 
     def lock(self, files: Mapping[str, Path] | None = None, root: Path | None = None) -> dict[str, Any]:
-        """Every component's qualified id, provider distribution and version, and file hashes.
-
-        File paths are written relative to ``root`` when they lie inside it (a saved pipeline's folder).
-        """
-
-        def shown(p: Path) -> str:
-            return str(p.relative_to(root)) if root is not None and p.is_relative_to(root) else str(p)
-
-        files = self.files() if files is None else files
-        return {
-            "components": [
-                {"slot": s.slot, "kind": s.kind, "id": s.spec.id, "target": s.spec.target,
-                 "distribution": s.spec.distribution, "version": s.spec.version}
-                for s in self.all_slots()
-            ],
-            "files": {name: {"path": shown(p), "sha256": sha256_file(p)} for name, p in files.items()},
-        }
+        """Every component's qualified id, provider distribution and version, and file hashes."""
+        return _lock.make_lock(self.all_slots(), self.files() if files is None else files, root)
 
     def check_lock(self, lock: Mapping[str, Any], strict: bool = False) -> list[str]:
         """Compare a recorded lock with what is installed now; warn (or raise LockMismatch when strict)."""
-        problems = []
-        for entry in lock.get("components", []):
-            dist, version = entry.get("distribution"), entry.get("version")
-            if not dist:
-                continue
-            try:
-                installed = md.version(dist)
-            except md.PackageNotFoundError:
-                installed = None
-            if installed != version:
-                problems.append(f"{entry.get('slot')} `{entry.get('id')}` was locked with {dist} {version} but "
-                                f"{'it is not installed' if installed is None else f'{installed} is installed'}")
-        for problem in problems:
-            if strict:
-                raise LockMismatch(problem)
-            warnings.warn(problem, stacklevel=2)
-        return problems
+        return _lock.check_lock(lock, strict=strict)
 
     # -- building and running --------------------------------------------------------------------
 
@@ -257,7 +220,7 @@ class Pipeline:
         from registry_core.training import seed_everything
 
         seed_everything(self.train.seed)  # the same initial weights on every rank and in every rerun
-        comps = {slot: self.registry.build_spec(s.spec, s.config) for slot, s in self.slots.items()}
+        comps = {slot: self._build_slot(s) for slot, s in self.slots.items()}
         data, tok = comps["data"], comps["tokenizer"]
         if hasattr(data, "attach_tokenizer"):
             data.attach_tokenizer(tok)
@@ -267,25 +230,49 @@ class Pipeline:
             data.prepare()
         embed = tok.embedding(self.embed_dim())
         model = PipelineModel(embed, comps.get("positional"), comps["backbone"], comps["objective"], comps.get("head"))
-        seq_len = self.slots["data"].value("seq_len")
+        tokens = self._tokens_per_sample(comps)
         flops = getattr(comps["backbone"], "flops_per_token", None)
-        if isinstance(seq_len, int):
-            model.tokens_per_sample = seq_len
+        if tokens is not None:
+            model.tokens_per_sample = tokens
             if callable(flops):
-                model.flops_per_token = float(flops(seq_len))
+                model.flops_per_token = float(flops(tokens))
+        model.sample_unit = str(getattr(data, "sample_unit", "samples"))
         if "weights" in comps:
             comps["weights"].load_into(model.parts)
-        evaluators = [self.registry.build_spec(s.spec, s.config) for s in self.evaluator_slots]
+        evaluators = [self._build_slot(s) for s in self.evaluator_slots]
         self._built = _Built(comps, evaluators, model)
         return self
 
+    def _build_slot(self, s: ComposedSlot) -> Any:
+        """Build one slot's component and check it has every member of its kind's interface."""
+        component = self.registry.build_spec(s.spec, s.config)
+        kind = self.registry.kinds().get(s.kind)
+        if kind is not None:
+            check_members(component, s.spec, kind, slot=s.slot)
+        return component
+
+    def _tokens_per_sample(self, comps: Mapping[str, Any]) -> int | None:
+        """Tokens one sample becomes: the tokenizer's or data's ``tokens_per_sample`` (patches per chip),
+        else the data's ``seq_len`` port (text windows); None when no component says."""
+        for comp in (comps["tokenizer"], comps["data"]):
+            n = getattr(comp, "tokens_per_sample", None)
+            n = n() if callable(n) else n
+            if isinstance(n, int) and not isinstance(n, bool) and n > 0:
+                return n
+        seq_len = self.slots["data"].value("seq_len")
+        return seq_len if isinstance(seq_len, int) else None
+
     def trainer(self, out_dir: str | Path) -> Any:
-        """A Trainer over this pipeline's model and data (imports torch)."""
+        """A Trainer over this pipeline's model and data (imports torch).
+
+        Throughput is counted in tokens when the components say how many a sample holds (MFU then
+        follows from the backbone's ``flops_per_token``), else in the data's ``sample_unit`` (chips).
+        """
         from registry_core.training import Trainer
 
         built = self._need_built()
         data = built.components["data"]
-        units = "chips" if self.slots["data"].spec.modality == "imagery" else "tokens"
+        units = "tokens" if built.model.tokens_per_sample else built.model.sample_unit
         return Trainer(built.model, data.dataset("train"), self.train, Path(out_dir),
                        val_data=data.dataset("val"), units=units)
 
@@ -308,11 +295,8 @@ class Pipeline:
     def write_config(self, out_dir: Path, config: Mapping[str, Any] | None = None,
                      lock: Mapping[str, Any] | None = None) -> None:
         """Write pipeline.toml and the lock into ``out_dir`` (atomically)."""
-        from registry_core.atomic import write_json, write_text
-
-        out_dir.mkdir(parents=True, exist_ok=True)
-        write_text(out_dir / CONFIG_FILE, dumps(config if config is not None else self.to_config()))
-        write_json(out_dir / LOCK_FILE, lock if lock is not None else self.lock())
+        _persist.write_config(out_dir, config if config is not None else self.to_config(),
+                              lock if lock is not None else self.lock())
 
     def save(self, out_dir: str | Path) -> Path:
         """Config + lock + weights (safetensors) + the tokenizer's own files, into ``out_dir``.
@@ -320,10 +304,6 @@ class Pipeline:
         A tokenizer with ``save(folder)`` and a ``path`` option is saved under ``tokenizer/`` and the written
         config points its ``path`` there, so ``Pipeline.load`` needs nothing outside the folder.
         """
-        from safetensors.torch import save_model
-
-        from registry_core.atomic import atomic_path
-
         out = Path(out_dir).resolve()
         built = self._need_built()
         out.mkdir(parents=True, exist_ok=True)
@@ -336,59 +316,23 @@ class Pipeline:
             tok_dir.mkdir(exist_ok=True)
             target = Path(tok.save(tok_dir) or tok_dir)
             config["tokenizer"]["path"] = str(target.relative_to(out))
-            files.update(_expand("tokenizer", [target]))
+            files.update(expand_files("tokenizer", [target]))
         else:
             files = in_use
-        with atomic_path(out / WEIGHTS_FILE) as tmp:
-            save_model(built.model, str(tmp))
-        files["model:" + WEIGHTS_FILE] = out / WEIGHTS_FILE
+        files["model:" + _persist.WEIGHTS_FILE] = _persist.save_weights(built.model, out)
         self.write_config(out, config, self.lock(files, root=out))
         return out
 
     @classmethod
     def load(cls, out_dir: str | Path, registry: Registry | None = None, strict: bool = False) -> Pipeline:
-        """Rebuild a saved pipeline: compose its config, check the lock and file hashes, load the weights.
+        """Rebuild a saved pipeline: check the lock and file hashes, compose its config, load the weights.
 
         Weights load through safetensors only (nothing is unpickled).
         """
         from safetensors.torch import load_model
 
-        from registry_core._compose import compose, load_toml
-
         out = Path(out_dir).resolve()
-        config = load_toml(out / CONFIG_FILE)
-        tok = config.get("tokenizer", {})
-        if isinstance(tok, dict) and isinstance(tok.get("path"), str) and not Path(tok["path"]).is_absolute():
-            tok["path"] = str(out / tok["path"])
-        pipeline = compose(config, registry)
-        lock_path = out / LOCK_FILE
-        if lock_path.is_file():
-            lock = json.loads(lock_path.read_text())
-            pipeline.check_lock(lock, strict=strict)
-            for name, entry in lock.get("files", {}).items():
-                p = Path(entry["path"])
-                p = p if p.is_absolute() else out / p
-                if not p.is_file():
-                    raise LockMismatch(f"{name} ({p}) recorded in {lock_path} is missing")
-                if sha256_file(p) != entry["sha256"]:
-                    raise LockMismatch(f"{name} ({p}) has changed since the pipeline was saved: its sha256 differs "
-                                       f"from the one in {lock_path}")
-        weights = out / WEIGHTS_FILE
-        if not weights.is_file():
-            raise FileNotFoundError(f"{weights} is missing; expected the weights written by Pipeline.save")
+        pipeline = compose(_persist.read_saved_config(out, strict=strict), registry)
         pipeline.build(prepare=False)
-        load_model(pipeline.model, str(weights))
+        load_model(pipeline.model, str(out / _persist.WEIGHTS_FILE))
         return pipeline
-
-
-def _expand(slot: str, paths: list[Path]) -> dict[str, Path]:
-    """``slot:name`` -> file, for files and for every file inside listed folders."""
-    out: dict[str, Path] = {}
-    for p in paths:
-        if p.is_file():
-            out[f"{slot}:{p.name}"] = p.resolve()
-        elif p.is_dir():
-            for f in sorted(p.rglob("*")):
-                if f.is_file():
-                    out[f"{slot}:{f.relative_to(p)}"] = f.resolve()
-    return out

@@ -168,6 +168,9 @@ class ChipDataset:
 class ZarrChips:
     """The ``zarr-chips`` data source: ``prepare()`` checks the store and its statistics, ``dataset(split)``."""
 
+    #: What the trainer calls one sample when it cannot count tokens.
+    sample_unit = "chips"
+
     def __init__(self, config: ZarrChipsConfig) -> None:
         self.config = config
         self._info: CubeInfo | None = None

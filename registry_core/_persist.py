@@ -1,0 +1,58 @@
+"""A saved pipeline's folder: ``pipeline.toml``, ``pipeline.lock.json``, ``model.safetensors``, the tokenizer.
+
+Writing and reading the folder layout lives here; composing what was read is the pipeline's job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final
+
+from registry_core._compose import load_toml
+from registry_core._lock import check_lock, read_lock, verify_files
+from registry_core._toml import dumps
+from registry_core.atomic import atomic_path, write_json, write_text
+
+__all__ = ["CONFIG_FILE", "LOCK_FILE", "WEIGHTS_FILE", "read_saved_config", "save_weights", "write_config"]
+
+CONFIG_FILE: Final = "pipeline.toml"
+LOCK_FILE: Final = "pipeline.lock.json"
+WEIGHTS_FILE: Final = "model.safetensors"
+
+
+def write_config(out_dir: Path, config: Mapping[str, Any], lock: Mapping[str, Any]) -> None:
+    """Write pipeline.toml and the lock into ``out_dir`` (each atomically)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_text(out_dir / CONFIG_FILE, dumps(config))
+    write_json(out_dir / LOCK_FILE, lock)
+
+
+def save_weights(model: Any, out_dir: Path) -> Path:
+    """The whole model's tensors as ``model.safetensors`` (atomically); returns its path."""
+    from safetensors.torch import save_model
+
+    path = out_dir / WEIGHTS_FILE
+    with atomic_path(path) as tmp:
+        save_model(model, str(tmp))
+    return path
+
+
+def read_saved_config(out: Path, strict: bool = False) -> dict[str, Any]:
+    """The saved config with the tokenizer's relative ``path`` made absolute, after the lock is checked.
+
+    Installed providers are compared with the lock (warnings, or LockMismatch when ``strict``) and every
+    recorded file must exist with its recorded sha256.
+    """
+    config = load_toml(out / CONFIG_FILE)
+    tok = config.get("tokenizer", {})
+    if isinstance(tok, dict) and isinstance(tok.get("path"), str) and not Path(tok["path"]).is_absolute():
+        tok["path"] = str(out / tok["path"])
+    lock_path = out / LOCK_FILE
+    if lock_path.is_file():
+        lock = read_lock(lock_path)
+        check_lock(lock, strict=strict)
+        verify_files(lock, out, lock_path)
+    if not (out / WEIGHTS_FILE).is_file():
+        raise FileNotFoundError(f"{out / WEIGHTS_FILE} is missing; expected the weights written by Pipeline.save")
+    return config

@@ -1,0 +1,87 @@
+"""The core's module layering: no import cycles (lazy imports included), no private functions borrowed."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import registry_core
+
+ROOT = Path(registry_core.__file__).parent
+
+
+def _module_name(path: Path) -> str:
+    rel = path.relative_to(ROOT.parent).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _imports(path: Path) -> list[tuple[str, list[str]]]:
+    """``(module, names)`` of every ``registry_core`` import in the file, at any depth (lazy ones too)."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("registry_core"):
+            out.append((node.module, [a.name for a in node.names]))
+        elif isinstance(node, ast.Import):
+            out += [(a.name, []) for a in node.names if a.name.startswith("registry_core")]
+    return out
+
+
+def _graph() -> dict[str, set[str]]:
+    modules = {_module_name(p): p for p in ROOT.rglob("*.py")}
+    graph: dict[str, set[str]] = {m: set() for m in modules}
+    for name, path in modules.items():
+        for target, names in _imports(path):
+            # ``from registry_core.nn import X`` may name a submodule; ``from registry_core import _lock`` too.
+            for dep in [f"{target}.{n}" for n in names if f"{target}.{n}" in modules] or [target]:
+                # A package's __init__ re-exporting its own modules is not a dependency of theirs on it.
+                if dep in modules and dep != name and not name.startswith(dep + ".") and dep != "registry_core":
+                    graph[name].add(dep)
+    return graph
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for dep in sorted(graph[node]):
+            if state.get(dep) == 1:
+                return [*stack[stack.index(dep):], dep]
+            if dep not in state:
+                found = visit(dep)
+                if found:
+                    return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state:
+            found = visit(node)
+            if found:
+                return found
+    return None
+
+
+def test_registry_core_has_no_import_cycle() -> None:
+    assert _cycle(_graph()) is None, " -> ".join(_cycle(_graph()) or [])
+
+
+def test_cycle_finder_finds_a_cycle() -> None:
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert _cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_the_cli_uses_no_private_function_of_another_module() -> None:
+    borrowed = []
+    for path in ROOT.glob("_cli*.py"):
+        for module, names in _imports(path):
+            if module.startswith("registry_core._cli"):
+                continue
+            borrowed += [f"{path.name}: {module}.{n}" for n in names if n.startswith("_")]
+    assert borrowed == []
