@@ -63,7 +63,7 @@ def check_members(obj: Any, spec: ComponentSpec, kind: KindSpec, slot: str | Non
         return
     missing = missing_members(obj, proto)
     if missing:
-        where = f"{slot} " if slot else ""
+        where = f"[{slot}] " if slot else ""
         raise ComponentInterfaceError(
             f"{where}{spec.kind} {spec.id!r} (built by {spec.target}) lacks {', '.join(repr(m) for m in missing)}, "
             f"which every {spec.kind} has ({kind.interface}); its {type(obj).__name__} does not fit the interface"

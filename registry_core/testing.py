@@ -6,19 +6,25 @@
         assert_plugin_ok("myplugin")          # entry-point name
 
 Checks: the plugin loads, every target imports, every config schema resolves and its defaults validate,
-and importing the plugin (and its config modules) pulls in no heavy module.
+importing the plugin (and its config modules) pulls in no heavy module, and each component whose options
+all have defaults is built with them and has every member of its kind's interface (a factory that
+declines its defaults with a ValueError, LookupError or OSError, e.g. a width left for wiring, is skipped).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import importlib.util
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from typing import Final
 
 from registry_core._builtin import import_target
 from registry_core._errors import ComponentLoadError
+from registry_core._members import interface_of, missing_members
 from registry_core._registry import Registry
 from registry_core._schema import resolve_config_class, validate_options
 from registry_core._spec import ComponentSpec
@@ -73,7 +79,50 @@ def _check_spec(spec: ComponentSpec) -> list[str]:
     return problems
 
 
-def check_plugin(name: str, registry: Registry | None = None, *, check_imports: bool = True) -> list[str]:
+def _defaults_only(cls: type | None) -> bool:
+    """Whether every option of the schema has a default (so the component can be built as it is)."""
+    return cls is None or all(
+        f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+        for f in dataclasses.fields(cls) if f.init
+    )
+
+
+@contextlib.contextmanager
+def _meta_device() -> Iterator[None]:
+    """Build torch modules on the meta device when torch is loaded: shapes without memory or init cost,
+    which keeps a 100M-parameter default backbone cheap to check."""
+    if importlib.util.find_spec("torch") is None:
+        yield
+        return
+    import torch
+
+    with torch.device("meta"):
+        yield
+
+
+def _check_build(spec: ComponentSpec, registry: Registry) -> list[str]:
+    """Build ``spec`` with its defaults and check the result against its kind's interface."""
+    kind = registry.kinds().get(spec.kind)
+    proto = interface_of(kind) if kind is not None else None
+    try:
+        with _meta_device():
+            component = registry.build(spec.kind, spec.id)
+    except (ValueError, LookupError, OSError):
+        return []  # declines its defaults (needs wiring or files): nothing to check without a pipeline
+    except Exception as exc:
+        return [f"{spec.kind} {spec.id}: building it with its defaults failed: {type(exc).__name__}: {exc}"]
+    if proto is None:
+        return []
+    missing = missing_members(component, proto)
+    if not missing:
+        return []
+    return [f"{spec.kind} {spec.id}: built with its defaults, its {type(component).__name__} lacks "
+            f"{', '.join(repr(m) for m in missing)}, which every {spec.kind} has ({kind.interface if kind else ''})"]
+
+
+def check_plugin(
+    name: str, registry: Registry | None = None, *, check_imports: bool = True, build: bool = True
+) -> list[str]:
     """Every problem found with plugin ``name`` (entry-point name), as sentences; [] when it is fine."""
     reg = registry or Registry()
     infos = {p.name: p for p in reg.plugins()}
@@ -85,7 +134,10 @@ def check_plugin(name: str, registry: Registry | None = None, *, check_imports: 
     specs = [s for s in reg.list() if s.plugin == name]
     problems: list[str] = []
     for spec in specs:
-        problems += _check_spec(spec)
+        found = _check_spec(spec)
+        problems += found
+        if build and not found and _defaults_only(resolve_config_class(spec)):
+            problems += _check_build(spec, reg)
     if check_imports:
         light = [info.module.partition(":")[0]]
         light += sorted({s.config.partition(":")[0] for s in specs if isinstance(s.config, str)})
@@ -97,8 +149,8 @@ def check_plugin(name: str, registry: Registry | None = None, *, check_imports: 
     return problems
 
 
-def assert_plugin_ok(name: str, registry: Registry | None = None) -> None:
-    """Raise AssertionError listing every problem :func:`check_plugin` finds."""
-    problems = check_plugin(name, registry)
+def assert_plugin_ok(name: str, registry: Registry | None = None, *, build: bool = True) -> None:
+    """Raise AssertionError listing every problem :func:`check_plugin` finds (``build=False``: no builds)."""
+    problems = check_plugin(name, registry, build=build)
     if problems:
         raise AssertionError(f"plugin {name!r} has {len(problems)} problem(s):\n  " + "\n  ".join(problems))

@@ -45,3 +45,39 @@ def test_kit_flags_heavy_imports(make_dist) -> None:
     make_dist("kitheavy", "import numpy\nfrom registry_core import hookimpl\n")
     problems = check_plugin("kitheavy", Registry(use_env=False))
     assert any("numpy" in p for p in problems)
+
+
+def test_kit_builds_components_with_their_defaults_and_checks_members(make_dist) -> None:
+    src = """
+from dataclasses import dataclass
+from registry_core import ComponentSpec, hookimpl, option
+
+class HalfTokenizer:  # encodes, but has no model half
+    tokens = "discrete"
+
+    def encode(self, text):
+        return [ord(c) for c in text]
+
+def build_half():
+    return HalfTokenizer()
+
+def build_crash():
+    raise RuntimeError("boom")
+
+def build_needs_wiring():
+    raise ValueError("embed_dim is not set")
+
+@hookimpl
+def registry_core_components():
+    return [
+        ComponentSpec("tokenizer", "half", f"{__name__}:build_half", "Lacks embedding."),
+        ComponentSpec("tokenizer", "crash", f"{__name__}:build_crash", "Fails to build."),
+        ComponentSpec("tokenizer", "wired", f"{__name__}:build_needs_wiring", "Declines its defaults."),
+    ]
+"""
+    make_dist("kithalf", src)
+    problems = check_plugin("kithalf", Registry(use_env=False), check_imports=False)
+    assert any("kithalf:half" in p and "lacks 'embedding'" in p for p in problems), problems
+    assert any("kithalf:crash" in p and "RuntimeError: boom" in p for p in problems), problems
+    assert not any("kithalf:wired" in p for p in problems)
+    assert check_plugin("kithalf", Registry(use_env=False), check_imports=False, build=False) == []

@@ -128,3 +128,56 @@ def test_run_under_torchrun_on_two_ranks(toy_registry: Registry, good: dict, tmp
                if "loss" in json.loads(x)] for d in ("one", "two")]
     assert losses[0] == pytest.approx(losses[1], rel=1e-4, abs=1e-5)
     assert (tmp_path / "two" / "model.safetensors").is_file()
+
+
+def test_build_names_the_component_and_the_member_it_lacks(toy_registry: Registry, good: dict, make_dist) -> None:
+    from registry_core import ComponentInterfaceError
+
+    make_dist("flat", '''
+from registry_core import ComponentSpec, hookimpl
+
+def build(config):
+    from torch import nn
+
+    class NoCausal(nn.Module):  # has embed_dim and forward, but not `causal`
+        def __init__(self):
+            super().__init__()
+            self.embed_dim = config.embed_dim
+            self.lin = nn.Linear(config.embed_dim, config.embed_dim)
+
+        def forward(self, x, positional=None, positions=None):
+            return self.lin(x)
+
+    return NoCausal()
+
+@hookimpl
+def registry_core_components():
+    return [ComponentSpec("backbone", "flat", f"{__name__}:build", "A backbone lacking a member.",
+                          config="rc_toy_plugin:BackboneConfig",
+                          provides={"embed_dim": None, "causal": True, "position_modes": ["additive"]})]
+''')
+    good["backbone"]["use"] = "flat"
+    pipeline = compose(good, Registry(use_env=False))
+    with pytest.raises(ComponentInterfaceError, match=r"\[backbone\] backbone 'flat:flat' \(built by rc_test_flat_\w+:build\) "
+                                                      r"lacks 'causal', which every backbone has"):
+        pipeline.build()
+
+
+def test_tokens_per_sample_and_units_come_from_the_components(toy_registry: Registry, good: dict, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import rc_toy_parts
+
+    text = compose(good, toy_registry).build()
+    assert text.model.tokens_per_sample == 8  # the data's seq_len
+    assert text.trainer(tmp_path / "a").units == "tokens"
+    # An image tokenizer knows its tokens per sample (patches per chip); MFU then follows from the backbone.
+    monkeypatch.setattr(rc_toy_parts.ToyTokenizer, "tokens_per_sample", 12, raising=False)
+    patches = compose(good, toy_registry).build()
+    assert patches.model.tokens_per_sample == 12
+    assert patches.model.flops_per_token == patches.component("backbone").flops_per_token(12)
+    # A sample that no component counts in tokens is counted in the data's own unit.
+    monkeypatch.setattr(rc_toy_parts.ToyData, "sample_unit", "chips", raising=False)
+    chips = compose(good, toy_registry).build()
+    assert chips.model.sample_unit == "chips"
+    chips.model.tokens_per_sample = None
+    assert chips.trainer(tmp_path / "b").units == "chips"

@@ -112,6 +112,8 @@ class ToyNextToken(nn.Module):
 
 
 class ToyWeights:
+    fills = ("encoder",)
+
     def __init__(self, config: Any) -> None:
         self.meta = {"bands": list(config.bands)}
 
