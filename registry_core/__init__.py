@@ -11,8 +11,8 @@ from registry_core._errors import ComponentLoadError, ConfigError, ConfigIssue, 
 from registry_core._kinds import CORE_KINDS
 from registry_core._pipeline import LockMismatch, Pipeline
 from registry_core._registry import ConflictError, PluginInfo, Registry, get_registry
-from registry_core._schema import FieldInfo, describe_fields
-from registry_core._spec import ComponentSpec, KindSpec, option
+from registry_core._schema import FieldInfo, current_registry, describe_fields
+from registry_core._spec import CommandSpec, ComponentSpec, KindSpec, ModalitySpec, PortSpec, option
 from registry_core._train_config import TrainConfig
 from registry_core.hookspecs import hookimpl, hookspec
 
@@ -21,6 +21,7 @@ __version__ = "0.1.0"
 __all__ = [
     "CORE_KINDS",
     "SLOTS",
+    "CommandSpec",
     "ComponentLoadError",
     "ComponentSpec",
     "ConfigError",
@@ -29,13 +30,16 @@ __all__ = [
     "FieldInfo",
     "KindSpec",
     "LockMismatch",
+    "ModalitySpec",
     "Pipeline",
     "PluginError",
     "PluginInfo",
+    "PortSpec",
     "Registry",
     "TrainConfig",
     "__version__",
     "compose",
+    "current_registry",
     "describe_fields",
     "get_registry",
     "hookimpl",

@@ -198,8 +198,8 @@ def compose(config: Mapping[str, Any] | str | Path, registry: Registry | None = 
         raise ConfigError(issues)
 
     everything = {**slots, **{s.slot: s for s in evaluators}}
-    issues += wire(everything, reg.band_key)
-    issues += check_contracts(everything, reg.band_key)
+    issues += wire(everything, reg.ports())
+    issues += check_contracts(everything, reg.ports())
     if issues:
         raise ConfigError(issues)
     return Pipeline(

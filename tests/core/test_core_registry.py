@@ -213,7 +213,7 @@ def test_list_filters_and_natural_sort(make_dist) -> None:
 
 
 def test_autoload_off_and_explicit_plugins(make_dist, monkeypatch: pytest.MonkeyPatch) -> None:
-    dist = make_dist("extra", plugin(f"[{toy()}]"))
+    dist = make_dist("extra", plugin(f"[{toy(modality=repr('any'))}]"))  # 'text' needs registry-llm
     assert Registry(autoload=False, use_env=False).plugins() == []
     by_ep = Registry(autoload=False, plugins=["extra"], use_env=False)
     assert [p.name for p in by_ep.plugins()] == ["extra"]
