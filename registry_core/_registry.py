@@ -172,7 +172,8 @@ class Registry:
                 continue
             self._register(cand)
 
-        loaded = [n for n, p in self._plugins.items() if p.status == "loaded"]
+        # In name order, so "declared first" means the same on every machine (entry points come in any order).
+        loaded = sorted((n for n, p in self._plugins.items() if p.status == "loaded"), key=natural_key)
         for name in loaded:
             for hook, add in self._declarations().items():
                 self._collect(name, hook, add)

@@ -187,3 +187,38 @@ def test_wired_bands_flow_from_data(toy_registry: Registry, good: dict) -> None:
                 positional={"use": "toy-2d"}, backbone={"use": "toy-encoder"}, objective={"use": "toy-mae"})
     text = "\n".join(issues_of(cfg, toy_registry))  # only the masking rule fails: bands were wired
     assert "supports_masking" in text and "bands" not in text
+
+
+BANDS_PLUGIN = '''
+from registry_core import PortSpec, hookimpl
+
+ALIASES = {"b2": "B02", "b3": "B03", "b4": "B04"}
+
+def same(a, b):
+    if "broken" in a or "broken" in b:
+        raise RuntimeError("catalog unavailable")
+    return [ALIASES.get(x, x) for x in a] == [ALIASES.get(x, x) for x in b]
+
+@hookimpl
+def registry_core_ports():
+    return [PortSpec("bands", "ordered band names, by the toy catalog", ("data", "weights"), compare=same,
+                     explain=lambda a, b: "another toy band list")]
+'''
+
+
+def test_another_plugin_may_bring_its_own_bands_port(toy_registry: Registry, good: dict, make_dist) -> None:
+    make_dist("toybands", BANDS_PLUGIN)
+    reg = Registry(blocked=["gfm"], use_env=False)
+    assert reg.ports()["bands"].plugin == "toybands"
+    cfg = with_(good, data={"use": "toy-image", "bands": ["B02", "B03"]}, tokenizer={"use": "toy-patch"},
+                positional={"use": "toy-2d"}, backbone={"use": "toy-encoder"}, objective={"use": "toy-mae"})
+    cfg["weights"] = {"use": "toy-weights", "embed_dim": 32, "bands": ["b2", "b3"]}
+    assert "bands" not in "\n".join(issues_of(cfg, reg))
+    cfg["weights"]["bands"] = ["b3", "b2"]
+    assert ("weights `toy-weights` provides bands=[b3, b2] but data `toy-image` provides bands=[B02, B03] "
+            "(another toy band list)") in "\n".join(issues_of(cfg, reg))
+    cfg["weights"]["bands"] = ["broken"]
+    text = "\n".join(issues_of(cfg, reg))  # the plugin's compare raised: an issue of the slot, not a crash
+    assert "[weights.bands] weights `toy-weights` provides bands=[broken] but data `toy-image` provides bands=[B02, B03], " \
+           "and they cannot be compared: the compare function of port 'bands' (plugin 'toybands') failed with " \
+           "RuntimeError: catalog unavailable" in text
