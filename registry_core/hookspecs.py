@@ -67,6 +67,7 @@ def registry_core_ports() -> list[PortSpec]:
 def registry_core_commands() -> list[CommandSpec]:
     """Return CLI sub-commands this plugin adds (``python -m registry_core NAME``).
 
-    A name the core or an earlier plugin already uses is ignored and reported in ``Registry.problems``.
+    A name the core uses, or one a plugin earlier in name order adds, is ignored and reported in
+    ``Registry.problems``.
     """
     raise NotImplementedError
