@@ -13,6 +13,7 @@ from typing import Any
 
 from registry_core._cli_commands import CommandParser, add_plugin_commands
 from registry_core._cli_pipeline import add_pipeline_commands
+from registry_core._kinds import CORE_COMMANDS
 from registry_core._naming import close_matches
 from registry_core._registry import Registry, get_registry
 from registry_core._render import jsonable, print_json, print_table
@@ -234,9 +235,23 @@ def build_parser(registry: Registry | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _unknown_command(reg: Registry, word: str) -> int:
+    """One line for a command nobody provides: 2 (usage), or 1 when a broken plugin might have provided it."""
+    near = close_matches(word, [*CORE_COMMANDS, *reg.commands()])
+    hint = f"; did you mean {near[0]!r}?" if near else "; see python -m registry_core --help"
+    broken = [p.name for p in reg.plugins() if p.status == "broken"]
+    if broken:
+        hint += f" (broken plugins, whose commands are unavailable: {', '.join(broken)}; see python -m registry_core plugins)"
+    print(f"error: unknown command {word!r}{hint}", file=sys.stderr)
+    return 1 if broken else 2
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    reg = get_registry()
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words and not words[0].startswith("-") and words[0] not in (*CORE_COMMANDS, *reg.commands()):
+        return _unknown_command(reg, words[0])
+    args = build_parser(reg).parse_args(words)
     try:
         return int(args.func(args))
     except BrokenPipeError:  # `... | head`

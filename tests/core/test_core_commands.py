@@ -124,6 +124,16 @@ def test_a_bad_command_hook_breaks_only_its_plugin(make_dist, hook_body: str, fr
     out = cli("plugins")
     assert out.returncode == 0 and "badcmd" in out.stdout and "broken" in out.stdout
     assert cli("list", "--kind", "tokenizer").returncode == 0
+    run = cli("hello")  # its commands are unknown: the error says a plugin is broken
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert run.stderr.startswith("error: unknown command 'hello'") and "broken plugins, whose commands are " \
+        "unavailable: badcmd" in run.stderr
+
+
+def test_an_unknown_command_is_a_one_line_usage_error() -> None:
+    out = cli("lsit")
+    assert (out.returncode, out.stderr) == (2, "error: unknown command 'lsit'; did you mean 'list'?\n")
+    assert cli("generat").stderr == "error: unknown command 'generat'; did you mean 'generate'?\n"
 
 
 def test_a_command_name_taken_twice_or_from_the_core_is_reported(make_dist, site_dir: Path) -> None:
