@@ -11,9 +11,9 @@ from registry_core._errors import ComponentInterfaceError, ComponentLoadError, C
 from registry_core._kinds import CORE_KINDS
 from registry_core._lock import LockMismatch
 from registry_core._pipeline import Pipeline, compose
-from registry_core._registry import ConflictError, PluginInfo, Registry, get_registry
+from registry_core._registry import ConflictError, PluginInfo, Registry, current_registry, get_registry
 from registry_core._schema import FieldInfo, describe_fields
-from registry_core._spec import ComponentSpec, KindSpec, option
+from registry_core._spec import CommandSpec, ComponentSpec, KindSpec, ModalitySpec, PortSpec, option
 from registry_core._train_config import TrainConfig
 from registry_core.hookspecs import hookimpl, hookspec
 
@@ -22,6 +22,7 @@ __version__ = "0.1.0"
 __all__ = [
     "CORE_KINDS",
     "SLOTS",
+    "CommandSpec",
     "ComponentInterfaceError",
     "ComponentLoadError",
     "ComponentSpec",
@@ -31,13 +32,16 @@ __all__ = [
     "FieldInfo",
     "KindSpec",
     "LockMismatch",
+    "ModalitySpec",
     "Pipeline",
     "PluginError",
     "PluginInfo",
+    "PortSpec",
     "Registry",
     "TrainConfig",
     "__version__",
     "compose",
+    "current_registry",
     "describe_fields",
     "get_registry",
     "hookimpl",

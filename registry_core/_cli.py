@@ -1,5 +1,6 @@
 """The command line: a thin layer over the registry (``python -m registry_core --help``).
 
+The core's commands are here and in ``_cli_pipeline``; plugins add more (``registry_core_commands``).
 Exit codes: 0 ok, 1 not found or problems found, 2 usage error.
 """
 
@@ -10,11 +11,14 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from registry_core._cli_commands import CommandParser, add_plugin_commands
 from registry_core._cli_pipeline import add_pipeline_commands
+from registry_core._kinds import CORE_COMMANDS
+from registry_core._naming import close_matches
 from registry_core._registry import Registry, get_registry
 from registry_core._render import jsonable, print_json, print_table
 from registry_core._schema import describe_fields, resolve_config_class
-from registry_core._spec import MODALITIES, ComponentSpec
+from registry_core._spec import ComponentSpec
 
 __all__ = ["main"]
 
@@ -39,8 +43,22 @@ def _mark(reg: Registry, spec: ComponentSpec) -> str:
     return ""
 
 
+def _unknown_modality(reg: Registry, modality: str) -> str | None:
+    """A one-line error for a modality no plugin declares, or None when it is known."""
+    known = reg.modalities()
+    if modality in known:
+        return None
+    near = close_matches(modality, known)
+    hint = f"did you mean {near[0]!r}?" if near else f"known modalities: {', '.join(known)}"
+    return f"unknown modality {modality!r}; {hint}"
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     reg = get_registry()
+    error = _unknown_modality(reg, args.modality) if args.modality is not None else None
+    if error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     pattern = args.pattern
     if pattern and not any(c in pattern for c in "*?["):
         pattern = f"*{pattern}*"  # a bare word matches anywhere in the name
@@ -134,6 +152,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_plugins(args: argparse.Namespace) -> int:
     reg = get_registry()
+    reg.verify_commands()
     infos = reg.plugins()
     if args.json:
         print_json([p.as_dict() for p in infos])
@@ -149,6 +168,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     reg = get_registry()
+    reg.verify_commands()
     found = 0
     report: dict[str, Any] = {"broken": [], "conflicts": [], "shadowed": [], "problems": list(reg.problems),
                               "import_seconds": {}}
@@ -179,16 +199,19 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 1 if found else 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(registry: Registry | None = None) -> argparse.ArgumentParser:
+    """The parser of the core's commands and of every command the registry's plugins add."""
+    reg = registry or get_registry()
     parser = argparse.ArgumentParser(
         prog="python -m registry_core", description="Browse registered components; check and run pipelines."
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=CommandParser)
 
     p = sub.add_parser("list", help="list components, grouped by kind")
     p.add_argument("pattern", nargs="?", help="fnmatch pattern on name or plugin:name (a bare word matches anywhere)")
     p.add_argument("--kind", help="only this kind")
-    p.add_argument("--modality", choices=MODALITIES, help="only this modality (components for 'any' are included)")
+    p.add_argument("--modality", help=f"only this modality: {', '.join(reg.modalities())} (components for 'any' "
+                   "are included)")
     p.add_argument("--tag", action="append", help="only components with this tag (repeatable)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_list)
@@ -208,12 +231,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_doctor)
 
     add_pipeline_commands(sub)
+    add_plugin_commands(sub, reg)
     return parser
 
 
+def _unknown_command(reg: Registry, word: str) -> int:
+    """One line for a command nobody provides: 2 (usage), or 1 when a broken plugin might have provided it."""
+    near = close_matches(word, [*CORE_COMMANDS, *reg.commands()])
+    hint = f"; did you mean {near[0]!r}?" if near else "; see python -m registry_core --help"
+    broken = [p.name for p in reg.plugins() if p.status == "broken"]
+    if broken:
+        hint += f" (broken plugins, whose commands are unavailable: {', '.join(broken)}; see python -m registry_core plugins)"
+    print(f"error: unknown command {word!r}{hint}", file=sys.stderr)
+    return 1 if broken else 2
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    reg = get_registry()
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words and not words[0].startswith("-") and words[0] not in (*CORE_COMMANDS, *reg.commands()):
+        return _unknown_command(reg, words[0])
+    args = build_parser(reg).parse_args(words)
     try:
         return int(args.func(args))
     except BrokenPipeError:  # `... | head`

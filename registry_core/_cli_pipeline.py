@@ -1,4 +1,4 @@
-"""CLI commands that compose and run pipelines: ``check`` (imports nothing heavy) and ``run``."""
+"""CLI commands that compose and run pipelines: ``check`` (imports nothing heavy), ``run`` and ``ingest``."""
 
 from __future__ import annotations
 
@@ -135,20 +135,6 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_generate(args: argparse.Namespace) -> int:
-    """Load a saved pipeline and continue a prompt with its objective's ``generate`` (KV-cached decoding)."""
-    from registry_core._pipeline import Pipeline
-
-    pipeline = Pipeline.load(args.dir)
-    objective = pipeline.objective
-    if not hasattr(objective, "generate"):
-        print(f"error: objective {pipeline.slots['objective'].spec.id} cannot generate", file=sys.stderr)
-        return 1
-    print(_continue(pipeline, args.prompt, max_new_tokens=args.max_tokens, temperature=args.temperature,
-                    top_k=args.top_k, top_p=args.top_p, seed=args.seed))
-    return 0
-
-
 def add_pipeline_commands(sub: Any) -> None:
     p = sub.add_parser("check", help="resolve, validate, wire and check a pipeline file (imports no component code)")
     p.add_argument("file", help="pipeline TOML file")
@@ -170,13 +156,3 @@ def add_pipeline_commands(sub: Any) -> None:
     p.add_argument("file", help="pipeline or data TOML file with a [data] table")
     p.add_argument("--set", action="append", metavar="data.KEY=VALUE", help="override an option (repeatable)")
     p.set_defaults(func=cmd_ingest)
-
-    p = sub.add_parser("generate", help="continue a prompt with a saved language-model pipeline")
-    p.add_argument("dir", help="folder written by run / Pipeline.save")
-    p.add_argument("--prompt", required=True)
-    p.add_argument("--max-tokens", type=int, default=64)
-    p.add_argument("--temperature", type=float, default=0.8, help="0 for greedy decoding")
-    p.add_argument("--top-k", type=int, default=None)
-    p.add_argument("--top-p", type=float, default=None)
-    p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(func=cmd_generate)

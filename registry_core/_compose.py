@@ -18,8 +18,9 @@ from typing import Any, Final
 
 from registry_core._contracts import ComposedSlot, check_contracts, wire
 from registry_core._errors import ConfigError, ConfigIssue
+from registry_core._naming import nearest
 from registry_core._registry import Registry, get_registry
-from registry_core._schema import nearest, resolve_config_class, validate_options
+from registry_core._schema import resolve_config_class, validate_options
 from registry_core._train_config import TrainConfig
 
 __all__ = ["LIST_SLOTS", "REQUIRED_SLOTS", "SLOTS", "Composition", "apply_overrides", "compose_config", "compose_slot", "load_toml",
@@ -128,7 +129,7 @@ def resolve_slot(slot: str, kind: str, table: Any, registry: Registry, issues: l
     if cls is None:
         issues += [ConfigIssue(slot, k, f"{spec.id} takes no options") for k in options]
         return ComposedSlot(slot, kind, spec, None, options)
-    config, found = validate_options(cls, options, slot)
+    config, found = validate_options(cls, options, slot, registry=registry)
     issues += found
     return None if config is None else ComposedSlot(slot, kind, spec, config, options)
 
@@ -211,8 +212,8 @@ def compose_config(config: Mapping[str, Any] | str | Path, registry: Registry | 
         raise ConfigError(issues)
 
     everything = {**slots, **{s.slot: s for s in evaluators}}
-    issues += wire(everything, reg.band_key)
-    issues += check_contracts(everything, reg.band_key)
+    issues += wire(everything, reg.ports())
+    issues += check_contracts(everything, reg.ports())
     if issues:
         raise ConfigError(issues)
     return Composition(

@@ -1,59 +1,51 @@
-"""Contract ports: how neighbouring components agree on shared values (docs/contracts.md).
+"""Contract ports and rules: how neighbouring components agree on shared values (docs/contracts.md).
 
 Each component's spec names ports it ``provides`` and ``requires``. A port value of None means "the
 value of my config field of the same name"; composition wires such fields from the component that
-provides the port, then checks every rule here. Violations name both components and both values.
+provides the port, then checks every rule in :data:`RULES`. Violations name both components and both
+values. The port table is the core's :data:`CORE_PORTS` plus the ports plugins declare
+(``Registry.ports()``); a port nobody declares is wired in slot order and compared by equality.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from registry_core._builtin import load_target
 from registry_core._errors import ConfigIssue
-from registry_core._spec import ComponentSpec
+from registry_core._spec import ComponentSpec, PortSpec
 
-__all__ = ["PORTS", "WIRE_FROM", "BandKey", "ComposedSlot", "check_contracts", "same_bands", "wire"]
+__all__ = ["CORE_PORTS", "RULES", "ComposedSlot", "PortCompareError", "check_contracts", "fmt", "same_value", "wire"]
 
-#: Band name -> its identity (``Registry.band_key``).
-BandKey = Callable[[str], str]
-
-#: The port vocabulary, with what each one means.
-PORTS: Final[dict[str, str]] = {
-    "modality": "text or imagery (from the spec's modality; 'any' fits both)",
-    "tokens": "discrete (ids into a vocabulary) or continuous (patch vectors)",
-    "vocab_size": "size of the tokenizer's vocabulary",
-    "embed_dim": "width of the token vectors the backbone works on",
-    "heads": "attention heads of the backbone (rotary and ALiBi encoders need them)",
-    "grid": "dimensions of the position grid: 1 (sequence), 2 (image), 3 (time x image)",
-    "position_mode": "where a positional encoder acts: additive, rotary or attention_bias",
-    "position_modes": "the position modes a backbone's attention accepts",
-    "causal": "true for a causal (decoder) backbone, false for a bidirectional encoder",
-    "supports_masking": "the backbone can drop tokens (needed by masked-patch objectives such as MAE)",
-    "bands": "ordered band names of imagery",
-    "patch_size": "side of a square image patch, in pixels",
-    "frames": "time steps per sample",
-    "max_positions": "the most positions a backbone or positional encoder handles",
-    "seq_len": "tokens per training sample (must fit in max_positions)",
+#: The ports the core itself knows; plugins declare more (``registry_core_ports``).
+CORE_PORTS: Final[dict[str, PortSpec]] = {
+    p.name: p
+    for p in (
+        PortSpec("modality", "the spec's modality ('any' fits every other)"),
+        PortSpec("tokens", "discrete (ids into a vocabulary) or continuous (vectors)", ("tokenizer", "data")),
+        PortSpec("vocab_size", "size of the tokenizer's vocabulary", ("tokenizer", "weights")),
+        PortSpec("embed_dim", "width of the token vectors the backbone works on", ("backbone", "weights")),
+        PortSpec("heads", "attention heads of the backbone (rotary and ALiBi encoders need them)", ("backbone", "weights")),
+        PortSpec("grid", "dimensions of the position grid: 1 (sequence), 2 (image), 3 (time x image)",
+                 ("tokenizer", "positional")),
+        PortSpec("position_mode", "where a positional encoder acts: additive, rotary or attention_bias"),
+        PortSpec("position_modes", "the position modes a backbone's attention accepts"),
+        PortSpec("causal", "true for a causal (decoder) backbone, false for a bidirectional encoder"),
+        PortSpec("supports_masking", "the backbone can drop tokens (needed by masked objectives such as MAE)"),
+        PortSpec("max_positions", "the most positions a backbone or positional encoder handles", ("backbone", "positional")),
+        PortSpec("seq_len", "tokens per training sample (must fit in max_positions)", ("data",)),
+    )
 }
 
-#: Which slots supply a wired port, in order of preference.
-WIRE_FROM: Final[dict[str, tuple[str, ...]]] = {
-    "vocab_size": ("tokenizer", "weights"),
-    "embed_dim": ("backbone", "weights"),
-    "heads": ("backbone", "weights"),
-    "max_positions": ("backbone", "positional"),
-    "bands": ("data", "weights"),
-    "patch_size": ("data", "tokenizer", "weights"),
-    "frames": ("data", "tokenizer"),
-    "tokens": ("tokenizer", "data"),
-    "grid": ("tokenizer", "positional"),
-    "seq_len": ("data",),
-}
+#: Ports checked by their own rule below rather than by "provided twice must be equal".
+_OWN_RULE: Final = frozenset({"position_modes", "max_positions", "seq_len"})
 
-#: Ports whose values are compared by a special rule rather than plain equality.
-_SPECIAL: Final = frozenset({"position_modes", "max_positions", "seq_len", "bands"})
+Slots = Mapping[str, "ComposedSlot"]
+Ports = Mapping[str, PortSpec]
+#: A contract rule: every violation it finds among the slots.
+Rule = Callable[[Slots, Ports], list[ConfigIssue]]
 
 
 @dataclass
@@ -103,53 +95,20 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
-def _providers(slots: Mapping[str, ComposedSlot], port: str, exclude: str) -> list[ComposedSlot]:
-    order = WIRE_FROM.get(port, tuple(slots))
-    ranked = [slots[s] for s in order if s in slots] + [s for n, s in slots.items() if n not in order]
-    return [s for s in ranked if s.slot != exclude and port in s.provides()]
+class PortCompareError(Exception):
+    """A port's compare or explain function failed, or its target cannot be imported."""
 
 
-def wire(slots: Mapping[str, ComposedSlot], band_key: BandKey | None = None) -> list[ConfigIssue]:
-    """Fill wired config fields from their providers; report user values that disagree with them.
-
-    A user's ``bands`` agrees with the provided ones when they are the same bands by ``band_key``.
-    """
-    issues: list[ConfigIssue] = []
-    for _ in range(3):  # a wired value may itself be provided onwards (backbone -> positional -> ...)
-        changed = False
-        for s in slots.values():
-            for port in s.wired_ports():
-                if port in s.wired:
-                    continue
-                providers = _providers(slots, port, s.slot)
-                current = getattr(s.config, port)
-                if not providers:
-                    continue
-                src = providers[0]
-                value = src.provides()[port]
-                if current is None:
-                    object.__setattr__(s.config, port, tuple(value) if isinstance(value, list) else value)
-                    s.wired[port] = src.slot
-                    changed = True
-                elif port in s.options and not (
-                    same_bands(current, value, band_key) if port == "bands" else _same(current, value)
-                ):
-                    issues.append(ConfigIssue(
-                        s.slot, port,
-                        f"{s.label} sets {port}={fmt(current)} but {src.label} provides {port}={fmt(value)}; "
-                        f"remove {s.slot}.{port} to take the wired value, or make them agree",
-                    ))
-                    s.wired[port] = src.slot
-        if not changed:
-            break
-    for s in slots.values():
-        for port, need in s.spec.requires.items():
-            if need is None and hasattr(s.config, port) and getattr(s.config, port) is None:
-                issues.append(ConfigIssue(
-                    s.slot, port,
-                    f"{s.label} needs {port}, which no component in this pipeline provides; set {s.slot}.{port}",
-                ))
-    return issues
+def _call(port: PortSpec, which: str, a: Any, b: Any) -> Any:
+    fn = getattr(port, which)
+    try:
+        return (load_target(fn) if isinstance(fn, str) else fn)(a, b)
+    except Exception as exc:
+        name = f" {fn!r}" if isinstance(fn, str) else ""
+        raise PortCompareError(
+            f"the {which} function{name} of port {port.name!r} (plugin {port.plugin!r}) failed with "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -158,114 +117,190 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def _explain_bands(a: Sequence[str], b: Sequence[str], key: BandKey) -> str:
-    ka, kb = [key(x) for x in a], [key(x) for x in b]
-    missing = [_band(x, key) for x, k in zip(a, ka) if k not in kb]
-    extra = [_band(x, key) for x, k in zip(b, kb) if k not in ka]
-    if missing or extra:
-        parts = []
-        if missing:
-            parts.append(f"missing {fmt(missing)}")
-        if extra:
-            parts.append(f"unexpected {fmt(extra)}")
-        return "; ".join(parts)
-    if len(a) != len(b):
-        return f"{len(a)} bands vs {len(b)}: a band is repeated"
-    i = next(i for i, (x, y) in enumerate(zip(ka, kb)) if x != y)
-    return f"same bands in another order: position {i} is {_band(a[i], key)} vs {_band(b[i], key)}"
+def same_value(ports: Ports, port: str, a: Any, b: Any) -> bool:
+    """Whether two values of ``port`` agree: by the port's own compare, else by equality (lists as lists).
 
-
-def _band(name: str, key: BandKey) -> str:
-    """A band name, with its identity when that differs (``B8A (nir08)``)."""
-    k = key(name)
-    return name if k == name else f"{name} ({k})"
-
-
-def same_bands(a: Sequence[str], b: Sequence[str], key: BandKey | None = None) -> bool:
-    """Whether two ordered band lists name the same bands in the same order, by identity under ``key``."""
-    key = key or _as_written
-    return len(a) == len(b) and all(key(x) == key(y) for x, y in zip(a, b))
-
-
-def _as_written(name: str) -> str:
-    return name
-
-
-def check_contracts(slots: Mapping[str, ComposedSlot], band_key: BandKey | None = None) -> list[ConfigIssue]:
-    """Every contract violation between the slots, each naming both components and both values.
-
-    ``band_key`` maps a band name to its identity (``Registry.band_key``: the plugins' band catalogs), so
-    the ``bands`` contract accepts the same bands under other names; by default names must be equal.
+    Raises PortCompareError when the port's compare function fails.
     """
-    key = band_key or _as_written
+    spec = ports.get(port)
+    return _same(a, b) if spec is None or spec.compare is None else bool(_call(spec, "compare", a, b))
+
+
+def _explain(ports: Ports, port: str, a: Any, b: Any) -> str:
+    """`` (how they differ)`` from the port's explain function; empty when it has none."""
+    spec = ports.get(port)
+    if spec is None or spec.explain is None:
+        return ""
+    try:
+        return f" ({_call(spec, 'explain', a, b)})"
+    except PortCompareError as exc:
+        return f" (no explanation: {exc})"
+
+
+def _providers(slots: Slots, ports: Ports, port: str, exclude: str) -> list[ComposedSlot]:
+    """The slots providing ``port`` (other than ``exclude``), in the port's wiring order."""
+    spec = ports.get(port)
+    order = spec.wire_from if spec is not None and spec.wire_from else tuple(slots)
+    ranked = [slots[s] for s in order if s in slots] + [s for n, s in slots.items() if n not in order]
+    return [s for s in ranked if s.slot != exclude and port in s.provides()]
+
+
+# -- wiring ------------------------------------------------------------------------------------
+
+
+def _wire_port(s: ComposedSlot, port: str, slots: Slots, ports: Ports) -> tuple[bool, ConfigIssue | None]:
+    """Fill one wired field of ``s`` from its first provider; (whether it changed, an issue or None)."""
+    providers = _providers(slots, ports, port, s.slot)
+    if not providers:
+        return False, None
+    src = providers[0]
+    value, current = src.provides()[port], getattr(s.config, port)
+    if current is None:
+        object.__setattr__(s.config, port, tuple(value) if isinstance(value, list) else value)
+        s.wired[port] = src.slot
+        return True, None
+    if port not in s.options:
+        return False, None
+    s.wired[port] = src.slot
+    try:
+        if same_value(ports, port, current, value):
+            return False, None
+    except PortCompareError as exc:
+        return False, ConfigIssue(s.slot, port, f"{s.label} sets {port}={fmt(current)}, which cannot be compared with "
+                                                f"{src.label}'s {port}={fmt(value)}: {exc}")
+    return False, ConfigIssue(
+        s.slot, port,
+        f"{s.label} sets {port}={fmt(current)} but {src.label} provides {port}={fmt(value)}; "
+        f"remove {s.slot}.{port} to take the wired value, or make them agree",
+    )
+
+
+def _unwired(slots: Slots) -> list[ConfigIssue]:
+    """Required wired ports that stayed empty because nothing provides them."""
+    return [
+        ConfigIssue(s.slot, port, f"{s.label} needs {port}, which no component in this pipeline provides; set {s.slot}.{port}")
+        for s in slots.values()
+        for port, need in s.spec.requires.items()
+        if need is None and hasattr(s.config, port) and getattr(s.config, port) is None
+    ]
+
+
+def wire(slots: Slots, ports: Ports | None = None) -> list[ConfigIssue]:
+    """Fill wired config fields from their providers (in each port's wiring order); report user values
+    that disagree with them (compared as the port says: ``bands`` by band identity, when declared)."""
+    table = CORE_PORTS if ports is None else ports
     issues: list[ConfigIssue] = []
-    items = list(slots.values())
+    for _ in range(3):  # a wired value may itself be provided onwards (backbone -> positional -> ...)
+        changed = False
+        for s in slots.values():
+            for port in s.wired_ports():
+                if port not in s.wired:
+                    did, issue = _wire_port(s, port, slots, table)
+                    changed |= did
+                    issues += [issue] if issue else []
+        if not changed:
+            break
+    return issues + _unwired(slots)
 
-    # modality: everything that is not 'any' must agree
-    typed = [s for s in items if s.spec.modality != "any"]
-    for s in typed[1:]:
-        if s.spec.modality != typed[0].spec.modality:
-            issues.append(ConfigIssue(
-                s.slot, "modality",
-                f"{s.label} has modality={s.spec.modality} but {typed[0].label} has modality={typed[0].spec.modality}",
-            ))
 
-    # static requirements: requires={"causal": True} or a list of accepted values
-    for s in items:
+# -- rules -------------------------------------------------------------------------------------
+
+
+def modality_agrees(slots: Slots, ports: Ports) -> list[ConfigIssue]:
+    """Every component whose modality is not ``any`` has the same modality."""
+    typed = [s for s in slots.values() if s.spec.modality != "any"]
+    return [
+        ConfigIssue(s.slot, "modality",
+                    f"{s.label} has modality={s.spec.modality} but {typed[0].label} has modality={typed[0].spec.modality}")
+        for s in typed[1:]
+        if s.spec.modality != typed[0].spec.modality
+    ]
+
+
+def static_requirements_hold(slots: Slots, ports: Ports) -> list[ConfigIssue]:
+    """``requires={"causal": True}`` (or a list of accepted values) holds for every provider of the port."""
+    issues: list[ConfigIssue] = []
+    for s in slots.values():
         for port, need in s.spec.requires.items():
             if need is None:
                 continue
-            providers = _providers(slots, port, s.slot)
+            providers = _providers(slots, ports, port, s.slot)
             if not providers:
                 issues.append(ConfigIssue(
                     s.slot, port, f"{s.label} requires {port}={fmt(need)} but no component in this pipeline provides {port}"))
-                continue
             for p in providers:
                 have = p.provides()[port]
-                ok = have in need if isinstance(need, (list, tuple)) and not isinstance(have, (list, tuple)) else _same(have, need)
-                if not ok:
+                one_of = isinstance(need, (list, tuple)) and not isinstance(have, (list, tuple))
+                if not (have in need if one_of else _same(have, need)):
                     want = f"{port} in {fmt(need)}" if isinstance(need, (list, tuple)) else f"{port}={fmt(need)}"
-                    issues.append(ConfigIssue(
-                        s.slot, port, f"{s.label} requires {want} but {p.label} provides {port}={fmt(have)}"))
+                    issues.append(ConfigIssue(s.slot, port, f"{s.label} requires {want} but {p.label} provides {port}={fmt(have)}"))
+    return issues
 
-    # a backbone states which position modes its attention accepts
-    for s in items:
+
+def position_modes_accepted(slots: Slots, ports: Ports) -> list[ConfigIssue]:
+    """A positional encoder's ``position_mode`` is one the backbone's attention accepts (``position_modes``)."""
+    issues = []
+    for s in slots.values():
         accepted = s.provides().get("position_modes")
         if accepted is None:
             continue
-        for p in items:
+        for p in slots.values():
             mode = p.provides().get("position_mode")
             if p is not s and mode is not None and mode not in accepted:
                 issues.append(ConfigIssue(
                     p.slot, "position_mode",
                     f"{p.label} provides position_mode={mode} but {s.label} accepts position_mode in {fmt(accepted)}"))
+    return issues
 
-    # sequences must fit the positions
-    for s in items:
+
+def seq_len_fits(slots: Slots, ports: Ports) -> list[ConfigIssue]:
+    """A sample's ``seq_len`` fits in every ``max_positions``."""
+    issues = []
+    for s in slots.values():
         seq = s.provides().get("seq_len")
         if seq is None:
             continue
-        for p in items:
+        for p in slots.values():
             cap = p.provides().get("max_positions")
             if p is not s and cap is not None and seq > cap:
                 issues.append(ConfigIssue(
                     s.slot, "seq_len", f"{s.label} provides seq_len={seq} but {p.label} provides max_positions={cap}"))
+    return issues
 
-    # the same bands in the same order (by identity: B8A and nir08 are one band)
-    with_bands = [s for s in items if s.provides().get("bands")]
-    for s in with_bands[1:]:
-        a, b = list(with_bands[0].provides()["bands"]), list(s.provides()["bands"])
-        if not same_bands(a, b, key):
-            issues.append(ConfigIssue(
-                s.slot, "bands",
-                f"{s.label} provides bands={fmt(b)} but {with_bands[0].label} provides bands={fmt(a)} "
-                f"({_explain_bands(a, b, key)})"))
 
-    # every other port provided twice must be equal
+def _provided(slots: Slots, port: str) -> list[ComposedSlot]:
+    """Slots providing ``port`` with a value (an empty list means "not known" and is skipped)."""
+    return [s for s in slots.values() if s.provides().get(port) not in (None, [], ())]
+
+
+def _compare_pair(first: ComposedSlot, s: ComposedSlot, port: str, ports: Ports) -> list[ConfigIssue]:
+    a, b = first.provides()[port], s.provides()[port]
+    head = f"{s.label} provides {port}={fmt(b)} but {first.label} provides {port}={fmt(a)}"
+    try:
+        same = same_value(ports, port, a, b)
+    except PortCompareError as exc:
+        return [ConfigIssue(s.slot, port, f"{head}, and they cannot be compared: {exc}")]
+    return [] if same else [ConfigIssue(s.slot, port, head + _explain(ports, port, a, b))]
+
+
+def custom_ports_agree(slots: Slots, ports: Ports) -> list[ConfigIssue]:
+    """Ports with their own compare (``bands``: the same bands in the same order, by identity) agree."""
+    issues = []
+    for port in (p.name for p in ports.values() if p.compare is not None):
+        with_port = _provided(slots, port)
+        for s in with_port[1:]:
+            issues += _compare_pair(with_port[0], s, port, ports)
+    return issues
+
+
+def other_ports_agree(slots: Slots, ports: Ports) -> list[ConfigIssue]:
+    """Every other port provided by two components has one value (``embed_dim``, ``grid``, ``tokens``...)."""
+    custom = {p.name for p in ports.values() if p.compare is not None}
+    issues = []
     seen: dict[str, ComposedSlot] = {}
-    for s in items:
+    for s in slots.values():
         for port, value in s.provides().items():
-            if port in _SPECIAL:
+            if port in _OWN_RULE or port in custom:
                 continue
             first = seen.setdefault(port, s)
             if first is not s and not _same(first.provides()[port], value):
@@ -273,3 +308,23 @@ def check_contracts(slots: Mapping[str, ComposedSlot], band_key: BandKey | None 
                     s.slot, port,
                     f"{s.label} provides {port}={fmt(value)} but {first.label} provides {port}={fmt(first.provides()[port])}"))
     return issues
+
+
+#: Every contract rule, in the order their violations are reported.
+RULES: Final[tuple[Rule, ...]] = (
+    modality_agrees,
+    static_requirements_hold,
+    position_modes_accepted,
+    seq_len_fits,
+    custom_ports_agree,
+    other_ports_agree,
+)
+
+
+def check_contracts(slots: Slots, ports: Ports | None = None) -> list[ConfigIssue]:
+    """Every contract violation between the slots, each naming both components and both values.
+
+    ``ports`` is the port table (``Registry.ports()``: the core's ports and the plugins'); default: the core's.
+    """
+    table = CORE_PORTS if ports is None else ports
+    return [issue for rule in RULES for issue in rule(slots, table)]

@@ -1,12 +1,15 @@
-"""The core component kinds and where their interfaces live."""
+"""What the core itself declares: component kinds (and where their interfaces live), modalities, commands.
+
+Plugins add kinds, modalities, ports and commands through hooks; the core names no stack.
+"""
 
 from __future__ import annotations
 
 from typing import Final
 
-from registry_core._spec import KindSpec
+from registry_core._spec import KindSpec, ModalitySpec
 
-__all__ = ["CORE_KINDS"]
+__all__ = ["CORE_COMMANDS", "CORE_KINDS", "CORE_MODALITIES"]
 
 _I = "registry_core.interfaces"
 
@@ -25,3 +28,11 @@ CORE_KINDS: Final[dict[str, KindSpec]] = {
         KindSpec("recipe", "A named, complete pipeline config.", f"{_I}:Recipe"),
     )
 }
+
+#: Modalities every registry knows; ``text`` and ``imagery`` come from the plugins that own them.
+CORE_MODALITIES: Final[dict[str, ModalitySpec]] = {
+    "any": ModalitySpec("any", "Works with every modality (positional encoders, backbones, objectives...)."),
+}
+
+#: The core's own CLI sub-commands; a plugin command of one of these names is ignored (and reported).
+CORE_COMMANDS: Final = ("list", "show", "plugins", "doctor", "check", "run", "ingest")

@@ -6,12 +6,12 @@ missing, so ``Pipeline.build`` and the plugin author kit can name it.
 
 from __future__ import annotations
 
-import importlib
 from functools import cache
 from typing import Any
 
+from registry_core._builtin import load_target
 from registry_core._errors import ComponentInterfaceError
-from registry_core._spec import ComponentSpec, KindSpec, parse_target
+from registry_core._spec import ComponentSpec, KindSpec
 
 __all__ = ["check_members", "interface_of", "missing_members", "protocol_members"]
 
@@ -37,10 +37,7 @@ def interface_of(kind: KindSpec) -> type | None:
     """The kind's interface class, or None when it declares none (or it is not a protocol)."""
     if kind.interface is None:
         return None
-    module, attr = parse_target(kind.interface)
-    obj: Any = importlib.import_module(module)
-    for part in attr.split("."):
-        obj = getattr(obj, part)
+    obj: Any = load_target(kind.interface)
     return obj if isinstance(obj, type) and getattr(obj, "_is_protocol", False) else None
 
 

@@ -3,29 +3,30 @@
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import fnmatch
 import importlib
-import logging
 import os
 import time
 import traceback
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, Final, Literal
 
 import pluggy
 
 from registry_core import _builtin, hookspecs
+from registry_core._contracts import CORE_PORTS
+from registry_core._declare import check_command, check_modality, check_port, of_type
 from registry_core._errors import PluginError
-from registry_core._kinds import CORE_KINDS
+from registry_core._kinds import CORE_COMMANDS, CORE_KINDS, CORE_MODALITIES
 from registry_core._naming import close_matches, natural_key
 from registry_core._schema import build_config
-from registry_core._spec import MODALITIES, NAME_RE, ComponentSpec, KindSpec, parse_target
+from registry_core._spec import NAME_RE, CommandSpec, ComponentSpec, KindSpec, ModalitySpec, PortSpec, parse_target
+from registry_core._validating import validating_registry
 from registry_core.hookspecs import PROJECT
 
-__all__ = ["ENV_BLOCK", "ENV_DISABLE_AUTOLOAD", "ENV_PLUGINS", "ConflictError", "PluginInfo", "Registry", "get_registry"]
-
-log = logging.getLogger(__name__)
+__all__ = ["ENV_BLOCK", "ENV_DISABLE_AUTOLOAD", "ENV_PLUGINS", "ConflictError", "PluginInfo", "Registry", "current_registry", "get_registry"]
 
 #: Set to ``1`` to load no entry points (then ``REGISTRY_CORE_PLUGINS`` names what to load).
 ENV_DISABLE_AUTOLOAD: Final = "REGISTRY_CORE_DISABLE_PLUGIN_AUTOLOAD"
@@ -102,6 +103,10 @@ class Registry:
         self._plugins: dict[str, PluginInfo] = {}
         self._objects: dict[str, Any] = {}
         self._kinds: dict[str, KindSpec] = dict(CORE_KINDS)
+        #: Every modality declaration (the core's, then each plugin's; one name may be declared twice).
+        self._modality_specs: list[ModalitySpec] = list(CORE_MODALITIES.values())
+        self._ports: dict[str, PortSpec] = dict(CORE_PORTS)
+        self._commands: dict[str, CommandSpec] = {}
         self._specs: dict[tuple[str, str, str], ComponentSpec] = {}
         self._replaced_by: dict[tuple[str, str], str] = {}
         self._short: dict[tuple[str, str], list[ComponentSpec]] = {}
@@ -168,9 +173,11 @@ class Registry:
                 continue
             self._register(cand)
 
-        loaded = [n for n, p in self._plugins.items() if p.status == "loaded"]
+        # In name order, so "declared first" means the same on every machine (entry points come in any order).
+        loaded = sorted((n for n, p in self._plugins.items() if p.status == "loaded"), key=natural_key)
         for name in loaded:
-            self._collect_kinds(name)
+            for hook, add in self._declarations().items():
+                self._collect(name, hook, add)
         for name in loaded:
             if self._plugins[name].status == "loaded":
                 self._collect_components(name)
@@ -187,6 +194,9 @@ class Registry:
         info.components = info.kinds = 0
         self._specs = {k: s for k, s in self._specs.items() if s.plugin != name}
         self._kinds = {k: v for k, v in self._kinds.items() if v.plugin != name}
+        self._modality_specs = [m for m in self._modality_specs if m.plugin != name]
+        self._ports = {k: v for k, v in self._ports.items() if v.plugin != name}
+        self._commands = {k: v for k, v in self._commands.items() if v.plugin != name}
         obj = self._objects.pop(name, None)
         if obj is not None and self._pm.is_registered(obj):
             self._pm.unregister(obj)
@@ -229,21 +239,57 @@ class Registry:
                 return list(result)
         return []
 
-    def _collect_kinds(self, plugin: str) -> None:
+    def _add_kinds(self, plugin: str, items: list[Any]) -> None:
+        for k in of_type(items, KindSpec, "registry_core_kinds"):
+            if not NAME_RE.match(k.name):
+                raise PluginError(f"kind name {k.name!r} is not a valid name (lower-case, digits, '-', '_')")
+            if k.name in self._kinds:
+                owner = self._kinds[k.name].plugin or "registry_core"
+                raise PluginError(f"kind {k.name!r} is already declared by {owner!r}")
+            self._kinds[k.name] = KindSpec(k.name, k.summary, k.interface, plugin)
+        self._plugins[plugin].kinds = len(items)
+
+    def _declarations(self) -> dict[str, Callable[[str, list[Any]], None]]:
+        """Declaration hooks, in the order they are collected, and what takes each plugin's answer."""
+        return {
+            "registry_core_kinds": self._add_kinds,
+            "registry_core_modalities": self._add_modalities,
+            "registry_core_ports": self._add_ports,
+            "registry_core_commands": self._add_commands,
+        }
+
+    def _collect(self, plugin: str, hook: str, add: Callable[[str, list[Any]], None]) -> None:
+        """Call one declaration hook of a loaded plugin; a failure or a bad answer breaks the plugin."""
+        if self._plugins[plugin].status != "loaded":
+            return
         try:
-            kinds = self._call_own(plugin, "registry_core_kinds")
-            for k in kinds:
-                if not isinstance(k, KindSpec):
-                    raise PluginError(f"registry_core_kinds() returned {k!r}, expected a KindSpec")
-                if not NAME_RE.match(k.name):
-                    raise PluginError(f"kind name {k.name!r} is not a valid name (lower-case, digits, '-', '_')")
-                if k.name in self._kinds:
-                    owner = self._kinds[k.name].plugin or "registry_core"
-                    raise PluginError(f"kind {k.name!r} is already declared by {owner!r}")
-                self._kinds[k.name] = KindSpec(k.name, k.summary, k.interface, plugin)
-            self._plugins[plugin].kinds = len(kinds)
+            add(plugin, self._call_own(plugin, hook))
         except Exception as exc:
-            self._mark_broken(plugin, f"registry_core_kinds() failed: {type(exc).__name__}: {exc}", traceback.format_exc())
+            self._mark_broken(plugin, f"{hook}() failed: {type(exc).__name__}: {exc}", traceback.format_exc())
+
+    def _ignored(self, what: str, name: str, plugin: str, owner: str | None) -> None:
+        who = f"plugin {owner!r}" if owner else "the core"
+        self.problems.append(f"{what} {name!r} declared by plugin {plugin!r} is ignored: {who} already declares it")
+
+    def _add_modalities(self, plugin: str, items: list[Any]) -> None:
+        checked = [check_modality(m) for m in of_type(items, ModalitySpec, "registry_core_modalities")]
+        self._modality_specs += [dataclasses.replace(m, plugin=plugin) for m in checked]
+
+    def _add_ports(self, plugin: str, items: list[Any]) -> None:
+        for p in [check_port(p) for p in of_type(items, PortSpec, "registry_core_ports")]:
+            if p.name in self._ports:
+                self._ignored("port", p.name, plugin, self._ports[p.name].plugin)
+            else:
+                self._ports[p.name] = dataclasses.replace(p, plugin=plugin)
+
+    def _add_commands(self, plugin: str, items: list[Any]) -> None:
+        for c in [check_command(c) for c in of_type(items, CommandSpec, "registry_core_commands")]:
+            if c.name in CORE_COMMANDS:
+                self.problems.append(f"command {c.name!r} of plugin {plugin!r} is ignored: it is a core command")
+            elif c.name in self._commands:
+                self._ignored("command", c.name, plugin, self._commands[c.name].plugin)
+            else:
+                self._commands[c.name] = dataclasses.replace(c, plugin=plugin)
 
     def _check_spec(self, spec: Any) -> ComponentSpec:
         if not isinstance(spec, ComponentSpec):
@@ -261,8 +307,11 @@ class Registry:
             parse_target(spec.target)
         except ValueError as exc:
             raise PluginError(f"{label}: {exc}") from None
-        if spec.modality not in MODALITIES:
-            raise PluginError(f"{label}: modality {spec.modality!r} is not one of {', '.join(MODALITIES)}")
+        known = self.modalities()
+        if spec.modality not in known:
+            near = close_matches(str(spec.modality), known)
+            hint = f"; did you mean {near[0]!r}?" if near else " (a plugin declares more through registry_core_modalities)"
+            raise PluginError(f"{label}: modality {spec.modality!r} is not one of {', '.join(known)}{hint}")
         if not all(isinstance(t, str) for t in spec.tags):
             raise PluginError(f"{label}: tags must be strings")
         if isinstance(spec.config, str):
@@ -304,10 +353,10 @@ class Registry:
             plugin, _, name = spec.replaces.partition(":")
             target = self._specs.get((spec.kind, plugin, name))
             if target is None:
-                self.problems.append(
-                    f"{spec.kind} {spec.id!r} replaces {spec.replaces!r}, but no loaded plugin provides "
-                    f"{spec.kind} {spec.replaces!r}"
-                )
+                problem = (f"{spec.kind} {spec.id!r} replaces {spec.replaces!r}, but no loaded plugin provides "
+                           f"{spec.kind} {spec.replaces!r}")
+                if problem not in self.problems:  # _resolve runs again after verify_commands
+                    self.problems.append(problem)
                 continue
             self._replaced_by[(spec.kind, target.id)] = spec.id
         for spec in self._specs.values():
@@ -338,6 +387,42 @@ class Registry:
     def kinds(self) -> dict[str, KindSpec]:
         """Every known kind: the core ones first, then those plugins declared."""
         return dict(self._kinds)
+
+    def modalities(self) -> dict[str, ModalitySpec]:
+        """Every known modality: ``any``, then those plugins declared (``text``, ``imagery``...).
+
+        Several plugins may declare one modality (two imagery stacks): the first declaration is shown.
+        """
+        out: dict[str, ModalitySpec] = {}
+        for m in self._modality_specs:
+            out.setdefault(m.name, m)
+        return out
+
+    def ports(self) -> dict[str, PortSpec]:
+        """The port table composition wires and checks with: the core's ports, then the plugins'."""
+        return dict(self._ports)
+
+    def commands(self) -> dict[str, CommandSpec]:
+        """CLI sub-commands the plugins add, by name (their code is not imported)."""
+        return dict(self._commands)
+
+    def verify_commands(self) -> None:
+        """Import every plugin command's targets; a plugin whose command cannot be imported is marked broken.
+
+        ``plugins`` and ``doctor`` call this; listing and ``--help`` never import command code.
+        """
+        broken = False
+        for command in list(self._commands.values()):
+            if command.name not in self._commands:  # its plugin broke on an earlier command
+                continue
+            try:
+                _builtin.load_command(command, "arguments")
+                _builtin.load_command(command, "handler")
+            except PluginError as exc:
+                self._mark_broken(str(command.plugin), str(exc), traceback.format_exc())
+                broken = True
+        if broken:
+            self._resolve()
 
     def plugins(self) -> list[PluginInfo]:
         """Every plugin seen: loaded, blocked or broken, with its error text."""
@@ -444,30 +529,21 @@ class Registry:
     # -- building ------------------------------------------------------------------------------
 
     def config(self, kind: str, name: str, **options: Any) -> Any:
-        """Validate ``options`` for a component and return its config instance (imports no target)."""
-        return build_config(self.get(kind, name), options)
+        """Validate ``options`` for a component and return its config instance (imports no target).
+
+        While it validates, ``registry_core.current_registry()`` is this registry.
+        """
+        return build_config(self.get(kind, name), options, registry=self)
 
     def build(self, kind: str, name: str, **options: Any) -> Any:
-        """Validate options, import the target and build the component (through the build hook)."""
+        """Validate options (``current_registry()`` is this registry meanwhile), import the target, build."""
         spec = self.get(kind, name)
-        config = build_config(spec, options)
+        config = build_config(spec, options, registry=self)
         return self.build_spec(spec, config)
 
     def build_spec(self, spec: ComponentSpec, config: Any) -> Any:
         """Build from an already validated config; plugins' build hooks wrap this."""
         return self._pm.hook.registry_core_build_component(spec=spec, config=config)
-
-    def band_key(self, name: str) -> str:
-        """The identity of band ``name`` from the plugins' ``registry_core_band_key``; else ``name`` itself.
-
-        A plugin whose hook raises is skipped for this name (logged), never fatal to a composition.
-        """
-        try:
-            key = self._pm.hook.registry_core_band_key(name=name)
-        except Exception:
-            log.warning("registry_core_band_key(%r) failed; comparing the name as written", name, exc_info=True)
-            return name
-        return key if isinstance(key, str) and key else name
 
     @property
     def plugin_manager(self) -> pluggy.PluginManager:
@@ -489,3 +565,12 @@ def get_registry(reload: bool = False) -> Registry:
     return _REGISTRY
 
 
+
+
+def current_registry() -> Registry:
+    """The registry validating a config right now, else the process-wide one (``get_registry()``).
+
+    A config schema's ``__post_init__`` that looks up components (``stac-zarr``'s ``loader``) calls this, so
+    it sees the plugins of the registry that composes the pipeline rather than those of the process.
+    """
+    return validating_registry() or get_registry()

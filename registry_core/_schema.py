@@ -7,21 +7,33 @@ collected so the user sees them all at once.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import functools
-import importlib
 import os
 import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import TYPE_CHECKING, Any, Literal, Union
 
+from registry_core._builtin import load_target
 from registry_core._errors import ConfigError, ConfigIssue
-from registry_core._spec import ComponentSpec, parse_target
+from registry_core._naming import nearest
+from registry_core._spec import ComponentSpec
+from registry_core._validating import validating_with
 
-__all__ = ["FieldInfo", "build_config", "describe_fields", "resolve_config_class", "type_name", "validate_options"]
+if TYPE_CHECKING:
+    from registry_core._registry import Registry
+
+__all__ = [
+    "FieldInfo",
+    "build_config",
+    "describe_fields",
+    "resolve_config_class",
+    "type_name",
+    "validate_options",
+]
+
 
 
 @dataclass(frozen=True)
@@ -44,10 +56,7 @@ def resolve_config_class(spec: ComponentSpec) -> type | None:
     cfg = spec.config
     if cfg is None or isinstance(cfg, type):
         return cfg
-    module, attr = parse_target(cfg)
-    obj: Any = importlib.import_module(module)
-    for part in attr.split("."):
-        obj = getattr(obj, part)
+    obj = load_target(cfg)
     if not (isinstance(obj, type) and dataclasses.is_dataclass(obj)):
         raise TypeError(f"config {cfg!r} of {spec.kind} {spec.id!r} is not a dataclass")
     return obj
@@ -197,16 +206,18 @@ def _show(value: Any) -> str:
     return f"{type(value).__name__} {text}"
 
 
-def nearest(key: str, candidates: list[str]) -> str | None:
-    """The closest candidate to a misspelt key, or None when nothing is close."""
-    match = difflib.get_close_matches(key, candidates, n=1, cutoff=0.5)
-    return match[0] if match else None
-
-
 def validate_options(
-    cls: type, options: Mapping[str, Any], slot: str
+    cls: type, options: Mapping[str, Any], slot: str, registry: Registry | None = None
 ) -> tuple[Any | None, list[ConfigIssue]]:
-    """Validate ``options`` against dataclass ``cls``; returns (instance or None, every issue found)."""
+    """Validate ``options`` against dataclass ``cls``; returns (instance or None, every issue found).
+
+    ``registry`` is the one ``current_registry()`` returns to the schema's own checks meanwhile.
+    """
+    with validating_with(registry):
+        return _validate(cls, options, slot)
+
+
+def _validate(cls: type, options: Mapping[str, Any], slot: str) -> tuple[Any | None, list[ConfigIssue]]:
     issues: list[ConfigIssue] = []
     if not isinstance(options, Mapping):
         return None, [ConfigIssue(slot, None, f"expected a table of options, got {_show(options)}")]
@@ -252,15 +263,20 @@ def validate_options(
         return None, [ConfigIssue(slot, None, str(exc))]
 
 
-def build_config(spec: ComponentSpec, options: Mapping[str, Any], slot: str | None = None) -> Any:
-    """Validate ``options`` for ``spec`` and return the config instance (None without a schema)."""
+def build_config(
+    spec: ComponentSpec, options: Mapping[str, Any], slot: str | None = None, registry: Registry | None = None
+) -> Any:
+    """Validate ``options`` for ``spec`` and return the config instance (None without a schema).
+
+    ``registry``: the one ``current_registry()`` returns to the schema's own checks meanwhile.
+    """
     where = slot or f"{spec.kind} {spec.id}"
     cls = resolve_config_class(spec)
     if cls is None:
         if options:
             raise ConfigError([ConfigIssue(where, k, f"{spec.id} takes no options") for k in options])
         return None
-    obj, issues = validate_options(cls, options, where)
+    obj, issues = validate_options(cls, options, where, registry)
     if issues:
         raise ConfigError(issues)
     return obj

@@ -5,15 +5,12 @@ from __future__ import annotations
 import copy
 import dataclasses
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Final, Literal
+from typing import Any, Final
 
-__all__ = ["MODALITIES", "ComponentSpec", "KindSpec", "Modality", "option", "parse_target"]
-
-Modality = Literal["text", "imagery", "any"]
-MODALITIES: Final = ("text", "imagery", "any")
+__all__ = ["CommandSpec", "ComponentSpec", "KindSpec", "ModalitySpec", "PortSpec", "option", "parse_target"]
 
 #: A valid short name: lower-case letters, digits, ``-``, ``_`` and ``.``, starting alphanumeric.
 NAME_RE: Final = re.compile(r"^[a-z0-9][a-z0-9_.\-]*$")
@@ -41,7 +38,7 @@ class ComponentSpec:
     target: str
     #: One line for ``list``.
     summary: str
-    #: ``"text"``, ``"imagery"`` or ``"any"``.
+    #: ``"any"`` or a modality a plugin declares (``"text"`` from registry-llm, ``"imagery"`` from registry-gfm).
     modality: str = "any"
     #: Free-form tags for filtering (``list --tag``).
     tags: tuple[str, ...] = ()
@@ -85,6 +82,60 @@ class KindSpec:
     summary: str
     interface: str | None = None
     plugin: str | None = None
+
+
+@dataclass(frozen=True)
+class ModalitySpec:
+    """A kind of data components work on (``text``, ``imagery``); components of two modalities do not mix."""
+
+    name: str
+    summary: str
+    plugin: str | None = None
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    """A CLI sub-command a plugin adds, declared statically so ``--help`` and ``list`` import none of its code.
+
+    ``arguments`` names a function ``(argparse.ArgumentParser) -> None`` adding the command's options and
+    ``handler`` a function ``(argparse.Namespace) -> int`` returning the exit code (both ``"module:attr"``);
+    they are imported only when this command is parsed and run.
+    """
+
+    #: The sub-command, e.g. ``"generate"``.
+    name: str
+    #: One line for ``--help``.
+    help: str
+    arguments: str
+    handler: str
+    #: Filled in by the registry: the entry-point name of the providing plugin.
+    plugin: str | None = None
+
+
+#: How two values of a port compare (True: they agree), and how a mismatch is explained (a phrase).
+Compare = Callable[[Any, Any], bool]
+Explain = Callable[[Any, Any], str]
+
+
+@dataclass(frozen=True)
+class PortSpec:
+    """A contract port: what it means, which slots it is wired from, and how two values compare.
+
+    ``compare`` and ``explain`` are callables or ``"module:attr"`` targets, imported only when two values
+    are compared (keep those modules free of torch); without ``compare`` values must be equal.
+    """
+
+    name: str
+    description: str
+    #: Slots that supply the port when wiring, in order of preference (empty: the pipeline's slot order).
+    wire_from: tuple[str, ...] = ()
+    compare: Compare | str | None = None
+    explain: Explain | str | None = None
+    #: Filled in by the registry: the plugin that declares the port (None: the core).
+    plugin: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "wire_from", tuple(self.wire_from))
 
 
 def parse_target(target: str) -> tuple[str, str]:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Final
 import pluggy
 
 if TYPE_CHECKING:
-    from registry_core._spec import ComponentSpec, KindSpec
+    from registry_core._spec import CommandSpec, ComponentSpec, KindSpec, ModalitySpec, PortSpec
 
 __all__ = ["PROJECT", "hookimpl", "hookspec"]
 
@@ -44,11 +44,30 @@ def registry_core_build_component(spec: ComponentSpec, config: Any) -> Any:
     raise NotImplementedError
 
 
-@hookspec(firstresult=True)
-def registry_core_band_key(name: str) -> str | None:
-    """The identity of the spectral band called ``name`` (say, its common name), or None if unknown.
+@hookspec
+def registry_core_modalities() -> list[ModalitySpec]:
+    """Return modalities this plugin's components use (the core declares only ``any``).
 
-    The ``bands`` contract compares these keys, so one component's ``B8A`` and another's ``nir08`` are
-    the same band; names no plugin knows are compared as written. The first non-None answer wins.
+    Several plugins may declare one modality (two imagery stacks both say ``imagery``); the first summary is kept.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def registry_core_ports() -> list[PortSpec]:
+    """Return contract ports this plugin declares: meaning, wiring order, how values compare and differ.
+
+    A port name may be declared once across the core and all plugins; a second declaration is ignored
+    and reported in ``Registry.problems``.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def registry_core_commands() -> list[CommandSpec]:
+    """Return CLI sub-commands this plugin adds (``python -m registry_core NAME``).
+
+    A name the core uses, or one a plugin earlier in name order adds, is ignored and reported in
+    ``Registry.problems``.
     """
     raise NotImplementedError

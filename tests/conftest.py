@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import textwrap
 import uuid
 from collections.abc import Callable, Iterator
@@ -28,7 +29,8 @@ def site_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     site = tmp_path / "site"
     site.mkdir()
     monkeypatch.syspath_prepend(str(site))
-    monkeypatch.setenv("PYTHONPATH", str(site))
+    # keep what PYTHONPATH already names (a worktree's sources ahead of the editable installs)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH")) if p))
     importlib.invalidate_caches()
     yield site
     importlib.invalidate_caches()

@@ -112,3 +112,11 @@ def test_browsing_imports_nothing_heavy(args: list[str], tmp_path: Path) -> None
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path)
     heavy, targets = (json.loads(line) for line in out.stdout.strip().splitlines()[-2:])
     assert heavy == [] and targets == []
+
+
+def test_list_accepts_plugin_modalities_and_rejects_unknown_ones(toy_dist) -> None:
+    assert cli("list", "--modality", "imagery").returncode == 0
+    out = cli("list", "--modality", "imagry")
+    assert out.returncode == 2 and out.stderr == "error: unknown modality 'imagry'; did you mean 'imagery'?\n"
+    assert "known modalities: any, imagery, text" in cli("list", "--modality", "zzz").stderr
+    assert "any, imagery, text" in " ".join(cli("list", "--help").stdout.split())

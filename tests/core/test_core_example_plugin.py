@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tomllib
@@ -27,7 +28,7 @@ def chartok(site_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Registry:
     eps = "\n".join(f"{k} = {v}" for k, v in meta["entry-points"]["registry_core"].items())
     (info / "entry_points.txt").write_text(f"[registry_core]\n{eps}\n")
     monkeypatch.syspath_prepend(str(PACKAGE))
-    monkeypatch.setenv("PYTHONPATH", f"{site_dir}:{PACKAGE}")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(PACKAGE), os.environ["PYTHONPATH"]]))  # site_dir set it
     return Registry(use_env=False)
 
 

@@ -18,10 +18,24 @@ def _module_name(path: Path) -> str:
     return ".".join(parts)
 
 
+def _runtime_nodes(tree: ast.AST) -> list[ast.AST]:
+    """Every node of the tree except those under ``if TYPE_CHECKING:`` (never imported at run time)."""
+    out: list[ast.AST] = []
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        out.append(node)
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            todo += node.orelse
+            continue
+        todo += list(ast.iter_child_nodes(node))
+    return out
+
+
 def _imports(path: Path) -> list[tuple[str, list[str]]]:
     """``(module, names)`` of every ``registry_core`` import in the file, at any depth (lazy ones too)."""
     out = []
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in _runtime_nodes(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("registry_core"):
             out.append((node.module, [a.name for a in node.names]))
         elif isinstance(node, ast.Import):

@@ -213,7 +213,7 @@ def test_list_filters_and_natural_sort(make_dist) -> None:
 
 
 def test_autoload_off_and_explicit_plugins(make_dist, monkeypatch: pytest.MonkeyPatch) -> None:
-    dist = make_dist("extra", plugin(f"[{toy()}]"))
+    dist = make_dist("extra", plugin(f"[{toy(modality=repr('any'))}]"))  # 'text' needs registry-llm
     assert Registry(autoload=False, use_env=False).plugins() == []
     by_ep = Registry(autoload=False, plugins=["extra"], use_env=False)
     assert [p.name for p in by_ep.plugins()] == ["extra"]
@@ -243,3 +243,22 @@ def test_duplicate_entry_point_names_across_distributions(make_dist) -> None:
     infos = [p for p in r.plugins() if p.name == "twin"]
     assert len(infos) == 1 and infos[0].status == "loaded"
     assert any("'twin'" in p and "twin-a" in p and "twin-b" in p for p in r.problems)
+
+
+def test_modalities_come_from_plugins(make_dist) -> None:
+    extra = '\nfrom registry_core import ModalitySpec\n\n@hookimpl\ndef registry_core_modalities():\n' \
+            '    return [ModalitySpec("audio", "Sound."), ModalitySpec("text", "Text, again.")]\n'
+    make_dist("sound", plugin(f"[{toy('data_source', 'wav', modality=repr('audio'))}]", extra))
+    r = reg()
+    assert {n: m.plugin for n, m in r.modalities().items()} == {"any": None, "imagery": "gfm", "text": "llm", "audio": "sound"}
+    assert [s.id for s in r.list(modality="audio") if s.plugin == "sound"] == ["sound:wav"]
+    assert r.problems == []  # declaring a modality another plugin declares too is fine
+    without_llm = Registry(blocked=["llm", "gfm"], use_env=False)
+    assert without_llm.modalities()["text"].plugin == "sound"  # the text components of others still load
+
+
+def test_a_modality_nobody_declares_breaks_the_plugin(make_dist) -> None:
+    make_dist("typo", plugin(f"[{toy(modality=repr('imagry'))}]"))
+    info = {p.name: p for p in reg().plugins()}["typo"]
+    assert info.status == "broken"
+    assert "modality 'imagry' is not one of any, imagery, text; did you mean 'imagery'?" in (info.error or "")

@@ -8,7 +8,7 @@ from typing import Literal
 
 import pytest
 
-from registry_core import ComponentSpec, ConfigError, describe_fields, option
+from registry_core import ComponentSpec, ConfigError, Registry, describe_fields, option
 from registry_core._schema import build_config, validate_options
 
 
@@ -99,3 +99,29 @@ def test_config_error_lists_slots() -> None:
         build_config(spec, {"vocab_size": 1}, slot="tokenizer")
     assert err.value.slots == ["tokenizer"]
     assert str(err.value).startswith("1 config error:")
+
+
+LOADER_PLUGIN = """
+from registry_core import ComponentSpec, hookimpl
+
+@hookimpl
+def registry_core_components():
+    return [ComponentSpec("stac_loader", "my-loader", "nowhere_xyz:build", "A loader only this registry has.")]
+"""
+
+
+def test_config_checks_see_the_registry_that_validates(make_dist) -> None:
+    from registry_core import current_registry, get_registry
+    from registry_gfm.data.specs import StacZarrConfig
+
+    process_wide = get_registry()
+    assert current_registry() is process_wide  # nothing validating: the process-wide registry
+    make_dist("loaders", LOADER_PLUGIN)
+    reg = Registry(use_env=False)
+    options = {"catalog": "catalog.json", "assets": ["red"], "loader": "my-loader"}
+    with pytest.raises(ConfigError, match="option 'loader': no stac_loader named 'my-loader'"):
+        process_wide.config("data_source", "stac-zarr", **options)
+    assert reg.config("data_source", "stac-zarr", **options).loader == "my-loader"
+    config, issues = validate_options(StacZarrConfig, options, "data", registry=reg)
+    assert issues == [] and config.loader == "my-loader"
+    assert current_registry() is process_wide  # reset after validating

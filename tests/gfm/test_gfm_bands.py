@@ -181,11 +181,17 @@ def test_compare_flags_names_that_need_a_sensor() -> None:
     assert compare_bands(["B02", "B03"], ["blue", "green"], expected_sensor="sentinel-2-l2a") is None
 
 
-def test_the_plugin_gives_the_core_band_contract_its_catalog() -> None:
+def test_the_plugin_declares_the_bands_port_with_its_catalog() -> None:
     from registry_core import get_registry
 
-    key = get_registry().band_key
-    assert key("B8A") == key("nir08") == "nir08"  # Sentinel-2 id and common name: one band
-    assert key("red") == "red"
-    assert key("B05") == "B05"  # red edge on Sentinel-2, NIR on Landsat 8: no sensor, so kept as written
-    assert key("not-a-band") == "not-a-band"
+    port = get_registry().ports()["bands"]
+    assert (port.plugin, port.wire_from) == ("gfm", ("data", "weights"))
+    assert port.compare == "registry_gfm.bands:same_band_order"
+    assert bands.same_band_order(["B8A", "red"], ["nir08", "red"])  # Sentinel-2 id and common name: one band
+    assert not bands.same_band_order(["red", "B8A"], ["nir08", "red"])
+    assert bands.same_band_order(["B05"], ["B05"]) and not bands.same_band_order(["B05"], ["nir08"])  # no sensor
+    assert bands.explain_band_difference(["B02", "B8A"], ["B02", "B03"]) == "missing [B8A (nir08)]; unexpected [B03]"
+    assert bands.explain_band_difference(["red", "B8A"], ["nir08", "red"]) == (
+        "same bands in another order: position 0 is red vs nir08")
+    assert bands.explain_band_difference(["red"], ["red", "red"]) == "1 bands vs 2: a band is repeated"
+    assert {"patch_size", "frames"} <= {p.name for p in get_registry().ports().values() if p.plugin == "gfm"}

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from registry_core import ConfigError, Registry, compose, hookimpl
+from registry_core import ConfigError, Registry, compose
 
 
 def issues_of(config: dict[str, Any], registry: Registry) -> list[str]:
@@ -149,42 +149,37 @@ def test_band_order_mismatch_explains_itself(toy_registry: Registry, good: dict)
 
 
 def test_bands_match_by_identity_from_the_plugins_band_catalog(toy_registry: Registry, good: dict) -> None:
-    assert toy_registry.band_key("b3") == "B03" and toy_registry.band_key("B03") == "B03"
-    assert toy_registry.band_key("nir") == "nir"  # unknown to every plugin: compared as written
-    base = with_(good, data={"use": "toy-image", "bands": ["B02", "B03", "B04"]},
-                 tokenizer={"use": "toy-patch", "bands": ["b2", "b3", "b4"]}, positional={"use": "toy-2d"},
+    # registry-gfm declares the bands port and compares by its catalog: B8A, B08A and nir08 are one band
+    assert toy_registry.ports()["bands"].plugin == "gfm"
+    base = with_(good, data={"use": "toy-image", "bands": ["B8A", "B12", "coastal"]},
+                 tokenizer={"use": "toy-patch", "bands": ["nir08", "swir22", "coastal"]}, positional={"use": "toy-2d"},
                  backbone={"use": "toy-encoder"}, objective={"use": "toy-mae"})
-    base["weights"] = {"use": "toy-weights", "embed_dim": 32, "bands": ["b2", "b3", "b4"]}
+    base["weights"] = {"use": "toy-weights", "embed_dim": 32, "bands": ["B08A", "B12", "coastal"]}
     text = "\n".join(issues_of(base, toy_registry))
     assert "bands" not in text  # aliases of the same bands, same order: no issue (only masking fails)
 
-    reordered = with_(base, weights={"use": "toy-weights", "embed_dim": 32, "bands": ["b2", "b4", "b3"]})
+    reordered = with_(base, weights={"use": "toy-weights", "embed_dim": 32, "bands": ["nir08", "coastal", "B12"]})
     text = "\n".join(issues_of(reordered, toy_registry))
-    assert "position 1 is B03 vs b4 (B04)" in text
-    other = with_(base, weights={"use": "toy-weights", "embed_dim": 32, "bands": ["b2", "b3", "nir"]})
+    assert "(same bands in another order: position 1 is B12 (swir22) vs coastal)" in text
+    other = with_(base, weights={"use": "toy-weights", "embed_dim": 32, "bands": ["B8A", "B12", "nir"]})
     text = "\n".join(issues_of(other, toy_registry))
-    assert "missing [B04]; unexpected [nir]" in text
-    repeated = with_(base, weights={"use": "toy-weights", "embed_dim": 32, "bands": ["b2", "b3", "b4", "B04"]})
+    assert "(missing [coastal]; unexpected [nir])" in text
+    repeated = with_(base, weights={"use": "toy-weights", "embed_dim": 32, "bands": ["B8A", "B12", "coastal", "nir08"]})
     assert "(3 bands vs 4: a band is repeated)" in "\n".join(issues_of(repeated, toy_registry))
-    wrong_user = with_(base, tokenizer={"use": "toy-patch", "bands": ["b3", "b2", "b4"]})
-    assert "tokenizer `toy-patch` sets bands=[b3, b2, b4] but data `toy-image` provides bands=[B02, B03, B04]" in (
+    wrong_user = with_(base, tokenizer={"use": "toy-patch", "bands": ["B12", "B8A", "coastal"]})
+    assert "tokenizer `toy-patch` sets bands=[B12, B8A, coastal] but data `toy-image` provides bands=[B8A, B12, coastal]" in (
         "\n".join(issues_of(wrong_user, toy_registry)))
 
 
-def test_a_failing_band_catalog_falls_back_to_names_as_written(toy_registry: Registry, good: dict,
-                                                               caplog: pytest.LogCaptureFixture) -> None:
-    class Broken:
-        @hookimpl
-        def registry_core_band_key(self, name: str) -> str | None:
-            raise RuntimeError("catalog unavailable")
-
-    toy_registry.plugin_manager.register(Broken(), name="broken-bands")
-    assert toy_registry.band_key("b2") == "b2"
-    assert "registry_core_band_key('b2') failed" in caplog.text
-    cfg = with_(good, data={"use": "toy-image", "bands": ["B02"]}, tokenizer={"use": "toy-patch"},
+def test_without_the_imagery_plugin_bands_compare_as_written(toy_registry: Registry, good: dict) -> None:
+    plain = Registry(blocked=["gfm"], use_env=False)
+    assert "bands" not in plain.ports()
+    cfg = with_(good, data={"use": "toy-image", "bands": ["B8A"]}, tokenizer={"use": "toy-patch"},
                 positional={"use": "toy-2d"}, backbone={"use": "toy-encoder"}, objective={"use": "toy-mae"})
-    cfg["weights"] = {"use": "toy-weights", "embed_dim": 32, "bands": ["b2"]}
-    assert "missing [B02]; unexpected [b2]" in "\n".join(issues_of(cfg, toy_registry))
+    cfg["weights"] = {"use": "toy-weights", "embed_dim": 32, "bands": ["nir08"]}
+    assert "weights `toy-weights` provides bands=[nir08] but data `toy-image` provides bands=[B8A]" in (
+        "\n".join(issues_of(cfg, plain)))
+    assert "bands" not in "\n".join(issues_of(cfg, toy_registry))
 
 
 def test_wired_bands_flow_from_data(toy_registry: Registry, good: dict) -> None:
@@ -192,3 +187,38 @@ def test_wired_bands_flow_from_data(toy_registry: Registry, good: dict) -> None:
                 positional={"use": "toy-2d"}, backbone={"use": "toy-encoder"}, objective={"use": "toy-mae"})
     text = "\n".join(issues_of(cfg, toy_registry))  # only the masking rule fails: bands were wired
     assert "supports_masking" in text and "bands" not in text
+
+
+BANDS_PLUGIN = '''
+from registry_core import PortSpec, hookimpl
+
+ALIASES = {"b2": "B02", "b3": "B03", "b4": "B04"}
+
+def same(a, b):
+    if "broken" in a or "broken" in b:
+        raise RuntimeError("catalog unavailable")
+    return [ALIASES.get(x, x) for x in a] == [ALIASES.get(x, x) for x in b]
+
+@hookimpl
+def registry_core_ports():
+    return [PortSpec("bands", "ordered band names, by the toy catalog", ("data", "weights"), compare=same,
+                     explain=lambda a, b: "another toy band list")]
+'''
+
+
+def test_another_plugin_may_bring_its_own_bands_port(toy_registry: Registry, good: dict, make_dist) -> None:
+    make_dist("toybands", BANDS_PLUGIN)
+    reg = Registry(blocked=["gfm"], use_env=False)
+    assert reg.ports()["bands"].plugin == "toybands"
+    cfg = with_(good, data={"use": "toy-image", "bands": ["B02", "B03"]}, tokenizer={"use": "toy-patch"},
+                positional={"use": "toy-2d"}, backbone={"use": "toy-encoder"}, objective={"use": "toy-mae"})
+    cfg["weights"] = {"use": "toy-weights", "embed_dim": 32, "bands": ["b2", "b3"]}
+    assert "bands" not in "\n".join(issues_of(cfg, reg))
+    cfg["weights"]["bands"] = ["b3", "b2"]
+    assert ("weights `toy-weights` provides bands=[b3, b2] but data `toy-image` provides bands=[B02, B03] "
+            "(another toy band list)") in "\n".join(issues_of(cfg, reg))
+    cfg["weights"]["bands"] = ["broken"]
+    text = "\n".join(issues_of(cfg, reg))  # the plugin's compare raised: an issue of the slot, not a crash
+    assert "[weights.bands] weights `toy-weights` provides bands=[broken] but data `toy-image` provides bands=[B02, B03], " \
+           "and they cannot be compared: the compare function of port 'bands' (plugin 'toybands') failed with " \
+           "RuntimeError: catalog unavailable" in text

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from registry_core import ComponentSpec, hookimpl, option
+from registry_core import ComponentSpec, ModalitySpec, hookimpl, option
 
 P = "rc_toy_parts"
 
@@ -95,10 +95,8 @@ def registry_core_components() -> list[ComponentSpec]:
     return SPECS
 
 
-#: The toy band catalog: lower-case aliases of three band ids (ids themselves are unknown: kept as written).
-BAND_ALIASES = {"b2": "B02", "b3": "B03", "b4": "B04"}
-
 
 @hookimpl
-def registry_core_band_key(name: str) -> str | None:
-    return BAND_ALIASES.get(name)
+def registry_core_modalities() -> list[ModalitySpec]:
+    # also declared by registry-llm and registry-gfm: the toy stack works without them
+    return [ModalitySpec("text", "Toy text."), ModalitySpec("imagery", "Toy images.")]

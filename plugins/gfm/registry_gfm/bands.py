@@ -1,7 +1,7 @@
 """Typed band catalog: Sentinel-2 L2A, Landsat 7 ETM+ / 8-9 OLI Collection 2 L2, HLS L30 / S30.
 
-Data sources publish their ordered ``bands`` port from this catalog and the contract checks compare band
-lists with :func:`compare_bands`, so a wrong band order is an error instead of a silent mix-up (the weak
+Data sources publish their ordered ``bands`` port from this catalog; the plugin declares that port with
+:func:`same_band_order` and :func:`explain_band_difference` as its comparison, so a wrong band order is an error instead of a silent mix-up (the weak
 spot of loose metadata dicts). Standard library only: ``specs.py`` files and contract checks import it.
 
 Names follow STAC ``eo`` common names (``nir08`` is the narrow NIR band: Sentinel-2 / HLS S30 ``B8A``,
@@ -26,10 +26,12 @@ __all__ = [
     "band_key",
     "check_bands",
     "compare_bands",
+    "explain_band_difference",
     "find_bands",
     "get_sensor",
     "lookup_band",
     "normalize_name",
+    "same_band_order",
     "sentinel2_l2a_offset",
 ]
 
@@ -445,6 +447,31 @@ def compare_bands(
         )
         lines.append(f"same bands in a different order ({order}); reorder them to {list(exp)}")
     return BandMismatch(exp, act, missing, extra, misplaced, "; ".join(lines))
+
+
+def same_band_order(a: Sequence[str], b: Sequence[str]) -> bool:
+    """The ``bands`` port's comparison: the same bands in the same order, by identity (``B8A`` is ``nir08``)."""
+    return [band_key(n) for n in a] == [band_key(n) for n in b]
+
+
+def explain_band_difference(a: Sequence[str], b: Sequence[str]) -> str:
+    """How band list ``b`` differs from ``a``, as a phrase for a contract message.
+
+    Names are shown with their identity when it differs (``B8A (nir08)``): ``missing [...]``,
+    ``unexpected [...]``, a repeated band, or the first position where the same bands are in another order.
+    """
+    ka, kb = [band_key(n) for n in a], [band_key(n) for n in b]
+    missing = [_describe(n, None) for n, k in zip(a, ka) if k not in kb]
+    extra = [_describe(n, None) for n, k in zip(b, kb) if k not in ka]
+    if missing or extra:
+        parts = [f"missing [{', '.join(missing)}]"] if missing else []
+        return "; ".join(parts + ([f"unexpected [{', '.join(extra)}]"] if extra else []))
+    if len(a) != len(b):
+        return f"{len(a)} bands vs {len(b)}: a band is repeated"
+    i = next((i for i, (x, y) in enumerate(zip(ka, kb)) if x != y), None)
+    if i is None:
+        return "the same bands"
+    return f"same bands in another order: position {i} is {_describe(a[i], None)} vs {_describe(b[i], None)}"
 
 
 def check_bands(

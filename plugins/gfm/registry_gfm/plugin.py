@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from registry_core import ComponentSpec, KindSpec, hookimpl
+from registry_core import ComponentSpec, KindSpec, ModalitySpec, PortSpec, hookimpl
 from registry_gfm.backbones.specs import SPECS as BACKBONES
 from registry_gfm.data.specs import KINDS
 from registry_gfm.data.specs import SPECS as DATA
@@ -26,14 +26,16 @@ def registry_core_components() -> list[ComponentSpec]:
 
 
 @hookimpl
-def registry_core_band_key(name: str) -> str | None:
-    """A band's common name from the band catalog (``B8A``, HLS L30 ``B05`` and ``nir08`` are ``nir08``).
+def registry_core_modalities() -> list[ModalitySpec]:
+    return [ModalitySpec("imagery", "Multi-spectral raster imagery: bands x height x width (x time).")]
 
-    Names that mean different bands in different sensors (``B05``) or that the catalog lacks give None.
-    """
-    from registry_gfm.bands import BandLookupError, lookup_band
 
-    try:
-        return lookup_band(name).common_name
-    except BandLookupError:
-        return None
+@hookimpl
+def registry_core_ports() -> list[PortSpec]:
+    """The imagery ports; ``bands`` compares by the band catalog's identity (``B8A`` is ``nir08``)."""
+    return [
+        PortSpec("bands", "ordered band names of imagery", ("data", "weights"),
+                 compare="registry_gfm.bands:same_band_order", explain="registry_gfm.bands:explain_band_difference"),
+        PortSpec("patch_size", "side of a square image patch, in pixels", ("data", "tokenizer", "weights")),
+        PortSpec("frames", "time steps per sample", ("data", "tokenizer")),
+    ]

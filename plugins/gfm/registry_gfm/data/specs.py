@@ -65,10 +65,10 @@ class StacZarrConfig:
                 or "://" in self.scheduler):
             raise ValueError(f"option 'scheduler' {self.scheduler!r} is not 'threads', 'synchronous', 'local:N' or "
                              "a scheduler address like 'tcp://host:8786'")
-        from registry_core import get_registry  # a registry lookup: no loader is imported here
+        from registry_core import current_registry  # the validating registry: no loader is imported here
 
         try:
-            get_registry().get("stac_loader", self.loader)
+            current_registry().get("stac_loader", self.loader)
         except LookupError as exc:
             raise ValueError(f"option 'loader': {exc}") from None
 

@@ -1,0 +1,159 @@
+"""CLI commands that plugins add (registry_core_commands), over real entry points, run as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from registry_core import Registry
+
+PLUGIN = """
+from registry_core import CommandSpec, hookimpl
+
+@hookimpl
+def registry_core_commands():
+    return [CommandSpec("{name}", "say hello to someone", arguments="{impl}:add_arguments", handler="{impl}:hello")]
+"""
+
+#: The command's code, in its own module: imported only when the command is parsed and run.
+IMPL = """
+def add_arguments(parser):
+    parser.add_argument("who")
+    parser.add_argument("--code", type=int, default=0)
+
+def hello(args):
+    print(f"hello {args.who}")
+    return args.code
+"""
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "registry_core", *args], capture_output=True, text=True, check=False)
+
+
+def install(make_dist, site_dir: Path, name: str = "hello", impl: str | None = "rc_hello_impl", ep: str = "greet") -> None:
+    """A plugin adding command ``name`` whose code lives in module ``impl`` (None: the module is missing)."""
+    module = impl or "rc_missing_impl"
+    if impl is not None:
+        (site_dir / f"{impl}.py").write_text(IMPL)
+    make_dist(ep, PLUGIN.format(name=name, impl=module))
+
+
+def test_a_plugin_command_runs_with_its_own_arguments(make_dist, site_dir: Path) -> None:
+    install(make_dist, site_dir)
+    out = cli("hello", "world", "--code", "3")
+    assert (out.returncode, out.stdout, out.stderr) == (3, "hello world\n", "")
+    usage = cli("hello")
+    assert usage.returncode == 2 and "the following arguments are required: who" in usage.stderr
+    assert "--code" in cli("hello", "--help").stdout
+
+
+def test_help_lists_plugin_commands_with_their_plugin(make_dist, site_dir: Path) -> None:
+    install(make_dist, site_dir)
+    out = cli("--help")
+    assert out.returncode == 0
+    assert "say hello to someone (plugin greet)" in out.stdout
+    assert "continue a prompt with a saved language-model pipeline (plugin llm)" in " ".join(out.stdout.split())
+    reg = Registry(use_env=False)
+    assert {n: c.plugin for n, c in reg.commands().items()} == {"generate": "llm", "hello": "greet"}
+
+
+@pytest.mark.parametrize("args", [["--help"], ["list"], ["check", "--help"]])
+def test_help_and_list_import_no_command_code(make_dist, site_dir: Path, tmp_path: Path, args: list[str]) -> None:
+    install(make_dist, site_dir)
+    code = (
+        "import runpy, sys, json, contextlib, io\n"
+        f"sys.argv = ['registry_core', *{args!r}]\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    try:\n        runpy.run_module('registry_core', run_name='__main__')\n"
+        "    except SystemExit:\n        pass\n"
+        "print(json.dumps([m for m in ('rc_hello_impl', 'registry_llm.commands', 'torch') if m in sys.modules]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+def test_a_command_whose_code_is_missing_is_a_one_line_error(make_dist, site_dir: Path) -> None:
+    install(make_dist, site_dir, impl=None)
+    out = cli("hello", "world")
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert out.stderr.startswith("error: command 'hello' of plugin 'greet' cannot be loaded: importing its arguments "
+                                 "'rc_missing_impl:add_arguments' failed with ModuleNotFoundError")
+    assert len(out.stderr.strip().splitlines()) == 1
+    plugins = {p["name"]: p for p in json.loads(cli("plugins", "--json").stdout)}
+    assert plugins["greet"]["status"] == "broken" and "rc_missing_impl" in plugins["greet"]["error"]
+    assert plugins["llm"]["status"] == "loaded"
+    doctor = cli("doctor")
+    assert doctor.returncode == 1 and "broken plugin 'greet': command 'hello'" in doctor.stdout
+    assert cli("list").returncode == 0
+
+
+def test_a_failing_arguments_function_is_a_one_line_error(make_dist, site_dir: Path) -> None:
+    (site_dir / "rc_bad_args.py").write_text("def add_arguments(parser):\n    raise RuntimeError('no args today')\n"
+                                             "def hello(args):\n    return 0\n")
+    make_dist("greet", PLUGIN.format(name="hello", impl="rc_bad_args"))
+    out = cli("hello")
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "error: command 'hello' of plugin 'greet' failed to add its arguments" in out.stderr
+    assert "RuntimeError: no args today" in out.stderr
+
+
+@pytest.mark.parametrize(
+    ("hook_body", "fragment"),
+    [
+        ("raise RuntimeError('commands unavailable')", "commands unavailable"),
+        ("return [object()]", "expected a CommandSpec"),
+        ("return [CommandSpec('hello', 'hi', arguments='no colon', handler='m:f')]", "arguments"),
+        ("return [CommandSpec('Hello World', 'hi', arguments='m:a', handler='m:f')]", "not a valid name"),
+        ("return [CommandSpec('hello', '', arguments='m:a', handler='m:f')]", "help"),
+    ],
+    ids=["hook-raises", "not-a-command-spec", "bad-target", "bad-name", "no-help"],
+)
+def test_a_bad_command_hook_breaks_only_its_plugin(make_dist, hook_body: str, fragment: str) -> None:
+    make_dist("badcmd", f"from registry_core import CommandSpec, hookimpl\n\n@hookimpl\ndef registry_core_commands():\n"
+                        f"    {hook_body}\n")
+    reg = Registry(use_env=False)
+    info = {p.name: p for p in reg.plugins()}
+    assert info["badcmd"].status == "broken" and fragment in (info["badcmd"].error or "")
+    assert "registry_core_commands() failed" in (info["badcmd"].error or "")
+    assert list(reg.commands()) == ["generate"]
+    out = cli("plugins")
+    assert out.returncode == 0 and "badcmd" in out.stdout and "broken" in out.stdout
+    assert cli("list", "--kind", "tokenizer").returncode == 0
+    run = cli("hello")  # its commands are unknown: the error says a plugin is broken
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert run.stderr.startswith("error: unknown command 'hello'") and "broken plugins, whose commands are " \
+        "unavailable: badcmd" in run.stderr
+
+
+def test_an_unknown_command_is_a_one_line_usage_error() -> None:
+    out = cli("lsit")
+    assert (out.returncode, out.stderr) == (2, "error: unknown command 'lsit'; did you mean 'list'?\n")
+    assert cli("generat").stderr == "error: unknown command 'generat'; did you mean 'generate'?\n"
+
+
+def test_a_command_name_taken_twice_or_from_the_core_is_reported(make_dist, site_dir: Path) -> None:
+    install(make_dist, site_dir, ep="greet")
+    install(make_dist, site_dir, ep="greet2")
+    install(make_dist, site_dir, name="list", ep="shadow")
+    reg = Registry(use_env=False)
+    assert reg.commands()["hello"].plugin == "greet"
+    assert "list" not in reg.commands()
+    assert "command 'hello' declared by plugin 'greet2' is ignored: plugin 'greet' already declares it" in reg.problems
+    assert "command 'list' of plugin 'shadow' is ignored: it is a core command" in reg.problems
+    doctor = cli("doctor")
+    assert doctor.returncode == 1 and "problem: command 'list' of plugin 'shadow'" in doctor.stdout
+    assert cli("list", "--kind", "tokenizer").returncode == 0  # still the core's list
+    assert cli("hello", "you").stdout == "hello you\n"
+
+
+def test_the_core_knows_its_own_command_names() -> None:
+    from registry_core._cli import build_parser
+    from registry_core._kinds import CORE_COMMANDS
+
+    sub = next(a for a in build_parser(Registry(autoload=False, use_env=False))._actions if a.dest == "command")
+    assert tuple(sub.choices) == CORE_COMMANDS  # type: ignore[arg-type]
