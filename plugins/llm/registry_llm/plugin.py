@@ -6,7 +6,6 @@ from registry_core import CommandSpec, ComponentSpec, ModalitySpec, hookimpl
 from registry_llm.backbones.specs import SPECS as BACKBONES
 from registry_llm.data.specs import SPECS as DATA
 from registry_llm.evaluators.specs import SPECS as EVALUATORS
-from registry_llm.heads.specs import SPECS as HEADS
 from registry_llm.objectives.specs import SPECS as OBJECTIVES
 from registry_llm.positions.specs import SPECS as POSITIONS
 from registry_llm.recipes.specs import SPECS as RECIPES
@@ -16,7 +15,7 @@ from registry_llm.weights.specs import SPECS as WEIGHTS
 
 @hookimpl
 def registry_core_components() -> list[ComponentSpec]:
-    return [*DATA, *TOKENIZERS, *POSITIONS, *BACKBONES, *OBJECTIVES, *HEADS, *EVALUATORS, *WEIGHTS, *RECIPES]
+    return [*DATA, *TOKENIZERS, *POSITIONS, *BACKBONES, *OBJECTIVES, *EVALUATORS, *WEIGHTS, *RECIPES]
 
 
 @hookimpl

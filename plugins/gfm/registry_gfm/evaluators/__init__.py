@@ -1,1 +1,0 @@
-"""evaluators components of registry_gfm (keep this file light: no heavy imports)."""

@@ -1,1 +1,0 @@
-"""objectives components of registry_gfm (keep this file light: no heavy imports)."""

@@ -1,1 +1,0 @@
-"""heads components of registry_llm (keep this file light: no heavy imports)."""
