@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from registry_core.names import PositionMode
+
 __all__ = [
     "Backbone",
     "DataSource",
@@ -32,7 +34,6 @@ __all__ = [
 ]
 
 TokenType = Literal["discrete", "continuous"]
-PositionMode = Literal["additive", "rotary", "attention_bias"]
 
 
 @runtime_checkable

@@ -19,6 +19,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from registry_core.interfaces import ModelParts
+from registry_core.names import Activation
 from registry_llm.weights.specs import HFGPT2Config
 
 __all__ = ["HFGPT2Weights", "build", "export_hf_gpt2", "gpt_options", "pipeline_options"]
@@ -28,8 +29,8 @@ WEIGHTS_FILE = "model.safetensors"
 TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json")
 
 #: GPT-2 ``activation_function`` names and ours.
-_ACTIVATIONS = {"gelu_new": "gelu-tanh", "gelu_pytorch_tanh": "gelu-tanh", "gelu": "gelu", "relu": "relu",
-                "silu": "silu", "swish": "silu"}
+_ACTIVATIONS: dict[str, Activation] = {"gelu_new": "gelu-tanh", "gelu_pytorch_tanh": "gelu-tanh", "gelu": "gelu",
+                                       "relu": "relu", "silu": "silu", "swish": "silu"}
 
 
 def _read_config(folder: Path) -> dict[str, Any]:
@@ -244,7 +245,7 @@ def export_hf_gpt2(
     if not getattr(backbone, "causal", False):
         raise ValueError("export_hf_gpt2: the backbone is not causal; GPT-2 is a decoder")
     activation = getattr(backbone, "activation", "gelu-tanh")
-    hf_act = {"gelu-tanh": "gelu_new", "gelu": "gelu", "relu": "relu", "silu": "silu"}[activation]
+    hf_act = next(theirs for theirs, ours in _ACTIVATIONS.items() if ours == activation)  # the first HF name of ours
     embed = _param(parts.embed, "weight", "the token embedding")
     wpe = _param(parts.positional, "weight", "the positional encoder (must be 'learned')")
     vocab = vocab_size or embed.shape[0]
