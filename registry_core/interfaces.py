@@ -19,6 +19,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, Final, Literal, Protocol, runtime_checkable
 
+from registry_core.names import PositionMode
+
 __all__ = [
     "PART_GROUPS",
     "Backbone",
@@ -35,7 +37,6 @@ __all__ = [
 ]
 
 TokenType = Literal["discrete", "continuous"]
-PositionMode = Literal["additive", "rotary", "attention_bias"]
 
 
 @runtime_checkable
@@ -76,9 +77,15 @@ class Tokenizer(Protocol):
 class PositionalEncoder(Protocol):
     """Positions as an ``nn.Module``; ``mode`` says where it acts.
 
-    - ``additive``: ``forward(x, positions) -> x + P`` on the embeddings, before the blocks;
-    - ``rotary``: ``rotate(q, k, positions) -> (q, k)`` inside attention;
-    - ``attention_bias``: ``bias(q_len, k_len) -> (heads, q_len, k_len)`` added to attention scores.
+    Positions are 1-D ids ``(T,)`` / ``(B, T)`` or N-d coordinates ``(T, grid)`` / ``(B, T, grid)``;
+    ``None`` means the encoder's default (``0..T-1``, a patch grid). The math lives in ``registry_core.nn``.
+
+    - ``additive``: ``forward(x, positions) -> x + P`` on the embeddings, before the blocks (and before
+      any token dropping, so each token keeps its own position);
+    - ``rotary``: ``rotate(q, k, positions) -> (q, k)`` inside attention, ``(B, H, T, head_dim)``;
+    - ``attention_bias``: ``bias(q_positions, k_positions) -> (heads, q, k)``, or ``(B, heads, q, k)`` for
+      per-sample positions, added to attention scores; with a KV cache the queries are the new tokens'
+      positions and the keys every cached token's, then the new ones.
     """
 
     mode: PositionMode

@@ -33,6 +33,8 @@ class KVCache:
         self.capacity = capacity
         #: Tokens already stored (the position of the next token written).
         self.length = 0
+        #: Positions of the stored keys, recorded for attention-bias encoders (None until a pass records them).
+        self.positions: torch.Tensor | None = None
 
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Store ``k``/``v`` ``(B, H, T, hd)`` after the cached tokens; returns all keys/values so far."""
@@ -51,3 +53,4 @@ class KVCache:
     def reset(self) -> None:
         """Forget the cached tokens (the buffers are reused, not freed)."""
         self.length = 0
+        self.positions = None

@@ -20,7 +20,8 @@ def attention_mask(
     """``(attn_mask, is_causal)`` for ``F.scaled_dot_product_attention``.
 
     The queries are the last ``q_len`` of ``k_len`` positions (the rest come from a KV cache).
-    ``bias`` is ``(H, q_len, k_len)`` (ALiBi); ``keep`` is ``(B, k_len)``, True for real tokens.
+    ``bias`` is ``(H, q_len, k_len)`` or, for per-sample positions, ``(B, H, q_len, k_len)`` (ALiBi);
+    ``keep`` is ``(B, k_len)``, True for real tokens.
     Returns no mask at all when SDPA's own ``is_causal`` (or nothing) does the job, the fastest path.
     """
     offset = k_len - q_len
@@ -43,7 +44,13 @@ def attention_mask(
         allowed = allowed | ~allowed.any(dim=-1, keepdim=True)
     if bias is None:
         return allowed, False
-    mask = bias.to(dtype=dtype, device=device).unsqueeze(0)  # (1, H, q, k)
+    if bias.dim() not in (3, 4) or tuple(bias.shape[-2:]) != (q_len, k_len):
+        raise ValueError(
+            f"attention bias must be (H, {q_len}, {k_len}) or (B, H, {q_len}, {k_len}), got {tuple(bias.shape)}"
+        )
+    mask = bias.to(dtype=dtype, device=device)
+    if mask.dim() == 3:
+        mask = mask.unsqueeze(0)  # (1, H, q, k)
     if allowed is not None:
         mask = mask.masked_fill(~allowed if allowed.dim() == 4 else ~allowed[None, None], float("-inf"))
     return mask, False

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Final
-
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["ACTIVATIONS", "MLP"]
+from registry_core.names import ACTIVATIONS
 
-#: Activation names accepted by :class:`MLP`; ``gelu-tanh`` is GPT-2's ``gelu_new``.
-ACTIVATIONS: Final = ("gelu", "gelu-tanh", "relu", "silu")
+__all__ = ["MLP"]
 
 
 class MLP(nn.Module):

@@ -92,6 +92,34 @@ def test_alibi_bias_values_and_cache_alignment() -> None:
     assert torch.allclose(alibi.bias(1, 4)[:, 0], bias[:, 3])  # a decoded token is the last query
 
 
+def _old_alibi(slopes: torch.Tensor, q_len: int, k_len: int) -> torch.Tensor:
+    """The ALiBi formula of the length-based contract, kept as the reference for contiguous positions."""
+    i = torch.arange(k_len - q_len, k_len).unsqueeze(1)
+    j = torch.arange(k_len).unsqueeze(0)
+    return -slopes[:, None, None] * (i - j).abs().float()
+
+
+def test_alibi_over_positions_equals_the_old_formula() -> None:
+    alibi = AlibiPositions(6)
+    for q_len, k_len in ((5, 5), (1, 9), (3, 7)):
+        new = alibi.bias(torch.arange(k_len - q_len, k_len), torch.arange(k_len))
+        assert torch.equal(new, _old_alibi(alibi.slopes, q_len, k_len))
+
+
+def test_alibi_honours_explicit_and_batched_positions() -> None:
+    alibi = AlibiPositions(4)
+    pos = torch.tensor([[0, 1, 2, 3], [0, 2, 4, 6]])  # (B, T): the second sample spaced twice as far
+    bias = alibi.bias(pos, pos)
+    assert bias.shape == (2, 4, 4, 4)
+    assert torch.equal(bias[0], alibi.bias(4, 4)) and torch.equal(bias[1], 2 * alibi.bias(4, 4))
+    with pytest.raises(ValueError, match=r"'alibi': positions must be \(T,\) or \(B, T\)"):
+        alibi.bias(torch.zeros(1, 2, 2), torch.zeros(1, 2, 2))
+    model = _backbone("bert").eval()
+    x = torch.randn(2, 4, D)
+    assert torch.allclose(model(x, alibi, torch.arange(4)), model(x, alibi), atol=1e-6)
+    assert not torch.allclose(model(x, alibi, pos)[1], model(x, alibi)[1], atol=1e-4)
+
+
 def _rope_score(rope: RotaryPositions, q: torch.Tensor, k: torch.Tensor, m: int, n: int) -> torch.Tensor:
     """``q`` rotated to position m dotted with ``k`` rotated to position n."""
     qr, _ = rope.rotate(q, q, torch.tensor([m]))

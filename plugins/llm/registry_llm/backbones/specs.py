@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from registry_core import ComponentSpec, option
-
-_POSITION_MODES = ["additive", "rotary", "attention_bias"]
+from registry_core.names import ACTIVATIONS, POSITION_MODES
 
 
 @dataclass
@@ -24,8 +23,9 @@ class TransformerConfig:
     mlp_ratio: float = option(4.0, help="MLP hidden width as a multiple of embed_dim.", min=0.0)
     activation: str = option(
         "gelu",
-        help="MLP activation: 'gelu' (exact), 'gelu-tanh' (GPT-2's gelu_new, for HF parity), 'relu', 'silu'.",
-        choices=("gelu", "gelu-tanh", "relu", "silu"),
+        help=f"MLP activation, one of {', '.join(map(repr, ACTIVATIONS))}: 'gelu' is the exact one, 'gelu-tanh' "
+        "GPT-2's gelu_new (for HF parity).",
+        choices=ACTIVATIONS,
     )
     layer_norm_eps: float = option(1e-5, help="LayerNorm epsilon.", min=0.0)
     init_std: float = option(0.02, help="Std of the normal weight init; residual projections get std/sqrt(2·depth).",
@@ -51,7 +51,7 @@ def _provides(causal: bool) -> dict[str, object]:
         "embed_dim": None,
         "heads": None,
         "causal": causal,
-        "position_modes": list(_POSITION_MODES),
+        "position_modes": list(POSITION_MODES),
         "max_positions": None,
         "supports_masking": True,
     }

@@ -7,8 +7,8 @@ import math
 import torch
 from torch import nn
 
-from registry_llm.positions._positions import DEFAULT_MAX_POSITIONS
-from registry_llm.positions.specs import AlibiConfig
+from registry_core.nn import token_positions
+from registry_llm.positions.specs import DEFAULT_MAX_POSITIONS, AlibiConfig
 
 
 def alibi_slopes(heads: int) -> list[float]:
@@ -26,11 +26,12 @@ def alibi_slopes(heads: int) -> list[float]:
 
 
 class AlibiPositions(nn.Module):
-    """``bias(q_len, k_len) -> (heads, q_len, k_len)``: ``-slope_h * |i - j|``, used as the SDPA mask.
+    """``bias(q_positions, k_positions) -> (heads, q, k)``: ``-slope_h * |p_i - p_j|``, used as the SDPA mask.
 
-    The queries are the last ``q_len`` of ``k_len`` positions (earlier keys come from a KV cache). The
-    distance is symmetric, so the same bias serves a causal decoder (future keys are masked anyway) and
-    a bidirectional encoder.
+    Positions are 1-D ids ``(T,)`` or ``(B, T)`` (the latter give ``(B, heads, q, k)``); the transformer
+    passes this pass's tokens as queries and every key, cached ones included. The distance is symmetric,
+    so the same bias serves a causal decoder (future keys are masked anyway) and a bidirectional encoder.
+    Two ints ``bias(q_len, k_len)`` mean contiguous positions, the queries being the last ``q_len`` keys.
     """
 
     mode = "attention_bias"
@@ -43,14 +44,22 @@ class AlibiPositions(nn.Module):
         self.max_positions = max_positions or DEFAULT_MAX_POSITIONS
         self.register_buffer("slopes", torch.tensor(alibi_slopes(heads), dtype=torch.float32), persistent=False)
 
-    def bias(self, q_len: int, k_len: int) -> torch.Tensor:
-        if q_len > k_len:
-            raise ValueError(f"alibi bias: {q_len} queries cannot be more than {k_len} keys")
+    def bias(self, q_positions: torch.Tensor | int, k_positions: torch.Tensor | int) -> torch.Tensor:
         device = self.slopes.device
-        i = torch.arange(k_len - q_len, k_len, device=device).unsqueeze(1)
-        j = torch.arange(k_len, device=device).unsqueeze(0)
-        distance = (i - j).abs().float()  # (q, k)
-        return -self.slopes[:, None, None] * distance  # (H, q, k)
+        if isinstance(q_positions, int) and isinstance(k_positions, int):
+            q_len, k_len = q_positions, k_positions
+            if q_len > k_len:
+                raise ValueError(f"alibi bias: {q_len} queries cannot be more than {k_len} keys")
+            q_positions, k_positions = torch.arange(k_len - q_len, k_len), torch.arange(k_len)
+        if not isinstance(q_positions, torch.Tensor) or not isinstance(k_positions, torch.Tensor):
+            raise ValueError("alibi bias: give query and key positions as two tensors (or two lengths)")
+        i = token_positions("alibi", q_positions, 1).to(device).unsqueeze(-1)  # (q, 1) or (B, q, 1)
+        j = token_positions("alibi", k_positions, 1).to(device).unsqueeze(-2)  # (1, k) or (B, 1, k)
+        distance = (i - j).abs().float()  # (q, k) or (B, q, k)
+        slopes = self.slopes[:, None, None]  # (H, 1, 1)
+        if distance.dim() == 3:
+            return -slopes * distance.unsqueeze(1)  # (B, H, q, k)
+        return -slopes * distance  # (H, q, k)
 
 
 def build(config: AlibiConfig) -> AlibiPositions:

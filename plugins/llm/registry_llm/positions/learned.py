@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from registry_llm.positions._positions import DEFAULT_MAX_POSITIONS, check_range, lookup, span
-from registry_llm.positions.specs import LearnedConfig
+from registry_core.nn import check_range, lookup, span
+from registry_llm.positions.specs import DEFAULT_MAX_POSITIONS, LearnedConfig
 
 
 class LearnedPositions(nn.Module):

@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
-from registry_llm.positions._positions import DEFAULT_MAX_POSITIONS, lookup, span
-from registry_llm.positions.specs import SinusoidalConfig
+from registry_core.nn import lookup, sinusoid_table, span
+from registry_llm.positions.specs import DEFAULT_MAX_POSITIONS, SinusoidalConfig
 
-
-def sinusoid_table(length: int, dim: int, base: float = 10000.0) -> torch.Tensor:
-    """``(length, dim)``: even columns ``sin(p / base^(2i/dim))``, odd columns the matching ``cos``."""
-    pos = torch.arange(length, dtype=torch.float64).unsqueeze(1)
-    inv = torch.exp(-math.log(base) * torch.arange(0, dim, 2, dtype=torch.float64) / dim)
-    table = torch.zeros(length, dim, dtype=torch.float64)
-    table[:, 0::2] = torch.sin(pos * inv)
-    table[:, 1::2] = torch.cos(pos * inv)[:, : dim // 2]
-    return table.float()
+__all__ = ["SinusoidalPositions", "build", "sinusoid_table"]
 
 
 class SinusoidalPositions(nn.Module):

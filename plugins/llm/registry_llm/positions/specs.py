@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 from registry_core import ComponentSpec, option
+from registry_core.names import ROTARY_CONVENTIONS, PositionMode
+
+#: Used when neither the user nor composition set ``max_positions``.
+DEFAULT_MAX_POSITIONS: Final = 1024
 
 _EMBED_DIM_HELP = "Model width; None: wired from the backbone's embed_dim when composed."
 _HEADS_HELP = "Attention heads; None: wired from the backbone's heads when composed."
-_MAX_HELP = "Longest sequence; None: wired from the backbone's max_positions when composed, else 1024."
+_MAX_HELP = (
+    f"Longest sequence; None: wired from the backbone's max_positions when composed, else {DEFAULT_MAX_POSITIONS}."
+)
 
 
 @dataclass
@@ -41,7 +48,7 @@ class RopeConfig:
         "rotate-half",
         help="How dimensions pair up: 'rotate-half' (GPT-NeoX/LLaMA: i with i+head_dim/2) or "
         "'interleaved' (GPT-J / the paper: 2i with 2i+1).",
-        choices=("rotate-half", "interleaved"),
+        choices=ROTARY_CONVENTIONS,
     )
 
 
@@ -53,7 +60,7 @@ class AlibiConfig:
     max_positions: int | None = option(None, help=_MAX_HELP, min=1, wired="max_positions")
 
 
-def _provides(mode: str) -> dict[str, object]:
+def _provides(mode: PositionMode) -> dict[str, object]:
     return {"position_mode": mode, "grid": 1, "max_positions": None}
 
 

@@ -18,6 +18,7 @@ from safetensors.torch import save_file
 
 from registry_core.atomic import atomic_path, write_json
 from registry_core.interfaces import ModelParts
+from registry_core.names import Activation
 from registry_core.nn import KeyRule, KeyTable, load_parts, part_tensors
 from registry_llm.weights.specs import HFGPT2Config
 
@@ -28,8 +29,8 @@ WEIGHTS_FILE = "model.safetensors"
 TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json")
 
 #: GPT-2 ``activation_function`` names and ours.
-_ACTIVATIONS = {"gelu_new": "gelu-tanh", "gelu_pytorch_tanh": "gelu-tanh", "gelu": "gelu", "relu": "relu",
-                "silu": "silu", "swish": "silu"}
+_ACTIVATIONS: dict[str, Activation] = {"gelu_new": "gelu-tanh", "gelu_pytorch_tanh": "gelu-tanh", "gelu": "gelu",
+                                       "relu": "relu", "silu": "silu", "swish": "silu"}
 
 
 #: GPT-2's names (``transformer.`` optional) <-> ours; Conv1D weights are the transpose of nn.Linear's.
@@ -222,7 +223,7 @@ def export_hf_gpt2(
     if not getattr(backbone, "causal", False):
         raise ValueError("export_hf_gpt2: the backbone is not causal; GPT-2 is a decoder")
     activation = getattr(backbone, "activation", "gelu-tanh")
-    hf_act = {"gelu-tanh": "gelu_new", "gelu": "gelu", "relu": "relu", "silu": "silu"}[activation]
+    hf_act = next(theirs for theirs, ours in _ACTIVATIONS.items() if ours == activation)  # the first HF name of ours
     embed = _param(parts.embed, "weight", "the token embedding")
     wpe = _param(parts.positional, "weight", "the positional encoder (must be 'learned')")
     vocab = vocab_size or embed.shape[0]
