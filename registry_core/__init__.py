@@ -5,17 +5,43 @@ Importing this package imports no plugin, torch, numpy or xarray.
 
 from __future__ import annotations
 
-from registry_core import interfaces
-from registry_core._compose import SLOTS
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from registry_core._errors import ComponentInterfaceError, ComponentLoadError, ConfigError, ConfigIssue, PluginError
 from registry_core._kinds import CORE_KINDS
-from registry_core._lock import LockMismatch
-from registry_core._pipeline import Pipeline, compose
 from registry_core._registry import ConflictError, PluginInfo, Registry, current_registry, get_registry
 from registry_core._schema import FieldInfo, describe_fields
 from registry_core._spec import CommandSpec, ComponentSpec, KindSpec, ModalitySpec, PortSpec, option
-from registry_core._train_config import TrainConfig
 from registry_core.hookspecs import hookimpl, hookspec
+
+if TYPE_CHECKING:
+    from registry_core import interfaces
+    from registry_core._compose import SLOTS
+    from registry_core._lock import LockMismatch
+    from registry_core._pipeline import Pipeline, compose
+    from registry_core._train_config import TrainConfig
+
+#: Names imported on first use: browsing (``list``, ``show``) never needs composition or pipelines.
+_LAZY = {
+    "SLOTS": "registry_core._compose",
+    "LockMismatch": "registry_core._lock",
+    "Pipeline": "registry_core._pipeline",
+    "compose": "registry_core._pipeline",
+    "TrainConfig": "registry_core._train_config",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "interfaces":
+        value: Any = importlib.import_module("registry_core.interfaces")
+    elif name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+    else:
+        raise AttributeError(f"module 'registry_core' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
 
 __version__ = "0.1.0"
 

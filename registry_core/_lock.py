@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata as md
 import json
 import warnings
 from collections.abc import Iterable, Mapping
@@ -61,6 +60,8 @@ def make_lock(slots: Iterable[ComposedSlot], files: Mapping[str, Path], root: Pa
 
 def check_lock(lock: Mapping[str, Any], strict: bool = False) -> list[str]:
     """Compare a recorded lock with what is installed now; warn (or raise LockMismatch when strict)."""
+    import importlib.metadata as md  # deferred: costs start-up time, and only loading a saved pipeline needs it
+
     problems = []
     for entry in lock.get("components", []):
         dist, version = entry.get("distribution"), entry.get("version")
