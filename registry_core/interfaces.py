@@ -95,7 +95,12 @@ class PositionalEncoder(Protocol):
 
 @runtime_checkable
 class Backbone(Protocol):
-    """A stack of transformer blocks: ``forward(x, positional, positions=None) -> (B, T, D)``."""
+    """A stack of transformer blocks: ``forward(x, positional, positions=None) -> (B, T, D)``.
+
+    One that ``supports_masking`` (``registry_core.nn.Transformer``) also takes ``keep`` (a ``(B, T)``
+    padding mask) and ``keep_index`` (``(B, T_keep)`` indices): then only the kept tokens enter the
+    blocks and it returns ``(B, T_keep, D)``, so an MAE encoder step costs about the kept fraction.
+    """
 
     embed_dim: int
     causal: bool

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import importlib
+import json
 import os
+import subprocess
+import sys
 import textwrap
 import uuid
 from collections.abc import Callable, Iterator
@@ -70,3 +73,23 @@ def torch_one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def cli_modules(tmp_path: Path) -> Callable[..., list[str]]:
+    """Run ``python -m registry_core *args`` in a fresh interpreter; the names of the modules it loaded."""
+
+    def run(*args: str) -> list[str]:
+        code = (
+            "import runpy, sys, json, contextlib, io\n"
+            f"sys.argv = ['registry_core', *{list(args)!r}]\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    try:\n        runpy.run_module('registry_core', run_name='__main__')\n"
+            "    except SystemExit:\n        pass\n"
+            "print(json.dumps(sorted(sys.modules)))\n"
+        )
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path)
+        loaded: list[str] = json.loads(out.stdout.strip().splitlines()[-1])
+        return loaded
+
+    return run

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -98,20 +97,14 @@ def test_doctor_reports_conflicts_and_exits_1(make_dist) -> None:
 
 
 @pytest.mark.parametrize("args", [["list"], ["show", "tokenizer", "bpe"], ["plugins"], ["list", "--json"]])
-def test_browsing_imports_nothing_heavy(args: list[str], tmp_path: Path) -> None:
-    code = (
-        "import runpy, sys, json, contextlib, io\n"
-        f"sys.argv = ['registry_core', *{args!r}]\n"
-        "with contextlib.redirect_stdout(io.StringIO()):\n"
-        "    try:\n        runpy.run_module('registry_core', run_name='__main__')\n"
-        "    except SystemExit:\n        pass\n"
-        f"print(json.dumps(sorted(m for m in {list(HEAVY_MODULES)!r} if m in sys.modules)))\n"
-        "print(json.dumps(sorted(m for m in sys.modules if m.startswith(('registry_llm.', 'registry_gfm.')) "
-        "and not m.endswith(('.plugin', '.specs')) and m.count('.') > 1)))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path)
-    heavy, targets = (json.loads(line) for line in out.stdout.strip().splitlines()[-2:])
-    assert heavy == [] and targets == []
+def test_browsing_imports_nothing_heavy(args: list[str], cli_modules) -> None:
+    loaded = cli_modules(*args)
+    assert [m for m in HEAVY_MODULES if m in loaded] == []
+    targets = [m for m in loaded if m.startswith(("registry_llm.", "registry_gfm."))
+               and not m.endswith((".plugin", ".specs")) and m.count(".") > 1]
+    assert targets == []
+    # Browsing needs no composition or pipeline code either (registry_core loads them on first use).
+    assert [m for m in ("registry_core._pipeline", "registry_core._compose") if m in loaded] == []
 
 
 def test_list_accepts_plugin_modalities_and_rejects_unknown_ones(toy_dist) -> None:

@@ -63,18 +63,10 @@ def test_help_lists_plugin_commands_with_their_plugin(make_dist, site_dir: Path)
 
 
 @pytest.mark.parametrize("args", [["--help"], ["list"], ["check", "--help"]])
-def test_help_and_list_import_no_command_code(make_dist, site_dir: Path, tmp_path: Path, args: list[str]) -> None:
+def test_help_and_list_import_no_command_code(make_dist, site_dir: Path, cli_modules, args: list[str]) -> None:
     install(make_dist, site_dir)
-    code = (
-        "import runpy, sys, json, contextlib, io\n"
-        f"sys.argv = ['registry_core', *{args!r}]\n"
-        "with contextlib.redirect_stdout(io.StringIO()):\n"
-        "    try:\n        runpy.run_module('registry_core', run_name='__main__')\n"
-        "    except SystemExit:\n        pass\n"
-        "print(json.dumps([m for m in ('rc_hello_impl', 'registry_llm.commands', 'torch') if m in sys.modules]))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path)
-    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+    loaded = cli_modules(*args)
+    assert [m for m in ("rc_hello_impl", "registry_llm.commands", "torch") if m in loaded] == []
 
 
 def test_a_command_whose_code_is_missing_is_a_one_line_error(make_dist, site_dir: Path) -> None:
