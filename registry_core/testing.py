@@ -6,9 +6,10 @@
         assert_plugin_ok("myplugin")          # entry-point name
 
 Checks: the plugin loads, every target imports, every config schema resolves and its defaults validate,
-importing the plugin (and its config modules) pulls in no heavy module, and each component whose options
-all have defaults is built with them and has every member of its kind's interface (a factory that
-declines its defaults with a ValueError, LookupError or OSError, e.g. a width left for wiring, is skipped).
+importing the plugin (and its config modules) pulls in no heavy module, its CLI commands' code imports,
+and each component whose options all have defaults is built with them and has every member of its kind's
+interface (a factory that declines its defaults with a ValueError, LookupError or OSError, e.g. a width
+left for wiring, is skipped).
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ import sys
 from collections.abc import Iterator
 from typing import Final
 
-from registry_core._builtin import import_target
-from registry_core._errors import ComponentLoadError
+from registry_core._builtin import import_target, load_command
+from registry_core._errors import ComponentLoadError, PluginError
 from registry_core._members import interface_of, missing_members
 from registry_core._registry import Registry
 from registry_core._schema import resolve_config_class, validate_options
@@ -133,6 +134,13 @@ def check_plugin(
         return [f"plugin {name!r} is {info.status}: {info.error}"]
     specs = [s for s in reg.list() if s.plugin == name]
     problems: list[str] = []
+    for command in reg.commands().values():
+        if command.plugin == name:
+            for part in ("arguments", "handler"):
+                try:
+                    load_command(command, part)
+                except PluginError as exc:
+                    problems.append(str(exc))
     for spec in specs:
         found = _check_spec(spec)
         problems += found

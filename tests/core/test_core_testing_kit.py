@@ -81,3 +81,17 @@ def registry_core_components():
     assert any("kithalf:crash" in p and "RuntimeError: boom" in p for p in problems), problems
     assert not any("kithalf:wired" in p for p in problems)
     assert check_plugin("kithalf", Registry(use_env=False), check_imports=False, build=False) == []
+
+
+def test_kit_reports_a_command_whose_code_does_not_import(make_dist) -> None:
+    src = """
+from registry_core import CommandSpec, hookimpl
+
+@hookimpl
+def registry_core_commands():
+    return [CommandSpec("hi", "Say hi.", "rc_no_such_cmd_module:add", "rc_no_such_cmd_module:run")]
+"""
+    make_dist("kitcmd", src)
+    problems = check_plugin("kitcmd", Registry(use_env=False), check_imports=False)
+    assert any("command 'hi' of plugin 'kitcmd' cannot be loaded" in p and "rc_no_such_cmd_module:add" in p
+               for p in problems), problems
