@@ -163,6 +163,46 @@ class Composition:
     source: Path | None = None
 
 
+def _top_level_issues(config: Mapping[str, Any]) -> list[ConfigIssue]:
+    """Unknown top-level keys (with a did-you-mean), missing required slots, non-string name/description."""
+    issues = []
+    known = [*SLOTS, *LIST_SLOTS, *_META_KEYS]
+    for key in config:
+        if key not in known:
+            near = nearest(str(key), known)
+            hint = f"did you mean {near!r}?" if near else f"expected one of {', '.join(known)}"
+            issues.append(ConfigIssue(str(key), None, f"unknown pipeline key {key!r}; {hint}"))
+    for slot in REQUIRED_SLOTS:
+        if slot not in config:
+            issues.append(ConfigIssue(slot, None, f"the pipeline needs a [{slot}] table naming a {SLOTS[slot]}"))
+    for key in ("name", "description"):
+        if key in config and not isinstance(config[key], str):
+            issues.append(ConfigIssue(key, None, f"expected a string, got {config[key]!r}"))
+    return issues
+
+
+def _resolve_all(config: Mapping[str, Any], reg: Registry,
+                 issues: list[ConfigIssue]) -> tuple[dict[str, ComposedSlot], list[ComposedSlot]]:
+    """Every component slot and every entry of the list slots (evaluators), resolved and validated."""
+    slots: dict[str, ComposedSlot] = {}
+    for slot, kind in SLOTS.items():
+        if slot in config:
+            resolved = resolve_slot(slot, kind, config[slot], reg, issues)
+            if resolved is not None:
+                slots[slot] = resolved
+    listed: list[ComposedSlot] = []
+    for slot, kind in LIST_SLOTS.items():
+        entries = config.get(slot, [])
+        if not isinstance(entries, list):
+            issues.append(ConfigIssue(slot, None, f"expected an array of tables ([[{slot}]]), got {entries!r}"))
+            continue
+        for i, entry in enumerate(entries):
+            resolved = resolve_slot(f"{slot}[{i}]", kind, entry, reg, issues)
+            if resolved is not None:
+                listed.append(resolved)
+    return slots, listed
+
+
 def compose_config(config: Mapping[str, Any] | str | Path, registry: Registry | None = None) -> Composition:
     """Resolve, validate, wire and check a pipeline config; raises ConfigError listing every issue."""
     reg = registry or get_registry()
@@ -174,40 +214,10 @@ def compose_config(config: Mapping[str, Any] | str | Path, registry: Registry | 
         raise ConfigError(f"a pipeline config is a table of slots, got {type(config).__name__}", slot="pipeline")
     issues: list[ConfigIssue] = []
     config = _merge_recipe(config, reg, issues)
-
-    known = [*SLOTS, *LIST_SLOTS, *_META_KEYS]
-    for key in config:
-        if key not in known:
-            near = nearest(str(key), known)
-            hint = f"did you mean {near!r}?" if near else f"expected one of {', '.join(known)}"
-            issues.append(ConfigIssue(str(key), None, f"unknown pipeline key {key!r}; {hint}"))
-    for slot in REQUIRED_SLOTS:
-        if slot not in config:
-            issues.append(ConfigIssue(slot, None, f"the pipeline needs a [{slot}] table naming a {SLOTS[slot]}"))
-
-    slots: dict[str, ComposedSlot] = {}
-    for slot, kind in SLOTS.items():
-        if slot in config:
-            resolved = resolve_slot(slot, kind, config[slot], reg, issues)
-            if resolved is not None:
-                slots[slot] = resolved
-    evaluators: list[ComposedSlot] = []
-    for slot, kind in LIST_SLOTS.items():
-        entries = config.get(slot, [])
-        if not isinstance(entries, list):
-            issues.append(ConfigIssue(slot, None, f"expected an array of tables ([[{slot}]]), got {entries!r}"))
-            continue
-        for i, entry in enumerate(entries):
-            resolved = resolve_slot(f"{slot}[{i}]", kind, entry, reg, issues)
-            if resolved is not None:
-                evaluators.append(resolved)
-
-    train_table = config.get("train", {})
-    train, found = validate_options(TrainConfig, train_table, "train")
+    issues += _top_level_issues(config)
+    slots, evaluators = _resolve_all(config, reg, issues)
+    train, found = validate_options(TrainConfig, config.get("train", {}), "train", registry=reg)
     issues += found
-    for key in ("name", "description"):
-        if key in config and not isinstance(config[key], str):
-            issues.append(ConfigIssue(key, None, f"expected a string, got {config[key]!r}"))
     if issues or train is None:
         raise ConfigError(issues)
 
@@ -216,12 +226,4 @@ def compose_config(config: Mapping[str, Any] | str | Path, registry: Registry | 
     issues += check_contracts(everything, reg.ports())
     if issues:
         raise ConfigError(issues)
-    return Composition(
-        slots=slots,
-        evaluators=evaluators,
-        train=train,
-        name=config.get("name"),
-        description=config.get("description"),
-        registry=reg,
-        source=source,
-    )
+    return Composition(slots, evaluators, train, reg, config.get("name"), config.get("description"), source)
