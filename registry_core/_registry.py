@@ -565,8 +565,6 @@ def get_registry(reload: bool = False) -> Registry:
     return _REGISTRY
 
 
-
-
 def current_registry() -> Registry:
     """The registry validating a config right now, else the process-wide one (``get_registry()``).
 

@@ -2,8 +2,10 @@
 
 Each function writes to a temp file beside the target, fsyncs it, renames it over the target and fsyncs
 the folder, so a crash at any point leaves the old file or the new one, never a torn one; a failed write
-removes its temp file, and the next successful write of the same target sweeps temp files a killed
-process left behind. Imports nothing heavy.
+removes its temp file. A writer that is the only one of its target (the trainer's checkpoints) may ask
+for ``sweep=True``: its next successful write then removes temp files a killed process left behind;
+without it nothing but its own temp file is touched, so concurrent writers never delete each other's.
+Imports nothing heavy.
 """
 
 from __future__ import annotations
@@ -40,22 +42,24 @@ def _temp_prefix(target: Path) -> str:
     return f".{target.name}."
 
 
-def move_into_place(src: Path, target: Path) -> None:
-    """fsync ``src`` and rename it over ``target`` (same file system), then sweep stale temp files."""
+def move_into_place(src: Path, target: Path, *, sweep: bool = False) -> None:
+    """fsync ``src`` and rename it over ``target`` (same file system); ``sweep``: remove stale temp files."""
     src, target = Path(src), Path(target)
     with src.open("rb+") as fh:
         os.fsync(fh.fileno())
     os.replace(src, target)
     _fsync_dir(target.parent)
-    for stale in target.parent.glob(f"{_temp_prefix(target)}*.tmp"):  # a process killed mid-write
-        stale.unlink(missing_ok=True)
+    if sweep:
+        for stale in target.parent.glob(f"{_temp_prefix(target)}*.tmp"):  # a process killed mid-write
+            stale.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
-def atomic_path(target: str | Path) -> Iterator[Path]:
+def atomic_path(target: str | Path, *, sweep: bool = False) -> Iterator[Path]:
     """Yield a temp path beside ``target``; when the block succeeds, move it over ``target``.
 
     For writers that want a path of their own (``torch.save``, safetensors, numpy); the folder is created.
+    ``sweep`` (a target with a single writer) also removes temp files a killed earlier write left.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -65,7 +69,7 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     try:
         os.chmod(tmp, FILE_MODE)
         yield tmp
-        move_into_place(tmp, target)
+        move_into_place(tmp, target, sweep=sweep)
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -23,8 +23,8 @@ import sys
 from collections.abc import Iterator
 from typing import Final
 
-from registry_core._builtin import import_target, load_command
-from registry_core._errors import ComponentLoadError, PluginError
+from registry_core._builtin import import_target
+from registry_core._errors import ComponentLoadError
 from registry_core._members import interface_of, missing_members
 from registry_core._registry import Registry
 from registry_core._schema import resolve_config_class, validate_options
@@ -126,6 +126,7 @@ def check_plugin(
 ) -> list[str]:
     """Every problem found with plugin ``name`` (entry-point name), as sentences; [] when it is fine."""
     reg = registry or Registry()
+    reg.verify_commands()  # a plugin whose command code does not import is broken, as `plugins` reports it
     infos = {p.name: p for p in reg.plugins()}
     if name not in infos:
         return [f"plugin {name!r} is not installed (known: {', '.join(infos) or 'none'})"]
@@ -134,13 +135,6 @@ def check_plugin(
         return [f"plugin {name!r} is {info.status}: {info.error}"]
     specs = [s for s in reg.list() if s.plugin == name]
     problems: list[str] = []
-    for command in reg.commands().values():
-        if command.plugin == name:
-            for part in ("arguments", "handler"):
-                try:
-                    load_command(command, part)
-                except PluginError as exc:
-                    problems.append(str(exc))
     for spec in specs:
         found = _check_spec(spec)
         problems += found

@@ -50,7 +50,7 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
     A crash at any point leaves either the old file or the new one, never a torn one; the temp file of
     a failed write is removed (or, after a hard kill, swept by the next successful save).
     """
-    with atomic_path(path) as tmp:
+    with atomic_path(path, sweep=True) as tmp:  # one writer (rank 0): old temp files are a killed run's
         torch.save(obj, tmp)
 
 

@@ -199,7 +199,7 @@ class TextShards:
         if c.rejects is not None:
             rejects_path = Path(c.rejects).expanduser()
             rejects_path.parent.mkdir(parents=True, exist_ok=True)
-            rejects_tmp = rejects_path.with_name(f".{rejects_path.name}.{os.getpid()}.tmp")  # swept by move_into_place
+            rejects_tmp = rejects_path.with_name(f".{rejects_path.name}.{os.getpid()}.tmp")
             rejects = open(rejects_tmp, "w", encoding="utf-8")  # noqa: SIM115 (closed below on success and failure)
 
         def reject(origin: str, reason: str, text: str | None = None) -> None:
