@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["ProbeResult", "features", "fit_linear_probe", "macro_f1", "prefix_count"]
+__all__ = ["ProbeResult", "features", "fit_linear_probe", "macro_f1", "pool_tokens", "prefix_count"]
 
 
 @dataclass
@@ -156,15 +156,17 @@ def fit_linear_probe(
 def prefix_count(encoder: Any, chips: torch.Tensor, tokens: int) -> int:
     """How many leading tokens of the encoder's output are prefix (cls) tokens, not patches.
 
-    Read from ``encoder.prefix_tokens`` or ``encoder.backbone.prefix_tokens`` when set, else worked out
-    from the patch count that ``encoder.patch`` / ``encoder.tubelet`` give the chips' size (tokens beyond
-    it are prefix), else assumed 1 (an MAE-style cls token).
+    Read from ``num_prefix_tokens`` (or ``prefix_tokens``) of the encoder or its ``backbone`` when set, else
+    worked out from the patch count that the encoder's ``patch_size`` (or ``patch``) and ``tubelet`` give the
+    chips' size (tokens beyond it are prefix), else assumed 1 (an MAE-style cls token).
     """
     for owner in (encoder, getattr(encoder, "backbone", None)):
-        value = getattr(owner, "prefix_tokens", None)
-        if isinstance(value, int):
-            return value
-    patch, tubelet = getattr(encoder, "patch", None), getattr(encoder, "tubelet", 1)
+        for name in ("num_prefix_tokens", "prefix_tokens"):
+            value = getattr(owner, name, None)
+            if isinstance(value, int) and not isinstance(value, bool):
+                return value
+    patch = getattr(encoder, "patch_size", getattr(encoder, "patch", None))
+    tubelet = getattr(encoder, "tubelet", 1)
     if isinstance(patch, int) and isinstance(tubelet, int):
         t = chips.shape[2] if chips.ndim == 5 else 1
         n = (t // tubelet) * (chips.shape[-2] // patch) * (chips.shape[-1] // patch)
@@ -179,12 +181,14 @@ def features(
     pool: Literal["cls", "mean"] = "cls",
     *,
     prefix_tokens: int | None = None,
+    **meta: Any,
 ) -> torch.Tensor:
     """Frozen features ``(B, D)`` of chips ``(B, C, T, H, W)`` or ``(B, C, H, W)``.
 
     ``pool="cls"``: the first token of the encoder's ``(B, 1+N, D)`` output; ``"mean"``: the mean of the
-    patch tokens (prefix tokens left out). ``prefix_tokens`` overrides :func:`prefix_count`. Runs without
-    gradients; the encoder's train/eval mode is restored afterwards (it runs in eval mode).
+    patch tokens (prefix tokens left out). ``prefix_tokens`` overrides :func:`prefix_count`; ``meta``
+    (``time``, ``lonlat``, ``gsd``) is passed to the encoder. Runs without gradients, in eval mode; the
+    encoder's train/eval mode is restored afterwards.
     """
     if pool not in ("cls", "mean"):
         raise ValueError(f"features: pool must be 'cls' or 'mean', got {pool!r}")
@@ -193,13 +197,22 @@ def features(
         encoder.eval()
     try:
         with torch.no_grad():
-            tokens = encoder(chips)
+            tokens = encoder(chips, **meta)
     finally:
         if hasattr(encoder, "train"):
             encoder.train(was_training)
+    prefix = prefix_tokens
+    if prefix is None and isinstance(tokens, torch.Tensor) and tokens.ndim == 3:
+        prefix = prefix_count(encoder, chips, tokens.shape[1])
+    return pool_tokens(tokens, pool, 1 if prefix is None else prefix)
+
+
+def pool_tokens(tokens: torch.Tensor, pool: Literal["cls", "mean"], prefix: int) -> torch.Tensor:
+    """``(B, prefix + N, D)`` -> ``(B, D)``: the first (cls) token, or the mean of the ``N`` patch tokens."""
     if tokens.ndim != 3:
         raise ValueError(f"features: the encoder returned shape {tuple(tokens.shape)}, expected (B, tokens, D)")
-    prefix = prefix_tokens if prefix_tokens is not None else prefix_count(encoder, chips, tokens.shape[1])
+    if pool not in ("cls", "mean"):
+        raise ValueError(f"features: pool must be 'cls' or 'mean', got {pool!r}")
     if pool == "cls":
         if prefix < 1:
             raise ValueError("features: pool='cls' needs an encoder with a cls token; this one has none "
