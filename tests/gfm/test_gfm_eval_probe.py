@@ -9,6 +9,8 @@ from torch import nn
 
 from registry_gfm.evaluators._probe import features, fit_linear_probe, macro_f1
 
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
 
 def _separable(n: int, classes: int, dim: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)

@@ -67,9 +67,9 @@ class Pipeline:
 
 
 def pipeline(mask_ratio: float = 0.75, splits: dict[str, list[dict[str, Any]]] | None = None,
-             encode: bool = True) -> Pipeline:
+             encode: bool = True, band_groups: list[list[str]] | None = None) -> Pipeline:
     torch.manual_seed(0)
-    tok = PatchTokenizer(PatchConfig(patch_size=PATCH, bands=list(BANDS), chip_size=SIZE))
+    tok = PatchTokenizer(PatchConfig(patch_size=PATCH, bands=list(BANDS), chip_size=SIZE, band_groups=band_groups))
     parts = ModelParts(tok.embedding(DIM), SinCos2D(DIM), build_vit(ViTConfig(embed_dim=DIM, depth=1, heads=2)))
     obj = MAEObjective(MAEConfig(embed_dim=DIM, mask_ratio=mask_ratio, decoder_dim=16, decoder_depth=1,
                                  decoder_heads=2))
@@ -79,14 +79,14 @@ def pipeline(mask_ratio: float = 0.75, splits: dict[str, list[dict[str, Any]]] |
     return Pipeline(data, parts, obj, tok)
 
 
-def reference(p: Pipeline, seed: int = 0) -> tuple[float, int, float]:
+def reference(p: Pipeline, seed: int = 0, tokens: int = 16) -> tuple[float, int, float]:
     """(mse, values scored, data range) recomputed sample by sample from the objective's reconstruct."""
     sq, n = 0.0, 0
     lo, hi = math.inf, -math.inf
     for i, item in enumerate(p.data.dataset("val")):
         with torch.no_grad():
             p.parts.backbone.eval()
-            out = p.objective.reconstruct(p.parts, collate([item]), noise=sample_noise(seed, i, 1, 16))
+            out = p.objective.reconstruct(p.parts, collate([item]), noise=sample_noise(seed, i, 1, tokens))
         keep = out["mask"].bool() & out["valid"].bool()
         d = (out["pred"] - out["target"])[keep]
         sq += float((d.double() ** 2).sum())
@@ -107,6 +107,15 @@ def test_mse_and_psnr_match_a_per_sample_reference() -> None:
     # 12 of 16 patches hidden per chip; odd chips have a 6x6 unusable corner: not scored
     hidden_total = 7 * 12 * PATCH * PATCH * len(BANDS)
     assert n < hidden_total
+
+
+def test_band_groups(tmp_path: Path) -> None:
+    """SatMAE groups hide bands apart: one token per patch and group, a per-value mask."""
+    p = pipeline(band_groups=[["blue", "green", "red"], ["nir08"]])
+    metrics = ReconstructionEvaluator(ReconstructionConfig(batch_size=4, out=str(tmp_path / "g.png"))).evaluate(p, "val")
+    mse, n, _ = reference(p, tokens=32)
+    assert metrics["masked_values"] == n and metrics["mse"] == pytest.approx(mse, rel=1e-5)
+    assert (tmp_path / "g.png").exists()
 
 
 def test_the_mask_is_fixed_by_the_seed_whatever_the_batch_size() -> None:

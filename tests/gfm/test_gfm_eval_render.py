@@ -145,6 +145,20 @@ def test_grid_png_size_and_panels(tmp_path: Path) -> None:
     # the input panel shows red, green, blue = bands 2, 1, 0 stretched (nearest upsampling by 2)
     expect = np.round(stretch(rows[0].input[[2, 1, 0]]).transpose(1, 2, 0) * 255).astype(np.uint8)
     np.testing.assert_array_equal(px[y0:y0 + 32:2, x_in:x_in + 32:2], expect)
+    # a per-band mask (band groups) greys a pixel when any shown band is hidden: the same picture here
+    per_band = [GridRow(r.input, r.reconstruction, np.broadcast_to(r.mask, (4, 16, 16)) & (np.arange(4) != 3)
+                        .reshape(4, 1, 1), r.valid) for r in rows]
+    again = write_grid_png(tmp_path / "out" / "per_band.png", per_band, bands, scale=2)
+    with Image.open(again) as im:
+        np.testing.assert_array_equal(np.asarray(im), px)
+    again.unlink()
+    nir_only = [GridRow(r.input, r.reconstruction, np.broadcast_to(r.mask, (4, 16, 16)) & (np.arange(4) == 3)
+                        .reshape(4, 1, 1), r.valid) for r in rows]
+    again = write_grid_png(tmp_path / "out" / "nir.png", nir_only, bands, scale=2)
+    with Image.open(again) as im:  # only NIR hidden: the RGB masked panel is the input panel
+        shown = np.asarray(im)
+    np.testing.assert_array_equal(shown[y0:y0 + 32, x_mask:x_mask + 32], shown[y0:y0 + 32, x_in:x_in + 32])
+    again.unlink()
     # no leftover temp files beside the PNG
     assert [p.name for p in path.parent.iterdir()] == ["grid.png"]
 

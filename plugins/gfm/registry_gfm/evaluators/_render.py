@@ -153,7 +153,8 @@ class GridRow(NamedTuple):
     input: np.ndarray
     #: (C, H, W) the model's reconstruction, same bands.
     reconstruction: np.ndarray
-    #: (H, W) bool, True where the pixel lies in a masked patch (None: nothing masked).
+    #: (H, W) bool, True where the pixel lies in a masked patch, or (C, H, W) per band (band groups mask
+    #: bands apart; a pixel shows grey when any of the shown RGB bands is masked). None: nothing masked.
     mask: np.ndarray | None = None
     #: (H, W) or (C, H, W) bool, True where the input pixel is usable (None: every finite pixel).
     valid: np.ndarray | None = None
@@ -232,8 +233,11 @@ def write_grid_png(
         masked = shown.copy()
         if row.mask is not None:
             m = np.asarray(row.mask, dtype=bool)
+            if m.shape == (c, h, w):
+                m = m[idx].any(axis=0)
             if m.shape != (h, w):
-                raise ValueError(f"write_grid_png: row {i} mask has shape {m.shape}, expected {(h, w)}")
+                raise ValueError(f"write_grid_png: row {i} mask has shape {m.shape}, expected {(h, w)} or "
+                                 f"{(c, h, w)}")
             masked[:, m] = MASK_GREY
         recon = apply_stretch(rec[idx], lo, hi)  # shown wherever finite: also the model's gap filling
         errors.append(error_map(inp, rec, row.valid))

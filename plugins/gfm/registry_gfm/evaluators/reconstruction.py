@@ -136,10 +136,10 @@ def _grid_rows(batch: dict[str, Any], embed: Any, pred: torch.Tensor, target: to
     frames = inp.shape[2]
     if cfg.frame >= frames:
         raise ValueError(f"{NAME}: option frame={cfg.frame} but the chips have {frames} frame(s)")
-    masked = chips(hidden.float()).amax(dim=1) > 0.5  # (k, T, H, W): any band hidden
+    masked = chips(hidden.float()) > 0.5  # (k, C, T, H, W): band groups hide bands apart
     usable = chips(valid.float()).amin(dim=1) > 0.5
     f = cfg.frame
-    return [{"input": inp[j, :, f].numpy(), "reconstruction": rec[j, :, f].numpy(), "mask": masked[j, f].numpy(),
+    return [{"input": inp[j, :, f].numpy(), "reconstruction": rec[j, :, f].numpy(), "mask": masked[j, :, f].numpy(),
              "valid": usable[j, f].numpy()} for j in range(k)]
 
 
