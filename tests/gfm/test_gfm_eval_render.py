@@ -146,14 +146,16 @@ def test_grid_png_size_and_panels(tmp_path: Path) -> None:
     expect = np.round(stretch(rows[0].input[[2, 1, 0]]).transpose(1, 2, 0) * 255).astype(np.uint8)
     np.testing.assert_array_equal(px[y0:y0 + 32:2, x_in:x_in + 32:2], expect)
     # a per-band mask (band groups) greys a pixel when any shown band is hidden: the same picture here
-    per_band = [GridRow(r.input, r.reconstruction, np.broadcast_to(r.mask, (4, 16, 16)) & (np.arange(4) != 3)
-                        .reshape(4, 1, 1), r.valid) for r in rows]
+    quarter = np.zeros((4, 16, 16), bool)
+    quarter[:, :8, :8] = True  # the mask of _rows, per band
+    per_band = [GridRow(r.input, r.reconstruction, quarter & (np.arange(4) != 3).reshape(4, 1, 1), r.valid)
+                for r in rows]
     again = write_grid_png(tmp_path / "out" / "per_band.png", per_band, bands, scale=2)
     with Image.open(again) as im:
         np.testing.assert_array_equal(np.asarray(im), px)
     again.unlink()
-    nir_only = [GridRow(r.input, r.reconstruction, np.broadcast_to(r.mask, (4, 16, 16)) & (np.arange(4) == 3)
-                        .reshape(4, 1, 1), r.valid) for r in rows]
+    nir_only = [GridRow(r.input, r.reconstruction, quarter & (np.arange(4) == 3).reshape(4, 1, 1), r.valid)
+                for r in rows]
     again = write_grid_png(tmp_path / "out" / "nir.png", nir_only, bands, scale=2)
     with Image.open(again) as im:  # only NIR hidden: the RGB masked panel is the input panel
         shown = np.asarray(im)
