@@ -1,0 +1,1 @@
+"""evaluators components of registry_gfm (keep this file light: no heavy imports)."""
