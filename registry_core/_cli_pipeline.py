@@ -95,11 +95,27 @@ def _run(args: argparse.Namespace, pipeline: Any, out: Path, ctx: Any) -> int:
     print(f"trained {result.step} steps into {out}; last loss {result.loss}")
     if result.val:
         print("validation: " + ", ".join(f"{k}={v:.4f}" for k, v in result.val.items()))
+        curve = _val_curve(out / "metrics.jsonl")
+        if len(curve) > 1:
+            (s0, v0), (s1, v1) = curve[0], curve[-1]
+            print(f"validation loss: first {v0:.4f} (step {s0}) -> last {v1:.4f} (step {s1})")
     for name, values in metrics.items():
         print(f"{name}: " + ", ".join(f"{k}={v:.4f}" for k, v in values.items()))
     if args.sample and hasattr(pipeline.objective, "generate") and hasattr(pipeline.tokenizer, "decode"):
         print("sample: " + _continue(pipeline, args.sample, max_new_tokens=48, temperature=0.8, top_k=40, seed=0))
     return 0
+
+
+def _val_curve(metrics: Path) -> list[tuple[int, float]]:
+    """(step, val_loss) of every evaluation logged in ``metrics.jsonl``."""
+    if not metrics.exists():
+        return []
+    curve = []
+    for line in metrics.read_text().splitlines():
+        record = json.loads(line) if line.strip() else {}
+        if "val_loss" in record:
+            curve.append((int(record["step"]), float(record["val_loss"])))
+    return curve
 
 
 def _continue(pipeline: Any, prompt: str, **options: Any) -> str:

@@ -80,6 +80,8 @@ class Pipeline:
         self.name = name
         self.description = description
         self.source = source
+        #: The folder of the last ``fit`` (or a loaded pipeline's folder): evaluators write files there.
+        self.run_dir: Path | None = None
         self._built: _Built | None = None
 
     # -- config form ---------------------------------------------------------------------------
@@ -279,6 +281,7 @@ class Pipeline:
     def fit(self, out_dir: str | Path, resume: bool = False) -> Any:
         """Train for ``train.steps`` steps into ``out_dir`` (metrics.jsonl, checkpoints/, config, lock)."""
         out = Path(out_dir)
+        self.run_dir = out
         trainer = self.trainer(out)
         if trainer.ctx.is_main:
             self.write_config(out)
@@ -335,4 +338,5 @@ class Pipeline:
         pipeline = compose(_persist.read_saved_config(out, strict=strict), registry)
         pipeline.build(prepare=False)
         load_model(pipeline.model, str(out / _persist.WEIGHTS_FILE))
+        pipeline.run_dir = out
         return pipeline

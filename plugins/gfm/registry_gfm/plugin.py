@@ -6,6 +6,7 @@ from registry_core import ComponentSpec, KindSpec, ModalitySpec, PortSpec, hooki
 from registry_gfm.backbones.specs import SPECS as BACKBONES
 from registry_gfm.data.specs import KINDS
 from registry_gfm.data.specs import SPECS as DATA
+from registry_gfm.evaluators.specs import SPECS as EVALUATORS
 from registry_gfm.objectives.specs import SPECS as OBJECTIVES
 from registry_gfm.positions.specs import SPECS as POSITIONS
 from registry_gfm.recipes.specs import SPECS as RECIPES
@@ -19,7 +20,7 @@ def registry_core_kinds() -> list[KindSpec]:
 
 @hookimpl
 def registry_core_components() -> list[ComponentSpec]:
-    return [*DATA, *TOKENIZERS, *POSITIONS, *BACKBONES, *OBJECTIVES, *RECIPES]
+    return [*DATA, *TOKENIZERS, *POSITIONS, *BACKBONES, *OBJECTIVES, *EVALUATORS, *RECIPES]
 
 
 @hookimpl
