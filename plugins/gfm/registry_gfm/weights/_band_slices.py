@@ -60,7 +60,8 @@ def band_sources(
                       "patch projection are dropped", stacklevel=3)
     if new:
         warnings.warn(f"prithvi: data band(s) {new} are not in the weights {list(weights)} of {path}; their "
-                      "patch-projection slices start as the mean of the weights' bands' (allow_new_bands)",
+                      "patch-projection slices and normalisation statistics start as the mean of the weights' bands' "
+                      "(allow_new_bands)",
                       stacklevel=3)
     return sources
 
