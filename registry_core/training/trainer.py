@@ -345,6 +345,13 @@ class Trainer:
         val: dict[str, float] | None = None
         window_t, window_units = time.perf_counter(), 0.0
         units_per_step = cfg.batch_size * self._units_per_sample
+        if resumed_from is None and cfg.eval_every and self.val_data is not None:
+            # The untrained model's validation loss: the first point of the curve every later one compares to.
+            val = self.evaluate(self.val_data)
+            record0: dict[str, Any] = {"step": 0, **{f"val_{k}": v for k, v in val.items()}}
+            record0["elapsed"] = self._elapsed()
+            self.metrics.append(record0)
+            bar.log(record0, None)
         self._train_model.train()
         try:
             while self.step < cfg.steps:

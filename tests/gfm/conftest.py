@@ -371,3 +371,22 @@ def copy_catalog(ingest_catalog: IngestCatalog, tmp_path: Path) -> Path:
     dst = tmp_path / "catalog_copy"
     shutil.copytree(ingest_catalog.root, dst)
     return dst / "stac" / "catalog.json"
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def lsat7_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shipped Landsat 7 crop ingested (through its static STAC catalog) into a Zarr datacube, once."""
+    import tomllib
+
+    from registry_core import get_registry
+
+    store = tmp_path_factory.mktemp("lsat7") / "datacube.zarr"
+    options = tomllib.loads((ROOT / "examples" / "lsat7-ingest.toml").read_text())["data"]
+    options.pop("use")
+    options.update(catalog=str(ROOT / options["catalog"]), store=str(store), scheduler="synchronous")
+    source = get_registry().build("data_source", "stac-zarr", **options)
+    source.prepare()
+    return store

@@ -119,7 +119,7 @@ def test_build_through_registry(cube: tuple[Path, np.ndarray, np.ndarray]) -> No
     store, _, _ = cube
     reg = get_registry()
     spec = reg.get("data_source", "zarr-chips")
-    assert dict(spec.provides) == {"bands": None, "frames": None, "tokens": "continuous"}
+    assert dict(spec.provides) == {"bands": None, "frames": None, "chip_size": None, "tokens": "continuous"}
     source = reg.build(
         "data_source",
         "zarr-chips",
@@ -134,6 +134,7 @@ def test_build_through_registry(cube: tuple[Path, np.ndarray, np.ndarray]) -> No
     item = source.dataset("train")[0]
     assert item["bands"] == ["B04", "B8A"]
     assert item["pixels"].shape == (1, 2, 16, 16)
+    assert float(item["gsd"]) == 30.0  # the pixel size of the store's transform
 
 
 def test_grid_chips_match_the_store(cube: tuple[Path, np.ndarray, np.ndarray]) -> None:

@@ -74,12 +74,13 @@ def test_metrics_lines_and_plain_log(tiny: ModuleType, tmp_path: Path, capsys: p
     )
     result = trainer.fit()
     records = _metrics(tmp_path)
-    assert [r["step"] for r in records] == [2, 3, 4, 6, 7]  # log steps 3, 6, last; eval steps 2, 4, 6, last
+    # step 0: the untrained model's validation; log steps 3, 6, last; eval steps 2, 4, 6, last
+    assert [r["step"] for r in records] == [0, 2, 3, 4, 6, 7]
     expect = {"step", "loss", "lr", "grad_norm", "units_per_s", "units", "samples", "elapsed", "mfu", "mae"}
-    assert set(records[1]) == expect  # "mae": the model's own metric, averaged over micro-batches
-    assert set(records[0]) == {"step", "val_loss", "val_mae", "elapsed"}
-    assert records[1]["units"] == "tokens" and records[1]["samples"] == 24
-    assert records[1]["mfu"] == pytest.approx(1000.0 * records[1]["units_per_s"] / 1e12)  # type: ignore[operator]
+    assert set(records[2]) == expect  # "mae": the model's own metric, averaged over micro-batches
+    assert set(records[0]) == set(records[1]) == {"step", "val_loss", "val_mae", "elapsed"}
+    assert records[2]["units"] == "tokens" and records[2]["samples"] == 24
+    assert records[2]["mfu"] == pytest.approx(1000.0 * records[2]["units_per_s"] / 1e12)  # type: ignore[operator]
     assert records[-1]["val_loss"] == pytest.approx(result.val["loss"])  # type: ignore[index]
     err = capsys.readouterr().err
     assert "train: step 3/7 | loss " in err and "tokens/s" in err and "eta" in err

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 from registry_core import ComponentSpec, KindSpec, ModalitySpec, PortSpec, hookimpl
+from registry_gfm.backbones.specs import SPECS as BACKBONES
 from registry_gfm.data.specs import KINDS
 from registry_gfm.data.specs import SPECS as DATA
+from registry_gfm.objectives.specs import SPECS as OBJECTIVES
+from registry_gfm.positions.specs import SPECS as POSITIONS
+from registry_gfm.recipes.specs import SPECS as RECIPES
+from registry_gfm.tokenizers.specs import SPECS as TOKENIZERS
 
 
 @hookimpl
@@ -14,7 +19,7 @@ def registry_core_kinds() -> list[KindSpec]:
 
 @hookimpl
 def registry_core_components() -> list[ComponentSpec]:
-    return list(DATA)  # the model components come with the imagery model stack
+    return [*DATA, *TOKENIZERS, *POSITIONS, *BACKBONES, *OBJECTIVES, *RECIPES]
 
 
 @hookimpl
@@ -30,4 +35,5 @@ def registry_core_ports() -> list[PortSpec]:
                  compare="registry_gfm.bands:same_band_order", explain="registry_gfm.bands:explain_band_difference"),
         PortSpec("patch_size", "side of a square image patch, in pixels", ("data", "tokenizer", "weights")),
         PortSpec("frames", "time steps per sample", ("data", "tokenizer")),
+        PortSpec("chip_size", "side of a square image chip, in pixels", ("data",)),
     ]

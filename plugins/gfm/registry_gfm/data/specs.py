@@ -158,6 +158,6 @@ SPECS: list[ComponentSpec] = [
         modality="imagery",
         tags=("gfm", "zarr", "chips", "training"),
         config=ZarrChipsConfig,
-        provides={"bands": None, "frames": None, "tokens": "continuous"},
+        provides={"bands": None, "frames": None, "chip_size": None, "tokens": "continuous"},
     ),
 ]

@@ -13,8 +13,11 @@ Each item is a dict::
     valid         bool    (frames, chip, chip)         True where the pixel is usable
     time          int64   (frames,)                     acquisition time, Unix seconds (UTC)
     center_lonlat float64 (2,)                          chip centre, WGS84 longitude and latitude
+    gsd           float64 ()                            ground-sample distance: pixel size in CRS units
     window        int64   (3,)                          (t0, y0, x0) in store indices
     bands         list[str]                             band names, in the order of ``pixels``
+
+Once a pipeline attaches its tokenizer (``attach_tokenizer``), items are ``tokenizer.encode(item)``.
 """
 
 from __future__ import annotations
@@ -88,6 +91,8 @@ class ChipDataset:
         self._valid: Any = None
         self._to_lonlat: Any = None
         self._cache: ChunkCache | None = None
+        #: ``tokenizer.encode`` applied to every item when a pipeline attached a tokenizer.
+        self.encode: Any = None
 
     def __len__(self) -> int:
         return self.length
@@ -155,14 +160,17 @@ class ChipDataset:
         pixels = np.multiply(raw, self._gain[ts, :, None, None], dtype=np.float32)
         pixels += self._bias[ts, :, None, None]
         pixels *= valid[:, None]  # unusable pixels read as 0, the band mean after normalisation
-        return {
+        a, b = self.info.transform[0], self.info.transform[1]
+        item = {
             "pixels": torch.from_numpy(pixels),
             "valid": torch.from_numpy(valid),
             "time": torch.from_numpy(self._times[ts].copy()),
             "center_lonlat": torch.tensor(self._lonlat(y0, x0), dtype=torch.float64),
+            "gsd": torch.tensor(float(np.hypot(a, b)), dtype=torch.float64),
             "window": torch.tensor([t0, y0, x0], dtype=torch.int64),
             "bands": list(self.band_names),
         }
+        return item if self.encode is None else self.encode(item)
 
 
 class ZarrChips:
@@ -177,6 +185,17 @@ class ZarrChips:
         self._band_index: tuple[int, ...] = ()
         self._norm: tuple[np.ndarray, np.ndarray] | None = None
         self._datasets: dict[str, ChipDataset] = {}
+        self._tokenizer: Any = None
+
+    def attach_tokenizer(self, tokenizer: Any) -> ZarrChips:
+        """Serve ``tokenizer.encode(chip)`` (the pipeline does this); a tokenizer without bands learns ours."""
+        self._tokenizer = tokenizer
+        attach = getattr(tokenizer, "attach_bands", None)
+        if callable(attach) and getattr(tokenizer, "bands", None) is None:
+            attach(self.bands)
+        for ds in self._datasets.values():
+            ds.encode = tokenizer.encode
+        return self
 
     @property
     def info(self) -> CubeInfo:
@@ -292,6 +311,8 @@ class ZarrChips:
             seed=cfg.seed,
             cache_bytes=cfg.cache_mb * 2**20,
         )
+        if self._tokenizer is not None:
+            ds.encode = self._tokenizer.encode
         self._datasets[split] = ds
         return ds
 

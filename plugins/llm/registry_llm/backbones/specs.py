@@ -54,6 +54,7 @@ def _provides(causal: bool) -> dict[str, object]:
         "position_modes": list(POSITION_MODES),
         "max_positions": None,
         "supports_masking": True,
+        "grid": 1,
     }
 
 

@@ -1,0 +1,1 @@
+"""backbones of the imagery model stack."""

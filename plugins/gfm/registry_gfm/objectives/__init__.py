@@ -1,0 +1,1 @@
+"""objectives of the imagery model stack."""

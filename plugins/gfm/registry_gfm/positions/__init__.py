@@ -1,0 +1,1 @@
+"""positions of the imagery model stack."""

@@ -1,0 +1,1 @@
+"""Named, complete imagery pipeline configs."""

@@ -1,0 +1,1 @@
+"""tokenizers of the imagery model stack."""
