@@ -409,8 +409,6 @@ def test_a_backbone_of_other_sizes_is_refused(small: Path) -> None:
         w.load_into(parts_for(w, channels=4))
 
 
-@pytest.mark.skipif(importlib.util.find_spec("registry_gfm.encoder") is None,
-                    reason="registry_gfm.encoder (imagery model stack) not in this tree yet")
 def test_encoder_features_match_the_reference(tmp_path: Path) -> None:
     ck = checkpoint("v1", width=64, depth=2, dec_width=32, frames=2)
     w = weights(save(ck, tmp_path / "v1.pt"), heads=4)
@@ -418,6 +416,30 @@ def test_encoder_features_match_the_reference(tmp_path: Path) -> None:
     chips = torch.randn(2, 6, 2, 224, 224)
     with torch.no_grad():
         torch.testing.assert_close(encoder(chips), reference_features(ck, chips, heads=4), atol=1e-5, rtol=1e-5)
+
+
+def test_the_stacks_own_parts_take_a_v2_tl_checkpoint(tmp_path: Path) -> None:
+    from registry_gfm.backbones.specs import ViTConfig
+    from registry_gfm.backbones.vit import build as build_vit
+    from registry_gfm.objectives.mae import MAEObjective
+    from registry_gfm.objectives.specs import MAEConfig
+    from registry_gfm.positions.sincos import SinCos3D
+    from registry_gfm.positions.specs import MetadataOptions
+    from registry_gfm.tokenizers.patch import PatchEmbed
+
+    ck = checkpoint("v2", scales=True, dec_width=32, dec_depth=2)
+    w = weights(save(ck, tmp_path / "tl.safetensors"), heads=4, decoder_heads=4, fills="encoder+decoder")
+    options = MetadataOptions(time_encoding=True, location_encoding=True)
+    backbone = build_vit(ViTConfig(embed_dim=64, depth=2, heads=4))
+    parts = ModelParts(PatchEmbed(6, 64, 16), SinCos3D(64, options), backbone,
+                       MAEObjective(MAEConfig(embed_dim=64, decoder_dim=32, decoder_depth=2, decoder_heads=4)))
+    parts.objective.bind(parts)
+    w.load_into(parts)
+    assert parts.positional.time_scale.item() == pytest.approx(0.3)
+    assert parts.objective.decoder_positional.location_scale.item() == pytest.approx(0.5)
+    back = prithvi_state_dict(parts, "v2", ("encoder", "decoder"))
+    assert set(back) == set(ck) - {"encoder.pos_embed", "decoder.decoder_pos_embed"}
+    assert all(torch.equal(v, ck[k]) for k, v in back.items())
 
 
 @pytest.mark.skipif(importlib.util.find_spec("transformers") is None, reason="transformers not installed")

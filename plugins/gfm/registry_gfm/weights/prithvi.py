@@ -8,11 +8,10 @@ data's bands; :meth:`PrithviWeights.encoder` builds the loaded ViT encoder on it
 
 from __future__ import annotations
 
-import inspect
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import torch
 
@@ -29,6 +28,9 @@ from registry_gfm.weights._prithvi_read import (
     read_checkpoint,
 )
 from registry_gfm.weights.specs import PrithviConfig
+
+if TYPE_CHECKING:
+    from registry_gfm.encoder import ImageEncoder
 
 __all__ = ["PUBLISHED_BANDS", "PUBLISHED_STATS", "PrithviWeights", "build", "prithvi_state_dict"]
 
@@ -167,7 +169,7 @@ class PrithviWeights:
         load_parts(parts, self._fitted(parts, fills), fills=fills, table=TABLES[self.version],
                    source=f"prithvi {self.path}")
 
-    def encoder(self) -> torch.nn.Module:
+    def encoder(self) -> ImageEncoder:
         """The loaded ViT encoder (``registry_gfm.encoder.ImageEncoder``) for the data's bands, in eval mode."""
         from registry_core.nn import Transformer
         from registry_gfm.encoder import ImageEncoder
@@ -180,10 +182,7 @@ class PrithviWeights:
         backbone = Transformer(d.embed_dim, d.depth, d.heads, causal=False, mlp_ratio=d.mlp_hidden / d.embed_dim,
                                eps=EPS, prefix_tokens=1)
         self._load(ModelParts(embed, positional, backbone), ("encoder",))
-        # the contract's ImageEncoder(embed, positional, backbone, patch, tubelet); a newer one reads both from embed
-        sizes = (d.patch_size, d.tubelet) if len(inspect.signature(ImageEncoder).parameters) > 3 else ()
-        encoder: torch.nn.Module = ImageEncoder(embed, positional, backbone, *sizes)
-        return encoder.eval()
+        return ImageEncoder(embed, positional, backbone).eval()
 
 
 def prithvi_state_dict(parts: ModelParts, version: str = "v2", fills: tuple[str, ...] = ("encoder",)) -> dict[str, Any]:
