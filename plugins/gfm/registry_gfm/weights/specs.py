@@ -1,0 +1,51 @@
+"""Config schemas and specs of the pretrained-weight formats of the imagery stack (no heavy imports)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from registry_core import ComponentSpec, option
+
+FILLS = ("encoder", "encoder+decoder")
+VERSIONS = ("auto", "v1", "v2")
+
+
+@dataclass
+class PrithviConfig:
+    """A local Prithvi checkpoint (V1 ``Prithvi_100M.pt`` or V2 ``Prithvi_EO_V2_*.pt``; .pt or .safetensors)."""
+
+    path: str = option(help="the checkpoint file: .pt / .pth (read weights-only: a pickle that would run code is "
+                       "refused) or .safetensors; a state dict, or one under 'model' / 'state_dict'")
+    version: str = option("auto", help="layout: 'v1' (flat MAE keys of Prithvi-100M), 'v2' (terratorch's "
+                          "encoder./decoder. keys of Prithvi-EO-2.0), or 'auto' to tell from the keys", choices=VERSIONS)
+    fills: str = option("encoder", help="what the checkpoint fills: 'encoder' (patch embedding, positions, "
+                        "backbone; its decoder is dropped) or 'encoder+decoder' (also the MAE objective)",
+                        choices=FILLS)
+    band_map: dict[str, str] | None = option(None, help="data band -> weights band (e.g. {'B8A': 'nir08'}), to "
+                                             "feed the data's bands in its own order; bands not named map to the "
+                                             "same band of the weights. None: the data must have the weights' "
+                                             "bands in their order (blue, green, red, nir08, swir16, swir22)")
+    allow_new_bands: bool = option(False, help="let data bands the weights lack in: their patch-projection "
+                                   "slices start as the mean of the others' (with a warning); false: an error")
+    bands: tuple[str, ...] | None = option(None, help="the data's bands in order (wired from the data source); "
+                                           "None: the weights' own bands", wired="bands")
+    patch_size: int = option(16, help="patch side in pixels (the `patch_size` port); must match the checkpoint",
+                             min=1)
+    heads: int | None = option(None, help="encoder attention heads (None: the published count for the width: "
+                               "768 -> 12, 1024 and 1280 -> 16; shapes cannot show it)", min=1)
+    decoder_heads: int | None = option(None, help="decoder attention heads (None: 16, as every Prithvi)", min=1)
+
+
+SPECS: list[ComponentSpec] = [
+    ComponentSpec(
+        kind="weights",
+        name="prithvi",
+        target="registry_gfm.weights.prithvi:build",
+        summary="Load a Prithvi MAE checkpoint (V1 100M, V2 EO-2.0; .pt weights-only or .safetensors) into the "
+        "imagery ViT encoder (and MAE decoder), with band order checks.",
+        modality="imagery",
+        tags=("prithvi", "mae", "vit", "hls", "safetensors"),
+        config=PrithviConfig,
+        provides={"patch_size": None},
+    ),
+]
