@@ -321,7 +321,7 @@ def small(tmp_path: Path) -> Path:
 def test_bands_in_another_order_need_band_map(small: Path) -> None:
     data = ("green", "blue", "red", "nir08", "swir16", "swir22")
     with pytest.raises(ValueError) as err:
-        weights(small, bands=data)
+        weights(small, data_bands=data)
     msg = str(err.value)
     assert str(list(data)) in msg and str(BANDS) in msg and "band_map" in msg and "different order" in msg
 
@@ -329,14 +329,14 @@ def test_bands_in_another_order_need_band_map(small: Path) -> None:
 def test_a_data_band_the_weights_lack_is_an_error(small: Path) -> None:
     data = (*BANDS, "coastal")
     with pytest.raises(ValueError, match=r"the weights have no band \['coastal'\].*allow_new_bands"):
-        weights(small, bands=data)
+        weights(small, data_bands=data)
 
 
 def test_a_weights_band_the_data_lacks_is_an_error_without_band_map(small: Path) -> None:
     data = ("blue", "green", "red", "nir08", "swir16")
     with pytest.raises(ValueError, match=r"missing: swir22"):
-        weights(small, bands=data)
-    w = weights(small, bands=data, band_map={})
+        weights(small, data_bands=data)
+    w = weights(small, data_bands=data, band_map={})
     parts = parts_for(w, decoder=True)
     with pytest.warns(UserWarning, match=r"lacks the weights' band\(s\) \['swir22'\]"):
         w.load_into(parts)
@@ -346,7 +346,7 @@ def test_a_weights_band_the_data_lacks_is_an_error_without_band_map(small: Path)
 def test_band_map_reorders_the_slices(small: Path) -> None:
     ck = torch.load(small, weights_only=True)
     data = ("swir22", "swir16", "B8A", "red", "green", "blue")  # B8A is nir08 by identity
-    w = weights(small, bands=data, band_map={}, fills="encoder+decoder")
+    w = weights(small, data_bands=data, band_map={}, fills="encoder+decoder")
     parts = parts_for(w, decoder=True)
     w.load_into(parts)
     proj, pred = parts.embed.proj.weight, parts.objective.decoder_pred.weight
@@ -369,7 +369,7 @@ def test_band_map_must_name_real_bands(small: Path) -> None:
 def test_allow_new_bands_starts_them_from_the_mean_loudly(small: Path) -> None:
     ck = torch.load(small, weights_only=True)
     data = ("coastal", *BANDS)
-    w = weights(small, bands=data, allow_new_bands=True)
+    w = weights(small, data_bands=data, allow_new_bands=True)
     parts = parts_for(w)
     with pytest.warns(UserWarning, match=r"data band\(s\) \['coastal'\] are not in the weights"):
         w.load_into(parts)

@@ -11,6 +11,7 @@ from registry_gfm.objectives.specs import SPECS as OBJECTIVES
 from registry_gfm.positions.specs import SPECS as POSITIONS
 from registry_gfm.recipes.specs import SPECS as RECIPES
 from registry_gfm.tokenizers.specs import SPECS as TOKENIZERS
+from registry_gfm.weights.specs import SPECS as WEIGHTS
 
 
 @hookimpl
@@ -20,7 +21,7 @@ def registry_core_kinds() -> list[KindSpec]:
 
 @hookimpl
 def registry_core_components() -> list[ComponentSpec]:
-    return [*DATA, *TOKENIZERS, *POSITIONS, *BACKBONES, *OBJECTIVES, *EVALUATORS, *RECIPES]
+    return [*DATA, *TOKENIZERS, *POSITIONS, *BACKBONES, *OBJECTIVES, *EVALUATORS, *WEIGHTS, *RECIPES]
 
 
 @hookimpl

@@ -27,7 +27,7 @@ from registry_gfm.weights._prithvi_read import (
     detect_version,
     read_checkpoint,
 )
-from registry_gfm.weights.specs import PrithviConfig
+from registry_gfm.weights.specs import PUBLISHED_BANDS, PrithviConfig
 
 if TYPE_CHECKING:
     from registry_gfm.encoder import ImageEncoder
@@ -36,7 +36,6 @@ __all__ = ["PUBLISHED_BANDS", "PUBLISHED_STATS", "PrithviWeights", "build", "pri
 
 #: The six HLS bands every Prithvi was pretrained on, in their order: HLS B02, B03, B04, B8A (S30) / B05 (L30),
 #: B11 / B06, B12 / B07 (Prithvi-100M config ``bands: [B02, B03, B04, B05, B06, B07]``; EO-2.0 config.json the same).
-PUBLISHED_BANDS: Final = ("blue", "green", "red", "nir08", "swir16", "swir22")
 
 #: Per-band mean and std of the pretraining data, HLS surface reflectance x 10000, in PUBLISHED_BANDS order.
 PUBLISHED_STATS: Final[dict[str, tuple[tuple[float, ...], tuple[float, ...]]]] = {
@@ -96,7 +95,7 @@ class PrithviWeights:
             "embed_dim": d.embed_dim, "depth": d.depth, "heads": d.heads, "mlp_ratio": d.mlp_hidden / d.embed_dim,
             "decoder_embed_dim": d.decoder_embed_dim, "decoder_depth": d.decoder_depth, "decoder_heads": d.decoder_heads,
         }
-        self.bands: tuple[str, ...] = tuple(config.bands) if config.bands is not None else PUBLISHED_BANDS
+        self.bands: tuple[str, ...] = tuple(config.data_bands) if config.data_bands is not None else PUBLISHED_BANDS
         with warnings.catch_warnings():  # checked here for its errors; load_into warns when it fits the bands
             warnings.simplefilter("ignore")
             self._sources = band_sources(self.bands, PUBLISHED_BANDS, config.band_map, config.allow_new_bands,

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from registry_core import ComponentSpec, option
 
 FILLS = ("encoder", "encoder+decoder")
+#: The bands every published Prithvi-EO checkpoint was trained on, in order (HLS: Landsat 8/9 and Sentinel-2).
+PUBLISHED_BANDS: tuple[str, ...] = ("blue", "green", "red", "nir08", "swir16", "swir22")
 VERSIONS = ("auto", "v1", "v2")
 
 
@@ -27,13 +29,21 @@ class PrithviConfig:
                                              "bands in their order (blue, green, red, nir08, swir16, swir22)")
     allow_new_bands: bool = option(False, help="let data bands the weights lack in: their patch-projection "
                                    "slices start as the mean of the others' (with a warning); false: an error")
-    bands: tuple[str, ...] | None = option(None, help="the data's bands in order (wired from the data source); "
-                                           "None: the weights' own bands", wired="bands")
+    data_bands: tuple[str, ...] | None = option(None, help="the data's bands in order (wired from the data "
+                                                "source's `bands`); None: the weights' own bands", wired="bands")
     patch_size: int = option(16, help="patch side in pixels (the `patch_size` port); must match the checkpoint",
                              min=1)
     heads: int | None = option(None, help="encoder attention heads (None: the published count for the width: "
                                "768 -> 12, 1024 and 1280 -> 16; shapes cannot show it)", min=1)
     decoder_heads: int | None = option(None, help="decoder attention heads (None: 16, as every Prithvi)", min=1)
+
+    @property
+    def bands(self) -> tuple[str, ...]:
+        """The `bands` port, checked against the data at composition: the weights' bands in their order, or,
+        with a ``band_map`` or ``allow_new_bands``, the data's own (the mapping is checked when built)."""
+        if self.data_bands is not None and (self.band_map is not None or self.allow_new_bands):
+            return tuple(self.data_bands)
+        return PUBLISHED_BANDS
 
 
 SPECS: list[ComponentSpec] = [
@@ -46,6 +56,6 @@ SPECS: list[ComponentSpec] = [
         modality="imagery",
         tags=("prithvi", "mae", "vit", "hls", "safetensors"),
         config=PrithviConfig,
-        provides={"patch_size": None},
+        provides={"patch_size": None, "bands": None},
     ),
 ]
