@@ -30,6 +30,41 @@ class MAEConfig:
             raise ValueError(f"decoder_dim {self.decoder_dim} must be divisible by decoder_heads {self.decoder_heads}")
 
 
+#: How each view's tokens become one vector.
+POOLS = ("auto", "cls", "mean")
+#: Where the two views come from.
+VIEWS = ("auto", "dates", "augmentations")
+#: The projection head's layout.
+HEADS = ("bn-relu", "gelu")
+
+
+@dataclass
+class ContrastiveConfig:
+    """InfoNCE between two views of one place (SimCLR's NT-Xent over the 2B x 2B similarities)."""
+
+    embed_dim: int | None = option(None, help=_EMBED, min=1, wired="embed_dim")
+    temperature: float = option(0.1, help="divides the cosine similarities (> 0)", min=0.0)
+    projection_dim: int = option(128, help="width of the projection head's output, where the loss is taken", min=1)
+    hidden_dim: int | None = option(None, help="hidden width of the projection head; None: the encoder width", min=1)
+    head: str = option("bn-relu", help="projection head: 'bn-relu' (Linear-BatchNorm-ReLU-Linear, SimCLR) or "
+                       "'gelu' (Linear-GELU-Linear)", choices=HEADS)
+    pool: str = option("auto", help="view vector: 'cls' (the backbone's first prefix token), 'mean' (mean of the "
+                       "patch tokens), 'auto' (cls when the backbone has one, else mean)", choices=POOLS)
+    views: str = option("auto", help="'dates' (two different time slices of one chip), 'augmentations' (two random "
+                        "crops/flips/rotations of one chip), 'auto' (dates when chips have >= 2 time slices)",
+                        choices=VIEWS)
+    crop_min: float = option(0.5, help="smallest crop side as a share of the chip's shorter side (crops are square, "
+                             "in whole patches, not resized; 1: the largest square)", min=0.0, max=1.0)
+    flips: bool = option(True, help="augmentations flip chips horizontally at random")
+    rotations: bool = option(True, help="augmentations rotate chips by a random multiple of 90 degrees")
+    min_valid: float = option(0.0, help="a view whose valid-pixel fraction is at most this is left out, and its "
+                              "sample with it (0: only views with no usable pixel)", min=0.0, max=1.0)
+
+    def __post_init__(self) -> None:
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+
+
 SPECS: list[ComponentSpec] = [
     ComponentSpec(
         kind="objective",
@@ -41,5 +76,16 @@ SPECS: list[ComponentSpec] = [
         tags=("gfm", "pretraining", "mae", "masked-image-modeling"),
         config=MAEConfig,
         requires={"causal": False, "tokens": "continuous", "supports_masking": True, "embed_dim": None},
+    ),
+    ComponentSpec(
+        kind="objective",
+        name="contrastive",
+        target="registry_gfm.objectives.contrastive:build",
+        summary="SimCLR-style InfoNCE between two views of one place: two dates of a multi-frame chip, else two "
+        "random crops/flips/rotations; pooled encoder output, projection head, views with no valid pixel left out.",
+        modality="imagery",
+        tags=("gfm", "pretraining", "contrastive", "simclr", "infonce"),
+        config=ContrastiveConfig,
+        requires={"causal": False, "tokens": "continuous", "embed_dim": None},
     ),
 ]
