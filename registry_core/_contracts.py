@@ -85,6 +85,12 @@ class ComposedSlot:
                     names.append(f.name)
         return [n for n in names if hasattr(self.config, n)]
 
+    def port_of(self, field_name: str) -> str:
+        """The port a wired config field takes its value from: its ``wired=`` name, else the field's own."""
+        f = getattr(self.config, "__dataclass_fields__", {}).get(field_name)
+        wired = f.metadata.get("wired") if f is not None else None
+        return str(wired) if wired else field_name
+
 
 def fmt(value: Any) -> str:
     """A port value as the user would write it in TOML."""
@@ -148,30 +154,31 @@ def _providers(slots: Slots, ports: Ports, port: str, exclude: str) -> list[Comp
 # -- wiring ------------------------------------------------------------------------------------
 
 
-def _wire_port(s: ComposedSlot, port: str, slots: Slots, ports: Ports) -> tuple[bool, ConfigIssue | None]:
-    """Fill one wired field of ``s`` from its first provider; (whether it changed, an issue or None)."""
+def _wire_port(s: ComposedSlot, name: str, slots: Slots, ports: Ports) -> tuple[bool, ConfigIssue | None]:
+    """Fill the wired field ``name`` of ``s`` from its port's first provider; (whether it changed, an issue or None)."""
+    port = s.port_of(name)
     providers = _providers(slots, ports, port, s.slot)
     if not providers:
         return False, None
     src = providers[0]
-    value, current = src.provides()[port], getattr(s.config, port)
+    value, current = src.provides()[port], getattr(s.config, name)
     if current is None:
-        object.__setattr__(s.config, port, tuple(value) if isinstance(value, list) else value)
-        s.wired[port] = src.slot
+        object.__setattr__(s.config, name, tuple(value) if isinstance(value, list) else value)
+        s.wired[name] = src.slot
         return True, None
-    if port not in s.options:
+    if name not in s.options:
         return False, None
-    s.wired[port] = src.slot
+    s.wired[name] = src.slot
     try:
         if same_value(ports, port, current, value):
             return False, None
     except PortCompareError as exc:
-        return False, ConfigIssue(s.slot, port, f"{s.label} sets {port}={fmt(current)}, which cannot be compared with "
+        return False, ConfigIssue(s.slot, name, f"{s.label} sets {name}={fmt(current)}, which cannot be compared with "
                                                 f"{src.label}'s {port}={fmt(value)}: {exc}")
     return False, ConfigIssue(
-        s.slot, port,
-        f"{s.label} sets {port}={fmt(current)} but {src.label} provides {port}={fmt(value)}; "
-        f"remove {s.slot}.{port} to take the wired value, or make them agree",
+        s.slot, name,
+        f"{s.label} sets {name}={fmt(current)} but {src.label} provides {port}={fmt(value)}; "
+        f"remove {s.slot}.{name} to take the wired value, or make them agree",
     )
 
 

@@ -87,3 +87,22 @@ def test_band_groups_must_name_the_data_bands() -> None:
     p = compose(imagery(tokenizer={"use": "patch", "patch_size": 8, "band_groups": [["blue", "green", "red"], ["nir08"]]}))
     with pytest.raises(ValueError, match="must use every band once"):
         p.build(prepare=False)
+
+
+def test_data_bands_and_patch_size_must_match_the_prithvi_weights() -> None:
+    weights = {"use": "prithvi", "path": "Prithvi_100M.pt"}
+    swapped = ["green", "blue", *BANDS[2:]]
+    msg = problems(imagery(data={"use": "zarr-chips", "store": "u.zarr", "chip_size": 32, "bands": swapped},
+                           tokenizer={"use": "patch", "patch_size": 16}, weights=weights))
+    assert "weights `prithvi` provides bands=[blue, green, red, nir08, swir16, swir22] but data `zarr-chips` " \
+        "provides bands=[green, blue, red, nir08, swir16, swir22] (same bands in another order" in msg
+    assert "patch_size" not in msg
+    msg = problems(imagery(data={"use": "zarr-chips", "store": "u.zarr", "chip_size": 32, "bands": BANDS[:5]},
+                           tokenizer={"use": "patch", "patch_size": 16}, weights=weights))
+    assert "swir22" in msg
+    msg = problems(imagery(weights=weights))
+    assert "weights `prithvi` provides patch_size=16 but tokenizer `patch` provides patch_size=8" in msg
+    # an explicit band_map defers the check to the weights, which map (and check) each band when built
+    p = compose(imagery(data={"use": "zarr-chips", "store": "u.zarr", "chip_size": 32, "bands": swapped},
+                        tokenizer={"use": "patch", "patch_size": 16}, weights={**weights, "band_map": {}}))
+    assert list(p.slots["weights"].config.data_bands) == swapped

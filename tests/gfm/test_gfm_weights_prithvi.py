@@ -356,14 +356,14 @@ def test_band_map_reorders_the_slices(small: Path) -> None:
     mean, std = w.input_stats()
     assert mean.tolist() == pytest.approx(list(reversed(PUBLISHED_STATS["v1"][0])))
     assert std.tolist() == pytest.approx(list(reversed(PUBLISHED_STATS["v1"][1])))
-    renamed = weights(small, bands=("b", "g", "r", "n", "s1", "s2"),
+    renamed = weights(small, data_bands=("b", "g", "r", "n", "s1", "s2"),
                       band_map={"b": "blue", "g": "green", "r": "red", "n": "nir08", "s1": "swir16", "s2": "swir22"})
     assert renamed._sources == list(range(6))
 
 
 def test_band_map_must_name_real_bands(small: Path) -> None:
     with pytest.raises(ValueError, match=r"band_map names data band\(s\) \['B99'\].*maps to \['lwir'\]"):
-        weights(small, bands=BANDS, band_map={"B99": "lwir"})
+        weights(small, data_bands=BANDS, band_map={"B99": "lwir"})
 
 
 def test_allow_new_bands_starts_them_from_the_mean_loudly(small: Path) -> None:
