@@ -24,6 +24,7 @@ demo: $(STAMP)
 	$(BIN)/python -m registry_core run examples/gpt-tiny.toml --out runs/gpt-tiny
 	$(BIN)/python -m registry_core generate runs/gpt-tiny --prompt "The with statement" --max-tokens 48
 	$(BIN)/python -m registry_core ingest examples/lsat7-ingest.toml
+	$(BIN)/python -m registry_core run examples/mae-tiny.toml --out runs/mae-tiny
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

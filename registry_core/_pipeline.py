@@ -59,6 +59,7 @@ class Pipeline:
     """Slots resolved to specs with validated, wired configs; ``build()`` makes the components.
 
     Build protocol (each step only where the component has the method): ``data.attach_tokenizer(tok)``;
+    ``data.attach_weights(weights)``;
     a tokenizer without a vocabulary (``tok.trained`` false) trains on ``data.train_tokenizer_texts()``;
     ``data.prepare()``; ``tok.embedding(embed_dim)``; ``objective.bind(parts)``; ``weights.load_into(parts)``.
     """
@@ -226,6 +227,8 @@ class Pipeline:
         data, tok = comps["data"], comps["tokenizer"]
         if hasattr(data, "attach_tokenizer"):
             data.attach_tokenizer(tok)
+        if "weights" in comps and hasattr(data, "attach_weights"):
+            data.attach_weights(comps["weights"])  # e.g. normalise imagery with the weights' own mean / std
         if prepare:
             if getattr(tok, "trained", True) is False and hasattr(data, "train_tokenizer_texts"):
                 tok.train(data.train_tokenizer_texts())

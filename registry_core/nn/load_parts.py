@@ -74,10 +74,12 @@ def load_parts(
     unknown = sorted(set(groups) - set(PART_GROUPS.values()))
     if unknown:
         raise ValueError(f"{source}: unknown part group(s) {unknown}; expected some of {sorted(set(PART_GROUPS.values()))}")
+    pieces: list[str] = []
     if table is not None:
         converted = table.convert(checkpoint, "ours")
         tensors, source_of, padded = converted.tensors, converted.source_of, converted.padded
         unexpected = list(converted.unmatched)
+        pieces = converted.problems()
     else:
         tensors, source_of, padded, unexpected = dict(checkpoint), {}, set(), []
 
@@ -106,7 +108,7 @@ def load_parts(
         plan.append((dest, src))
         report.loaded.append(key)
     missing = [named(k) for k in model if group_of(k) in groups and k not in tensors]
-    problems = []
+    problems = [f"{len(pieces)} fused tensor(s) lack pieces: {_listing(pieces)}"] if pieces else []
     if missing:
         problems.append(f"{len(missing)} tensor(s) of the model's {' + '.join(groups)} are missing: {_listing(missing)}")
     if unexpected:

@@ -9,6 +9,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -475,3 +476,32 @@ def test_tables_share_our_names() -> None:
     v1 = {r.ours for r in PRITHVI_V1.rules}
     assert v1 <= {r.ours for r in PRITHVI_V2.rules}
     assert v1 == {r.ours for r in HF_VITMAE.rules} == {r.ours for r in HF_VITMAE_V5.rules}
+
+
+def test_a_pipeline_loads_prithvi_and_normalises_with_its_statistics(lsat7_store: Path, tmp_path: Path) -> None:
+    """zarr-chips + patch 16 + sincos-3d + vit + mae, filled from a V1-layout file: the data takes the weights' mean/std."""
+    from registry_core import compose
+
+    ck = checkpoint("v1", width=64, depth=2, dec_width=32, dec_depth=1)
+    path = save(ck, tmp_path / "prithvi.safetensors")
+    pipe = compose({
+        "data": {"use": "zarr-chips", "store": str(lsat7_store), "chip_size": 32, "bands": list(BANDS)},
+        "tokenizer": {"use": "patch", "patch_size": 16},
+        "positional": {"use": "sincos-3d"},
+        "backbone": {"use": "vit", "embed_dim": 64, "depth": 2, "heads": 4},
+        "objective": {"use": "mae", "decoder_dim": 32, "decoder_depth": 1, "decoder_heads": 4},
+        "weights": {"use": "prithvi", "path": str(path), "fills": "encoder+decoder", "heads": 4,
+                    "decoder_heads": 4},
+    }).build()
+    torch.testing.assert_close(pipe.parts.embed.proj.weight.detach(), ck["patch_embed.proj.weight"])
+    torch.testing.assert_close(pipe.parts.objective.mask_token.detach(), ck["mask_token"])
+    mean, std = pipe.data._norm
+    w = pipe.component("weights")
+    expected_mean, expected_std = (v.double().numpy() * w.meta["stats_scale"] for v in w.input_stats())
+    np.testing.assert_allclose(mean, expected_mean)
+    np.testing.assert_allclose(std, expected_std)
+    from torch.utils.data import default_collate
+
+    batch = default_collate([pipe.data.dataset("train")[i] for i in range(2)])
+    loss, _ = pipe.model(batch)
+    assert torch.isfinite(loss)

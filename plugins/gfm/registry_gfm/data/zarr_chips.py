@@ -197,6 +197,27 @@ class ZarrChips:
             ds.encode = tokenizer.encode
         return self
 
+    def attach_weights(self, weights: Any) -> ZarrChips:
+        """Normalise with the pretrained weights' statistics (``weights.input_stats()``, in the data's band
+        order) unless ``mean`` / ``std`` are set: a pretrained encoder must see inputs scaled as in pretraining.
+
+        Their statistics are in the weights' units (``meta["stats_scale"]`` physical units per number, 1e-4 for
+        Prithvi's HLS reflectance x 10000); with ``apply_scale`` they are converted to physical units.
+        """
+        stats = getattr(weights, "input_stats", None)
+        if self.config.mean is not None or not callable(stats):
+            return self
+        mean, std = (np.asarray(v, np.float64) for v in stats())
+        unit = float(getattr(weights, "meta", {}).get("stats_scale", 1.0))
+        if self.config.apply_scale:
+            mean, std = mean * unit, std * unit
+        if len(mean) != len(self.bands):
+            raise DatacubeError(f"zarr-chips: the weights give statistics for {len(mean)} bands, the data serves "
+                                f"{len(self.bands)} bands {self.bands}")
+        self._norm = (mean, std)
+        log.info("zarr-chips normalises with the weights' mean / std: %s / %s", mean.tolist(), std.tolist())
+        return self
+
     @property
     def info(self) -> CubeInfo:
         """The store's metadata; opening it checks it is complete and holds the configured bands and sizes."""

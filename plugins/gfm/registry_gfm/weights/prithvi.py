@@ -90,7 +90,7 @@ class PrithviWeights:
         mean, std = PUBLISHED_STATS[self.version]
         self.meta: dict[str, Any] = {
             "format": f"prithvi-{self.version}", "version": self.version, "bands": list(PUBLISHED_BANDS),
-            "mean": list(mean), "std": list(std), "units": "HLS surface reflectance x 10000",
+            "mean": list(mean), "std": list(std), "units": "HLS surface reflectance x 10000", "stats_scale": 1e-4,
             "patch_size": d.patch_size, "frames": d.frames, "tubelet": d.tubelet, "img_size": IMG_SIZE,
             "embed_dim": d.embed_dim, "depth": d.depth, "heads": d.heads, "mlp_ratio": d.mlp_hidden / d.embed_dim,
             "decoder_embed_dim": d.decoder_embed_dim, "decoder_depth": d.decoder_depth, "decoder_heads": d.decoder_heads,
