@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from collections.abc import Callable
 
 import torch
+from _timing import timed  # bench/_timing.py (this script's folder is on sys.path)
 from torch import nn
 
 from registry_core.nn import Transformer, grid_positions, sincos_encoding
@@ -37,18 +37,6 @@ class SinCos2d(nn.Module):
 
     def forward(self, x: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
         return x + self.table.to(x.dtype)  # (T, D), broadcast over the batch
-
-
-def timed(fn: Callable[[], None], device: torch.device, repeats: int) -> float:
-    """Seconds of ``repeats`` calls of ``fn``."""
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - start) / repeats
 
 
 def measure(args: argparse.Namespace) -> None:

@@ -23,11 +23,10 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from _timing import timed  # bench/_timing.py (this script's folder is on sys.path)
 from safetensors.torch import save_file
 from torch import nn
 
@@ -82,18 +81,6 @@ def hf_model(ours: nn.Module, args: argparse.Namespace) -> nn.Module:
     with torch.no_grad():
         model.embeddings.position_embeddings.copy_(sincos_2d_table(side, side, args.embed_dim, cls_token=True)[None])
     return model
-
-
-def timed(fn: Callable[[], object], device: torch.device, repeats: int) -> float:
-    """Seconds per call of ``fn``, averaged over ``repeats`` calls."""
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - start) / repeats
 
 
 def check_outputs(ours: nn.Module, theirs: nn.Module, chips: torch.Tensor, noise: torch.Tensor) -> float:

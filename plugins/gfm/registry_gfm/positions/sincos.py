@@ -68,8 +68,11 @@ class _SinCos(nn.Module):
     grid = 2
     name = "sincos"
 
-    def __init__(self, embed_dim: int, options: MetadataOptions) -> None:
+    def __init__(self, embed_dim: int, options: MetadataOptions | None = None) -> None:
         super().__init__()
+        options = options or MetadataOptions()
+        self.check_dim(embed_dim)
+        self._options = options
         self.embed_dim = embed_dim
         self.gsd_reference = options.gsd_reference
         self.base = options.base
@@ -79,13 +82,18 @@ class _SinCos(nn.Module):
         if options.location_encoding:
             self.location_scale = nn.Parameter(torch.full((1,), 0.1))
 
+    @staticmethod
+    def check_dim(dim: int) -> tuple[int, ...]:
+        """The channels of each axis at this width; raises when the table cannot be split so."""
+        return (dim,)
+
     def encode(self, positions: torch.Tensor) -> torch.Tensor:
         """``(…, N, dim)`` encoding of (t, h, w) coordinates ``(…, N, 3)`` (float coordinates allowed)."""
         raise NotImplementedError
 
     def resized(self, embed_dim: int) -> _SinCos:
-        """The same encoder at another width (the MAE decoder's positions)."""
-        raise NotImplementedError
+        """The same encoder, metadata options included, at another width (the MAE decoder's positions)."""
+        return type(self)(embed_dim, self._options)
 
     def _coords(self, where: Placement) -> torch.Tensor:
         pos = where.positions
@@ -146,17 +154,10 @@ class SinCos2D(_SinCos):
     """MAE's fixed 2-D sin-cos positions; frames share a position (use ``sincos-3d`` to tell them apart)."""
 
     name = "sincos-2d"
-
-    def __init__(self, embed_dim: int, options: MetadataOptions | None = None) -> None:
-        _dims_2d(embed_dim)
-        super().__init__(embed_dim, options or MetadataOptions())
-        self._options = options or MetadataOptions()
+    check_dim = staticmethod(_dims_2d)
 
     def encode(self, positions: torch.Tensor) -> torch.Tensor:
         return sincos_encoding(positions[..., 1:], _dims_2d(self.embed_dim), axes=(1, 0), base=self.base)
-
-    def resized(self, embed_dim: int) -> SinCos2D:
-        return SinCos2D(embed_dim, self._options)
 
 
 class SinCos3D(_SinCos):
@@ -164,17 +165,10 @@ class SinCos3D(_SinCos):
 
     grid = 3
     name = "sincos-3d"
-
-    def __init__(self, embed_dim: int, options: MetadataOptions | None = None) -> None:
-        _dims_3d(embed_dim)
-        super().__init__(embed_dim, options or MetadataOptions())
-        self._options = options or MetadataOptions()
+    check_dim = staticmethod(_dims_3d)
 
     def encode(self, positions: torch.Tensor) -> torch.Tensor:
         return sincos_encoding(positions, _dims_3d(self.embed_dim), axes=(2, 1, 0), base=self.base)
-
-    def resized(self, embed_dim: int) -> SinCos3D:
-        return SinCos3D(embed_dim, self._options)
 
 
 def _width(config: SinCos2DConfig | SinCos3DConfig) -> int:

@@ -23,7 +23,7 @@ CONFIG: dict[str, Any] = {
                   "norm_pix_loss": False},
     "evaluators": [{"use": "reconstruction", "out": "reconstruction.png", "samples": 6}],
     "train": {"steps": 400, "batch_size": 32, "lr": 2e-3, "min_lr": 1e-4, "warmup_steps": 40,
-              "weight_decay": 0.05, "log_every": 50, "checkpoint_every": 200, "eval_every": 50, "seed": 0},
+              "weight_decay": 0.05, "log_every": 50, "checkpoint_every": 200, "eval_every": 100, "seed": 0},
 }
 
 
