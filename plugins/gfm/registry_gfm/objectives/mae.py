@@ -147,8 +147,9 @@ class MAEObjective(nn.Module):
             num = num + (w * (pred.float() - target.float()) ** 2).sum()
             den = den + w.sum()
             hidden += float(mask[:, g * length:(g + 1) * length].sum()) * pred.shape[-1]
-        # nothing usable was masked: a zero that keeps the graph, so backward still works
-        loss = torch.stack([p.sum() for p in preds]).sum() * 0.0 if float(den) == 0 else num / den
+        # With nothing usable masked, num and den are 0: the loss is a zero that keeps the graph (and needs no
+        # host sync to decide so).
+        loss = num / den.clamp(min=1.0)
         return loss, {"loss": float(loss.detach()), "masked_tokens": float(mask.sum()),
                       "valid_share": float(den) / max(hidden, 1.0)}
 
