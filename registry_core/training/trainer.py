@@ -487,7 +487,8 @@ class Trainer:
                 n = len(indices)  # the model's loss is a mean over its batch; weight by size for the pass mean
                 sums["loss"] = sums.get("loss", 0.0) + float(loss) * n
                 for key, value in metrics.items():
-                    sums[key] = sums.get(key, 0.0) + float(value) * n
+                    if key != "loss":  # a model that also reports its loss as a metric is not counted twice
+                        sums[key] = sums.get(key, 0.0) + float(value) * n
                 count += n
         finally:
             self.model.train(was_training)

@@ -88,6 +88,21 @@ def test_metrics_lines_and_plain_log(tiny: ModuleType, tmp_path: Path, capsys: p
     assert result.checkpoint == tmp_path / "checkpoints" / "last.pt"  # written at the end with checkpoint_every=0
 
 
+def test_a_model_reporting_its_loss_as_a_metric_is_not_counted_twice(tiny: ModuleType, tmp_path: Path) -> None:
+    class LossToo(tiny.TinyModel):  # type: ignore[name-defined]
+        def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+            loss, metrics = super().forward(batch)
+            return loss, {**metrics, "loss": loss.detach()}  # as mae and masked-lm do
+
+    torch.manual_seed(0)
+    val = tiny.TinyRegression(10, seed=5)
+    trainer = Trainer(LossToo(dropout=0.0), tiny.TinyRegression(), tiny.make_config(steps=1), tmp_path, val_data=val)
+    trainer.model.eval()
+    with torch.no_grad():
+        expected = sum(float(trainer.model({k: v[None] for k, v in val[i].items()})[0]) for i in range(len(val))) / len(val)
+    assert trainer.evaluate()["loss"] == pytest.approx(expected, rel=1e-5)
+
+
 def test_units_fall_back_to_samples_and_chips(tiny: ModuleType, tmp_path: Path) -> None:
     class NoTokens(tiny.TinyModel):  # type: ignore[name-defined]
         tokens_per_sample = None
