@@ -14,7 +14,8 @@ evaluated set, in the data's normalised units:
 - ``masked_values`` (pixel-band values scored) and ``samples``.
 
 With ``out`` set, a PNG grid of the first ``samples`` chips (frame ``frame``) is written there: input, input
-with the hidden patches grey, reconstruction (with the input's stretch) and the error.
+with the hidden patches grey, reconstruction (the hidden patches predicted, the visible ones pasted from the
+input, with the input's stretch) and the error.
 """
 
 from __future__ import annotations
@@ -141,6 +142,7 @@ def _grid_rows(batch: dict[str, Any], embed: Any, pred: torch.Tensor, target: to
     if cfg.frame >= frames:
         raise ValueError(f"{NAME}: option frame={cfg.frame} but the chips have {frames} frame(s)")
     masked = chips(hidden.float()) > 0.5  # (k, C, T, H, W): band groups hide bands apart
+    rec = torch.where(masked, rec, inp)  # as MAE's figures: the visible patches pasted in, the hidden predicted
     usable = chips(valid.float()).amin(dim=1) > 0.5
     f = cfg.frame
     return [{"input": inp[j, :, f].numpy(), "reconstruction": rec[j, :, f].numpy(), "mask": masked[j, :, f].numpy(),

@@ -12,17 +12,17 @@ from typing import Any
 
 CONFIG: dict[str, Any] = {
     "name": "mae-tiny",
-    "description": "patch 4 + sincos-2d + ViT 4x128 + MAE (mask 0.75) on 32x32 Landsat 7 chips.",
+    "description": "patch 4 + sincos-2d + ViT 4x192 + MAE (mask 0.75) on 32x32 Landsat 7 chips.",
     "data": {"use": "zarr-chips", "store": "runs/lsat7/datacube.zarr", "chip_size": 32, "sampling": "random",
              "samples_per_epoch": 4096, "val_fraction": 0.2, "min_valid": 0.5,
              "bands": ["blue", "green", "red", "nir08", "swir16", "swir22"]},
     "tokenizer": {"use": "patch", "patch_size": 4},
     "positional": {"use": "sincos-2d"},
-    "backbone": {"use": "vit", "embed_dim": 128, "depth": 4, "heads": 4},
-    "objective": {"use": "mae", "mask_ratio": 0.75, "decoder_dim": 64, "decoder_depth": 2, "decoder_heads": 4,
+    "backbone": {"use": "vit", "embed_dim": 192, "depth": 4, "heads": 4},
+    "objective": {"use": "mae", "mask_ratio": 0.75, "decoder_dim": 128, "decoder_depth": 2, "decoder_heads": 4,
                   "norm_pix_loss": False},
     "evaluators": [{"use": "reconstruction", "out": "reconstruction.png", "samples": 6}],
-    "train": {"steps": 400, "batch_size": 32, "lr": 2e-3, "min_lr": 1e-4, "warmup_steps": 40,
+    "train": {"steps": 400, "batch_size": 32, "lr": 1e-3, "min_lr": 1e-4, "warmup_steps": 40,
               "weight_decay": 0.05, "log_every": 50, "checkpoint_every": 200, "eval_every": 100, "seed": 0},
 }
 

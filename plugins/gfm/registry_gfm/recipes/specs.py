@@ -9,7 +9,7 @@ SPECS: list[ComponentSpec] = [
         kind="recipe",
         name="mae-tiny",
         target="registry_gfm.recipes.mae_tiny:MaeTiny",
-        summary="patch + sincos-2d + ViT 4x128 + MAE on the embedded Landsat 7 datacube; pretrains in minutes "
+        summary="patch + sincos-2d + ViT 4x192 + MAE on the embedded Landsat 7 datacube; pretrains in minutes "
         "on a CPU.",
         modality="imagery",
         tags=("gfm", "demo", "mae"),
