@@ -17,7 +17,11 @@ import statistics
 from collections.abc import Callable
 
 import torch
-from _timing import timed  # bench/_timing.py (this script's folder is on sys.path)
+from _timing import (  # bench/_timing.py (this script's folder is on sys.path)
+    add_round_options,
+    parse_round_options,
+    timed,
+)
 from torch import nn
 
 from registry_core.nn import Transformer, grid_positions, sincos_encoding
@@ -97,15 +101,8 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=196, help="patches per image (a square: 196 = 14 x 14)")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--keep", type=float, default=0.25, help="fraction of tokens kept (MAE: 0.25)")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--repeats", type=int, default=1, help="calls per timed round")
-    parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    measure(args)
+    add_round_options(parser)
+    measure(parse_round_options(parser))
 
 
 if __name__ == "__main__":

@@ -33,7 +33,11 @@ from functools import partial
 from pathlib import Path
 
 import torch
-from _timing import timed  # bench/_timing.py (this script's folder is on sys.path)
+from _timing import (  # bench/_timing.py (this script's folder is on sys.path)
+    add_round_options,
+    parse_round_options,
+    timed,
+)
 from safetensors.torch import save_file
 from torch import nn
 
@@ -199,16 +203,9 @@ def main() -> None:
     parser.add_argument("--bands", type=int, default=6, choices=(6,), help="Prithvi's six HLS bands")
     parser.add_argument("--frames", type=int, default=3)
     parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--repeats", type=int, default=1, help="calls per timed round")
-    parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    measure(args)
+    add_round_options(parser)
+    measure(parse_round_options(parser))
 
 
 if __name__ == "__main__":
