@@ -378,7 +378,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="session")
 def lsat7_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The shipped Landsat 7 crop ingested (through its static STAC catalog) into a Zarr datacube, once."""
+    """The shipped Landsat 7 scene ingested as the demo does (examples/lsat7-ingest.toml) into a Zarr datacube, once."""
     import tomllib
 
     from registry_core import get_registry
