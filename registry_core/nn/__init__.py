@@ -18,6 +18,7 @@ from registry_core.nn.kv_cache import KVCache
 from registry_core.nn.load_parts import CheckpointError, LoadReport, load_parts, part_tensors
 from registry_core.nn.masks import attention_mask
 from registry_core.nn.mlp import MLP
+from registry_core.nn.modes import eval_mode
 from registry_core.nn.positions import check_range, grid_positions, lookup, span, token_axis, token_positions
 from registry_core.nn.rotary import (
     apply_rotary,
@@ -52,6 +53,7 @@ __all__ = [
     "check_convention",
     "check_range",
     "check_token_index",
+    "eval_mode",
     "gather_tokens",
     "grid_positions",
     "init_weights",

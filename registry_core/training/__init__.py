@@ -11,7 +11,7 @@ from registry_core._train_config import TrainConfig
 from registry_core.training.checkpoint import atomic_torch_save, clean_state_dict, load_checkpoint
 from registry_core.training.data_order import StripedBatchSampler, epoch_order, global_indices, rank_micro_batches
 from registry_core.training.optim import build_optimizer, decay_groups, lr_at
-from registry_core.training.trainer import Trainer, TrainingDiverged, TrainResult, seed_everything
+from registry_core.training.trainer import Trainer, TrainingDiverged, TrainResult, seed_everything, to_device
 
 __all__ = [
     "StripedBatchSampler",
@@ -29,4 +29,5 @@ __all__ = [
     "lr_at",
     "rank_micro_batches",
     "seed_everything",
+    "to_device",
 ]

@@ -84,18 +84,19 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _to_device(batch: Any, device: torch.device) -> Any:
+def to_device(batch: Any, device: torch.device) -> Any:
+    """``batch`` (tensors in dicts, lists, tuples, namedtuples, dataclasses) with every tensor on ``device``."""
     if isinstance(batch, torch.Tensor):
         return batch.to(device, non_blocking=True)
     if isinstance(batch, Mapping):
-        return type(batch)({k: _to_device(v, device) for k, v in batch.items()})  # type: ignore[call-arg]
+        return type(batch)({k: to_device(v, device) for k, v in batch.items()})  # type: ignore[call-arg]
     if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # namedtuple
-        return type(batch)(*(_to_device(v, device) for v in batch))
+        return type(batch)(*(to_device(v, device) for v in batch))
     if isinstance(batch, (list, tuple)):
-        return type(batch)(_to_device(v, device) for v in batch)
+        return type(batch)(to_device(v, device) for v in batch)
     if dataclasses.is_dataclass(batch) and not isinstance(batch, type):
         return dataclasses.replace(
-            batch, **{f.name: _to_device(getattr(batch, f.name), device) for f in dataclasses.fields(batch) if f.init}
+            batch, **{f.name: to_device(getattr(batch, f.name), device) for f in dataclasses.fields(batch) if f.init}
         )
     return batch
 
@@ -432,7 +433,7 @@ class Trainer:
         loss_sum = torch.zeros((), device=self.ctx.device)
         metric_sums: dict[str, torch.Tensor] = {}
         for k in range(self.accum):
-            batch = _to_device(next(batches), self.ctx.device)
+            batch = to_device(next(batches), self.ctx.device)
             inner = self.ctx.distributed and k < self.accum - 1
             # Inner micro-steps only accumulate locally; DDP all-reduces gradients on the last one.
             sync = self._train_model.no_sync() if inner else contextlib.nullcontext()  # type: ignore[operator]
@@ -483,7 +484,7 @@ class Trainer:
         count = 0
         try:
             for indices, batch in zip(batches, self._loader(batches, data, seed=self.config.seed)):
-                loss, metrics = self._forward(self._eval_model, _to_device(batch, ctx.device))
+                loss, metrics = self._forward(self._eval_model, to_device(batch, ctx.device))
                 n = len(indices)  # the model's loss is a mean over its batch; weight by size for the pass mean
                 sums["loss"] = sums.get("loss", 0.0) + float(loss) * n
                 for key, value in metrics.items():

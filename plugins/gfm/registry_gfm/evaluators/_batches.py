@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
-from registry_gfm.tokenizers.patching import unpatchify
+from registry_gfm.tokenizers.patching import grid_from_positions, unpatchify
 
-__all__ = ["band_names", "batches", "chips_of", "eval_mode", "grid_of", "model_device", "sample_noise"]
+__all__ = ["band_names", "batches", "chips_of", "grid_of", "model_device", "sample_noise"]
 
 
 def model_device(parts: Any) -> torch.device:
@@ -22,20 +21,6 @@ def model_device(parts: Any) -> torch.device:
             for p in params():
                 return p.device
     return torch.device("cpu")
-
-
-@contextlib.contextmanager
-def eval_mode(parts: Any) -> Iterator[None]:
-    """Every part of the model in eval mode (dropout off), restored afterwards."""
-    modules = [m for m in parts.named().values() if hasattr(m, "train")]
-    modes = [m.training for m in modules]
-    for m in modules:
-        m.eval()
-    try:
-        yield
-    finally:
-        for m, mode in zip(modules, modes):
-            m.train(mode)
 
 
 def _stack(values: list[Any]) -> Any:
@@ -77,22 +62,12 @@ def batches(
         yield start, collate(items)
 
 
-def to_device(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
-    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-
-
 def grid_of(batch: Mapping[str, Any]) -> tuple[int, int, int]:
-    """The (t, h, w) patch grid of a batch, from the first sample's token ``positions``."""
-    n = int(batch["patches"].shape[1])
+    """The (t, h, w) patch grid of a batch, from its token ``positions``."""
     pos = batch.get("positions")
     if not isinstance(pos, torch.Tensor):
         raise KeyError("the batch has no token 'positions' to lay its patches out by")
-    pos = pos[0] if pos.dim() == 3 else pos
-    top = pos[:n].max(dim=0).values + 1
-    gt, gh, gw = (int(v) for v in top)
-    if gt * gh * gw != n:
-        raise ValueError(f"token positions span a {gt}x{gh}x{gw} grid, which does not hold the {n} patches")
-    return gt, gh, gw
+    return grid_from_positions(pos, int(batch["patches"].shape[1]))
 
 
 def chips_of(patches: torch.Tensor, embed: Any, grid: Sequence[int]) -> torch.Tensor:

@@ -17,7 +17,9 @@ from typing import Any
 
 import torch
 
-from registry_gfm.evaluators._batches import batches, chips_of, eval_mode, grid_of, model_device, to_device
+from registry_core.nn import eval_mode
+from registry_core.training import to_device
+from registry_gfm.evaluators._batches import batches, chips_of, grid_of, model_device
 from registry_gfm.evaluators._probe import features, fit_linear_probe
 from registry_gfm.evaluators.specs import LinearProbeConfig
 

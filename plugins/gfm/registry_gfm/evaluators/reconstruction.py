@@ -27,15 +27,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from registry_core.nn import eval_mode
+from registry_core.training import to_device
 from registry_gfm.evaluators._batches import (
     band_names,
     batches,
     chips_of,
-    eval_mode,
     grid_of,
     model_device,
     sample_noise,
-    to_device,
 )
 from registry_gfm.evaluators.specs import ReconstructionConfig
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["Augmentation", "View", "apply_augmentation", "batch_grid", "draw_augmentation", "draw_crop_side", "pick_frames",
+__all__ = ["Augmentation", "View", "apply_augmentation", "draw_augmentation", "draw_crop_side", "pick_frames",
            "take_frames"]
 
 
@@ -44,22 +44,6 @@ class Augmentation:
     top_left: torch.Tensor
     flip: torch.Tensor
     rot: torch.Tensor
-
-
-def batch_grid(positions: torch.Tensor, n_patches: int) -> tuple[int, int, int]:
-    """The ``(gt, gh, gw)`` patch grid of a batch from its token ``positions`` ``(N, 3)`` / ``(B, N, 3)``.
-
-    ``n_patches`` is the patch vectors per sample (with band groups, tokens repeat the grid per group).
-    """
-    pos = positions if positions.dim() == 2 else positions[0]
-    if pos.shape[-1] == 2:
-        pos = torch.cat([torch.zeros_like(pos[:, :1]), pos], dim=1)
-    pos = pos[:n_patches]
-    gt, gh, gw = (int(v) + 1 for v in pos.amax(dim=0).tolist())
-    if gt * gh * gw != n_patches:
-        raise ValueError(f"objective 'contrastive': the batch's positions span a {gt}x{gh}x{gw} grid, which does not "
-                         f"hold its {n_patches} patches per sample (a full (t, h, w) grid is needed)")
-    return gt, gh, gw
 
 
 def _rand(shape: tuple[int, ...], generator: torch.Generator | None) -> torch.Tensor:

@@ -36,7 +36,6 @@ from registry_core.interfaces import ModelParts
 from registry_gfm.objectives._views import (
     View,
     apply_augmentation,
-    batch_grid,
     draw_augmentation,
     draw_crop_side,
     pick_frames,
@@ -44,7 +43,13 @@ from registry_gfm.objectives._views import (
 )
 from registry_gfm.objectives.specs import ContrastiveConfig
 from registry_gfm.positions.placement import Placement
-from registry_gfm.tokenizers.patching import patch_grid, patchify, token_grid_positions, unpatchify
+from registry_gfm.tokenizers.patching import (
+    grid_from_positions,
+    patch_grid,
+    patchify,
+    token_grid_positions,
+    unpatchify,
+)
 
 __all__ = ["ContrastiveObjective", "build", "info_nce"]
 
@@ -122,7 +127,7 @@ class ContrastiveObjective(nn.Module):
         gen = self._rng() if generator is None else generator
         patches = batch["patches"]
         b, n, _ = patches.shape
-        grid = batch_grid(torch.as_tensor(batch["positions"]), n)
+        grid = grid_from_positions(torch.as_tensor(batch["positions"]), n, "objective 'contrastive'")
         chips = unpatchify(patches, p, tub, self.channels, grid)
         given = batch.get("pixel_valid")
         pixel_valid = (torch.ones(b, n, tub * p * p, device=patches.device) if given is None

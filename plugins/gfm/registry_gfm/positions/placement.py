@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["Placement", "placement_of"]
+__all__ = ["Placement", "as_placement", "placement_of"]
 
 
 @dataclass
@@ -23,20 +23,6 @@ class Placement:
     time: torch.Tensor | None = None
     lonlat: torch.Tensor | None = None
     gsd: torch.Tensor | None = None
-
-    def to(self, device: torch.device | str) -> Placement:
-        def move(t: torch.Tensor | None) -> torch.Tensor | None:
-            return None if t is None else t.to(device)
-
-        return Placement(self.positions.to(device), move(self.time), move(self.lonlat), move(self.gsd))
-
-    def take(self, index: torch.Tensor) -> Placement:
-        """The same metadata at the tokens ``index`` ``(B, K)`` (positions gathered per sample)."""
-        pos = self.positions
-        if pos.dim() == 2:
-            pos = pos.expand(index.shape[0], *pos.shape)
-        pos = torch.gather(pos, 1, index.unsqueeze(-1).expand(-1, -1, pos.shape[-1]))
-        return Placement(pos, self.time, self.lonlat, self.gsd)
 
 
 def placement_of(batch: Mapping[str, Any]) -> Placement:

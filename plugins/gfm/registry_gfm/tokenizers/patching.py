@@ -11,7 +11,8 @@ from collections.abc import Sequence
 import torch
 from torch.nn import functional as F
 
-__all__ = ["as_5d", "pad_to_multiple", "patch_grid", "patchify", "token_grid_positions", "unpatchify"]
+__all__ = ["as_5d", "grid_from_positions", "pad_to_multiple", "patch_grid", "patchify", "token_grid_positions",
+           "unpatchify"]
 
 
 def as_5d(chips: torch.Tensor) -> torch.Tensor:
@@ -79,3 +80,19 @@ def token_grid_positions(grid: Sequence[int], device: torch.device | str | None 
     from registry_core.nn import grid_positions
 
     return grid_positions(tuple(int(v) for v in grid), device=device)
+
+
+def grid_from_positions(positions: torch.Tensor, n_patches: int, who: str = "patch tokens") -> tuple[int, int, int]:
+    """The ``(gt, gh, gw)`` patch grid that :func:`token_grid_positions` made ``positions`` from.
+
+    ``positions`` is ``(N, 3)`` / ``(B, N, 3)`` (or ``(…, 2)`` for one frame); ``n_patches`` is the patch vectors
+    per sample (with band groups the tokens repeat the grid per group). ``who`` starts the error message.
+    """
+    pos = positions if positions.dim() == 2 else positions[0]
+    if pos.shape[-1] == 2:
+        pos = torch.cat([torch.zeros_like(pos[:, :1]), pos], dim=1)
+    gt, gh, gw = (int(v) + 1 for v in pos[:n_patches].amax(dim=0).tolist())
+    if gt * gh * gw != n_patches:
+        raise ValueError(f"{who}: the batch's positions span a {gt}x{gh}x{gw} grid, which does not hold its "
+                         f"{n_patches} patches per sample (a full (t, h, w) grid is needed)")
+    return gt, gh, gw

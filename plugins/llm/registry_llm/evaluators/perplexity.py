@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
+from registry_core.nn import eval_mode
 from registry_llm.evaluators.specs import PerplexityConfig
 
 IGNORE = -100
@@ -87,29 +88,21 @@ class PerplexityEvaluator:
         counter = ByteCounter(pipeline.tokenizer)
         pad_id = getattr(objective, "pad_id", None)
         device = next(parts.backbone.parameters()).device
-        modules = [m for m in parts.named().values() if hasattr(m, "train")]  # the whole model, head included
-        modes = [m.training for m in modules]
-        for m in modules:
-            m.eval()
         loss_sum, tokens, nbytes = 0.0, 0, 0
-        try:
-            with torch.inference_mode():
-                for b, (ids, targets) in enumerate(_batches(dataset, self.config.batch_size)):
-                    if self.config.max_batches is not None and b >= self.config.max_batches:
-                        break
-                    if pad_id is not None:
-                        targets = targets.masked_fill(targets == pad_id, IGNORE)
-                    logits = objective.logits(parts, ids.to(device))
-                    t = targets.to(device)
-                    loss_sum += float(F.cross_entropy(logits.flatten(0, 1).float(), t.flatten(),
-                                                      ignore_index=IGNORE, reduction="sum"))
-                    valid = targets != IGNORE
-                    tokens += int(valid.sum())
-                    for row, keep in zip(targets, valid):
-                        nbytes += counter.count(row[keep].tolist())
-        finally:
-            for m, mode in zip(modules, modes):
-                m.train(mode)
+        with eval_mode(parts), torch.inference_mode():
+            for b, (ids, targets) in enumerate(_batches(dataset, self.config.batch_size)):
+                if self.config.max_batches is not None and b >= self.config.max_batches:
+                    break
+                if pad_id is not None:
+                    targets = targets.masked_fill(targets == pad_id, IGNORE)
+                logits = objective.logits(parts, ids.to(device))
+                t = targets.to(device)
+                loss_sum += float(F.cross_entropy(logits.flatten(0, 1).float(), t.flatten(),
+                                                  ignore_index=IGNORE, reduction="sum"))
+                valid = targets != IGNORE
+                tokens += int(valid.sum())
+                for row, keep in zip(targets, valid):
+                    nbytes += counter.count(row[keep].tolist())
         if tokens == 0:
             raise ValueError(f"perplexity: split {split!r} has no target tokens to score (all ignored)")
         loss = loss_sum / tokens
