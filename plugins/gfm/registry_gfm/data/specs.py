@@ -11,6 +11,8 @@ from registry_core import ComponentSpec, KindSpec, option
 
 #: Cloud masks ``stac-zarr`` knows (registry_gfm.data.cloud_mask.MASKS).
 CLOUD_MASKS = ("none", "scl", "qa_pixel", "fmask")
+#: What ``zarr-chips`` labels are for.
+TASKS = ("segmentation", "classification")
 RESAMPLINGS = ("nearest", "bilinear", "cubic", "average", "mode", "min", "max", "med")
 
 
@@ -107,6 +109,25 @@ class ZarrChipsConfig:
                                  "val split; 0: no val split", min=0.0, max=0.9)
     cache_mb: int = option(256, help="decoded-chunk cache per process (each DataLoader worker has its own), in "
                            "MiB; neighbouring chips share chunks; 0 turns it off", min=0)
+    labels: str | None = option(None, help="land-cover labels: a single-band GeoTIFF / COG in any CRS (reprojected "
+                                "with nearest resampling onto the datacube grid once, cached as "
+                                "<store>.labels-<key>.npy) or 'store:NAME', a (y, x) variable of the store; None: "
+                                "unlabelled chips")
+    task: str | None = option(None, help="with labels: 'segmentation' (a label chip aligned pixel for pixel with "
+                              "the image chip) or 'classification' (one label per chip, by label_rule); None: "
+                              "segmentation when labels are set (the `task` port)", choices=TASKS)
+    num_classes: int | None = option(None, help="classes of the labels (the `num_classes` port); needed with labels",
+                                     min=1, max=65535)
+    label_values: list[int] | None = option(None, help="raster value of each class in class order, e.g. [1, 2, 3] "
+                                            "makes raster value 1 class 0; None: raster values are class indices")
+    class_names: list[str] | None = option(None, help="a name per class, for metrics and reports (the "
+                                           "`class_names` port); None: 'class 0', 'class 1', ...")
+    ignore_index: int = option(255, help="label of pixels without a class (the raster's nodata, outside the raster, "
+                               "no usable image pixel); losses and metrics skip it", min=-1, max=65535)
+    label_rule: str = option("majority", help="classification: the chip's label is its most frequent class "
+                             "('majority') or the class of its centre pixel ('centre')", choices=("majority", "centre"))
+    min_labelled: float = option(0.0, help="with labels: skip chips whose labelled fraction is below this "
+                                 "(classification: also the share the majority class needs)", min=0.0, max=1.0)
 
     def __post_init__(self) -> None:
         if (self.mean is None) != (self.std is None):
@@ -115,6 +136,21 @@ class ZarrChipsConfig:
             raise ValueError(f"option 'std' must be positive for every band, got {self.std}")
         if self.bands is not None and not self.bands:
             raise ValueError("option 'bands' is an empty list; give band names, or leave it unset for all bands")
+        if self.labels is None and self.task is not None:
+            raise ValueError(f"option 'task' = {self.task!r} needs 'labels' (a label raster or 'store:NAME')")
+        if self.labels is not None and self.task is None:
+            self.task = "segmentation"
+        if self.labels is not None and self.num_classes is None:
+            raise ValueError("option 'labels' needs 'num_classes' (how many classes the labels hold)")
+        if self.label_values is not None and self.num_classes is not None and len(self.label_values) != self.num_classes:
+            raise ValueError(f"option 'label_values' gives {len(self.label_values)} values for num_classes="
+                             f"{self.num_classes}; expected one raster value per class")
+        if self.class_names is not None and self.num_classes is not None and len(self.class_names) != self.num_classes:
+            raise ValueError(f"option 'class_names' gives {len(self.class_names)} names for num_classes="
+                             f"{self.num_classes}; expected one name per class")
+        if self.num_classes is not None and 0 <= self.ignore_index < self.num_classes:
+            raise ValueError(f"option 'ignore_index' {self.ignore_index} is a class index (num_classes="
+                             f"{self.num_classes}); pick a value outside 0 .. {self.num_classes - 1}, e.g. 255")
 
 
 #: The kind this plugin adds: how ``stac-zarr`` reads pixels, swappable by any installed plugin.
@@ -158,6 +194,7 @@ SPECS: list[ComponentSpec] = [
         modality="imagery",
         tags=("gfm", "zarr", "chips", "training"),
         config=ZarrChipsConfig,
-        provides={"bands": None, "frames": None, "chip_size": None, "tokens": "continuous"},
+        provides={"bands": None, "frames": None, "chip_size": None, "num_classes": None, "class_names": None,
+                  "task": None, "ignore_index": None, "tokens": "continuous"},
     ),
 ]

@@ -16,6 +16,8 @@ Each item is a dict::
     gsd           float64 ()                            ground-sample distance: pixel size in CRS units
     window        int64   (3,)                          (t0, y0, x0) in store indices
     bands         list[str]                             band names, in the order of ``pixels``
+    label         int64   (chip, chip) or ()            with ``labels``: class indices (segmentation) or the
+                                                        chip's class (classification); ``ignore_index`` unlabelled
 
 Once a pipeline attaches its tokenizer (``attach_tokenizer``), items are ``tokenizer.encode(item)``.
 """
@@ -23,6 +25,7 @@ Once a pipeline attaches its tokenizer (``attach_tokenizer``), items are ``token
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,12 +35,13 @@ from registry_gfm.data.band_stats import BandStats, compute_band_stats, load_ban
 from registry_gfm.data.chip_windows import Region, grid_windows, random_window, split_region, window_rng
 from registry_gfm.data.chunk_cache import ChunkCache
 from registry_gfm.data.datacube_reader import CubeInfo, open_cube, select_bands
+from registry_gfm.data.labels import STORE_PREFIX, LabelSpec, label_cache_path, load_labels
 from registry_gfm.errors import DatacubeError
 
 if TYPE_CHECKING:
     from registry_gfm.data.specs import ZarrChipsConfig
 
-__all__ = ["ChipDataset", "ZarrChips", "build_zarr_chips", "stats_path"]
+__all__ = ["ChipDataset", "ChipLabels", "ZarrChips", "build_zarr_chips", "chip_label", "stats_path"]
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +53,48 @@ def stats_path(store: str) -> Path:
     """Where band statistics of ``store`` are saved: next to it, ``<store>.stats.json``."""
     path = Path(store)
     return path.with_name(path.name + ".stats.json")
+
+
+@dataclass(frozen=True)
+class ChipLabels:
+    """How a split labels its chips: the label array (opened lazily in each process) and the task's rule."""
+
+    spec: LabelSpec
+    #: The cached ``.npy`` on the datacube grid, or None for a ``store:NAME`` variable.
+    cache: str | None
+    task: str
+    rule: str
+    min_labelled: float
+
+    def open(self, store: str) -> Any:
+        """The (y, x) label array: the cache memory-mapped, or the store variable (read chip by chip)."""
+        if self.cache is not None:
+            return np.load(self.cache, mmap_mode="r")
+        import zarr
+
+        return zarr.open_group(store, mode="r", use_consolidated=False)[self.spec.source[len(STORE_PREFIX):]]
+
+
+def chip_label(labels: np.ndarray, usable: np.ndarray, how: ChipLabels) -> tuple[np.ndarray, bool]:
+    """The label of one chip (a (chip, chip) map or a class) and whether the chip passes ``min_labelled``.
+
+    ``usable`` (chip, chip) is where any frame has a usable image pixel: elsewhere there is no label.
+    """
+    ignore, k = how.spec.ignore_index, how.spec.num_classes
+    seg = np.where(usable, labels, ignore).astype(np.int64)
+    labelled = seg != ignore
+    fraction = float(labelled.mean())
+    if how.task == "segmentation":
+        return seg, fraction >= how.min_labelled and fraction > 0
+    if how.rule == "centre":
+        c = seg.shape[0] // 2
+        label = int(seg[c, c])
+        return np.asarray(label, np.int64), label != ignore and fraction >= how.min_labelled
+    counts = np.bincount(seg[labelled], minlength=k)
+    if counts.sum() == 0:
+        return np.asarray(ignore, np.int64), False
+    top = int(np.argmax(counts))  # ties go to the lower class index
+    return np.asarray(top, np.int64), counts[top] / seg.size >= how.min_labelled
 
 
 class ChipDataset:
@@ -71,6 +117,7 @@ class ChipDataset:
         min_valid: float,
         seed: int,
         cache_bytes: int = 0,
+        labels: ChipLabels | None = None,
     ) -> None:
         self.info, self.split, self.band_index = info, split, band_index
         self.chip, self.frames, self.region = chip, frames, region
@@ -86,6 +133,8 @@ class ChipDataset:
         self._band_lo, self._band_hi = min(idx), max(idx) + 1
         self._pick = None if idx == list(range(self._band_lo, self._band_hi)) else [i - self._band_lo for i in idx]
         self.cache_bytes = cache_bytes
+        self.labels = labels
+        self._label_array: Any = None
         self._times = np.asarray(info.times, np.int64)
         self._image: Any = None
         self._valid: Any = None
@@ -99,7 +148,7 @@ class ChipDataset:
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state.update(_image=None, _valid=None, _to_lonlat=None, _cache=None)  # reopened lazily in each process
+        state.update(_image=None, _valid=None, _to_lonlat=None, _cache=None, _label_array=None)  # reopened lazily in each process
         return state
 
     def _open(self) -> None:
@@ -108,6 +157,8 @@ class ChipDataset:
         group = zarr.open_group(self.info.store, mode="r")
         self._image, self._valid = group["image"], group["valid"]
         self._cache = ChunkCache(self.cache_bytes)
+        if self.labels is not None:
+            self._label_array = self.labels.open(self.info.store)
 
     def _lonlat(self, y0: int, x0: int) -> tuple[float, float]:
         if self._to_lonlat is None:
@@ -125,32 +176,49 @@ class ChipDataset:
         sel = (slice(t0, t0 + self.frames), slice(y0, y0 + self.chip), slice(x0, x0 + self.chip))
         return self._cache.read("valid", self._valid, sel).astype(bool)
 
-    def locate(self, index: int) -> tuple[tuple[int, int, int], np.ndarray]:
-        """Window ``(t0, y0, x0)`` of sample ``index`` and its valid mask (frames, chip, chip)."""
+    def chip_label(self, y0: int, x0: int, valid: np.ndarray) -> tuple[np.ndarray, bool] | None:
+        """The label of the chip at ``(y0, x0)`` and whether it passes ``min_labelled``; None without labels."""
+        if self.labels is None:
+            return None
+        raw = np.asarray(self._label_array[y0 : y0 + self.chip, x0 : x0 + self.chip])
+        return chip_label(raw, valid.any(axis=0), self.labels)
+
+    def locate(self, index: int) -> tuple[tuple[int, int, int], np.ndarray, np.ndarray | None]:
+        """Window ``(t0, y0, x0)`` of sample ``index``, its valid mask (frames, chip, chip) and its label."""
         if not 0 <= index < self.length:
             raise IndexError(f"chip index {index} out of range for the {self.split} split of {self.length} chips")
         if self._image is None:
             self._open()
         if self.windows is not None:
             t0, y0, x0 = (int(v) for v in self.windows[index])
-            return (t0, y0, x0), self._read_valid(t0, y0, x0)
+            valid = self._read_valid(t0, y0, x0)
+            labelled = self.chip_label(y0, x0, valid)
+            return (t0, y0, x0), valid, None if labelled is None else labelled[0]
         rng = window_rng(self.seed, self.split, index)
         width, ntime = self.info.shape[3], self.info.shape[0]
         for _ in range(MAX_DRAWS):
             t0, y0, x0 = random_window(rng, self.region, ntime, self.frames, self.chip, width)
             valid = self._read_valid(t0, y0, x0)
-            if valid.mean() >= self.min_valid:
-                return (t0, y0, x0), valid
+            if valid.mean() < self.min_valid:
+                continue
+            labelled = self.chip_label(y0, x0, valid)
+            if labelled is None:
+                return (t0, y0, x0), valid, None
+            if labelled[1]:
+                return (t0, y0, x0), valid, labelled[0]
+        need = f"min_valid={self.min_valid}"
+        if self.labels is not None:
+            need += f" and min_labelled={self.labels.min_labelled} (labels {self.labels.spec.source})"
         raise DatacubeError(
             f"datacube store {self.info.store}: no random {self.chip}x{self.chip} chip of the {self.split} split "
-            f"reached min_valid={self.min_valid} in {MAX_DRAWS} draws (sample {index}); lower min_valid, or check "
-            "the store's valid mask (it may be mostly cloud or nodata)"
+            f"reached {need} in {MAX_DRAWS} draws (sample {index}); lower the thresholds, or check the store's "
+            "valid mask (it may be mostly cloud or nodata) and the labels' coverage"
         )
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         import torch
 
-        (t0, y0, x0), valid = self.locate(int(index))
+        (t0, y0, x0), valid, label = self.locate(int(index))
         ts, ys, xs = slice(t0, t0 + self.frames), slice(y0, y0 + self.chip), slice(x0, x0 + self.chip)
         assert self._cache is not None
         raw = self._cache.read("image", self._image, (ts, slice(self._band_lo, self._band_hi), ys, xs))
@@ -170,6 +238,8 @@ class ChipDataset:
             "window": torch.tensor([t0, y0, x0], dtype=torch.int64),
             "bands": list(self.band_names),
         }
+        if label is not None:
+            item["label"] = torch.from_numpy(label)
         return item if self.encode is None else self.encode(item)
 
 
@@ -186,6 +256,7 @@ class ZarrChips:
         self._norm: tuple[np.ndarray, np.ndarray] | None = None
         self._datasets: dict[str, ChipDataset] = {}
         self._tokenizer: Any = None
+        self._labels: ChipLabels | None = None
 
     def attach_tokenizer(self, tokenizer: Any) -> ZarrChips:
         """Serve ``tokenizer.encode(chip)`` (the pipeline does this); a tokenizer without bands learns ours."""
@@ -266,6 +337,35 @@ class ZarrChips:
             std = np.where(std > 0, std, 1.0)  # a constant band stays constant instead of dividing by zero
         self._norm = (mean, std)
 
+    def normalization(self) -> dict[str, Any]:
+        """What a model trained on these chips expects: bands, per-band mean / std, and whether they apply to
+        physical values (``apply_scale``: dn * scale + offset) or to the stored numbers; for deployment."""
+        self.prepare()
+        assert self._norm is not None
+        mean, std = self._norm
+        return {"bands": self.bands, "mean": [float(v) for v in mean], "std": [float(v) for v in std],
+                "apply_scale": bool(self.config.apply_scale)}
+
+    @property
+    def class_names(self) -> list[str]:
+        """A name per class (``class_names``, else ``class 0``, ``class 1``, ...); empty without labels."""
+        cfg = self.config
+        if cfg.num_classes is None:
+            return []
+        return list(cfg.class_names) if cfg.class_names else [f"class {i}" for i in range(cfg.num_classes)]
+
+    def chip_labels(self) -> ChipLabels | None:
+        """The labels on the datacube grid (reprojected and cached on first use), with the task's rule."""
+        cfg = self.config
+        if cfg.labels is None or cfg.num_classes is None:
+            return None
+        if self._labels is None:
+            spec = LabelSpec(cfg.labels, cfg.num_classes, cfg.ignore_index, tuple(cfg.label_values or ()))
+            load_labels(self.info, spec)  # checks and caches (raises naming the raster)
+            cache = None if cfg.labels.startswith(STORE_PREFIX) else str(label_cache_path(self.info, spec))
+            self._labels = ChipLabels(spec, cache, cfg.task or "segmentation", cfg.label_rule, cfg.min_labelled)
+        return self._labels
+
     def band_stats(self) -> BandStats:
         """Statistics of every store band: loaded from ``<store>.stats.json``, or one pass and then saved."""
         import zarr
@@ -305,10 +405,16 @@ class ZarrChips:
 
             valid = zarr.open_group(info.store, mode="r")["valid"]
             windows = grid_windows(valid, region, cfg.chip_size, cfg.frames, cfg.min_valid, info.shape[3])
+            labels = self.chip_labels()
+            if labels is not None and len(windows):
+                windows = _labelled_windows(windows, valid, labels.open(info.store), labels, cfg.chip_size, cfg.frames)
             if len(windows) == 0:
+                need = f"a valid fraction >= min_valid={cfg.min_valid}"
+                if labels is not None:
+                    need += f" and a labelled fraction >= min_labelled={cfg.min_labelled} ({cfg.labels})"
                 raise DatacubeError(
                     f"datacube store {info.store}: no {cfg.chip_size}x{cfg.chip_size} grid chip of the {split} split "
-                    f"has a valid fraction >= min_valid={cfg.min_valid}; lower min_valid or chip_size"
+                    f"has {need}; lower the thresholds or chip_size"
                 )
             length = len(windows)
         elif split == "train":
@@ -331,11 +437,23 @@ class ZarrChips:
             min_valid=cfg.min_valid,
             seed=cfg.seed,
             cache_bytes=cfg.cache_mb * 2**20,
+            labels=self.chip_labels(),
         )
         if self._tokenizer is not None:
             ds.encode = self._tokenizer.encode
         self._datasets[split] = ds
         return ds
+
+
+def _labelled_windows(windows: np.ndarray, valid: Any, labels: Any, how: ChipLabels, chip: int,
+                      frames: int) -> np.ndarray:
+    """The grid windows whose chip passes the labels' ``min_labelled`` test (in the same order)."""
+    keep = []
+    for i, (t0, y0, x0) in enumerate(windows.tolist()):
+        usable = np.asarray(valid[t0 : t0 + frames, y0 : y0 + chip, x0 : x0 + chip]).astype(bool).any(axis=0)
+        if chip_label(np.asarray(labels[y0 : y0 + chip, x0 : x0 + chip]), usable, how)[1]:
+            keep.append(i)
+    return windows[keep]
 
 
 def build_zarr_chips(config: ZarrChipsConfig) -> ZarrChips:

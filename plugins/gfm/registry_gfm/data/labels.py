@@ -1,0 +1,168 @@
+"""Land-cover labels on a datacube's grid: a label raster reprojected (nearest) once and cached next to the store.
+
+A label raster is a single-band GeoTIFF / COG in any CRS. Its pixels are reprojected onto the datacube's
+grid with nearest resampling, their raster values turned into class indices ``0 .. num_classes-1``
+(through ``label_values`` when the raster codes classes differently), and every pixel without a label
+(the raster's nodata, outside the raster) set to ``ignore_index``. The result is saved as
+``<store>.labels-<key>.npy`` (``key`` hashes the raster's bytes, the store's fingerprint and the options)
+and memory-mapped by every process, so chips read labels without holding the scene in memory.
+
+A label source may also be a variable of the store itself (``labels = "store:NAME"``): a (y, x) array on the
+datacube grid holding class indices already.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from registry_gfm.data.datacube_reader import CubeInfo
+from registry_gfm.errors import DatacubeError
+
+__all__ = ["STORE_PREFIX", "LabelSpec", "label_cache_path", "load_labels"]
+
+log = logging.getLogger(__name__)
+
+#: ``labels = "store:NAME"`` names a (y, x) variable of the datacube instead of a raster file.
+STORE_PREFIX = "store:"
+
+
+@dataclass(frozen=True)
+class LabelSpec:
+    """Where labels come from and how raster values become class indices."""
+
+    source: str
+    num_classes: int
+    ignore_index: int = 255
+    #: Raster value of class ``i`` at position ``i``; empty: raster values are the class indices.
+    values: tuple[int, ...] = ()
+
+    def lookup(self) -> dict[int, int]:
+        """Raster value -> class index."""
+        values = self.values or tuple(range(self.num_classes))
+        return {int(v): i for i, v in enumerate(values)}
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def label_cache_path(info: CubeInfo, spec: LabelSpec) -> Path:
+    """``<store>.labels-<key>.npy``: ``key`` changes with the raster's bytes, the store and the options."""
+    src = Path(spec.source)
+    parts = {"raster": _file_digest(src), "store": info.fingerprint, "classes": spec.num_classes,
+             "ignore": spec.ignore_index, "values": list(spec.values)}
+    key = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+    store = Path(info.store)
+    return store.with_name(f"{store.name}.labels-{key}.npy")
+
+
+def _reproject(info: CubeInfo, spec: LabelSpec) -> np.ndarray:
+    """The raster's class indices on the datacube grid (uint8 or int16), ``ignore_index`` where unlabelled."""
+    import rasterio
+    from rasterio.crs import CRS
+    from rasterio.enums import Resampling
+    from rasterio.transform import Affine
+    from rasterio.warp import reproject, transform_bounds
+
+    path = spec.source
+    try:
+        ds = rasterio.open(path)
+    except rasterio.errors.RasterioIOError as exc:
+        raise DatacubeError(f"label raster {path} cannot be opened: {exc}") from None
+    with ds:
+        if ds.count != 1:
+            raise DatacubeError(f"label raster {path} has {ds.count} bands; expected a single band of class values")
+        if ds.crs is None:
+            raise DatacubeError(f"label raster {path} has no CRS; a label raster must be georeferenced")
+        if not np.issubdtype(np.dtype(ds.dtypes[0]), np.integer):
+            raise DatacubeError(f"label raster {path} holds {ds.dtypes[0]} values; expected integer class codes")
+        src = ds.read(1)
+        nodata = ds.nodata
+        src_crs, src_transform, src_bounds = ds.crs, ds.transform, ds.bounds
+    height, width = info.shape[2], info.shape[3]
+    dst_crs = CRS.from_wkt(info.crs_wkt) if info.crs_wkt else CRS.from_epsg(info.epsg)
+    dst_transform = Affine(*info.transform)
+    # class indices first (so nearest resampling moves whole classes), then onto the grid
+    lookup = spec.lookup()
+    fill = -1  # "no label" while reprojecting; becomes ignore_index at the end
+    indices = np.full(src.shape, fill, np.int32)
+    labelled = np.ones(src.shape, bool) if nodata is None else src != nodata
+    present = np.unique(src[labelled])
+    unknown = [int(v) for v in present if int(v) not in lookup]
+    if unknown:
+        expected = sorted(lookup) if spec.values else f"0 .. {spec.num_classes - 1}"
+        raise DatacubeError(
+            f"label raster {path} holds values {unknown} outside the {spec.num_classes} classes (num_classes="
+            f"{spec.num_classes}; expected values {expected}, nodata {nodata}); set num_classes, or label_values to "
+            "the raster's class codes"
+        )
+    for value, index in lookup.items():
+        indices[labelled & (src == value)] = index
+    out = np.full((height, width), fill, np.int32)
+    reproject(indices, out, src_transform=src_transform, src_crs=src_crs, src_nodata=fill,
+              dst_transform=dst_transform, dst_crs=dst_crs, dst_nodata=fill, resampling=Resampling.nearest)
+    if not (out != fill).any():
+        west, south, east, north = transform_bounds(src_crs, dst_crs, *src_bounds)
+        a, _, c, _, e, f = info.transform
+        raise DatacubeError(
+            f"label raster {path} does not overlap datacube {info.store}: its bounds in the datacube's CRS are "
+            f"({west:.1f}, {south:.1f}, {east:.1f}, {north:.1f}), the datacube covers ({c:.1f}, {f + e * height:.1f}, "
+            f"{c + a * width:.1f}, {f:.1f})"
+        )
+    dtype = np.uint8 if max(spec.num_classes, spec.ignore_index) < 256 and spec.ignore_index >= 0 else np.int16
+    out[out == fill] = spec.ignore_index
+    return out.astype(dtype)
+
+
+def _from_store(info: CubeInfo, spec: LabelSpec) -> np.ndarray:
+    import zarr
+
+    name = spec.source[len(STORE_PREFIX):]
+    group = zarr.open_group(info.store, mode="r", use_consolidated=False)  # a variable added after the ingest
+    if name not in group:
+        raise DatacubeError(f"datacube store {info.store} has no label variable {name!r} (labels = {spec.source!r})")
+    var: Any = group[name]
+    arr = np.asarray(var[...])
+    if arr.shape != tuple(info.shape[2:]):
+        raise DatacubeError(f"label variable {name!r} of {info.store} is {arr.shape}; expected (y, x) = "
+                            f"{tuple(info.shape[2:])}, the datacube's grid")
+    bad = np.unique(arr[(arr != spec.ignore_index) & ((arr < 0) | (arr >= spec.num_classes))])
+    if bad.size:
+        raise DatacubeError(f"label variable {name!r} of {info.store} holds values {bad.tolist()} outside classes "
+                            f"0 .. {spec.num_classes - 1} (ignore_index {spec.ignore_index})")
+    return arr
+
+
+def load_labels(info: CubeInfo, spec: LabelSpec) -> np.ndarray:
+    """The (y, x) class indices on the datacube grid: cached next to the store, memory-mapped read-only."""
+    if spec.source.startswith(STORE_PREFIX):
+        return _from_store(info, spec)
+    if not Path(spec.source).is_file():
+        raise DatacubeError(f"label raster {spec.source} does not exist")
+    path = label_cache_path(info, spec)
+    if not path.exists():
+        log.info("reprojecting labels %s onto the grid of %s (once; cached as %s)", spec.source, info.store, path)
+        labels = _reproject(info, spec)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        try:
+            with tmp.open("wb") as f:
+                np.save(f, labels)
+            os.replace(tmp, path)  # atomic: concurrent ranks write the same bytes, a reader never sees half
+        except OSError as exc:  # a read-only location: keep them in memory for this run
+            tmp.unlink(missing_ok=True)
+            log.warning("cannot cache labels at %s (%s); they will be reprojected next time", path, exc)
+            return labels
+    arr: np.ndarray = np.load(path, mmap_mode="r")
+    return arr
