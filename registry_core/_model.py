@@ -38,6 +38,12 @@ class PipelineModel(nn.Module):
         #: What one sample is called when throughput is not counted in tokens (``"chips"``).
         self.sample_unit: str = "samples"
 
+    def lr_scales(self) -> dict[int, float]:
+        """Learning-rate factors by parameter id, from the objective's ``lr_scales(parts)`` (layer-wise decay);
+        parameters it does not name train at the scheduled rate."""
+        scales = getattr(self.objective, "lr_scales", None)
+        return dict(scales(self.parts)) if callable(scales) else {}
+
     def forward(self, batch: Any) -> tuple[Tensor, Mapping[str, Any]]:
         out = self.objective(self.parts, batch)
         if isinstance(out, tuple):

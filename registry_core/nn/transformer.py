@@ -13,6 +13,7 @@ dropped tokens cost nothing. Learned prefix tokens (cls, registers) are prepende
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any, Final
 
 import torch
@@ -151,12 +152,17 @@ class Transformer(nn.Module):
         keep: torch.Tensor | None = None,
         keep_index: torch.Tensor | None = None,
         cache: KVCache | None = None,
+        taps: Sequence[int] = (),
+        tapped: list[torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """Run the stack on ``x`` ``(B, T, D)``; with ``cache``, ``x`` continues the cached tokens.
 
         Returns ``(B, P + T, D)``, or ``(B, P + T_keep, D)`` in ``keep_index`` order when given: additive
         positions are added to all ``T`` tokens first, then the kept tokens (and their positions, for
         rotary and bias encoders) are gathered and only they run through the blocks.
+
+        ``taps`` (block indices, negative from the end) appends the final-normed output of each of those
+        blocks to ``tapped``, in ``taps`` order: the multi-level features of dense-prediction heads.
         """
         b, t, d = x.shape
         if d != self.embed_dim:
@@ -199,11 +205,29 @@ class Transformer(nn.Module):
             q_len, offset + q_len, causal=self.causal, bias=bias, keep=keep, dtype=mask_dtype, device=x.device
         )
         x = self.drop(x)
+        wanted = self._tap_order(taps, tapped)
+        outputs: dict[int, torch.Tensor] = {}
         for i, block in enumerate(self.blocks):
             x = block(x, attn_mask=mask, is_causal=is_causal, rotary=rotary, cache=cache, layer=i)
+            if i in wanted:
+                outputs[i] = x
+        if tapped is not None:
+            tapped.extend(self.ln_f(outputs[i]) for i in wanted)
         if cache is not None:
             cache.advance(t)
         return self.ln_f(x)
+
+    def _tap_order(self, taps: Sequence[int], tapped: list[torch.Tensor] | None) -> list[int]:
+        """``taps`` as block indices in ``[0, depth)``, checked; ``tapped`` must be given with them."""
+        if taps and tapped is None:
+            raise ValueError("taps needs a list to append the tapped block outputs to (tapped=[])")
+        out = []
+        for t in taps:
+            i = t + self.depth if t < 0 else t
+            if not 0 <= i < self.depth:
+                raise ValueError(f"tap {t} is not a block of this {self.depth}-block stack")
+            out.append(i)
+        return out
 
     def _gather_positions(
         self, positional: Any, positions: torch.Tensor | None, index: torch.Tensor, t: int, grid: int

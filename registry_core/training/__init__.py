@@ -10,7 +10,7 @@ from __future__ import annotations
 from registry_core._train_config import TrainConfig
 from registry_core.training.checkpoint import atomic_torch_save, clean_state_dict, load_checkpoint
 from registry_core.training.data_order import StripedBatchSampler, epoch_order, global_indices, rank_micro_batches
-from registry_core.training.optim import build_optimizer, decay_groups, lr_at
+from registry_core.training.optim import build_optimizer, decay_groups, lr_at, set_lr
 from registry_core.training.trainer import Trainer, TrainingDiverged, TrainResult, seed_everything, to_device
 
 __all__ = [
@@ -29,5 +29,6 @@ __all__ = [
     "lr_at",
     "rank_micro_batches",
     "seed_everything",
+    "set_lr",
     "to_device",
 ]

@@ -11,7 +11,7 @@ from torch import nn
 
 from registry_core._train_config import TrainConfig
 
-__all__ = ["build_optimizer", "decay_groups", "lr_at"]
+__all__ = ["build_optimizer", "decay_groups", "lr_at", "set_lr"]
 
 _NORM_TYPES: tuple[type[nn.Module], ...] = (
     nn.LayerNorm,
@@ -53,18 +53,33 @@ def decay_groups(model: nn.Module, no_decay: Iterable[str]) -> tuple[list[str], 
 
 
 def build_optimizer(model: nn.Module, config: TrainConfig, fused: bool = False) -> torch.optim.AdamW:
-    """AdamW over the trainable parameters: one group with ``config.weight_decay``, one without."""
+    """AdamW over the trainable parameters: one group with ``config.weight_decay``, one without.
+
+    A model with ``lr_scales()`` (``{id(parameter): factor}``, e.g. layer-wise learning-rate decay) splits
+    each group by factor; a group's ``lr_scale`` multiplies the scheduled learning rate (see ``set_lr``).
+    """
     decay, keep = decay_groups(model, config.no_decay)
     if not decay and not keep:
         raise ValueError(f"model {type(model).__name__} has no trainable parameters (all requires_grad=False)")
     params = dict(model.named_parameters())
+    scales_of = getattr(model, "lr_scales", None)
+    scales: dict[int, float] = dict(scales_of()) if callable(scales_of) else {}
     groups: list[dict[str, Any]] = []
-    if decay:
-        groups.append({"params": [params[n] for n in decay], "weight_decay": config.weight_decay, "name": "decay"})
-    if keep:
-        groups.append({"params": [params[n] for n in keep], "weight_decay": 0.0, "name": "no_decay"})
+    for names, wd, label in ((decay, config.weight_decay, "decay"), (keep, 0.0, "no_decay")):
+        by_scale: dict[float, list[nn.Parameter]] = {}
+        for n in names:
+            by_scale.setdefault(float(scales.get(id(params[n]), 1.0)), []).append(params[n])
+        for scale in sorted(by_scale, reverse=True):
+            name = label if scale == 1.0 else f"{label}@{scale:.4g}"
+            groups.append({"params": by_scale[scale], "weight_decay": wd, "name": name, "lr_scale": scale})
     extra = {"fused": True} if fused else {}
     return torch.optim.AdamW(groups, lr=lr_at(0, config), betas=config.betas, eps=config.eps, **extra)
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """Set every group's learning rate to ``lr`` times the group's ``lr_scale`` (1 when it has none)."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr * float(group.get("lr_scale", 1.0))
 
 
 def lr_at(step: int, config: TrainConfig) -> float:

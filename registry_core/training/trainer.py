@@ -30,7 +30,7 @@ from registry_core.training.checkpoint import (
 )
 from registry_core.training.data_order import StripedBatchSampler
 from registry_core.training.distributed import DistContext, all_gather_objects, mean_across_ranks, setup_distributed
-from registry_core.training.optim import build_optimizer, lr_at
+from registry_core.training.optim import build_optimizer, lr_at, set_lr
 from registry_core.training.progress import MetricsLog, ProgressReporter
 
 __all__ = ["TrainResult", "Trainer", "TrainingDiverged", "seed_everything"]
@@ -388,8 +388,7 @@ class Trainer:
 
     def _optimizer_step(self, batches: Iterator[Any], lr: float) -> tuple[float, float, dict[str, torch.Tensor]]:
         """One optimizer step at ``lr``; TrainingDiverged (and no update) when loss or gradient is not finite."""
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
+        set_lr(self.optimizer, lr)
         loss_t, grad_norm_t, metrics = self._train_step(batches)
         loss, grad_norm = (float(x) for x in torch.stack([loss_t, grad_norm_t]).tolist())
         if not (math.isfinite(loss) and math.isfinite(grad_norm)):

@@ -390,3 +390,35 @@ def lsat7_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     source = get_registry().build("data_source", "stac-zarr", **options)
     source.prepare()
     return store
+
+
+#: The bands of the Landsat 7 datacube, in store order.
+LSAT7_STORE_BANDS = ["blue", "green", "red", "nir08", "swir16", "swir22"]
+
+
+def tiny_pipeline_config(store: Path, **slots: Any) -> dict[str, Any]:
+    """A small pipeline over the Landsat 7 datacube (ViT 2x32, patch 4, 16-pixel chips); ``slots`` replace tables."""
+    config: dict[str, Any] = {
+        "name": "tiny",
+        "data": {"use": "zarr-chips", "store": str(store), "chip_size": 16, "sampling": "random",
+                 "samples_per_epoch": 64, "val_fraction": 0.2, "bands": list(LSAT7_STORE_BANDS)},
+        "tokenizer": {"use": "patch", "patch_size": 4},
+        "positional": {"use": "sincos-2d"},
+        "backbone": {"use": "vit", "embed_dim": 32, "depth": 2, "heads": 2},
+        "objective": {"use": "mae", "decoder_dim": 16, "decoder_depth": 1, "decoder_heads": 2},
+        "train": {"steps": 4, "batch_size": 8, "lr": 1e-3, "log_every": 2, "checkpoint_every": 0, "seed": 0},
+    }
+    config.update(slots)
+    return config
+
+
+@pytest.fixture(scope="session")
+def tiny_mae_run(lsat7_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished (4-step) MAE run of a 2-block ViT on the Landsat 7 datacube: pipeline.toml + model.safetensors."""
+    from registry_core import compose
+
+    out = tmp_path_factory.mktemp("tiny-mae") / "run"
+    pipeline = compose(tiny_pipeline_config(lsat7_store))
+    pipeline.fit(out)
+    pipeline.save(out)
+    return out

@@ -119,7 +119,8 @@ def test_build_through_registry(cube: tuple[Path, np.ndarray, np.ndarray]) -> No
     store, _, _ = cube
     reg = get_registry()
     spec = reg.get("data_source", "zarr-chips")
-    assert dict(spec.provides) == {"bands": None, "frames": None, "chip_size": None, "tokens": "continuous"}
+    assert dict(spec.provides) == {"bands": None, "frames": None, "chip_size": None, "tokens": "continuous",
+                                   "num_classes": None, "class_names": None, "task": None, "ignore_index": None}
     source = reg.build(
         "data_source",
         "zarr-chips",

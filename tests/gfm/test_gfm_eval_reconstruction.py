@@ -204,7 +204,7 @@ def test_failures_name_the_evaluator_and_what_it_expected() -> None:
 
 def test_specs() -> None:
     by_name = {s.name: s for s in SPECS}
-    assert set(by_name) == {"reconstruction", "linear-probe"}
+    assert set(by_name) == {"reconstruction", "linear-probe", "task-metrics", "baselines"}
     for spec in SPECS:
         assert spec.kind == "evaluator" and spec.modality == "imagery" and spec.summary
         module, _, attr = spec.target.partition(":")

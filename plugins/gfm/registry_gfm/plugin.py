@@ -7,6 +7,7 @@ from registry_gfm.backbones.specs import SPECS as BACKBONES
 from registry_gfm.data.specs import KINDS
 from registry_gfm.data.specs import SPECS as DATA
 from registry_gfm.evaluators.specs import SPECS as EVALUATORS
+from registry_gfm.heads.specs import SPECS as HEADS
 from registry_gfm.objectives.specs import SPECS as OBJECTIVES
 from registry_gfm.positions.specs import SPECS as POSITIONS
 from registry_gfm.recipes.specs import SPECS as RECIPES
@@ -21,7 +22,7 @@ def registry_core_kinds() -> list[KindSpec]:
 
 @hookimpl
 def registry_core_components() -> list[ComponentSpec]:
-    return [*DATA, *TOKENIZERS, *POSITIONS, *BACKBONES, *OBJECTIVES, *EVALUATORS, *WEIGHTS, *RECIPES]
+    return [*DATA, *TOKENIZERS, *POSITIONS, *BACKBONES, *OBJECTIVES, *HEADS, *EVALUATORS, *WEIGHTS, *RECIPES]
 
 
 @hookimpl
@@ -38,4 +39,9 @@ def registry_core_ports() -> list[PortSpec]:
         PortSpec("patch_size", "side of a square image patch, in pixels", ("data", "tokenizer", "weights")),
         PortSpec("frames", "time steps per sample", ("data", "tokenizer")),
         PortSpec("chip_size", "side of a square image chip, in pixels", ("data",)),
+        PortSpec("task", "what labels are for: segmentation (a class per pixel) or classification (per chip)",
+                 ("data", "head", "objective")),
+        PortSpec("num_classes", "classes of the labels", ("data", "head", "objective")),
+        PortSpec("ignore_index", "label value of unlabelled pixels, skipped by losses and metrics", ("data",)),
+        PortSpec("class_names", "a name per class", ("data",)),
     ]

@@ -24,6 +24,7 @@ Once a pipeline attaches its tokenizer (``attach_tokenizer``), items are ``token
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -216,6 +217,11 @@ class ChipDataset:
         )
 
     def __getitem__(self, index: int) -> dict[str, Any]:
+        item = self.raw(index)
+        return item if self.encode is None else self.encode(item)
+
+    def raw(self, index: int) -> dict[str, Any]:
+        """Sample ``index`` as a raw chip (``pixels``, ``valid``, ...), before any tokenizer's ``encode``."""
         import torch
 
         (t0, y0, x0), valid, label = self.locate(int(index))
@@ -240,7 +246,7 @@ class ChipDataset:
         }
         if label is not None:
             item["label"] = torch.from_numpy(label)
-        return item if self.encode is None else self.encode(item)
+        return item
 
 
 class ZarrChips:
@@ -278,8 +284,15 @@ class ZarrChips:
         stats = getattr(weights, "input_stats", None)
         if self.config.mean is not None or not callable(stats):
             return self
+        meta = getattr(weights, "meta", {})
+        if "apply_scale" in meta and bool(meta["apply_scale"]) != self.config.apply_scale:
+            raise DatacubeError(
+                f"zarr-chips: the weights ({meta.get('run', 'pretrained')}) were trained with apply_scale="
+                f"{str(bool(meta['apply_scale'])).lower()}, the data has apply_scale="
+                f"{str(self.config.apply_scale).lower()}; set the same, so pixels are in the units of the statistics"
+            )
         mean, std = (np.asarray(v, np.float64) for v in stats())
-        unit = float(getattr(weights, "meta", {}).get("stats_scale", 1.0))
+        unit = float(meta.get("stats_scale", 1.0))
         if self.config.apply_scale:
             mean, std = mean * unit, std * unit
         if len(mean) != len(self.bands):
@@ -345,6 +358,14 @@ class ZarrChips:
         mean, std = self._norm
         return {"bands": self.bands, "mean": [float(v) for v in mean], "std": [float(v) for v in std],
                 "apply_scale": bool(self.config.apply_scale)}
+
+    def resolved_config(self) -> ZarrChipsConfig:
+        """The config with the mean / std in use pinned (once prepared), so a saved run normalises as it
+        trained without its store's statistics file: what ``predict`` and ``from-run`` weights rely on."""
+        if self._norm is None or self.config.mean is not None:
+            return self.config
+        mean, std = self._norm
+        return dataclasses.replace(self.config, mean=[float(v) for v in mean], std=[float(v) for v in std])
 
     @property
     def class_names(self) -> list[str]:

@@ -1,4 +1,4 @@
-"""Config schemas and specs of the imagery evaluators ``reconstruction`` and ``linear-probe`` (no heavy imports)."""
+"""Config schemas and specs of the imagery evaluators (no heavy imports)."""
 
 from __future__ import annotations
 
@@ -37,6 +37,34 @@ class LinearProbeConfig:
     classes: int | None = option(None, help="Number of classes; None: one more than the largest label seen.", min=2)
 
 
+@dataclass
+class TaskMetricsConfig:
+    """Scores of a finetuned pipeline on labelled chips: overall accuracy, per-class IoU, mIoU, macro-F1."""
+
+    batch_size: int = option(32, help="Samples per forward pass.", min=1)
+    max_batches: int | None = option(None, help="Stop after this many batches (None: the whole split).", min=1)
+    out: str | None = option("confusion", help="Save the confusion matrix as <out>.json and <out>.png (relative: "
+                             "in the run's folder); None: no files.")
+
+
+@dataclass
+class BaselinesConfig:
+    """The finetuned pipeline next to two baselines on the same split: a random-init encoder, a random forest."""
+
+    random_init: bool = option(True, help="Train the same pipeline without its [weights] (a randomly initialised "
+                               "encoder, same head, same steps) into <run>/baseline-random-init and score it.")
+    random_forest: bool = option(True, help="Fit a per-pixel random forest (scikit-learn) on the bands of the "
+                                 "train split's chips and score it on the same chips as the pipeline.")
+    trees: int = option(100, help="Trees of the random forest.", min=1)
+    train_pixels: int = option(30000, help="Labelled train pixels the forest is fitted on (drawn evenly from the "
+                               "train chips).", min=100)
+    train_chips: int = option(512, help="Train chips the forest's pixels are drawn from (the split's first).", min=1)
+    batch_size: int = option(32, help="Samples per forward pass when scoring.", min=1)
+    seed: int = option(0, help="Seed of the forest and of its pixel draw.")
+    out: str | None = option("baselines.json", help="Write the side-by-side scores here (relative: in the run's "
+                             "folder); None: no file.")
+
+
 SPECS: list[ComponentSpec] = [
     ComponentSpec(
         kind="evaluator",
@@ -59,5 +87,25 @@ SPECS: list[ComponentSpec] = [
         tags=("gfm", "probe", "classification"),
         config=LinearProbeConfig,
         requires={"tokens": "continuous"},
+    ),
+    ComponentSpec(
+        kind="evaluator",
+        name="task-metrics",
+        target="registry_gfm.evaluators.task_metrics:build",
+        summary="Overall accuracy, per-class IoU and F1, mIoU and macro-F1 of a finetuned pipeline (pixels or "
+        "chips); the confusion matrix saved as JSON and PNG.",
+        modality="imagery",
+        tags=("gfm", "segmentation", "classification", "miou"),
+        config=TaskMetricsConfig,
+    ),
+    ComponentSpec(
+        kind="evaluator",
+        name="baselines",
+        target="registry_gfm.evaluators.baselines:build",
+        summary="mIoU of the finetuned pipeline side by side with the same head on a randomly initialised "
+        "encoder and a per-pixel random forest (scikit-learn) on the same spatial split.",
+        modality="imagery",
+        tags=("gfm", "segmentation", "baseline", "random-forest"),
+        config=BaselinesConfig,
     ),
 ]

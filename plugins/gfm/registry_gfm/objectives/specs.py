@@ -1,4 +1,4 @@
-"""Config schemas and specs of the imagery objectives ``mae`` and ``contrastive`` (no heavy imports)."""
+"""Config schemas and specs of the imagery objectives ``mae``, ``contrastive`` and ``finetune`` (no heavy imports)."""
 
 from __future__ import annotations
 
@@ -65,6 +65,37 @@ class ContrastiveConfig:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
 
 
+@dataclass
+class FinetuneConfig:
+    """Supervised finetuning of a pretrained encoder with a ``[head]``: cross-entropy with ignore_index."""
+
+    task: str | None = option(None, help="'segmentation' or 'classification'; None: wired from the data source "
+                              "(the `task` port) or the head", choices=("segmentation", "classification"),
+                              wired="task")
+    num_classes: int | None = option(None, help="classes; None: wired from the data source's num_classes", min=1,
+                                     wired="num_classes")
+    ignore_index: int | None = option(None, help="label skipped by the loss and the metrics; None: wired from the "
+                                      "data source (255 without one)", wired="ignore_index")
+    class_weights: list[float] | None = option(None, help="a loss weight per class (e.g. inverse frequency for rare "
+                                               "classes); None: every class weighs 1")
+    label_smoothing: float = option(0.0, help="cross-entropy label smoothing", min=0.0, max=0.99)
+    freeze_encoder: bool = option(True, help="train only the head, the encoder (embedding, positions, backbone) "
+                                  "stays as loaded: the default for small labelled sets")
+    layer_decay: float = option(1.0, help="layer-wise learning-rate decay of an unfrozen encoder (BEiT / MAE "
+                                "finetuning): block i of L trains at lr * layer_decay^(L - i), the patch embedding "
+                                "at lr * layer_decay^(L + 1); 1: every layer at lr", min=0.0, max=1.0)
+
+    def __post_init__(self) -> None:
+        if self.class_weights is not None:
+            if self.num_classes is not None and len(self.class_weights) != self.num_classes:
+                raise ValueError(f"class_weights gives {len(self.class_weights)} weights for num_classes="
+                                 f"{self.num_classes}; expected one per class")
+            if any(w < 0 for w in self.class_weights) or not any(w > 0 for w in self.class_weights):
+                raise ValueError(f"class_weights must be >= 0 with at least one > 0, got {self.class_weights}")
+        if not self.layer_decay > 0:
+            raise ValueError(f"layer_decay must be in (0, 1], got {self.layer_decay}")
+
+
 SPECS: list[ComponentSpec] = [
     ComponentSpec(
         kind="objective",
@@ -87,5 +118,16 @@ SPECS: list[ComponentSpec] = [
         tags=("gfm", "pretraining", "contrastive", "simclr", "infonce"),
         config=ContrastiveConfig,
         requires={"causal": False, "tokens": "continuous", "embed_dim": None},
+    ),
+    ComponentSpec(
+        kind="objective",
+        name="finetune",
+        target="registry_gfm.objectives.finetune:build",
+        summary="Supervised finetuning through a [head] (segmentation or classification): cross-entropy with "
+        "ignore_index and class weights, frozen encoder or layer-wise learning-rate decay.",
+        modality="imagery",
+        tags=("gfm", "finetuning", "segmentation", "classification"),
+        config=FinetuneConfig,
+        requires={"tokens": "continuous", "causal": False},
     ),
 ]

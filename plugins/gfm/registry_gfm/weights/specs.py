@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from registry_core import ComponentSpec, option
 
@@ -46,6 +48,54 @@ class PrithviConfig:
         return PUBLISHED_BANDS
 
 
+def read_run_config(path: str) -> dict[str, Any]:
+    """The ``pipeline.toml`` of a run folder (stdlib only, so composition can check the run's ports)."""
+    import tomllib
+
+    folder = Path(path)
+    config_file = folder / "pipeline.toml"
+    if not (folder / "model.safetensors").is_file() or not config_file.is_file():
+        raise ValueError(f"run folder {path} has no pipeline.toml and model.safetensors; expected a finished run "
+                         "(python -m registry_core run X.toml --out FOLDER writes them when it ends)")
+    with config_file.open("rb") as f:
+        return tomllib.load(f)
+
+
+@dataclass
+class FromRunConfig:
+    """The encoder of a finished run of ours (e.g. ``runs/mae-tiny``), with its bands and normalisation."""
+
+    path: str = option(help="the run folder: what `run X.toml --out FOLDER` wrote (pipeline.toml, "
+                       "model.safetensors); its patch embedding, positions and backbone are loaded")
+    data_bands: tuple[str, ...] | None = option(None, help="the data's bands in order (wired from the data "
+                                                "source's `bands`, checked against the run's)", wired="bands")
+
+    def __post_init__(self) -> None:
+        self.run_config = read_run_config(self.path)
+
+    def _run_option(self, slot: str, key: str) -> Any:
+        table = self.run_config.get(slot, {})
+        return table.get(key) if isinstance(table, dict) else None
+
+    @property
+    def bands(self) -> tuple[str, ...] | None:
+        """The `bands` port: the bands the run's encoder was trained on, in order (None: the run did not say)."""
+        bands = self._run_option("data", "bands") or self._run_option("tokenizer", "bands")
+        return tuple(bands) if bands else None
+
+    @property
+    def patch_size(self) -> int | None:
+        """The `patch_size` port: the run's tokenizer patch size."""
+        value = self._run_option("tokenizer", "patch_size")
+        return int(value) if value is not None else None
+
+    @property
+    def embed_dim(self) -> int | None:
+        """The `embed_dim` port: the run's backbone width."""
+        value = self._run_option("backbone", "embed_dim")
+        return int(value) if value is not None else None
+
+
 SPECS: list[ComponentSpec] = [
     ComponentSpec(
         kind="weights",
@@ -57,5 +107,16 @@ SPECS: list[ComponentSpec] = [
         tags=("prithvi", "mae", "vit", "hls", "safetensors"),
         config=PrithviConfig,
         provides={"patch_size": None, "bands": None},
+    ),
+    ComponentSpec(
+        kind="weights",
+        name="from-run",
+        target="registry_gfm.weights.from_run:build",
+        summary="The encoder of a finished run of ours (path = 'runs/mae-tiny'): patch embedding, positions and "
+        "backbone, with the run's bands, patch size and normalisation checked and carried over.",
+        modality="imagery",
+        tags=("gfm", "finetuning", "safetensors"),
+        config=FromRunConfig,
+        provides={"patch_size": None, "bands": None, "embed_dim": None},
     ),
 ]

@@ -1,0 +1,1 @@
+"""Finetuning heads over ViT features: ``classification`` (pooled) and ``segmentation`` (token grid to pixels)."""

@@ -1,0 +1,158 @@
+"""``finetune``: supervised finetuning of a (pretrained) encoder through a ``[head]``, for labelled chips.
+
+The encoder (patch embedding, positions, ViT) runs on every token, the head reads the blocks it taps
+(``head.taps``) and returns logits: ``(B, K, H, W)`` for segmentation, ``(B, K)`` for classification.
+The loss is cross-entropy over labelled pixels (or chips) only: ``ignore_index`` never counts, and with
+``class_weights`` the mean is weighted as in ``torch.nn.functional.cross_entropy``. A batch without any
+label contributes a loss of 0 rather than NaN.
+
+``freeze_encoder`` (the default) turns off the encoder's gradients: the head learns on fixed features, and
+the encoder runs without autograd. Unfrozen, ``layer_decay`` < 1 gives each block its own learning rate
+through ``lr_scales`` (read by the trainer's optimizer).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from registry_core.interfaces import ModelParts
+from registry_gfm.heads.features import TokenFeatures
+from registry_gfm.objectives.specs import FinetuneConfig
+from registry_gfm.positions.placement import Placement, placement_of
+from registry_gfm.tokenizers.patching import as_5d, grid_from_positions, patch_grid, token_grid_positions
+
+__all__ = ["FinetuneObjective", "build", "encoder_parts"]
+
+#: The ignore label when neither the config nor the data source sets one.
+DEFAULT_IGNORE = 255
+
+
+def encoder_parts(parts: ModelParts) -> list[nn.Module]:
+    """The modules that make up the encoder: patch embedding, positional encoder (if any), backbone."""
+    return [m for m in (parts.embed, parts.positional, parts.backbone) if isinstance(m, nn.Module)]
+
+
+class FinetuneObjective(nn.Module):
+    """``objective(parts, batch) -> (loss, {"acc": ...})``; ``logits(parts, batch_or_chips)`` for inference."""
+
+    def __init__(self, config: FinetuneConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.ignore_index = DEFAULT_IGNORE if config.ignore_index is None else int(config.ignore_index)
+        weights = torch.tensor(config.class_weights, dtype=torch.float32) if config.class_weights else None
+        self.register_buffer("class_weights", weights, persistent=False)
+        self.task = config.task
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.config.num_classes or 0)
+
+    def bind(self, parts: ModelParts) -> None:
+        head = parts.head
+        if head is None:
+            raise ValueError("objective 'finetune' needs a [head] table (use = 'segmentation' or 'classification')")
+        head_task = getattr(head, "task", None)
+        if self.task is None:
+            self.task = head_task
+        if head_task is not None and head_task != self.task:
+            raise ValueError(f"objective 'finetune' is set up for {self.task}, but the head does {head_task}")
+        if self.task not in ("segmentation", "classification"):
+            raise ValueError("objective 'finetune' needs task = 'segmentation' or 'classification' (or a data "
+                             "source with labels to wire it from)")
+        if self.config.freeze_encoder:
+            for module in encoder_parts(parts):
+                module.requires_grad_(False)
+
+    # -- the forward pass ---------------------------------------------------------------------
+
+    def features(self, parts: ModelParts, inputs: Mapping[str, Any] | torch.Tensor) -> TokenFeatures:
+        """The tapped encoder layers of a batch of ``patch`` tokens, or of chips ``(B, C, [T,] H, W)``."""
+        embed = parts.embed
+        patch, tubelet = int(getattr(embed, "patch", 1)), int(getattr(embed, "tubelet", 1))
+        if isinstance(inputs, torch.Tensor):
+            chips = as_5d(inputs)
+            grid = patch_grid(chips.shape[2:], patch, tubelet)
+            values: torch.Tensor = chips
+            n = grid[0] * grid[1] * grid[2]
+            where = Placement(token_grid_positions(grid, device=chips.device))
+        else:
+            values = inputs["patches"]
+            n = int(values.shape[1])
+            grid = grid_from_positions(inputs["positions"], n, "objective 'finetune'")
+            where = placement_of(inputs)
+        taps = list(getattr(parts.head, "taps", None) or [-1])
+        frozen = self.config.freeze_encoder
+        with torch.no_grad() if frozen else contextlib.nullcontext():
+            x = embed(values)  # (B, G·N, D)
+            groups = int(x.shape[1]) // n
+            if groups > 1:
+                where = Placement(where.positions.repeat(groups, 1) if where.positions.dim() == 2
+                                  else where.positions.repeat(1, groups, 1), where.time, where.lonlat, where.gsd)
+            tapped: list[torch.Tensor] = []
+            parts.backbone(x, parts.positional, where, taps=taps, tapped=tapped)
+        prefix = int(getattr(parts.backbone, "num_prefix_tokens", 0))
+        return TokenFeatures(tapped, prefix, grid, groups, patch)
+
+    def logits(self, parts: ModelParts, inputs: Mapping[str, Any] | torch.Tensor) -> torch.Tensor:
+        """``(B, K, H, W)`` (segmentation) or ``(B, K)`` (classification) class scores."""
+        assert parts.head is not None, "objective 'finetune' is not bound to a model with a head"
+        out: torch.Tensor = parts.head(self.features(parts, inputs))
+        return out
+
+    def loss(self, logits: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(loss, correct, labelled): mean cross-entropy over labelled targets and the counts for accuracy."""
+        label = label.to(logits.device).long()
+        if self.task == "segmentation" and tuple(label.shape) != (logits.shape[0], *logits.shape[2:]):
+            raise ValueError(f"objective 'finetune': label chips are {tuple(label.shape)}, the head predicts "
+                             f"{tuple(logits.shape)} (B, K, H, W); the data's chips and labels must be the same size")
+        labelled = label != self.ignore_index
+        bad = labelled & ((label < 0) | (label >= logits.shape[1]))
+        if bool(bad.any()):
+            raise ValueError(f"objective 'finetune': labels {sorted(set(label[bad].tolist()))} are outside the "
+                             f"{logits.shape[1]} classes (ignore_index {self.ignore_index})")
+        weight: torch.Tensor | None = self.class_weights  # type: ignore[assignment]
+        total = F.cross_entropy(logits.float(), label, weight=weight, ignore_index=self.ignore_index,
+                                reduction="sum", label_smoothing=self.config.label_smoothing)
+        safe = torch.where(labelled, label, torch.zeros_like(label))
+        denom = (weight[safe] * labelled).sum() if weight is not None else labelled.sum()
+        loss = total / denom.clamp(min=1e-12) if bool(labelled.any()) else total * 0.0
+        correct = ((logits.argmax(dim=1) == label) & labelled).sum()
+        return loss, correct, labelled.sum()
+
+    def forward(self, parts: ModelParts, batch: Mapping[str, Any]) -> tuple[torch.Tensor, dict[str, Any]]:
+        if "label" not in batch:
+            raise KeyError("objective 'finetune' needs labelled samples: give the data source `labels` "
+                           "(a label raster) and `num_classes`")
+        loss, correct, labelled = self.loss(self.logits(parts, batch), batch["label"])
+        return loss, {"acc": correct.float() / labelled.clamp(min=1).float()}
+
+    # -- optimisation -------------------------------------------------------------------------
+
+    def lr_scales(self, parts: ModelParts) -> dict[int, float]:
+        """Layer-wise learning-rate decay: block ``i`` of ``L`` at ``decay^(L - i)``, embedding and positions at
+        ``decay^(L + 1)``, the final norm and the head at 1; empty when frozen or ``layer_decay`` is 1."""
+        decay = self.config.layer_decay
+        if self.config.freeze_encoder or decay >= 1.0:
+            return {}
+        blocks = getattr(parts.backbone, "blocks", None)
+        depth = len(blocks) if blocks is not None else 0
+        out: dict[int, float] = {}
+        for module in (parts.embed, parts.positional):
+            if isinstance(module, nn.Module):
+                out.update({id(p): decay ** (depth + 1) for p in module.parameters()})
+        for name, p in parts.backbone.named_parameters():
+            if name.startswith("blocks."):
+                out[id(p)] = decay ** (depth - int(name.split(".")[1]))
+            elif name.startswith("prefix"):
+                out[id(p)] = decay ** (depth + 1)  # cls token and its position: with the embedding
+        return out
+
+
+def build(config: FinetuneConfig) -> FinetuneObjective:
+    return FinetuneObjective(config)
