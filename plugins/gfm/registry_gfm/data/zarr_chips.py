@@ -266,6 +266,15 @@ class ZarrChips:
             std = np.where(std > 0, std, 1.0)  # a constant band stays constant instead of dividing by zero
         self._norm = (mean, std)
 
+    def normalization(self) -> dict[str, Any]:
+        """How served chips are normalised, for running the model elsewhere (``predict``): ``bands``, per-band
+        ``mean`` and ``std`` (physical units when ``apply_scale``, else stored numbers) and ``apply_scale``."""
+        self.prepare()
+        assert self._norm is not None
+        mean, std = self._norm
+        return {"bands": list(self.bands), "mean": [float(v) for v in mean], "std": [float(v) for v in std],
+                "apply_scale": bool(self.config.apply_scale)}
+
     def band_stats(self) -> BandStats:
         """Statistics of every store band: loaded from ``<store>.stats.json``, or one pass and then saved."""
         import zarr
