@@ -29,6 +29,7 @@ from registry_gfm.deploy._sinks import (
     write_zarr_block,
     zarr_to_cog,
 )
+from registry_gfm.errors import PredictError
 
 __all__ = ["PredictResult", "predict_to_file"]
 
@@ -102,9 +103,11 @@ def predict_to_file(scene: Scene, model: Any, output: str | Path, *, tile: int =
     with staging(out, "tmp") as tmp, staging(out, "blocks.zarr") as blocks:
         store = tmp if fmt == "zarr" else blocks
         create_zarr(store, meta, tuple(array.shape), block_size // info.factor)
-        writes = array.map_blocks(write_zarr_block, store=str(store), nodata=nodata, dtype=np.int8,
+        writes = array.map_blocks(write_zarr_block, store=str(store), nodata=nodata, dtype=np.int64,
                                   chunks=((1,), (1,) * len(array.chunks[1]), (1,) * len(array.chunks[2])))
-        run_blocks(writes, scheduler, progress=progress)
+        if run_blocks(writes, scheduler, progress=progress) == 0:
+            raise PredictError(f"input {scene.path} has no valid pixel (every pixel is nodata or masked); "
+                               f"nothing was written to {out}")
         finish_zarr(store)
         if fmt == "cog":
             zarr_to_cog(store, tmp, meta)

@@ -28,8 +28,9 @@ def _bar(total: int, enabled: bool, desc: str) -> Any:
     return tqdm(total=total, desc=desc, unit="block", disable=not enabled, leave=False)
 
 
-def run_blocks(writes: Any, scheduler: str, *, progress: bool, desc: str = "predict") -> None:
-    """Compute ``writes`` (a dask array with one chunk per block, each chunk's task writing its block).
+def run_blocks(writes: Any, scheduler: str, *, progress: bool, desc: str = "predict") -> int:
+    """Compute ``writes`` (a dask array with one chunk per block, each chunk's task writing its block and
+    returning a count) and return the sum of the counts.
 
     A local scheduler counts finished blocks through a dask callback; a distributed one through its futures.
     """
@@ -46,10 +47,11 @@ def run_blocks(writes: Any, scheduler: str, *, progress: bool, desc: str = "pred
                     bar.update(1)
 
             with Callback(posttask=posttask):
-                writes.compute(scheduler=sched)
-            return
+                return int(writes.compute(scheduler=sched).sum())
         from distributed import as_completed
 
+        total = 0
         for future in as_completed(sched.compute(list(writes.to_delayed().ravel()))):
-            future.result()
+            total += int(future.result().sum())
             bar.update(1)
+        return total

@@ -150,7 +150,7 @@ def create_zarr(store: Path, meta: RasterMeta, shape: tuple[int, int, int], chun
 def write_zarr_block(block: np.ndarray, *, store: str, nodata: float, block_info: dict[Any, Any] | None = None
                      ) -> np.ndarray:
     """Write one (bands, h, w) block at its place in ``store`` (a dask ``map_blocks`` function, any worker);
-    its ``valid`` is where the block is not ``nodata`` (NaN for floats)."""
+    its ``valid`` is where the block is not ``nodata`` (NaN for floats). Returns the valid pixel count."""
     import zarr
 
     if block_info is None:
@@ -162,7 +162,7 @@ def write_zarr_block(block: np.ndarray, *, store: str, nodata: float, block_info
     image[0:1, :, y0:y1, x0:x1] = block[None]
     zarr.open_array(store, path="valid", mode="r+", zarr_format=3, config=config)[0:1, y0:y1, x0:x1] = \
         valid.view(np.uint8)[None]
-    return np.ones((1, 1, 1), np.int8)
+    return np.full((1, 1, 1), np.count_nonzero(valid), np.int64)
 
 
 def finish_zarr(store: Path) -> None:

@@ -7,6 +7,7 @@ dask chunk opening the file itself (so chunks read in parallel, in any worker); 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -99,7 +100,8 @@ def open_raster_scene(path: str, wanted: Sequence[str], *, names: Sequence[str] 
     import rasterio
 
     try:
-        with rasterio.open(path) as src:
+        with warnings.catch_warnings(), rasterio.open(path) as src:
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)  # refused below, with a reason
             count, height, width = src.count, src.height, src.width
             crs_wkt = src.crs.to_wkt() if src.crs else ""
             transform = tuple(src.transform)[:6]
