@@ -120,6 +120,7 @@ def _predict(args: argparse.Namespace) -> int:
     from registry_gfm.deploy import (
         check_output,
         check_scheduler,
+        check_tiling,
         load_run_model,
         model_info,
         open_scene,
@@ -142,6 +143,8 @@ def _predict(args: argparse.Namespace) -> int:
     info = model_info(model)
     if args.probabilities and info.classes is None:
         raise PredictError(f"--probabilities: run {args.run} writes values, not class probabilities")
+    check_tiling(info, tile=args.tile, overlap=args.overlap, blend=args.blend, batch_size=args.batch_size,
+                 block_size=args.block_size)
     scene = open_scene(args.input, requested_names(info.bands, band_map), names=names, time=args.time,
                        physical=info.physical)
     result = predict_to_file(scene, model, args.output, tile=args.tile, overlap=args.overlap, blend=args.blend,
