@@ -7,6 +7,7 @@ dask chunk opening the file itself (so chunks read in parallel, in any worker); 
 
 from __future__ import annotations
 
+import datetime as dt
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -107,7 +108,7 @@ def open_raster_scene(path: str, wanted: Sequence[str], *, names: Sequence[str] 
             transform = tuple(src.transform)[:6]
             descriptions = [d or "" for d in src.descriptions]
             scales, offsets = list(src.scales), list(src.offsets)
-            block = max(src.block_shapes[0]) if count else _CHUNK
+            block_h, block_w = src.block_shapes[0] if count else (_CHUNK, _CHUNK)
     except rasterio.errors.RasterioError as exc:
         raise _open_error(path, exc) from None
     if names is not None:
@@ -121,7 +122,8 @@ def open_raster_scene(path: str, wanted: Sequence[str], *, names: Sequence[str] 
     idx = match_bands(wanted, [[d] for d in descriptions], path)
     reader = RasterWindows(path, [i + 1 for i in idx], [scales[i] if physical else 1.0 for i in idx],
                            [offsets[i] if physical else 0.0 for i in idx], (height, width))
-    image, valid = _lazy(reader, max(_CHUNK, block), "raster")
+    # chunks of whole internal tiles (at most 1024 px); a striped file gets square chunks of _CHUNK rows
+    image, valid = _lazy(reader, min(max(_CHUNK, block_w), 1024) if block_h == block_w else _CHUNK, "raster")
     scene = Scene(path, image, valid, tuple(descriptions[i] for i in idx), crs_wkt,
                   (transform[0], transform[1], transform[2], transform[3], transform[4], transform[5]))
     return check_scene(scene)
@@ -181,7 +183,8 @@ def open_stac_scene(path: str, wanted: Sequence[str], *, physical: bool = True) 
         images.append(image)
         valids.append(valid)
     valid = da.stack(valids).all(axis=0)
-    when = np.datetime64(normalised.datetime.replace(tzinfo=None), "s") if normalised.datetime else None
+    stamp = normalised.datetime
+    when = np.datetime64(stamp.astimezone(dt.UTC).replace(tzinfo=None), "s") if stamp is not None else None
     scene = Scene(path, da.concatenate(images), valid, tuple(b.name for b in plan.bands), grid.crs_wkt,
                   grid.transform, when)
     return check_scene(scene)
