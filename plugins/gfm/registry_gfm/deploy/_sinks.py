@@ -30,6 +30,9 @@ __all__ = ["FORMATS", "RasterMeta", "check_output", "create_zarr", "finish_zarr"
 FORMATS = {".tif": "cog", ".tiff": "cog", ".zarr": "zarr"}
 #: Tile side of the COG (and of its overviews, which GDAL adds until the image fits in one tile).
 COG_BLOCK = 256
+#: GDAL's block cache while converting to a COG. With GDAL's default (5% of RAM) the peak grew with the
+#: scene (3-band float32: 645 MB at 4000^2 px); with 64 MB it stays flat (385 MB at 2000^2, 392 MB at 4000^2).
+_GDAL_CACHE_BYTES = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -192,7 +195,8 @@ def zarr_to_cog(store: Path, cog: Path, meta: RasterMeta) -> None:
                "crs": meta.crs_wkt, "transform": Affine(*meta.transform), "nodata": meta.nodata, "tiled": True,
                "blockxsize": COG_BLOCK, "blockysize": COG_BLOCK, "compress": "lzw", "bigtiff": "if_safer"}
     try:
-        with warnings.catch_warnings(), rasterio.open(stage, "w", **profile) as dst:
+        with rasterio.Env(GDAL_CACHEMAX=_GDAL_CACHE_BYTES), warnings.catch_warnings(), \
+                rasterio.open(stage, "w", **profile) as dst:
             warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
             for y0 in range(0, height, chunk):
                 for x0 in range(0, width, chunk):
@@ -204,7 +208,9 @@ def zarr_to_cog(store: Path, cog: Path, meta: RasterMeta) -> None:
                 import json
 
                 dst.update_tags(classes=json.dumps(list(meta.classes)))
-        rasterio.shutil.copy(stage, cog, driver="COG", COMPRESS="DEFLATE", BLOCKSIZE=COG_BLOCK, BIGTIFF="IF_SAFER",
-                             RESAMPLING="NEAREST" if np.dtype(meta.dtype).kind in "iub" else "AVERAGE")
+        with rasterio.Env(GDAL_CACHEMAX=_GDAL_CACHE_BYTES):
+            rasterio.shutil.copy(stage, cog, driver="COG", COMPRESS="DEFLATE", BLOCKSIZE=COG_BLOCK,
+                                 BIGTIFF="IF_SAFER",
+                                 RESAMPLING="NEAREST" if np.dtype(meta.dtype).kind in "iub" else "AVERAGE")
     finally:
         _remove(stage)
