@@ -1,8 +1,8 @@
-"""The errors of registry_gfm's datacubes, in one place so every reader and writer raises the same type."""
+"""The errors of registry_gfm's datacubes and deployment, in one place so every reader and writer raises the same type."""
 
 from __future__ import annotations
 
-__all__ = ["DatacubeError", "IncompleteStoreError"]
+__all__ = ["DatacubeError", "IncompleteStoreError", "PredictError"]
 
 
 class DatacubeError(ValueError):
@@ -12,3 +12,8 @@ class DatacubeError(ValueError):
 
 class IncompleteStoreError(DatacubeError):
     """The store exists but its ingest has not finished; rerun the ingest to complete it."""
+
+
+class PredictError(ValueError):
+    """``predict`` cannot run as asked: a bad option, input scene, model or output path; the message names it
+    and says what was expected."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from registry_core import ComponentSpec, KindSpec, ModalitySpec, PortSpec, hookimpl
+from registry_core import CommandSpec, ComponentSpec, KindSpec, ModalitySpec, PortSpec, hookimpl
 from registry_gfm.backbones.specs import SPECS as BACKBONES
 from registry_gfm.data.specs import KINDS
 from registry_gfm.data.specs import SPECS as DATA
@@ -44,4 +44,12 @@ def registry_core_ports() -> list[PortSpec]:
         PortSpec("num_classes", "classes of the labels", ("data", "head", "objective")),
         PortSpec("ignore_index", "label value of unlabelled pixels, skipped by losses and metrics", ("data",)),
         PortSpec("class_names", "a name per class", ("data",)),
+    ]
+
+
+@hookimpl
+def registry_core_commands() -> list[CommandSpec]:
+    return [
+        CommandSpec("predict", "run a trained imagery pipeline over a whole scene into a COG or Zarr raster",
+                    arguments="registry_gfm.commands:add_predict_arguments", handler="registry_gfm.commands:predict"),
     ]

@@ -352,11 +352,17 @@ class ZarrChips:
 
     def normalization(self) -> dict[str, Any]:
         """What a model trained on these chips expects: bands, per-band mean / std, and whether they apply to
-        physical values (``apply_scale``: dn * scale + offset) or to the stored numbers; for deployment."""
+        physical values (``apply_scale``: dn * scale + offset) or to the stored numbers; for deployment.
+
+        A config with bands, mean and std (a saved run pins them) answers without opening the store."""
+        cfg = self.config
+        if cfg.bands is not None and cfg.mean is not None and cfg.std is not None:
+            return {"bands": list(cfg.bands), "mean": list(cfg.mean), "std": list(cfg.std),
+                    "apply_scale": bool(cfg.apply_scale)}
         self.prepare()
         assert self._norm is not None
         mean, std = self._norm
-        return {"bands": self.bands, "mean": [float(v) for v in mean], "std": [float(v) for v in std],
+        return {"bands": list(self.bands), "mean": [float(v) for v in mean], "std": [float(v) for v in std],
                 "apply_scale": bool(self.config.apply_scale)}
 
     def resolved_config(self) -> ZarrChipsConfig:

@@ -1,0 +1,154 @@
+"""registry-gfm's CLI command ``predict``: run a trained pipeline over a whole scene into a COG or Zarr raster.
+
+Declared in ``plugin.py``; this module is imported only when the command is parsed, and imports no
+torch, dask or GDAL until the handler runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+__all__ = ["add_predict_arguments", "predict"]
+
+_DESCRIPTION = """\
+Run a trained pipeline over a whole scene and write a Cloud-Optimized GeoTIFF (OUT.tif) or a Zarr
+raster (OUT.zarr) with exactly the input's CRS and transform.
+
+The scene is cut into overlapping tiles on one grid anchored at its top-left pixel (reflect-padded
+past the edges), the tiles' outputs are blended with a cosine ramp, and the work is done block by
+block as a dask graph: memory stays flat for any scene size, any dask scheduler runs it, and the
+output is bit-identical for every --batch-size, --block-size and --scheduler.
+
+A segmentation run writes a uint8 class map (255 where the input is not valid); --probabilities
+writes the blended per-class probabilities instead, --embeddings the encoder's patch embeddings at
+patch resolution (the only output of a run without a head, such as MAE pretraining).
+"""
+
+_EPILOG = """\
+examples:
+  predict runs/seg --input scene.tif --output landcover.tif
+  predict runs/mae-tiny --input runs/lsat7/datacube.zarr --output emb.zarr --embeddings
+  predict runs/seg --input item.json --output probs.tif --probabilities --scheduler local:4
+  predict runs/seg --input bands.tif --bands b1,b2,b3 --band-map b1=blue,b2=green,b3=red --output out.tif
+"""
+
+
+def _whole(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    return value
+
+
+def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``predict``; their help is the command's documentation."""
+    parser.description = _DESCRIPTION
+    parser.epilog = _EPILOG
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("run", metavar="RUN_DIR", help="run folder written by `run X.toml --out RUN_DIR` "
+                        "(pipeline.toml, model.safetensors and the lock)")
+    io = parser.add_argument_group("input and output")
+    io.add_argument("--input", required=True, metavar="SCENE",
+                    help="the scene: a GeoTIFF / COG (bands named by their descriptions or --bands), a STAC item "
+                         "JSON file (assets found by band name or common name) or a stac-zarr datacube folder")
+    io.add_argument("--output", required=True, metavar="OUT",
+                    help="OUT.tif (Cloud-Optimized GeoTIFF: tiled, deflate, overviews, nodata set) or OUT.zarr "
+                         "(the datacube layout, readable as predict input); an existing one is refused unless "
+                         "--overwrite, and the output appears only when complete")
+    io.add_argument("--overwrite", action="store_true", help="replace an existing --output (atomically, at the end)")
+    io.add_argument("--bands", metavar="A,B,C", help="names of the GeoTIFF's bands in file order (one per band), "
+                    "for files without band descriptions or with other names")
+    io.add_argument("--band-map", metavar="INPUT=MODEL,...",
+                    help="use input band INPUT as the model's band MODEL, e.g. b1=blue,b2=green; bands are "
+                         "otherwise matched by name or identity (B8A is nir08)")
+    io.add_argument("--time", type=_whole, default=0, metavar="T",
+                    help="time step of a datacube input (default: %(default)s, the first)")
+    what = parser.add_argument_group("what to write")
+    what.add_argument("--probabilities", action="store_true",
+                      help="write the blended per-class probabilities (float32, one band per class) instead of "
+                           "the class map")
+    what.add_argument("--embeddings", action="store_true",
+                      help="write the encoder's patch embeddings (float32, one band per feature) at patch "
+                           "resolution: the transform is scaled by the patch size")
+    tiling = parser.add_argument_group("tiling")
+    tiling.add_argument("--tile", type=_whole, default=64, metavar="PX",
+                        help="tile side in input pixels, a multiple of the model's patch size (default: "
+                             "%(default)s)")
+    tiling.add_argument("--overlap", type=_whole, default=16, metavar="PX",
+                        help="pixels shared by neighbouring tiles, smaller than --tile (default: %(default)s)")
+    tiling.add_argument("--blend", choices=("cosine", "linear", "none"), default="cosine",
+                        help="weights of overlapping tiles: a raised-cosine or linear ramp over the overlap, or "
+                             "none (plain averaging) (default: %(default)s)")
+    compute = parser.add_argument_group("compute")
+    compute.add_argument("--batch-size", type=_whole, default=16, metavar="N",
+                         help="tiles per model call (default: %(default)s); does not change the output")
+    compute.add_argument("--block-size", type=_whole, default=512, metavar="PX",
+                         help="side of one dask block in input pixels, the unit of work and of memory; does not "
+                              "change the output (default: %(default)s)")
+    compute.add_argument("--scheduler", default="threads",
+                         help="dask scheduler: threads, synchronous, local:N (N worker processes) or a "
+                              "distributed scheduler address such as tcp://host:8786 (default: %(default)s)")
+    compute.add_argument("--device", default=None, help="torch device of the model (default: cuda when available, "
+                         "else cpu)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar (the summary line is still printed)")
+
+
+def _fail(message: str) -> int:
+    print("error: " + " ".join(str(message).split()), file=sys.stderr)
+    return 1
+
+
+def predict(args: argparse.Namespace) -> int:
+    """Load the run's model, open the scene, predict it into --output; one ``error:`` line on bad input."""
+    from registry_core import ConfigError, LockMismatch
+    from registry_gfm.bands import BandLookupError, BandMismatchError
+    from registry_gfm.data.stac_plan import PlanError
+    from registry_gfm.errors import DatacubeError, PredictError
+
+    expected = (PredictError, DatacubeError, PlanError, ConfigError, BandLookupError, BandMismatchError,
+                LockMismatch, OSError)
+    try:
+        return _predict(args)
+    except expected as exc:
+        return _fail(str(exc))
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from registry_gfm.deploy import (
+        check_output,
+        check_scheduler,
+        check_tiling,
+        load_run_model,
+        model_info,
+        open_scene,
+        parse_band_map,
+        predict_to_file,
+        requested_names,
+    )
+    from registry_gfm.errors import PredictError
+
+    if args.probabilities and args.embeddings:
+        raise PredictError("--probabilities and --embeddings exclude each other: a run writes class probabilities "
+                           "or patch embeddings")
+    check_output(args.output, args.overwrite)  # bad input fails before the model loads
+    check_scheduler(args.scheduler)
+    band_map = parse_band_map(args.band_map)
+    names = [b.strip() for b in args.bands.split(",")] if args.bands else None
+    if "://" not in args.input and not Path(args.input).exists():
+        raise PredictError(f"--input {args.input} does not exist")
+    model = load_run_model(args.run, embeddings=args.embeddings, device=args.device)
+    info = model_info(model)
+    if args.probabilities and info.classes is None:
+        raise PredictError(f"--probabilities: run {args.run} writes values, not class probabilities")
+    check_tiling(info, tile=args.tile, overlap=args.overlap, blend=args.blend, batch_size=args.batch_size,
+                 block_size=args.block_size)
+    scene = open_scene(args.input, requested_names(info.bands, band_map), names=names, time=args.time,
+                       physical=info.physical)
+    result = predict_to_file(scene, model, args.output, tile=args.tile, overlap=args.overlap, blend=args.blend,
+                             batch_size=args.batch_size, block_size=args.block_size, probabilities=args.probabilities,
+                             scheduler=args.scheduler, overwrite=args.overwrite, progress=not args.quiet)
+    print(result.summary())
+    return 0

@@ -1,0 +1,206 @@
+"""The deployment engine: a tile model over a whole scene as a lazy dask array of output blocks.
+
+Each output block is one task. It reads its window of the input plus the halo the tiles around it
+need (reflect-padded past the scene edges), runs the model on every tile of the global grid that
+touches the block, ``batch_size`` tiles at a time, and adds ``weight * output`` into the block in the
+grid's tile order, in float64, before dividing by the summed weight. A pixel's value therefore depends
+only on the global grid, never on the block size, batch size or scheduler; memory is one block at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from registry_gfm.deploy._grid import BLENDS, Blend, TileGrid, blend_window, reflect_index
+from registry_gfm.deploy._model import ModelInfo, model_info
+from registry_gfm.deploy._scene import Scene
+from registry_gfm.errors import PredictError
+
+__all__ = ["CLASS_NODATA", "BlockPlan", "check_tiling", "class_map", "output_transform", "predict_block",
+           "predict_blocks"]
+
+#: The value of a class map where the input is not valid.
+CLASS_NODATA = 255
+
+
+def check_tiling(info: ModelInfo, *, tile: int, overlap: int, blend: str, batch_size: int,
+                 block_size: int) -> None:
+    """Every problem of the tiling options for this model, reported at once."""
+    problems: list[str] = []
+    if tile < 1:
+        problems.append(f"--tile {tile} must be a positive number of pixels")
+    elif tile % info.multiple:
+        problems.append(f"--tile {tile} must be a multiple of {info.multiple} (the model's patch size); "
+                        f"try {max(info.multiple, tile // info.multiple * info.multiple)}")
+    elif tile % info.factor:
+        problems.append(f"--tile {tile} must be a multiple of {info.factor} (input pixels per output pixel)")
+    if not 0 <= overlap < max(tile, 1):
+        problems.append(f"--overlap {overlap} must be at least 0 and smaller than --tile {tile}")
+    elif overlap % info.factor:
+        problems.append(f"--overlap {overlap} must be a multiple of {info.factor} (input pixels per output pixel)")
+    if blend not in BLENDS:
+        problems.append(f"--blend {blend!r} is unknown; expected one of {', '.join(BLENDS)}")
+    if batch_size < 1:
+        problems.append(f"--batch-size {batch_size} must be at least 1")
+    if block_size < 1 or block_size % info.factor:
+        problems.append(f"--block-size {block_size} must be a positive multiple of {info.factor} "
+                        "(input pixels per output pixel)")
+    if problems:
+        raise PredictError("; ".join(problems))
+
+
+@dataclass(frozen=True)
+class BlockPlan:
+    """What one block task needs to know (plain numbers, so it pickles to any worker)."""
+
+    grid: TileGrid
+    #: Output pixels [row0, row1) x [col0, col1) of the block.
+    rows: tuple[int, int]
+    cols: tuple[int, int]
+    #: Tile indices along each axis whose output touches the block.
+    tile_rows: range
+    tile_cols: range
+    #: First input row / column of the window the task receives (before reflect-padding).
+    window_origin: tuple[int, int]
+    channels: int
+    batch_size: int
+
+    def padded_index(self, axis: int) -> np.ndarray:
+        """Window positions of the padded input along ``axis``: input pixels of the touching tiles, reflected."""
+        tiles = self.tile_rows if axis == 0 else self.tile_cols
+        size = self.grid.height if axis == 0 else self.grid.width
+        start = tiles.start * self.grid.stride
+        stop = (tiles.stop - 1) * self.grid.stride + self.grid.tile
+        return reflect_index(np.arange(start, stop), size) - self.window_origin[axis]
+
+
+def _plan(grid: TileGrid, rows: tuple[int, int], cols: tuple[int, int], channels: int,
+          batch_size: int) -> tuple[BlockPlan, tuple[slice, slice]]:
+    """The block's plan and the input window (rows, cols) its task must be given."""
+    tile_rows, tile_cols = grid.tiles_touching(*rows, axis=0), grid.tiles_touching(*cols, axis=1)
+    window = []
+    for tiles, size in ((tile_rows, grid.height), (tile_cols, grid.width)):
+        index = reflect_index(np.arange(tiles.start * grid.stride, (tiles.stop - 1) * grid.stride + grid.tile), size)
+        window.append(slice(int(index.min()), int(index.max()) + 1))
+    plan = BlockPlan(grid, rows, cols, tile_rows, tile_cols, (window[0].start, window[1].start), channels,
+                     batch_size)
+    return plan, (window[0], window[1])
+
+
+def _valid_output(valid: np.ndarray, plan: BlockPlan) -> np.ndarray:
+    """(h, w) bool: output pixels with at least one valid input pixel inside the scene."""
+    f, g = plan.grid.factor, plan.grid
+    (r0, r1), (c0, c1) = plan.rows, plan.cols
+    y0, x0 = r0 * f - plan.window_origin[0], c0 * f - plan.window_origin[1]
+    ys, xs = min(r1 * f, g.height) - r0 * f, min(c1 * f, g.width) - c0 * f
+    own = valid[y0 : y0 + ys, x0 : x0 + xs]
+    if f == 1:
+        return own.copy()
+    padded = np.zeros(((r1 - r0) * f, (c1 - c0) * f), dtype=bool)
+    padded[:ys, :xs] = own
+    return padded.reshape(r1 - r0, f, c1 - c0, f).any(axis=(1, 3))
+
+
+def _run_model(model: Any, tiles: np.ndarray, valid: np.ndarray, plan: BlockPlan) -> np.ndarray:
+    out = np.asarray(model(tiles, valid))
+    size = plan.grid.out_tile
+    want = (len(tiles), plan.channels, size, size)
+    if out.shape != want:
+        raise PredictError(f"model {type(model).__name__} returned shape {out.shape} for tiles {tiles.shape}; "
+                           f"expected {want} (batch, channels, tile / factor, tile / factor)")
+    return out.astype(np.float32, copy=False)
+
+
+def predict_block(image: np.ndarray, valid: np.ndarray, model: Any, plan: BlockPlan, window: np.ndarray) -> np.ndarray:
+    """One output block (channels, h, w) float32, NaN where no input pixel is valid.
+
+    ``image`` (bands, y, x) and ``valid`` (y, x) are the input window starting at ``plan.window_origin``;
+    ``window`` is the tile's blending weights at output resolution.
+    """
+    g = plan.grid
+    ys, xs = plan.padded_index(0), plan.padded_index(1)
+    pixels = image[:, ys][:, :, xs]  # reflect-padded input under every touching tile
+    valid = np.asarray(valid, dtype=bool)
+    mask = valid[ys][:, xs]
+    (r0, r1), (c0, c1) = plan.rows, plan.cols
+    acc = np.zeros((plan.channels, r1 - r0, c1 - c0), np.float64)
+    weight = np.zeros((r1 - r0, c1 - c0), np.float64)
+    tiles = [(i, j) for i in plan.tile_rows for j in plan.tile_cols]  # global tile order: rows, then columns
+    t, s, ot, os_ = g.tile, g.stride, g.out_tile, g.out_stride
+    top, left = plan.tile_rows.start, plan.tile_cols.start
+    for start in range(0, len(tiles), plan.batch_size):
+        batch = tiles[start : start + plan.batch_size]
+        crops = [(slice((i - top) * s, (i - top) * s + t), slice((j - left) * s, (j - left) * s + t)) for i, j in batch]
+        x = np.stack([pixels[:, cy, cx] for cy, cx in crops])  # (B, C, tile, tile)
+        v = np.stack([mask[cy, cx] for cy, cx in crops])
+        out = _run_model(model, x, v, plan)
+        for (i, j), tile_out in zip(batch, out):
+            y_lo, y_hi = max(i * os_, r0), min(i * os_ + ot, r1)
+            x_lo, x_hi = max(j * os_, c0), min(j * os_ + ot, c1)
+            ty, tx = slice(y_lo - i * os_, y_hi - i * os_), slice(x_lo - j * os_, x_hi - j * os_)
+            by, bx = slice(y_lo - r0, y_hi - r0), slice(x_lo - c0, x_hi - c0)
+            acc[:, by, bx] += window[ty, tx] * tile_out[:, ty, tx]
+            weight[by, bx] += window[ty, tx]
+    result = (acc / weight).astype(np.float32)
+    result[:, ~_valid_output(valid, plan)] = np.nan
+    return result
+
+
+def _edges(size: int, step: int) -> list[tuple[int, int]]:
+    return [(lo, min(lo + step, size)) for lo in range(0, size, step)]
+
+
+def predict_blocks(scene: Scene, model: Any, *, tile: int = 64, overlap: int = 16, blend: Blend = "cosine",
+                   batch_size: int = 16, block_size: int = 512) -> Any:
+    """The blended model output over ``scene``: a dask array (channels, H / factor, W / factor) float32.
+
+    Chunks are output blocks of ``block_size / factor`` pixels; pixels without a valid input pixel are
+    NaN. ``tile`` and ``overlap`` are in input pixels; ``blend`` weighs the overlapping tiles (see
+    :func:`~registry_gfm.deploy._grid.blend_ramp`). Nothing is computed until the array is.
+    """
+    import dask
+    import dask.array as da
+
+    info = model_info(model)
+    check_tiling(info, tile=tile, overlap=overlap, blend=blend, batch_size=batch_size, block_size=block_size)
+    if scene.image.shape[0] != len(info.bands):
+        raise PredictError(f"input {scene.path} gives {scene.image.shape[0]} bands, the model needs {len(info.bands)} "
+                           f"({', '.join(info.bands)})")
+    height, width = scene.shape
+    grid = TileGrid(height, width, tile, overlap, info.factor)
+    window = blend_window(grid.out_tile, overlap // info.factor, blend)
+    held = dask.delayed(model, pure=False)  # one graph node for the model, shared by every block
+    step = block_size // info.factor
+    out_h, out_w = grid.out_shape
+    blocks: list[list[Any]] = []
+    for rows in _edges(out_h, step):
+        line = []
+        for cols in _edges(out_w, step):
+            plan, (wy, wx) = _plan(grid, rows, cols, info.channels, batch_size)
+            task = dask.delayed(predict_block, pure=True)(scene.image[:, wy, wx], scene.valid[wy, wx], held, plan,
+                                                          window)
+            line.append(da.from_delayed(task, (info.channels, rows[1] - rows[0], cols[1] - cols[0]), np.float32))
+        blocks.append(line)
+    return da.block(blocks)
+
+
+def _argmax(block: np.ndarray, nodata: int) -> np.ndarray:
+    invalid = np.isnan(block).any(axis=0)
+    classes = np.argmax(np.nan_to_num(block, nan=-np.inf), axis=0).astype(np.uint8)
+    classes[invalid] = nodata
+    return classes[None]
+
+
+def class_map(probabilities: Any, nodata: int = CLASS_NODATA) -> Any:
+    """(1, H, W) uint8 class map of blended per-class probabilities; ``nodata`` where any is NaN."""
+    return probabilities.map_blocks(_argmax, nodata, dtype=np.uint8, chunks=((1,), *probabilities.chunks[1:]))
+
+
+def output_transform(transform: Sequence[float], factor: int) -> tuple[float, float, float, float, float, float]:
+    """The transform of an output raster whose pixels are ``factor`` x ``factor`` input pixels."""
+    a, b, c, d, e, f = (float(v) for v in transform[:6])
+    return a * factor, b * factor, c, d * factor, e * factor, f

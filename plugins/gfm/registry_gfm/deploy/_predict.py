@@ -1,0 +1,118 @@
+"""``predict_to_file``: a tile model over a scene into a COG or a Zarr raster, end to end.
+
+The engine's blocks stream into a Zarr store (each block written by the task that computed it, on any
+worker); a ``.tif`` output is then converted from that store block by block. Peak memory is a few
+blocks, whatever the scene size.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from registry_gfm.deploy._engine import CLASS_NODATA, class_map, output_transform, predict_blocks
+from registry_gfm.deploy._grid import Blend
+from registry_gfm.deploy._model import model_info
+from registry_gfm.deploy._runner import check_scheduler, run_blocks
+from registry_gfm.deploy._scene import Scene
+from registry_gfm.deploy._sinks import (
+    RasterMeta,
+    check_output,
+    create_zarr,
+    finish_zarr,
+    publish,
+    staging,
+    write_zarr_block,
+    zarr_to_cog,
+)
+from registry_gfm.errors import PredictError
+
+__all__ = ["PredictResult", "predict_to_file"]
+
+
+@dataclass(frozen=True)
+class PredictResult:
+    """What a prediction wrote, and how fast."""
+
+    output: Path
+    #: ``"cog"`` or ``"zarr"``.
+    format: str
+    #: (bands, height, width) of the output raster.
+    shape: tuple[int, int, int]
+    #: Bytes on disk (every file of a Zarr store).
+    size: int
+    seconds: float
+    #: Input pixels (height x width of the scene).
+    pixels: int
+
+    @property
+    def pixels_per_second(self) -> float:
+        return self.pixels / max(self.seconds, 1e-9)
+
+    def summary(self) -> str:
+        """One line: the path, its size and shape, and the input pixels per second."""
+        bands, height, width = self.shape
+        return (f"wrote {self.output} ({_human(self.size)}, {bands} band{'s' if bands != 1 else ''} of {height} x "
+                f"{width} px) in {self.seconds:.1f} s: {self.pixels_per_second:,.0f} input px/s")
+
+
+def _human(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def _disk_size(path: Path) -> int:
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size
+
+
+def predict_to_file(scene: Scene, model: Any, output: str | Path, *, tile: int = 64, overlap: int = 16,
+                    blend: Blend = "cosine", batch_size: int = 16, block_size: int = 512,
+                    probabilities: bool = False, scheduler: str = "threads", overwrite: bool = False,
+                    progress: bool = False) -> PredictResult:
+    """Predict ``scene`` with ``model`` into ``output`` (``.tif``: a COG; ``.zarr``: a datacube-layout store).
+
+    A model with ``classes`` writes a uint8 class map (255 where the input is not valid), or with
+    ``probabilities`` its blended per-class probabilities; other models write their float32 outputs
+    (NaN where not valid). The output has the input's CRS, and its transform scaled by the model's factor.
+    """
+    out, fmt = check_output(output, overwrite)
+    check_scheduler(scheduler)
+    info = model_info(model)
+    values = predict_blocks(scene, model, tile=tile, overlap=overlap, blend=blend, batch_size=batch_size,
+                            block_size=block_size)
+    names: tuple[str, ...]
+    if info.classes is not None and not probabilities:
+        array, dtype, nodata, names = class_map(values), "uint8", float(CLASS_NODATA), ("class",)
+    else:
+        array, dtype, nodata, names = values, "float32", float("nan"), info.outputs
+    meta = RasterMeta(scene.crs_wkt, output_transform(scene.transform, info.factor), names, dtype, nodata,
+                      classes=info.classes, time=scene.time,
+                      provenance={"component": "gfm:predict", "input": scene.path, "input_bands": list(scene.bands),
+                                  "model": type(model).__name__, "tile": tile, "overlap": overlap, "blend": blend})
+    started = time.perf_counter()
+    with staging(out, "tmp") as tmp, staging(out, "blocks.zarr") as blocks:
+        store = tmp if fmt == "zarr" else blocks
+        create_zarr(store, meta, tuple(array.shape), block_size // info.factor)
+        writes = array.map_blocks(write_zarr_block, store=str(store), nodata=nodata, dtype=np.int64,
+                                  chunks=((1,), (1,) * len(array.chunks[1]), (1,) * len(array.chunks[2])))
+        if run_blocks(writes, scheduler, progress=progress) == 0:
+            raise PredictError(f"input {scene.path} has no valid pixel (every pixel is nodata or masked); "
+                               f"nothing was written to {out}")
+        finish_zarr(store)
+        if fmt == "cog":
+            zarr_to_cog(store, tmp, meta)
+        publish(tmp, out, overwrite)
+    seconds = time.perf_counter() - started
+    height, width = scene.shape
+    return PredictResult(out, fmt, (int(array.shape[0]), int(array.shape[1]), int(array.shape[2])), _disk_size(out),
+                         seconds, height * width)

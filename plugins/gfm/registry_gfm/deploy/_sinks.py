@@ -1,0 +1,216 @@
+"""Where predictions go: a Zarr raster written by regions from any worker, and its conversion to a COG.
+
+The Zarr layout is the datacube's (``image`` (time, band, y, x), ``valid`` (time, y, x), coords and the
+attrs ``crs_wkt``, ``epsg``, ``transform``, ``bands``, ``complete``), so ``open_cube`` reads a prediction
+like an ingest, and ``predict`` can take one as input. Outputs are built under a hidden temporary name
+next to the target and renamed into place at the end: an existing output is replaced only when asked,
+and never left half-written.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from registry_gfm.errors import PredictError
+
+__all__ = ["FORMATS", "RasterMeta", "check_output", "create_zarr", "finish_zarr", "publish", "staging",
+           "write_zarr_block", "zarr_to_cog"]
+
+#: Output formats by file suffix.
+FORMATS = {".tif": "cog", ".tiff": "cog", ".zarr": "zarr"}
+#: Tile side of the COG (and of its overviews, which GDAL adds until the image fits in one tile).
+COG_BLOCK = 256
+#: GDAL's block cache while converting to a COG. With GDAL's default (5% of RAM) the peak grew with the
+#: scene (3-band float32: 645 MB at 4000^2 px); with 64 MB it stays flat (385 MB at 2000^2, 392 MB at 4000^2).
+_GDAL_CACHE_BYTES = 64 << 20
+
+
+@dataclass(frozen=True)
+class RasterMeta:
+    """What an output raster records besides its pixels."""
+
+    crs_wkt: str
+    transform: tuple[float, float, float, float, float, float]
+    #: One name per output band (class names, probability names or feature names).
+    bands: tuple[str, ...]
+    dtype: str
+    nodata: float
+    #: Class names of a class map (its values index them), else None.
+    classes: tuple[str, ...] | None = None
+    time: np.datetime64 | None = None
+    #: Extra attrs (the input, the model): JSON-safe.
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def epsg(self) -> int | None:
+        from pyproj import CRS
+
+        code = CRS.from_user_input(self.crs_wkt).to_epsg()
+        return int(code) if code is not None else None
+
+
+def check_output(path: str | Path, overwrite: bool) -> tuple[Path, str]:
+    """The output path (absolute) and format; refuses an unknown suffix, a missing folder, or an existing
+    output without ``overwrite``."""
+    out = Path(path).absolute()
+    fmt = FORMATS.get(out.suffix.lower())
+    if fmt is None:
+        raise PredictError(f"--output {path}: unknown format {out.suffix or '(no suffix)'!r}; expected a .tif / "
+                           ".tiff (Cloud-Optimized GeoTIFF) or .zarr path")
+    if not out.parent.is_dir():
+        raise PredictError(f"--output {path}: folder {out.parent} does not exist")
+    if (out.exists() or out.is_symlink()) and not overwrite:
+        raise PredictError(f"--output {path} exists; pass --overwrite to replace it (it is left untouched)")
+    return out, fmt
+
+
+@contextmanager
+def staging(out: Path, tag: str) -> Iterator[Path]:
+    """A hidden temporary path next to ``out`` (same file system, so the final rename is atomic); removed
+    on exit unless it was published."""
+    tmp = out.with_name(f".{out.name}.{tag}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    try:
+        yield tmp
+    finally:
+        _remove(tmp)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists() or path.is_symlink():
+        path.unlink(missing_ok=True)
+
+
+def publish(tmp: Path, out: Path, overwrite: bool) -> None:
+    """Rename the finished ``tmp`` to ``out``; an existing ``out`` is replaced only with ``overwrite``."""
+    if (out.exists() or out.is_symlink()) and not overwrite:
+        raise PredictError(f"--output {out} appeared while predicting; pass --overwrite to replace it")
+    if tmp.is_dir():
+        old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
+        if out.exists() or out.is_symlink():
+            os.rename(out, old)  # a folder cannot replace another in one rename: move the old one aside first
+        try:
+            os.rename(tmp, out)
+        except OSError:
+            if old.exists():
+                os.rename(old, out)
+            raise
+        _remove(old)
+    else:
+        os.replace(tmp, out)
+
+
+def create_zarr(store: Path, meta: RasterMeta, shape: tuple[int, int, int], chunk: int) -> None:
+    """An empty datacube-layout store for a (bands, height, width) raster in chunks of ``chunk`` pixels."""
+    import dask.array as da
+    import xarray as xr
+    import zarr
+
+    from registry_gfm.data.zarr_cube import array_encoding
+
+    bands, height, width = shape
+    a, _, c, _, e, f = meta.transform
+    time = np.array([meta.time if meta.time is not None else np.datetime64("NaT")], dtype="datetime64[ns]")
+    ds = xr.Dataset(
+        {
+            # never computed: to_zarr(compute=False) writes metadata and coordinates only
+            "image": (("time", "band", "y", "x"), da.zeros((1, bands, height, width), dtype=meta.dtype,
+                                                            chunks=(1, bands, chunk, chunk))),
+            "valid": (("time", "y", "x"), da.zeros((1, height, width), dtype="uint8", chunks=(1, chunk, chunk))),
+        },
+        coords={"time": time, "band": np.array(meta.bands, dtype=object),
+                "y": f + e * (np.arange(height) + 0.5), "x": c + a * (np.arange(width) + 0.5)},
+    )
+    encoding = {**array_encoding(bands, chunk, meta.dtype, meta.nodata),
+                "time": {"units": "nanoseconds since 1970-01-01", "dtype": "int64"}}
+    ds.to_zarr(str(store), mode="w-", compute=False, zarr_format=3, encoding=encoding, consolidated=False)
+    zarr.open_group(str(store), mode="r+").attrs.update({
+        "crs_wkt": meta.crs_wkt,
+        "epsg": meta.epsg,
+        "transform": list(meta.transform),
+        "nodata": None if np.isnan(meta.nodata) else meta.nodata,
+        "band_names": list(meta.bands),
+        "bands": [{"name": b, "scale": 1.0, "offset": 0.0} for b in meta.bands],
+        "classes": list(meta.classes) if meta.classes is not None else None,
+        "chunk_size": chunk,
+        "provenance": dict(meta.provenance),
+        "ingest_status": "incomplete",
+        "complete": False,
+    })
+
+
+def write_zarr_block(block: np.ndarray, *, store: str, nodata: float, block_info: dict[Any, Any] | None = None
+                     ) -> np.ndarray:
+    """Write one (bands, h, w) block at its place in ``store`` (a dask ``map_blocks`` function, any worker);
+    its ``valid`` is where the block is not ``nodata`` (NaN for floats). Returns the valid pixel count."""
+    import zarr
+
+    if block_info is None:
+        raise TypeError("write_zarr_block runs under dask map_blocks, which passes block_info")
+    (_, _), (y0, y1), (x0, x1) = block_info[0]["array-location"]
+    valid = ~np.isnan(block).any(axis=0) if np.isnan(nodata) else (block != nodata).all(axis=0)
+    config = {"write_empty_chunks": True}
+    image = zarr.open_array(store, path="image", mode="r+", zarr_format=3, config=config)
+    image[0:1, :, y0:y1, x0:x1] = block[None]
+    zarr.open_array(store, path="valid", mode="r+", zarr_format=3, config=config)[0:1, y0:y1, x0:x1] = \
+        valid.view(np.uint8)[None]
+    return np.full((1, 1, 1), np.count_nonzero(valid), np.int64)
+
+
+def finish_zarr(store: Path) -> None:
+    """Mark the store complete and consolidate its metadata, as a finished ingest is."""
+    from registry_gfm.data.zarr_cube import finish_store
+
+    finish_store(store)
+
+
+def zarr_to_cog(store: Path, cog: Path, meta: RasterMeta) -> None:
+    """Convert a finished store to a Cloud-Optimized GeoTIFF ``cog``, one chunk at a time.
+
+    The chunks go by windows into a tiled GeoTIFF beside it, which GDAL's COG driver then copies with
+    deflate compression and overviews (nearest for integer class maps, average otherwise).
+    """
+    import rasterio
+    import rasterio.shutil
+    import zarr
+    from rasterio.transform import Affine
+    from rasterio.windows import Window
+
+    image = zarr.open_array(str(store), path="image", mode="r")
+    _, bands, height, width = image.shape
+    chunk = image.chunks[2]
+    stage = cog.with_name(cog.name + ".stage.tif")
+    profile = {"driver": "GTiff", "dtype": meta.dtype, "count": bands, "height": height, "width": width,
+               "crs": meta.crs_wkt, "transform": Affine(*meta.transform), "nodata": meta.nodata, "tiled": True,
+               "blockxsize": COG_BLOCK, "blockysize": COG_BLOCK, "compress": "lzw", "bigtiff": "if_safer"}
+    try:
+        with rasterio.Env(GDAL_CACHEMAX=_GDAL_CACHE_BYTES), warnings.catch_warnings(), \
+                rasterio.open(stage, "w", **profile) as dst:
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+            for y0 in range(0, height, chunk):
+                for x0 in range(0, width, chunk):
+                    data = np.asarray(image[0, :, y0 : y0 + chunk, x0 : x0 + chunk])
+                    dst.write(data, window=Window(x0, y0, data.shape[2], data.shape[1]))
+            for i, name in enumerate(meta.bands, start=1):
+                dst.set_band_description(i, name)
+            if meta.classes is not None:
+                import json
+
+                dst.update_tags(classes=json.dumps(list(meta.classes)))
+        with rasterio.Env(GDAL_CACHEMAX=_GDAL_CACHE_BYTES):
+            rasterio.shutil.copy(stage, cog, driver="COG", COMPRESS="DEFLATE", BLOCKSIZE=COG_BLOCK,
+                                 BIGTIFF="IF_SAFER",
+                                 RESAMPLING="NEAREST" if np.dtype(meta.dtype).kind in "iub" else "AVERAGE")
+    finally:
+        _remove(stage)

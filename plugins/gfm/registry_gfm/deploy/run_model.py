@@ -1,0 +1,126 @@
+"""Tile models from a run folder (``run X.toml --out DIR``): a segmentation head's class probabilities, or
+the encoder's patch embeddings.
+
+Both normalise tiles as the run's data source normalised its chips (``data.normalization()``: the
+per-band mean / std, in physical units when the run scaled its data) and zero the invalid pixels, then
+run in float32 under ``torch.inference_mode`` on the chosen device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from registry_gfm.errors import PredictError
+
+__all__ = ["PatchEmbeddings", "SegmentationProbabilities", "load_run_model", "pipeline_model"]
+
+
+class _Normalised:
+    """The shared half of both adapters: bands, normalisation and the device."""
+
+    def __init__(self, norm: Mapping[str, Any], device: str) -> None:
+        self.bands = [str(b) for b in norm["bands"]]
+        self._mean = np.asarray(norm["mean"], np.float32)[None, :, None, None]
+        self._std = np.asarray(norm["std"], np.float32)[None, :, None, None]
+        #: Whether tiles must be in physical units (the run scaled its data), else the stored numbers.
+        self.physical = bool(norm.get("apply_scale", True))
+        self.device = device
+
+    def chips(self, tiles: np.ndarray, valid: np.ndarray) -> Any:
+        """(B, C, H, W) float32 tensor on the device: normalised, 0 where not valid (as in training)."""
+        import torch
+
+        x = (tiles - self._mean) / self._std
+        x *= valid[:, None]
+        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)
+
+
+class SegmentationProbabilities(_Normalised):
+    """Per-class probabilities (softmax of ``objective.logits(parts, chips)``) at pixel resolution."""
+
+    factor = 1
+
+    def __init__(self, objective: Any, parts: Any, norm: Mapping[str, Any], *, patch: int, device: str,
+                 classes: Sequence[str] | None = None) -> None:
+        super().__init__(norm, device)
+        self.objective, self.parts = objective, parts
+        self.channels = int(objective.num_classes)
+        self.multiple = patch
+        self.classes = list(classes) if classes is not None else [f"class_{i}" for i in range(self.channels)]
+
+    def __call__(self, tiles: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            logits = self.objective.logits(self.parts, self.chips(tiles, valid))
+            out: np.ndarray = torch.softmax(logits.float(), dim=1).cpu().numpy()
+        return out
+
+
+class PatchEmbeddings(_Normalised):
+    """The encoder's patch tokens as a (B, D, H / p, W / p) feature map (prefix tokens dropped, band groups
+    averaged)."""
+
+    def __init__(self, parts: Any, norm: Mapping[str, Any], *, device: str) -> None:
+        from registry_gfm.encoder import ImageEncoder
+
+        super().__init__(norm, device)
+        self.encoder = ImageEncoder(parts.embed, parts.positional, parts.backbone).to(device).eval()
+        self.factor = self.multiple = self.encoder.patch_size
+        self.channels = int(parts.embed.embed_dim)
+
+    def __call__(self, tiles: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        import torch
+
+        batch, _, height, width = tiles.shape
+        gh, gw = height // self.factor, width // self.factor
+        with torch.inference_mode():
+            tokens = self.encoder(self.chips(tiles, valid))[:, self.encoder.num_prefix_tokens :]  # (B, G·N, D)
+            groups = tokens.shape[1] // (gh * gw)
+            grid = tokens.reshape(batch, groups, gh, gw, -1).float().mean(dim=1)  # (B, gh, gw, D)
+            out: np.ndarray = grid.permute(0, 3, 1, 2).contiguous().cpu().numpy()
+        return out
+
+
+def _device(device: str | None) -> str:
+    import torch
+
+    return device or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def pipeline_model(pipeline: Any, *, embeddings: bool = False, device: str | None = None, name: str = "run") -> Any:
+    """The tile model of a built pipeline: patch embeddings, or the segmentation head's probabilities."""
+    data, objective, parts = pipeline.data, pipeline.objective, pipeline.parts
+    normalization = getattr(data, "normalization", None)
+    if not callable(normalization):
+        raise PredictError(f"{name}: its data source {type(data).__name__} has no normalization(); predict needs "
+                           "the per-band mean / std the model was trained with")
+    frames = getattr(getattr(data, "config", None), "frames", 1)
+    if frames != 1:
+        raise PredictError(f"{name} was trained on {frames} time steps per chip; predict reads one time step")
+    norm = normalization()
+    where = _device(device)
+    patch = int(getattr(parts.embed, "patch", 1))
+    pipeline.model.to(where).eval()
+    if embeddings:
+        return PatchEmbeddings(parts, norm, device=where)
+    if not callable(getattr(objective, "logits", None)):
+        raise PredictError(f"{name} has no head: its objective {type(objective).__name__} gives no class logits; "
+                           "pass --embeddings to write the encoder's patch embeddings instead")
+    classes = getattr(objective, "class_names", None) or getattr(data, "class_names", None) or None
+    return SegmentationProbabilities(objective, parts, norm, patch=patch, device=where, classes=classes)
+
+
+def load_run_model(run_dir: str | Path, *, embeddings: bool = False, device: str | None = None) -> Any:
+    """The tile model of the run saved in ``run_dir`` (``pipeline.toml`` + ``model.safetensors`` + lock)."""
+    from registry_core import Pipeline
+
+    path = Path(run_dir)
+    if not (path / "pipeline.toml").is_file():
+        raise PredictError(f"run folder {run_dir} has no pipeline.toml; expected a folder written by "
+                           "`python -m registry_core run X.toml --out DIR`")
+    return pipeline_model(Pipeline.load(path), embeddings=embeddings, device=device, name=f"run {run_dir}")
