@@ -84,7 +84,12 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
                              "none (plain averaging) (default: %(default)s)")
     compute = parser.add_argument_group("compute")
     compute.add_argument("--batch-size", type=_whole, default=16, metavar="N",
-                         help="tiles per model call (default: %(default)s); does not change the output")
+                         help="tiles read and handed to the model per call (default: %(default)s); does not "
+                              "change the output")
+    compute.add_argument("--compute-batch", type=_whole, default=16, metavar="N",
+                         help="tiles per network forward pass, the last group padded with empty tiles (default: "
+                              "%(default)s): kernels pick their algorithm by batch size, so this fixed size is what "
+                              "keeps the output bit-identical; raise it on a GPU (the last bits may then differ)")
     compute.add_argument("--block-size", type=_whole, default=512, metavar="PX",
                          help="side of one dask block in input pixels, the unit of work and of memory; does not "
                               "change the output (default: %(default)s)")
@@ -139,7 +144,8 @@ def _predict(args: argparse.Namespace) -> int:
     names = [b.strip() for b in args.bands.split(",")] if args.bands else None
     if "://" not in args.input and not Path(args.input).exists():
         raise PredictError(f"--input {args.input} does not exist")
-    model = load_run_model(args.run, embeddings=args.embeddings, device=args.device)
+    model = load_run_model(args.run, embeddings=args.embeddings, device=args.device,
+                           compute_batch=args.compute_batch)
     info = model_info(model)
     if args.probabilities and info.classes is None:
         raise PredictError(f"--probabilities: run {args.run} writes values, not class probabilities")

@@ -4,6 +4,11 @@ the encoder's patch embeddings.
 Both normalise tiles as the run's data source normalised its chips (``data.normalization()``: the
 per-band mean / std, in physical units when the run scaled its data) and zero the invalid pixels, then
 run in float32 under ``torch.inference_mode`` on the chosen device.
+
+The network always sees ``compute_batch`` tiles at a time (the last group padded with zero tiles):
+convolution and matmul kernels pick their algorithm by batch size, so a tile's output would otherwise
+change in its last bits with ``--batch-size``. A tile's output does not depend on the other tiles of its
+group or its place in it, so the map is bit-identical for every ``--batch-size``.
 """
 
 from __future__ import annotations
@@ -16,13 +21,19 @@ import numpy as np
 
 from registry_gfm.errors import PredictError
 
-__all__ = ["PatchEmbeddings", "SegmentationProbabilities", "load_run_model", "pipeline_model"]
+__all__ = ["COMPUTE_BATCH", "PatchEmbeddings", "SegmentationProbabilities", "load_run_model", "pipeline_model"]
+
+#: Tiles per network forward pass, whatever ``--batch-size`` groups (see the module docstring).
+COMPUTE_BATCH = 16
 
 
 class _Normalised:
     """The shared half of both adapters: bands, normalisation and the device."""
 
-    def __init__(self, norm: Mapping[str, Any], device: str) -> None:
+    def __init__(self, norm: Mapping[str, Any], device: str, compute_batch: int = COMPUTE_BATCH) -> None:
+        if compute_batch < 1:
+            raise PredictError(f"--compute-batch {compute_batch} must be at least 1")
+        self.compute_batch = compute_batch
         self.bands = [str(b) for b in norm["bands"]]
         self._mean = np.asarray(norm["mean"], np.float32)[None, :, None, None]
         self._std = np.asarray(norm["std"], np.float32)[None, :, None, None]
@@ -38,6 +49,21 @@ class _Normalised:
         x *= valid[:, None]
         return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)
 
+    def run(self, fn: Any, tiles: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """``fn(chips) -> (b, K, h, w)`` over the tiles in groups of exactly ``compute_batch`` (zero-padded)."""
+        import torch
+
+        n, m = tiles.shape[0], self.compute_batch
+        outs = []
+        with torch.inference_mode():
+            for start in range(0, n, m):
+                x = self.chips(tiles[start:start + m], valid[start:start + m])
+                if x.shape[0] < m:
+                    x = torch.cat([x, x.new_zeros((m - x.shape[0], *x.shape[1:]))])
+                outs.append(fn(x)[: min(m, n - start)].float().cpu().numpy())
+        out: np.ndarray = np.concatenate(outs)
+        return out
+
 
 class SegmentationProbabilities(_Normalised):
     """Per-class probabilities (softmax of ``objective.logits(parts, chips)``) at pixel resolution."""
@@ -45,8 +71,8 @@ class SegmentationProbabilities(_Normalised):
     factor = 1
 
     def __init__(self, objective: Any, parts: Any, norm: Mapping[str, Any], *, patch: int, device: str,
-                 classes: Sequence[str] | None = None) -> None:
-        super().__init__(norm, device)
+                 classes: Sequence[str] | None = None, compute_batch: int = COMPUTE_BATCH) -> None:
+        super().__init__(norm, device, compute_batch)
         self.objective, self.parts = objective, parts
         self.channels = int(objective.num_classes)
         self.multiple = patch
@@ -55,35 +81,33 @@ class SegmentationProbabilities(_Normalised):
     def __call__(self, tiles: np.ndarray, valid: np.ndarray) -> np.ndarray:
         import torch
 
-        with torch.inference_mode():
-            logits = self.objective.logits(self.parts, self.chips(tiles, valid))
-            out: np.ndarray = torch.softmax(logits.float(), dim=1).cpu().numpy()
-        return out
+        return self.run(lambda x: torch.softmax(self.objective.logits(self.parts, x).float(), dim=1), tiles, valid)
 
 
 class PatchEmbeddings(_Normalised):
     """The encoder's patch tokens as a (B, D, H / p, W / p) feature map (prefix tokens dropped, band groups
     averaged)."""
 
-    def __init__(self, parts: Any, norm: Mapping[str, Any], *, device: str) -> None:
+    def __init__(self, parts: Any, norm: Mapping[str, Any], *, device: str, compute_batch: int = COMPUTE_BATCH
+                 ) -> None:
         from registry_gfm.encoder import ImageEncoder
 
-        super().__init__(norm, device)
+        super().__init__(norm, device, compute_batch)
         self.encoder = ImageEncoder(parts.embed, parts.positional, parts.backbone).to(device).eval()
         self.factor = self.multiple = self.encoder.patch_size
         self.channels = int(parts.embed.embed_dim)
 
     def __call__(self, tiles: np.ndarray, valid: np.ndarray) -> np.ndarray:
-        import torch
-
-        batch, _, height, width = tiles.shape
+        _, _, height, width = tiles.shape
         gh, gw = height // self.factor, width // self.factor
-        with torch.inference_mode():
-            tokens = self.encoder(self.chips(tiles, valid))[:, self.encoder.num_prefix_tokens :]  # (B, G·N, D)
+
+        def grid(x: Any) -> Any:
+            tokens = self.encoder(x)[:, self.encoder.num_prefix_tokens :]  # (B, G·N, D)
             groups = tokens.shape[1] // (gh * gw)
-            grid = tokens.reshape(batch, groups, gh, gw, -1).float().mean(dim=1)  # (B, gh, gw, D)
-            out: np.ndarray = grid.permute(0, 3, 1, 2).contiguous().cpu().numpy()
-        return out
+            features = tokens.reshape(x.shape[0], groups, gh, gw, -1).float().mean(dim=1)  # (B, gh, gw, D)
+            return features.permute(0, 3, 1, 2).contiguous()
+
+        return self.run(grid, tiles, valid)
 
 
 def _device(device: str | None) -> str:
@@ -92,7 +116,8 @@ def _device(device: str | None) -> str:
     return device or ("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def pipeline_model(pipeline: Any, *, embeddings: bool = False, device: str | None = None, name: str = "run") -> Any:
+def pipeline_model(pipeline: Any, *, embeddings: bool = False, device: str | None = None, name: str = "run",
+                   compute_batch: int = COMPUTE_BATCH) -> Any:
     """The tile model of a built pipeline: patch embeddings, or the segmentation head's probabilities."""
     data, objective, parts = pipeline.data, pipeline.objective, pipeline.parts
     normalization = getattr(data, "normalization", None)
@@ -107,15 +132,17 @@ def pipeline_model(pipeline: Any, *, embeddings: bool = False, device: str | Non
     patch = int(getattr(parts.embed, "patch", 1))
     pipeline.model.to(where).eval()
     if embeddings:
-        return PatchEmbeddings(parts, norm, device=where)
+        return PatchEmbeddings(parts, norm, device=where, compute_batch=compute_batch)
     if not callable(getattr(objective, "logits", None)):
         raise PredictError(f"{name} has no head: its objective {type(objective).__name__} gives no class logits; "
                            "pass --embeddings to write the encoder's patch embeddings instead")
     classes = getattr(objective, "class_names", None) or getattr(data, "class_names", None) or None
-    return SegmentationProbabilities(objective, parts, norm, patch=patch, device=where, classes=classes)
+    return SegmentationProbabilities(objective, parts, norm, patch=patch, device=where, classes=classes,
+                                     compute_batch=compute_batch)
 
 
-def load_run_model(run_dir: str | Path, *, embeddings: bool = False, device: str | None = None) -> Any:
+def load_run_model(run_dir: str | Path, *, embeddings: bool = False, device: str | None = None,
+                   compute_batch: int = COMPUTE_BATCH) -> Any:
     """The tile model of the run saved in ``run_dir`` (``pipeline.toml`` + ``model.safetensors`` + lock)."""
     from registry_core import Pipeline
 
@@ -123,4 +150,5 @@ def load_run_model(run_dir: str | Path, *, embeddings: bool = False, device: str
     if not (path / "pipeline.toml").is_file():
         raise PredictError(f"run folder {run_dir} has no pipeline.toml; expected a folder written by "
                            "`python -m registry_core run X.toml --out DIR`")
-    return pipeline_model(Pipeline.load(path), embeddings=embeddings, device=device, name=f"run {run_dir}")
+    return pipeline_model(Pipeline.load(path), embeddings=embeddings, device=device, name=f"run {run_dir}",
+                          compute_batch=compute_batch)

@@ -1,0 +1,67 @@
+"""predict with a real finetuned run (finetune objective + segmentation head, from-run encoder) on the datacube."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+import zarr
+
+from registry_core import compose
+from registry_gfm.data.datacube_reader import open_cube
+from registry_gfm.deploy import load_run_model, open_scene, predict_to_file
+
+from .test_gfm_finetune import finetune_config
+
+
+@pytest.fixture(scope="module")
+def seg_run(lsat7_store: Path, tiny_mae_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    config = finetune_config(lsat7_store, tiny_mae_run, head={"use": "segmentation", "decoder": "fpn", "channels": 8})
+    config["train"].update(steps=3)
+    out = tmp_path_factory.mktemp("seg-run") / "run"
+    pipeline = compose(config)
+    pipeline.fit(out)
+    pipeline.save(out)
+    return out
+
+
+def test_a_finetuned_run_maps_the_scene_bit_identically_for_any_batch_and_block(seg_run: Path, lsat7_store: Path,
+                                                                                tmp_path: Path) -> None:
+    model = load_run_model(seg_run, device="cpu")
+    scene = open_scene(lsat7_store, model.bands, physical=model.physical)
+    outputs = []
+    for batch, block in ((1, 512), (7, 160), (16, 96)):
+        out = tmp_path / f"b{batch}-{block}.zarr"
+        predict_to_file(scene, model, out, tile=32, overlap=8, batch_size=batch, block_size=block, probabilities=True)
+        outputs.append(np.asarray(zarr.open_group(out, mode="r")["image"][...]))
+    assert outputs[0].shape == (1, 7, 443, 489)
+    assert all(np.array_equal(outputs[0], o, equal_nan=True) for o in outputs[1:])
+    probs = outputs[0][0]
+    valid = ~np.isnan(probs[0])
+    assert np.allclose(probs[:, valid].sum(axis=0), 1.0, atol=1e-5)  # blended softmaxes stay distributions
+
+
+def test_the_class_map_has_the_scenes_georeference_and_follows_the_model(seg_run: Path, lsat7_store: Path,
+                                                                         tmp_path: Path) -> None:
+    model = load_run_model(seg_run, device="cpu")
+    scene = open_scene(lsat7_store, model.bands, physical=model.physical)
+    out = predict_to_file(scene, model, tmp_path / "map.tif", tile=32, overlap=0, blend="none").output
+    info = open_cube(lsat7_store)
+    with rasterio.open(out) as ds:
+        classes = ds.read(1)
+        assert ds.crs.to_epsg() == info.epsg and tuple(ds.transform)[:6] == tuple(info.transform)
+        assert ds.nodata == 255 and ds.dtypes[0] == "uint8"
+    # without overlap each 32 x 32 tile is one forward pass: the first tile is the model's own argmax
+    pipeline = model.objective, model.parts
+    group = zarr.open_group(lsat7_store, mode="r")
+    scale = np.asarray(info.scale[0], np.float32)[:, None, None]  # stored numbers -> reflectance
+    norm = model.chips((np.asarray(group["image"][0, :, :32, :32], np.float32) * scale)[None],
+                       np.asarray(group["valid"][0, :32, :32]).astype(bool)[None])
+    with torch.inference_mode():
+        expected = pipeline[0].logits(pipeline[1], norm).argmax(dim=1)[0].numpy()
+    valid = np.asarray(group["valid"][0, :32, :32]).astype(bool)
+    assert np.array_equal(classes[:32, :32][valid], expected[valid])
+    assert (classes[:32, :32][~valid] == 255).all()
