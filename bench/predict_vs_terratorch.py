@@ -187,7 +187,7 @@ def main() -> None:
           ", ".join(f"{r['theirs_base']:.0f}" for r in rows) + " MiB. agree: share of pixels with the same class; "
           "top class: share of ours' most common class. ours tiles: model tile evaluations (each block runs every "
           "tile touching it: " + ", ".join(f"{r['calls'] / r['distinct']:.2f}x the {r['distinct']:,d} distinct "
-                                           f"tiles at {r['size']}^2" for r in rows if not r["linear"]) + ")")
+                                           f"tiles at {r['size']}^2" for r in rows) + ")")
     if any(r["linear"] for r in rows):
         print("linear rows (--memory-sizes): both sides run a seeded per-pixel linear map of the normalised bands in "
               "place of the ViT: their peak RSS is the tiling machinery's (input, accumulators, output), their "
