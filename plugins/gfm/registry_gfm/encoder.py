@@ -10,7 +10,17 @@ from torch import nn
 from registry_gfm.positions.placement import Placement
 from registry_gfm.tokenizers.patching import as_5d, patch_grid, token_grid_positions
 
-__all__ = ["ImageEncoder"]
+__all__ = ["ImageEncoder", "chip_placement"]
+
+
+def chip_placement(embed: nn.Module, chips: torch.Tensor, **meta: Any) -> tuple[Placement, tuple[int, int, int]]:
+    """Where the tokens of ``chips`` ``(B, C, [T,] H, W)`` sit, and their ``(t, h, w)`` patch grid, for the patch
+    embedding ``embed`` (every band group repeats the grid); ``meta``: ``time``, ``lonlat``, ``gsd``."""
+    x = as_5d(chips)
+    grid = patch_grid(x.shape[2:], int(embed.patch), int(getattr(embed, "tubelet", 1)))  # type: ignore[arg-type]
+    groups = int(getattr(embed, "num_groups", 1))
+    pos = token_grid_positions(grid, device=x.device).repeat(groups, 1)
+    return Placement(pos, meta.get("time"), meta.get("lonlat"), meta.get("gsd")), grid
 
 
 class ImageEncoder(nn.Module):
@@ -38,11 +48,7 @@ class ImageEncoder(nn.Module):
 
     def placement(self, chips: torch.Tensor, **meta: Any) -> Placement:
         """Token positions of ``chips`` (every band group repeats the patch grid)."""
-        x = as_5d(chips)
-        grid = patch_grid(x.shape[2:], self.patch_size, self.tubelet)
-        groups = int(getattr(self.embed, "num_groups", 1))
-        pos = token_grid_positions(grid, device=x.device).repeat(groups, 1)
-        return Placement(pos, meta.get("time"), meta.get("lonlat"), meta.get("gsd"))
+        return chip_placement(self.embed, chips, **meta)[0]
 
     def forward(self, chips: torch.Tensor, *, time: torch.Tensor | None = None, lonlat: torch.Tensor | None = None,
                 gsd: torch.Tensor | None = None) -> torch.Tensor:

@@ -5,7 +5,7 @@ grid with nearest resampling, their raster values turned into class indices ``0 
 (through ``label_values`` when the raster codes classes differently), and every pixel without a label
 (the raster's nodata, outside the raster) set to ``ignore_index``. The result is saved as
 ``<store>.labels-<key>.npy`` (``key`` hashes the raster's bytes, the store's fingerprint and the options)
-and memory-mapped by every process, so chips read labels without holding the scene in memory.
+and memory-mapped by every process (in the temp folder when the store's folder is read-only), so chips read labels without holding the scene in memory.
 
 A label source may also be a variable of the store itself (``labels = "store:NAME"``): a (y, x) array on the
 datacube grid holding class indices already.
@@ -14,19 +14,21 @@ datacube grid holding class indices already.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
-import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from registry_core.atomic import write_bytes
 from registry_gfm.data.datacube_reader import CubeInfo
 from registry_gfm.errors import DatacubeError
 
-__all__ = ["STORE_PREFIX", "LabelSpec", "label_cache_path", "load_labels"]
+__all__ = ["STORE_PREFIX", "LabelSpec", "label_cache_path", "prepare_labels"]
 
 log = logging.getLogger(__name__)
 
@@ -145,24 +147,28 @@ def _from_store(info: CubeInfo, spec: LabelSpec) -> np.ndarray:
     return arr
 
 
-def load_labels(info: CubeInfo, spec: LabelSpec) -> np.ndarray:
-    """The (y, x) class indices on the datacube grid: cached next to the store, memory-mapped read-only."""
+def _save(path: Path, labels: np.ndarray) -> None:
+    buffer = io.BytesIO()
+    np.save(buffer, labels)
+    write_bytes(path, buffer.getvalue())  # atomic: concurrent ranks write the same bytes, a reader sees all or none
+
+
+def prepare_labels(info: CubeInfo, spec: LabelSpec) -> Path | None:
+    """Check the labels and make sure they are on the datacube grid: the cached ``.npy`` of a raster (written
+    on first use), or None for a store variable (read chip by chip from the store)."""
     if spec.source.startswith(STORE_PREFIX):
-        return _from_store(info, spec)
+        _from_store(info, spec)
+        return None
     if not Path(spec.source).is_file():
         raise DatacubeError(f"label raster {spec.source} does not exist")
     path = label_cache_path(info, spec)
     if not path.exists():
         log.info("reprojecting labels %s onto the grid of %s (once; cached as %s)", spec.source, info.store, path)
         labels = _reproject(info, spec)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
         try:
-            with tmp.open("wb") as f:
-                np.save(f, labels)
-            os.replace(tmp, path)  # atomic: concurrent ranks write the same bytes, a reader never sees half
-        except OSError as exc:  # a read-only location: keep them in memory for this run
-            tmp.unlink(missing_ok=True)
-            log.warning("cannot cache labels at %s (%s); they will be reprojected next time", path, exc)
-            return labels
-    arr: np.ndarray = np.load(path, mmap_mode="r")
-    return arr
+            _save(path, labels)
+        except OSError as exc:  # a read-only location: cache them in the temp folder instead
+            path = Path(tempfile.gettempdir()) / path.name
+            log.warning("cannot cache labels next to the store (%s); caching them at %s", exc, path)
+            _save(path, labels)
+    return path

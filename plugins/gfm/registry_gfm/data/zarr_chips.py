@@ -36,7 +36,7 @@ from registry_gfm.data.band_stats import BandStats, compute_band_stats, load_ban
 from registry_gfm.data.chip_windows import Region, grid_windows, random_window, split_region, window_rng
 from registry_gfm.data.chunk_cache import ChunkCache
 from registry_gfm.data.datacube_reader import CubeInfo, open_cube, select_bands
-from registry_gfm.data.labels import STORE_PREFIX, LabelSpec, label_cache_path, load_labels
+from registry_gfm.data.labels import STORE_PREFIX, LabelSpec, prepare_labels
 from registry_gfm.errors import DatacubeError
 
 if TYPE_CHECKING:
@@ -388,8 +388,8 @@ class ZarrChips:
             return None
         if self._labels is None:
             spec = LabelSpec(cfg.labels, cfg.num_classes, cfg.ignore_index, tuple(cfg.label_values or ()))
-            load_labels(self.info, spec)  # checks and caches (raises naming the raster)
-            cache = None if cfg.labels.startswith(STORE_PREFIX) else str(label_cache_path(self.info, spec))
+            path = prepare_labels(self.info, spec)  # checks and caches (raises naming the raster)
+            cache = None if path is None else str(path)
             self._labels = ChipLabels(spec, cache, cfg.task or "segmentation", cfg.label_rule, cfg.min_labelled)
         return self._labels
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -10,7 +11,7 @@ import torch
 
 from registry_gfm.tokenizers.patching import grid_from_positions, unpatchify
 
-__all__ = ["band_names", "batches", "chips_of", "grid_of", "model_device", "sample_noise"]
+__all__ = ["band_names", "batches", "chips_of", "grid_of", "in_run_dir", "model_device", "sample_noise"]
 
 
 def model_device(parts: Any) -> torch.device:
@@ -93,3 +94,10 @@ def band_names(pipeline: Any, channels: int) -> list[str]:
         if isinstance(names, list | tuple) and len(names) == channels:
             return [str(n) for n in names]
     return [f"band{i}" for i in range(channels)]
+
+
+def in_run_dir(pipeline: Any, path: str | Path) -> Path:
+    """``path``, or for a relative one the same path inside the pipeline's run folder when it has one."""
+    target = Path(path)
+    run_dir = getattr(pipeline, "run_dir", None)
+    return Path(run_dir) / target if not target.is_absolute() and run_dir is not None else target

@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from registry_core.atomic import atomic_path
+from registry_core.atomic import write_text
+from registry_gfm.evaluators._batches import in_run_dir
 from registry_gfm.evaluators._confusion import confusion, scores
 from registry_gfm.evaluators.specs import BaselinesConfig
 from registry_gfm.evaluators.task_metrics import class_names_of, split_confusion
@@ -125,14 +126,8 @@ class BaselinesEvaluator:
 
     def _write(self, pipeline: Any, table: dict[str, dict[str, Any]]) -> None:
         assert self.config.out is not None
-        target = Path(self.config.out)
-        run_dir = getattr(pipeline, "run_dir", None)
-        if not target.is_absolute() and run_dir is not None:
-            target = Path(run_dir) / target
-        target.parent.mkdir(parents=True, exist_ok=True)
         text = json.dumps(table, indent=2, allow_nan=True).replace("NaN", "null")
-        with atomic_path(target) as tmp:
-            tmp.write_text(text + "\n")
+        write_text(in_run_dir(pipeline, self.config.out), text + "\n")
 
 
 def build(config: BaselinesConfig) -> BaselinesEvaluator:

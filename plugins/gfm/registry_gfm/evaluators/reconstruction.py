@@ -34,6 +34,7 @@ from registry_gfm.evaluators._batches import (
     batches,
     chips_of,
     grid_of,
+    in_run_dir,
     model_device,
     sample_noise,
 )
@@ -109,11 +110,7 @@ class ReconstructionEvaluator:
             from registry_gfm.evaluators._render import write_grid_png
 
             channels = rows[0]["input"].shape[0]
-            target = Path(cfg.out)
-            run_dir = getattr(pipeline, "run_dir", None)
-            if not target.is_absolute() and run_dir is not None:
-                target = Path(run_dir) / target  # a relative path lands in the run's folder
-            self.last_png = write_grid_png(target, rows, band_names(pipeline, channels))
+            self.last_png = write_grid_png(in_run_dir(pipeline, cfg.out), rows, band_names(pipeline, channels))
         metrics = {"mse": mse, "psnr": psnr, "masked_values": float(n_hidden), "samples": float(samples)}
         if n_seen:
             metrics["mse_visible"] = sq_seen / n_seen

@@ -8,7 +8,6 @@ The objective's ``logits(parts, batch)`` gives class scores; their argmax is com
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,7 +15,7 @@ import torch
 
 from registry_core.nn import eval_mode
 from registry_core.training import to_device
-from registry_gfm.evaluators._batches import batches, model_device
+from registry_gfm.evaluators._batches import batches, in_run_dir, model_device
 from registry_gfm.evaluators._confusion import confusion, scores, write_confusion_json, write_confusion_png
 from registry_gfm.evaluators.specs import TaskMetricsConfig
 
@@ -65,10 +64,7 @@ class TaskMetricsEvaluator:
         result = scores(matrix, names)
         self.last = {"matrix": matrix, "scores": result}
         if cfg.out:
-            target = Path(cfg.out)
-            run_dir = getattr(pipeline, "run_dir", None)
-            if not target.is_absolute() and run_dir is not None:
-                target = Path(run_dir) / target
+            target = in_run_dir(pipeline, cfg.out)
             write_confusion_json(target.with_suffix(".json"), matrix, names, result)
             write_confusion_png(target.with_suffix(".png"), matrix, names,
                                 f"{split}: OA {result['overall_accuracy']:.3f}, mIoU {result['miou']:.3f} "

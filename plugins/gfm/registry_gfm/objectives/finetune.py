@@ -22,10 +22,11 @@ from torch import nn
 from torch.nn import functional as F
 
 from registry_core.interfaces import ModelParts
+from registry_gfm.encoder import chip_placement
 from registry_gfm.heads.features import TokenFeatures
 from registry_gfm.objectives.specs import FinetuneConfig
-from registry_gfm.positions.placement import Placement, placement_of
-from registry_gfm.tokenizers.patching import as_5d, grid_from_positions, patch_grid, token_grid_positions
+from registry_gfm.positions.placement import placement_of
+from registry_gfm.tokenizers.patching import as_5d, grid_from_positions
 
 __all__ = ["FinetuneObjective", "build", "encoder_parts"]
 
@@ -74,30 +75,21 @@ class FinetuneObjective(nn.Module):
     def features(self, parts: ModelParts, inputs: Mapping[str, Any] | torch.Tensor) -> TokenFeatures:
         """The tapped encoder layers of a batch of ``patch`` tokens, or of chips ``(B, C, [T,] H, W)``."""
         embed = parts.embed
-        patch, tubelet = int(getattr(embed, "patch", 1)), int(getattr(embed, "tubelet", 1))
         if isinstance(inputs, torch.Tensor):
-            chips = as_5d(inputs)
-            grid = patch_grid(chips.shape[2:], patch, tubelet)
-            values: torch.Tensor = chips
-            n = grid[0] * grid[1] * grid[2]
-            where = Placement(token_grid_positions(grid, device=chips.device))
+            values: torch.Tensor = as_5d(inputs)
+            where, grid = chip_placement(embed, values)
         else:
             values = inputs["patches"]
-            n = int(values.shape[1])
-            grid = grid_from_positions(inputs["positions"], n, "objective 'finetune'")
-            where = placement_of(inputs)
+            grid = grid_from_positions(inputs["positions"], int(values.shape[1]), "objective 'finetune'")
+            where = placement_of(inputs)  # the tokenizer's positions already repeat the grid per band group
         taps = list(getattr(parts.head, "taps", None) or [-1])
-        frozen = self.config.freeze_encoder
-        with torch.no_grad() if frozen else contextlib.nullcontext():
+        with torch.no_grad() if self.config.freeze_encoder else contextlib.nullcontext():
             x = embed(values)  # (B, G·N, D)
-            groups = int(x.shape[1]) // n
-            if groups > 1:
-                where = Placement(where.positions.repeat(groups, 1) if where.positions.dim() == 2
-                                  else where.positions.repeat(1, groups, 1), where.time, where.lonlat, where.gsd)
             tapped: list[torch.Tensor] = []
             parts.backbone(x, parts.positional, where, taps=taps, tapped=tapped)
+        groups = int(x.shape[1]) // (grid[0] * grid[1] * grid[2])
         prefix = int(getattr(parts.backbone, "num_prefix_tokens", 0))
-        return TokenFeatures(tapped, prefix, grid, groups, patch)
+        return TokenFeatures(tapped, prefix, grid, groups, int(getattr(embed, "patch", 1)))
 
     def logits(self, parts: ModelParts, inputs: Mapping[str, Any] | torch.Tensor) -> torch.Tensor:
         """``(B, K, H, W)`` (segmentation) or ``(B, K)`` (classification) class scores."""
