@@ -21,11 +21,11 @@ demo: $(STAMP)
 	$(BIN)/python -m registry_core plugins
 	$(BIN)/python -m registry_core list
 	$(BIN)/python -m registry_core check examples/gpt-tiny.toml
-	$(BIN)/python -m registry_core run examples/gpt-tiny.toml --out runs/gpt-tiny
+	$(BIN)/python -m registry_core run examples/gpt-tiny.toml --out runs/gpt-tiny --overwrite
 	$(BIN)/python -m registry_core generate runs/gpt-tiny --prompt "The with statement" --max-tokens 48
 	$(BIN)/python -m registry_core ingest examples/lsat7-ingest.toml
-	$(BIN)/python -m registry_core run examples/mae-tiny.toml --out runs/mae-tiny
-	$(BIN)/python -m registry_core run examples/seg-tiny.toml --out runs/seg-tiny
+	$(BIN)/python -m registry_core run examples/mae-tiny.toml --out runs/mae-tiny --overwrite
+	$(BIN)/python -m registry_core run examples/seg-tiny.toml --out runs/seg-tiny --overwrite
 	$(BIN)/python -m registry_core predict runs/seg-tiny --input runs/lsat7/datacube.zarr --output runs/landcover.tif --overwrite
 
 lint: $(STAMP)

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from registry_core._compose import apply_overrides
 from registry_core._errors import ConfigError
 from registry_core._render import print_json, print_table
 
@@ -53,19 +54,58 @@ def _is_main_rank() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
+def _compose_run(args: argparse.Namespace, extra: list[str]) -> tuple[Any, Path, dict[str, Any] | None]:
+    """The pipeline to train, its run folder, and (with ``--resume``) the folder's own saved config.
+
+    With ``--resume`` and no FILE, the run folder's ``pipeline.toml`` is the config (``--set`` and ``--steps``
+    apply on top), so the first run's overrides need not be repeated; a FILE given is composed instead,
+    and the model it builds is checked against the checkpoint after building.
+    """
+    from registry_core._persist import CONFIG_FILE, read_run_config
+    from registry_core._pipeline import compose
+    from registry_core._run_dir import RunFolderError
+
+    if args.file is None:
+        folder = Path(args.out)
+        if not (folder / CONFIG_FILE).is_file():
+            raise RunFolderError(f"{folder} holds no {CONFIG_FILE} to resume; give the pipeline FILE")
+        own = read_run_config(folder)
+        resumed = compose(apply_overrides(own, [*(args.set or []), *extra]))
+        resumed.source = folder / CONFIG_FILE
+        return resumed, folder, own
+    pipeline = _compose(args, extra)
+    out = Path(args.out or Path("runs") / (pipeline.name or Path(args.file).stem))
+    saved = read_run_config(out) if args.resume and (out / CONFIG_FILE).is_file() else None
+    return pipeline, out, saved
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     extra = [f"train.steps={args.steps}"] if args.steps is not None else []
+    if args.resume and args.overwrite:
+        print("error: --resume continues a run and --overwrite removes it; give one of them", file=sys.stderr)
+        return 2
+    if args.file is None and not (args.resume and args.out):
+        print("error: run needs a pipeline FILE (or --resume --out RUN_DIR to continue a run with its own "
+              "pipeline.toml)", file=sys.stderr)
+        return 2
+    from registry_core._run_dir import RunFolderError, prepare_run_dir
+
     try:
-        pipeline = _compose(args, extra)
+        pipeline, out, saved = _compose_run(args, extra)
+        if _is_main_rank():  # the other ranks write nothing before rank 0 has prepared the folder
+            prepare_run_dir(out, resume=args.resume, overwrite=args.overwrite)
     except ConfigError as exc:
-        _print_errors(exc, args.file)
+        _print_errors(exc, args.file or str(Path(args.out) / "pipeline.toml"))
         return 1
-    out = Path(args.out or Path("runs") / (pipeline.name or Path(args.file).stem))
+    except RunFolderError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    pipeline.run_dir = out  # data with relative outputs (text-shards' `out`) writes them inside the run folder
     from registry_core.training.distributed import setup_distributed
 
     ctx = setup_distributed(pipeline.train.device)
     try:
-        return _run(args, pipeline, out, ctx)
+        return _run(args, pipeline, out, ctx, saved)
     finally:
         if ctx.owns_group:
             import torch.distributed as dist
@@ -74,7 +114,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             dist.destroy_process_group()
 
 
-def _run(args: argparse.Namespace, pipeline: Any, out: Path, ctx: Any) -> int:
+def _run(args: argparse.Namespace, pipeline: Any, out: Path, ctx: Any, saved: dict[str, Any] | None) -> int:
     if ctx.distributed:  # rank 0 prepares shared data first; the others then find it ready
         import torch.distributed as dist
 
@@ -85,6 +125,15 @@ def _run(args: argparse.Namespace, pipeline: Any, out: Path, ctx: Any) -> int:
             dist.barrier()
     else:
         pipeline.build()
+    if args.resume:
+        from registry_core._resume import ResumeMismatch, check_resume_fits, model_changes
+
+        changes = model_changes(saved, pipeline.to_config()) if saved is not None else []
+        try:
+            check_resume_fits(out / "checkpoints" / "last.pt", pipeline.model, changes)
+        except ResumeMismatch as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
     result = pipeline.fit(out, resume=args.resume)
     if not ctx.is_main:
         return 0
@@ -159,10 +208,14 @@ def add_pipeline_commands(sub: Any) -> None:
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("run", help="build and train a pipeline; writes metrics, checkpoints, config, lock, weights")
-    p.add_argument("file", help="pipeline TOML file")
-    p.add_argument("--out", help="output folder (default: runs/<pipeline name>)")
+    p.add_argument("file", nargs="?",
+                   help="pipeline TOML file (optional with --resume: the run folder's own pipeline.toml is used)")
+    p.add_argument("--out", help="output folder (default: runs/<pipeline name>); refused when it holds another run")
     p.add_argument("--steps", type=int, help="override train.steps")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.pt")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in OUT from OUT/checkpoints/last.pt (an override that changes the model's "
+                        "shape is refused)")
+    p.add_argument("--overwrite", action="store_true", help="remove the run already in OUT first (keeps nothing)")
     p.add_argument("--set", action="append", metavar="SLOT.KEY=VALUE", help="override an option (repeatable)")
     p.add_argument("--sample", default="The", metavar="PROMPT",
                    help="after training, print a continuation of PROMPT when the objective can generate ('' for none)")

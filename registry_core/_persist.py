@@ -14,7 +14,9 @@ from registry_core._lock import check_lock, read_lock, verify_files
 from registry_core._toml import dumps
 from registry_core.atomic import atomic_path, write_json, write_text
 
-__all__ = ["CONFIG_FILE", "LOCK_FILE", "WEIGHTS_FILE", "read_saved_config", "save_weights", "write_config"]
+__all__ = [
+    "CONFIG_FILE", "LOCK_FILE", "WEIGHTS_FILE", "read_run_config", "read_saved_config", "save_weights", "write_config",
+]
 
 CONFIG_FILE: Final = "pipeline.toml"
 LOCK_FILE: Final = "pipeline.lock.json"
@@ -38,16 +40,22 @@ def save_weights(model: Any, out_dir: Path) -> Path:
     return path
 
 
+def read_run_config(out: Path) -> dict[str, Any]:
+    """A run folder's ``pipeline.toml``, its tokenizer's relative ``path`` made absolute (saved under the folder)."""
+    config = load_toml(out / CONFIG_FILE)
+    tok = config.get("tokenizer", {})
+    if isinstance(tok, dict) and isinstance(tok.get("path"), str) and not Path(tok["path"]).is_absolute():
+        tok["path"] = str(out / tok["path"])
+    return config
+
+
 def read_saved_config(out: Path, strict: bool = False) -> dict[str, Any]:
     """The saved config with the tokenizer's relative ``path`` made absolute, after the lock is checked.
 
     Installed providers are compared with the lock (warnings, or LockMismatch when ``strict``) and every
     recorded file must exist with its recorded sha256.
     """
-    config = load_toml(out / CONFIG_FILE)
-    tok = config.get("tokenizer", {})
-    if isinstance(tok, dict) and isinstance(tok.get("path"), str) and not Path(tok["path"]).is_absolute():
-        tok["path"] = str(out / tok["path"])
+    config = read_run_config(out)
     lock_path = out / LOCK_FILE
     if lock_path.is_file():
         lock = read_lock(lock_path)

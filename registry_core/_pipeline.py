@@ -58,7 +58,8 @@ class _Built:
 class Pipeline:
     """Slots resolved to specs with validated, wired configs; ``build()`` makes the components.
 
-    Build protocol (each step only where the component has the method): ``data.attach_tokenizer(tok)``;
+    Build protocol (each step only where the component has the method): ``data.attach_run_dir(folder)``
+    when ``run_dir`` is set (relative outputs then land inside the run folder); ``data.attach_tokenizer(tok)``;
     ``data.attach_weights(weights)``;
     a tokenizer without a vocabulary (``tok.trained`` false) trains on ``data.train_tokenizer_texts()``;
     ``data.prepare()``; ``tok.embedding(embed_dim)``; ``objective.bind(parts)``; ``weights.load_into(parts)``.
@@ -225,6 +226,8 @@ class Pipeline:
         seed_everything(self.train.seed)  # the same initial weights on every rank and in every rerun
         comps = {slot: self._build_slot(s) for slot, s in self.slots.items()}
         data, tok = comps["data"], comps["tokenizer"]
+        if self.run_dir is not None and hasattr(data, "attach_run_dir"):
+            data.attach_run_dir(self.run_dir)
         if hasattr(data, "attach_tokenizer"):
             data.attach_tokenizer(tok)
         if "weights" in comps and hasattr(data, "attach_weights"):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import os
 import types
 import typing
@@ -150,8 +151,10 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
         raise _Mismatch(f"expected an int, got {_show(value)}")
-    if tp is float:
+    if tp is float:  # nan and inf pass no bound (every comparison with nan is false): refused here
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise _Mismatch(f"expected a finite number, got {value}")
             return float(value)
         raise _Mismatch(f"expected a number, got {_show(value)}")
     if tp is str:

@@ -3,6 +3,7 @@ at a time (greedy or sampled with temperature, top-k and top-p), stopping at a s
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -11,7 +12,17 @@ from torch import nn
 
 from registry_core.interfaces import ModelParts
 
-__all__ = ["generate", "sample_next"]
+__all__ = ["check_sampling", "generate", "sample_next"]
+
+
+def check_sampling(temperature: float, top_k: int | None, top_p: float | None) -> None:
+    """Raise ValueError for a sampling option out of range (rather than quietly switching it off)."""
+    if not math.isfinite(temperature) or temperature < 0:
+        raise ValueError(f"temperature must be a finite number >= 0 (0: greedy), got {temperature}")
+    if top_k is not None and top_k < 1:
+        raise ValueError(f"top_k must be >= 1 (leave it unset for no top-k), got {top_k}")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise ValueError(f"top_p must be in (0, 1] (1: no top-p), got {top_p}")
 
 
 def sample_next(
@@ -22,11 +33,12 @@ def sample_next(
     top_p: float | None = None,
     generator: torch.Generator | None = None,
 ) -> int:
-    """One token id from ``(V,)`` logits; ``temperature <= 0`` is greedy (argmax)."""
+    """One token id from ``(V,)`` logits; ``temperature == 0`` is greedy (argmax)."""
+    check_sampling(temperature, top_k, top_p)
     if temperature <= 0:
         return int(logits.argmax())
     logits = logits.float() / temperature
-    if top_k is not None and top_k > 0:
+    if top_k is not None:
         kth = torch.topk(logits, min(top_k, logits.shape[-1])).values[-1]
         logits = logits.masked_fill(logits < kth, float("-inf"))
     if top_p is not None and top_p < 1.0:
@@ -71,6 +83,7 @@ def generate(
         raise ValueError("generate: the prompt is empty; give at least one token id (e.g. the bos token)")
     if max_new_tokens < 0:
         raise ValueError(f"generate: max_new_tokens must be >= 0, got {max_new_tokens}")
+    check_sampling(temperature, top_k, top_p)
     if not hasattr(objective, "logits"):
         raise TypeError(f"generate: objective {type(objective).__name__} has no logits(parts, ids); use 'next-token'")
     backbone = parts.backbone

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from registry_core import ComponentSpec, KindSpec, option
+from registry_gfm.data._schedulers import scheduler_problem
 
 # --- stac-zarr: STAC search -> stackstac / odc-stac -> cloud mask -> Zarr datacube ---------------------------
 
@@ -57,16 +58,19 @@ class StacZarrConfig:
     scheduler: str = option("threads", help="dask scheduler: 'threads', 'synchronous', 'local:N' (a LocalCluster "
                             "of N worker processes) or a scheduler address such as 'tcp://host:8786'")
     retries: int = option(4, help="retries of a failed STAC API request (with exponential backoff)", min=0, max=20)
+    timeout: float = option(30.0, help="seconds to wait for each STAC API connection and response before a retry",
+                            min=0.01, max=3600)
 
     def __post_init__(self) -> None:
         if self.bbox is not None and len(self.bbox) != 4:
             raise ValueError(f"option 'bbox' needs 4 numbers [west, south, east, north], got {self.bbox}")
         if not self.assets:
             raise ValueError("option 'assets' is empty; list the bands to ingest (asset keys or common names)")
-        if not (self.scheduler in ("threads", "synchronous") or self.scheduler.startswith("local:")
-                or "://" in self.scheduler):
-            raise ValueError(f"option 'scheduler' {self.scheduler!r} is not 'threads', 'synchronous', 'local:N' or "
-                             "a scheduler address like 'tcp://host:8786'")
+        if self.resolution is not None and self.resolution <= 0:
+            raise ValueError(f"option 'resolution' must be > 0 (pixel size in units of `crs`), got {self.resolution}")
+        problem = scheduler_problem(self.scheduler)
+        if problem is not None:
+            raise ValueError(f"option 'scheduler' {problem}")
         from registry_core import current_registry  # the validating registry: no loader is imported here
 
         try:

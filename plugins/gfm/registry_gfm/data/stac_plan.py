@@ -20,10 +20,16 @@ import pystac
 from registry_gfm import bands as band_catalog
 from registry_gfm.data.cloud_mask import MASKS, CloudMask
 
-__all__ = ["MASK_BAND", "BandInfo", "Grid", "IngestPlan", "PlanError", "make_plan", "parse_crs"]
+__all__ = [
+    "MASK_BAND", "MAX_GRID_PIXELS", "BandInfo", "Grid", "IngestPlan", "PlanError", "check_grid_size",
+    "make_plan", "parse_crs",
+]
 
 #: The key the cloud-mask asset gets in the normalised items handed to loaders.
 MASK_BAND = "__mask__"
+#: Most pixels a target grid may have (a 65536 x 65536 grid): a tiny ``resolution`` over a large ``bbox``
+#: is refused while planning, instead of failing (or swapping) while the datacube is allocated.
+MAX_GRID_PIXELS = 2**32
 
 
 class PlanError(ValueError):
@@ -208,6 +214,19 @@ def _snap(lo: float, hi: float, res: float, origin: float) -> tuple[float, float
     return origin + k0 * res, origin + k1 * res
 
 
+def check_grid_size(grid: Grid, frames: int, bands: int, dtype: str) -> None:
+    """PlanError when the grid has more than :data:`MAX_GRID_PIXELS` pixels, before anything is allocated."""
+    pixels = grid.width * grid.height
+    if pixels <= MAX_GRID_PIXELS:
+        return
+    nbytes = pixels * frames * bands * np.dtype(dtype).itemsize
+    raise PlanError(
+        f"the target grid is {grid.width} x {grid.height} pixels ({pixels:.3g}) at resolution {grid.resolution} "
+        f"in EPSG:{grid.epsg}, more than the {MAX_GRID_PIXELS:.3g} allowed; {frames} frame(s) x {bands} band(s) "
+        f"of {dtype} would take {nbytes / 2**30:.4g} GiB; raise 'resolution' or shrink 'bbox'"
+    )
+
+
 def make_grid(items: Sequence[pystac.Item], keys: Sequence[str], crs: int | None, resolution: float | None,
               bbox: Sequence[float] | None) -> Grid:
     """The output grid over ``items`` (their union, or ``bbox`` in lon/lat) in ``crs`` at ``resolution``."""
@@ -347,5 +366,6 @@ def make_plan(items: Sequence[pystac.Item], assets: Sequence[str], *, crs: str |
         float(nodata).is_integer() and np.iinfo(dtype).min <= nodata <= np.iinfo(dtype).max
     ):
         raise PlanError(f"band {infos[0].name!r} nodata {nodata} does not fit dtype {dtype}")
+    check_grid_size(grid, frames=len(normalised), bands=len(infos) + (mask is not None), dtype=dtype)
     return IngestPlan(tuple(normalised), infos, grid, dtype, nodata, mask,
                       tuple(mask_values) if mask_values is not None else None, hrefs)

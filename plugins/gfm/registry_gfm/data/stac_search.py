@@ -65,7 +65,11 @@ def is_api(catalog: str) -> bool:
 
 
 def search_items(params: SearchParams, retries: int = 4, timeout: float = 30.0) -> list[pystac.Item]:
-    """Items matching ``params``, sorted by (datetime, id); SearchError when none match."""
+    """Items matching ``params``, sorted by (datetime, id); SearchError when none match.
+
+    Each API request waits at most ``timeout`` seconds to connect and for each read, and is retried up to
+    ``retries`` times with exponential backoff (0.5 s doubling, at most 10 s) before SearchError names the URL.
+    """
     items = _search_api(params, retries, timeout) if is_api(params.catalog) else _search_static(params)
     items = [it for it in items if _matches_local(it, params)]
     items.sort(key=lambda it: (_item_time(it), it.id))
@@ -96,10 +100,16 @@ def _search_api(params: SearchParams, retries: int, timeout: float) -> list[pyst
     from pystac_client.stac_api_io import StacApiIO
     from urllib3.util.retry import Retry
 
-    retry = Retry(total=retries, backoff_factor=0.5, status_forcelist=RETRY_STATUSES, allowed_methods=None)
+    retry = Retry(total=retries, backoff_factor=0.5, backoff_max=10, status_forcelist=RETRY_STATUSES,
+                  allowed_methods=None)
     io = StacApiIO(max_retries=retry, timeout=timeout)
     try:
-        client = pystac_client.Client.open(params.catalog, stac_io=io)
+        # Client.open resets the StacApiIO's timeout to its own argument (None: wait forever): pass it there,
+        # and set it again on the opened client's IO, so the root request and every search page time out.
+        client = pystac_client.Client.open(params.catalog, stac_io=io, timeout=timeout)
+        client_io = client._stac_io
+        if isinstance(client_io, StacApiIO):
+            client_io.timeout = timeout
         kwargs: dict[str, Any] = {"max_items": None}
         if params.collections:
             kwargs["collections"] = list(params.collections)

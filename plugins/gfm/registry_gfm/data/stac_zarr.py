@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from registry_gfm.data._schedulers import scheduler_problem
 from registry_gfm.data.cloud_mask import clear_pixels
 from registry_gfm.data.specs import StacZarrConfig
 from registry_gfm.data.stac_loaders import Loader
@@ -86,10 +87,10 @@ def dask_scheduler(spec: str) -> Iterator[Any]:
     from distributed import Client, LocalCluster
 
     if spec.startswith("local:"):
-        try:
-            n = int(spec.split(":", 1)[1])
-        except ValueError:
-            raise ValueError(f"scheduler {spec!r}: expected 'local:N' with N the number of workers") from None
+        problem = scheduler_problem(spec)
+        if problem is not None:
+            raise ValueError(f"scheduler {problem}")
+        n = int(spec.split(":", 1)[1])
         with (
             LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
                          env={"GDAL_CACHEMAX": str(_GDAL_CACHE_BYTES >> 20)}) as cluster,
@@ -163,7 +164,7 @@ class StacZarr:
     def plan(self) -> IngestPlan:
         """Search and plan (no pixels read, except a COG header where STAC metadata is missing)."""
         c = self.config
-        items = search_items(self.search_params(), retries=c.retries)
+        items = search_items(self.search_params(), retries=c.retries, timeout=c.timeout)
         return make_plan(items, c.assets, crs=c.crs, resolution=c.resolution, bbox=c.bbox, cloud_mask=c.cloud_mask,
                          mask_asset=c.mask_asset, mask_values=c.mask_values)
 

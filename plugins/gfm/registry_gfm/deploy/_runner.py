@@ -6,9 +6,9 @@ worker processes) or a distributed scheduler's address (``tcp://host:8786``).
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
+from registry_gfm.data._schedulers import scheduler_problem
 from registry_gfm.errors import PredictError
 
 __all__ = ["check_scheduler", "run_blocks"]
@@ -16,10 +16,10 @@ __all__ = ["check_scheduler", "run_blocks"]
 
 def check_scheduler(spec: str) -> str:
     """``spec`` when it names a scheduler; PredictError saying which forms are accepted otherwise."""
-    if spec in ("threads", "synchronous") or re.fullmatch(r"local:[1-9]\d*", spec) or "://" in spec:
+    problem = scheduler_problem(spec)
+    if problem is None:
         return spec
-    raise PredictError(f"--scheduler {spec!r} is unknown; expected threads, synchronous, local:N (N worker "
-                       "processes) or a scheduler address such as tcp://host:8786")
+    raise PredictError(f"--scheduler {problem}")
 
 
 def _bar(total: int, enabled: bool, desc: str) -> Any:

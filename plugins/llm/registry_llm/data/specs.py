@@ -39,7 +39,10 @@ class TextShardsConfig:
         help="input globs (.txt, .jsonl, .parquet; folders are searched recursively); empty: the embedded "
         "corpus of Python's pydoc_data/topics.py",
     )
-    out: Path = option(Path("text-shards"), help="folder for the shards and manifest.json")
+    out: Path = option(
+        Path("text-shards"),
+        help="folder for the shards and manifest.json; a relative one lies inside the run folder under `run`",
+    )
     seq_len: int = option(256, help="tokens per training window (each item reads seq_len + 1)", min=1)
     val_fraction: float = option(
         0.05,

@@ -71,6 +71,12 @@ class TextShards:
 
     # -- inputs --------------------------------------------------------------------------------
 
+    def attach_run_dir(self, run_dir: Path) -> TextShards:
+        """Put a relative ``out`` inside the run folder, so a run's shards stay with the run (``run --out``)."""
+        if not self.out.is_absolute():
+            self.out = Path(run_dir) / self.out
+        return self
+
     def attach_tokenizer(self, tokenizer: Any) -> TextShards:
         """Give the source its tokenizer (a trained ``bpe``); the pipeline does this before ``prepare``."""
         self.tokenizer = tokenizer

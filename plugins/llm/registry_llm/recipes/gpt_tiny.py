@@ -11,7 +11,7 @@ from typing import Any
 CONFIG: dict[str, Any] = {
     "name": "gpt-tiny",
     "description": "BPE (2048) + GPT 4x128 with RoPE + next-token on the embedded pydoc corpus.",
-    "data": {"use": "text-shards", "out": "runs/gpt-tiny/shards", "seq_len": 128, "val_fraction": 0.1,
+    "data": {"use": "text-shards", "seq_len": 128, "val_fraction": 0.1,
              "dedup": "exact", "quality_filter": False},
     "tokenizer": {"use": "bpe", "vocab_size": 2048},
     "positional": {"use": "rope"},

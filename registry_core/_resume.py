@@ -1,0 +1,74 @@
+"""Resuming a run: the run folder's own config, and a refusal when the model no longer fits its checkpoint.
+
+Options are compared between the saved and the new config; the checkpoint's tensor shapes decide whether a
+change matters (``dropout`` may change on resume, ``embed_dim`` may not), and the refusal names the changed
+keys with both values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ResumeMismatch", "check_resume_fits", "model_changes"]
+
+
+class ResumeMismatch(ValueError):
+    """The model composed for ``--resume`` has other tensor shapes than the run's checkpoint."""
+
+
+def _slot_tables(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    return {k: dict(v) for k, v in config.items() if isinstance(v, Mapping) and k not in ("data", "train")}
+
+
+def model_changes(saved: Mapping[str, Any], new: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
+    """``(slot.key, saved value, new value)`` for every option of a model slot (all but data, train) that differs."""
+    old_tables, new_tables = _slot_tables(saved), _slot_tables(new)
+    changes = []
+    for slot in sorted(set(old_tables) | set(new_tables)):
+        old, cur = old_tables.get(slot, {}), new_tables.get(slot, {})
+        for key in sorted(set(old) | set(cur)):
+            if key != "path" and old.get(key) != cur.get(key):
+                changes.append((f"{slot}.{key}", old.get(key), cur.get(key)))
+    return changes
+
+
+def _shape_mismatch(saved: Mapping[str, Any], model: Mapping[str, Any]) -> str | None:
+    """The first tensor whose shape (or presence) differs between the checkpoint and the model, in words."""
+    for name in sorted(set(saved) | set(model)):
+        if name not in model:
+            return f"the checkpoint's {name} has no place in the model built now"
+        if name not in saved:
+            return f"the model built now has {name}, which the checkpoint lacks"
+        a, b = tuple(saved[name].shape), tuple(model[name].shape)
+        if a != b:
+            return f"the checkpoint's {name} has shape {list(a)}, the model built now {list(b)}"
+    return None
+
+
+def check_resume_fits(checkpoint: Path, model: Any, changes: list[tuple[str, Any, Any]]) -> None:
+    """Raise ResumeMismatch naming the changed keys when ``model`` cannot take the checkpoint's weights.
+
+    The checkpoint is memory-mapped, so only its tensor headers are read here.
+    """
+    if not checkpoint.is_file():
+        return
+    import torch
+
+    from registry_core.training.checkpoint import clean_state_dict
+
+    try:
+        ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # an unreadable checkpoint is reported by the trainer's own load, with its path
+        return
+    saved = ckpt.get("model") if isinstance(ckpt, dict) else None
+    if not isinstance(saved, Mapping):
+        return
+    problem = _shape_mismatch(saved, clean_state_dict(model.state_dict()))
+    if problem is None:
+        return
+    changed = "; ".join(f"{key} was {old!r}, now {new!r}" for key, old, new in changes)
+    why = f"the overrides change the model's shape ({changed})" if changed else "the model's shape changed"
+    raise ResumeMismatch(f"cannot resume from {checkpoint}: {why}: {problem}; resume with the run's own values, "
+                         "or start over with --overwrite")

@@ -1,0 +1,93 @@
+"""`run` never silently replaces a run: refusal, --overwrite, --resume from the folder's own config, shape checks."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from registry_core import Registry
+from registry_core._toml import dumps
+
+pytestmark = pytest.mark.usefixtures("toy_registry")
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "registry_core", *args], capture_output=True, text=True, cwd=cwd,
+                          check=False)
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def first_run(good: dict, tmp_path: Path) -> Path:
+    """A finished 4-step toy run in ``tmp_path/r`` (trained into a folder that already existed, empty)."""
+    good["train"].update(steps=4, checkpoint_every=2, log_every=2)
+    (tmp_path / "toy.toml").write_text(dumps(good))
+    (tmp_path / "r").mkdir()
+    out = cli("run", "toy.toml", "--out", "r", "--set", "train.lr=0.02", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    return tmp_path / "r"
+
+
+def test_a_second_run_into_a_run_folder_is_refused_and_changes_nothing(first_run: Path, tmp_path: Path) -> None:
+    before = snapshot(first_run)
+    again = cli("run", "toy.toml", "--out", "r", cwd=tmp_path)
+    assert again.returncode == 1
+    assert again.stderr.strip().splitlines() == [
+        "error: r already holds a run (pipeline.toml, pipeline.lock.json, metrics.jsonl, checkpoints, "
+        "model.safetensors, summary.json); continue it with --resume --out r, or start over with --overwrite "
+        "(removes everything in r)"
+    ]
+    assert snapshot(first_run) == before
+
+
+def test_overwrite_keeps_nothing_of_the_old_run(first_run: Path, tmp_path: Path) -> None:
+    (first_run / "notes.txt").write_text("old")
+    out = cli("run", "toy.toml", "--out", "r", "--overwrite", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert not (first_run / "notes.txt").exists()
+    assert "lr = 0.02" not in (first_run / "pipeline.toml").read_text()  # the old run's override is gone too
+    both = cli("run", "toy.toml", "--out", "r", "--overwrite", "--resume", cwd=tmp_path)
+    assert both.returncode == 2 and both.stderr.startswith("error: --resume continues a run and --overwrite")
+
+
+def test_resume_without_a_file_uses_the_run_folders_own_config(first_run: Path, tmp_path: Path) -> None:
+    out = cli("run", "--resume", "--out", "r", "--steps", "6", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "trained 6 steps" in out.stdout
+    assert "lr = 0.02" in (first_run / "pipeline.toml").read_text()  # the first run's override was kept
+    missing = cli("run", "--resume", "--out", "nowhere", cwd=tmp_path)
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == "error: nowhere holds no pipeline.toml to resume; give the pipeline FILE"
+    bare = cli("run", cwd=tmp_path)
+    assert bare.returncode == 2 and bare.stderr.startswith("error: run needs a pipeline FILE")
+
+
+@pytest.mark.parametrize("with_file", [False, True])
+def test_resume_refuses_an_override_that_changes_the_models_shape(first_run: Path, tmp_path: Path,
+                                                                   with_file: bool) -> None:
+    before = snapshot(first_run)
+    file = ["toy.toml"] if with_file else []
+    out = cli("run", *file, "--resume", "--out", "r", "--set", "backbone.embed_dim=16", cwd=tmp_path)
+    assert out.returncode == 1
+    line = out.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: cannot resume from r/checkpoints/last.pt: the overrides change the model's shape")
+    assert "backbone.embed_dim was 32, now 16" in line and "has shape [" in line
+    assert snapshot(first_run) == before
+    fine = cli("run", *file, "--resume", "--out", "r", "--set", "train.lr=0.02", cwd=tmp_path)  # no shape change
+    assert fine.returncode == 0, fine.stderr
+
+
+def test_a_folder_without_a_run_is_trained_into_and_kept(toy_registry: Registry, tmp_path: Path, good: dict) -> None:
+    good["train"].update(steps=2, checkpoint_every=2, log_every=1)
+    (tmp_path / "toy.toml").write_text(dumps(good))
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "plain" / "readme.txt").write_text("unrelated")
+    out = cli("run", "toy.toml", "--out", "plain", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "plain" / "readme.txt").read_text() == "unrelated"
