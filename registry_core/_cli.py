@@ -159,10 +159,12 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         return 0
     if not infos:
         print("no plugins found in entry-point group 'registry_core'")
-        return 0
     rows = [[p.name, p.distribution or "-", p.version or "-", p.status, str(p.components), p.error or ""]
             for p in infos]
-    print_table(rows, ["plugin", "distribution", "version", "status", "components", "error"])
+    if rows:
+        print_table(rows, ["plugin", "distribution", "version", "status", "components", "error"])
+    for problem in reg.problems:  # e.g. a REGISTRY_CORE_BLOCK name that blocks nothing
+        print(f"problem: {problem}")
     return 0
 
 

@@ -21,6 +21,7 @@ from registry_core._errors import ConfigError, ConfigIssue
 from registry_core._naming import nearest
 from registry_core._registry import Registry, get_registry
 from registry_core._schema import resolve_config_class, validate_options
+from registry_core._size_check import size_issues
 from registry_core._train_config import TrainConfig
 
 __all__ = ["LIST_SLOTS", "REQUIRED_SLOTS", "SLOTS", "Composition", "apply_overrides", "compose_config", "compose_slot", "load_toml",
@@ -224,6 +225,8 @@ def compose_config(config: Mapping[str, Any] | str | Path, registry: Registry | 
     everything = {**slots, **{s.slot: s for s in evaluators}}
     issues += wire(everything, reg.ports())
     issues += check_contracts(everything, reg.ports())
+    if not issues:
+        issues += size_issues(slots, train)
     if issues:
         raise ConfigError(issues)
     return Composition(slots, evaluators, train, reg, config.get("name"), config.get("description"), source)

@@ -20,7 +20,7 @@ from registry_core._contracts import CORE_PORTS
 from registry_core._declare import check_command, check_modality, check_port, of_type
 from registry_core._errors import PluginError
 from registry_core._kinds import CORE_COMMANDS, CORE_KINDS, CORE_MODALITIES
-from registry_core._naming import close_matches, natural_key
+from registry_core._naming import close_matches, natural_key, nearest
 from registry_core._schema import build_config
 from registry_core._spec import NAME_RE, CommandSpec, ComponentSpec, KindSpec, ModalitySpec, PortSpec, parse_target
 from registry_core._validating import validating_registry
@@ -164,6 +164,12 @@ class Registry:
                 candidates.append(_Candidate(name, name, None, None, lambda obj=item: obj))
         for name in blocked:
             self._pm.set_blocked(name)
+        known = {c.name for c in candidates} | set(entry_points)
+        for name in sorted(blocked - known):
+            near = nearest(name, sorted(known))
+            hint = f"; did you mean {near!r}?" if near else f"; plugins: {', '.join(sorted(known)) or '(none)'}"
+            self.problems.append(f"{ENV_BLOCK} (or blocked=) names {name!r}, which matches no plugin, so it blocks "
+                                 f"nothing{hint}")
 
         for cand in candidates:
             if cand.name in self._plugins:
@@ -205,7 +211,9 @@ class Registry:
         start = time.perf_counter()
         try:
             obj = cand.load()
-        except Exception as exc:
+        except KeyboardInterrupt:  # a real Ctrl-C still interrupts
+            raise
+        except BaseException as exc:  # SystemExit / GeneratorExit at import too: a plugin never ends the process
             self._broken(cand, f"import of {cand.module!r} failed: {type(exc).__name__}: {exc}",
                          traceback.format_exc(), time.perf_counter() - start)
             return
@@ -264,7 +272,9 @@ class Registry:
             return
         try:
             add(plugin, self._call_own(plugin, hook))
-        except Exception as exc:
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # SystemExit included: the plugin is broken, the process goes on
             self._mark_broken(plugin, f"{hook}() failed: {type(exc).__name__}: {exc}", traceback.format_exc())
 
     def _ignored(self, what: str, name: str, plugin: str, owner: str | None) -> None:
@@ -336,7 +346,9 @@ class Registry:
                 if key in mine:
                     raise PluginError(f"{spec.kind} {spec.name!r} is registered twice by this plugin")
                 mine[key] = spec
-        except Exception as exc:
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # SystemExit included
             self._mark_broken(plugin, f"registry_core_components() failed: {type(exc).__name__}: {exc}",
                               traceback.format_exc())
             return
