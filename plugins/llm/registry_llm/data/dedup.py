@@ -21,6 +21,8 @@ __all__ = ["DedupIndex", "signature"]
 #: datasketch's scheme for 32-bit values, named when an index entry is rebuilt from our values.
 SCHEME = "affine32"
 _MASK32 = np.uint64(0xFFFFFFFF)
+#: Shingles hashed at once by ``minhash_values`` (bounds its temporary to num_perm x this x 8 bytes).
+_SHINGLE_BLOCK = 1 << 14
 
 
 @lru_cache(maxsize=8)
@@ -44,7 +46,12 @@ def minhash_values(text: str, *, ngram: int = 5, num_perm: int = 112, seed: int 
     shingles = ngram_hashes(keys, min(ngram, len(words)))
     h32 = (shingles ^ (shingles >> np.uint64(32))) & _MASK32  # fold the 64-bit hash to 32 bits
     a, b = _permutations(num_perm, seed)
-    return ((a * h32[None, :] + b) & _MASK32).min(axis=1).astype(np.uint32)  # (num_perm,)
+    # Over blocks of shingles: a (num_perm, all shingles) matrix would take 112 x 8 bytes per shingle.
+    mins = np.full(num_perm, _MASK32, dtype=np.uint64)
+    for at in range(0, len(h32), _SHINGLE_BLOCK):
+        block = h32[None, at : at + _SHINGLE_BLOCK]
+        np.minimum(mins, ((a * block + b) & _MASK32).min(axis=1), out=mins)
+    return mins.astype(np.uint32)  # (num_perm,)
 
 
 def signature(text: str, mode: str, *, ngram: int = 5, num_perm: int = 112, seed: int = 1) -> Any:

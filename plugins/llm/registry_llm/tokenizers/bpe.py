@@ -20,6 +20,7 @@ from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, train
 from registry_core.atomic import write_text
 from registry_llm.tokenizers.rank_files import byte_to_unicode, ranks_to_vocab_merges, read_rank_file
 from registry_llm.tokenizers.specs import BPEConfig
+from registry_llm.tokenizers.text_pieces import PIECE_CHARS, text_pieces
 
 __all__ = ["BPETokenizer", "build_bpe", "load_hf_tokenizer"]
 
@@ -69,6 +70,8 @@ class BPETokenizer:
     """Byte-level BPE ids on the data side, an ``nn.Embedding`` table on the model side."""
 
     tokens: Literal["discrete"] = "discrete"
+    #: Longest text encoded (or trained on) in one library call; longer ones go in pieces (text_pieces.py).
+    piece_chars: int = PIECE_CHARS
 
     def __init__(self, config: BPEConfig) -> None:
         self.config = config
@@ -167,7 +170,9 @@ class BPETokenizer:
             initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
             show_progress=False,
         )
-        tok.train_from_iterator(texts, trainer=trainer)
+        # In bounded pieces (cut where a pre-token starts): the same word counts, without one huge call.
+        pieces = (piece for text in texts for piece in text_pieces(text, self.piece_chars))
+        tok.train_from_iterator(pieces, trainer=trainer)
         self._set(tok)
         return self
 
@@ -184,6 +189,8 @@ class BPETokenizer:
 
     def encode(self, text: str, *, bos: bool = False, eos: bool = False) -> list[int]:
         """Token ids of ``text``; ``bos`` / ``eos`` add those special tokens (none by default)."""
+        if len(text) > self.piece_chars:
+            return self._wrap(self._encode_long(text), bos, eos)
         ids: list[int] = self.hf.encode(text, add_special_tokens=False).ids
         return self._wrap(ids, bos, eos)
 
@@ -203,9 +210,24 @@ class BPETokenizer:
     def _encode_chunk(self, texts: list[str]) -> list[list[int]]:
         return [e.ids for e in self.hf.encode_batch_fast(texts, add_special_tokens=False)]
 
+    def _encode_long(self, text: str) -> list[int]:
+        """The ids of a text longer than ``piece_chars``, encoded piece by piece (bounded memory)."""
+        ids: list[int] = []
+        for piece in text_pieces(text, self.piece_chars):
+            ids += self.hf.encode(piece, add_special_tokens=False).ids
+        return ids
+
     def encode_batch(self, texts: Sequence[str], *, bos: bool = False, eos: bool = False) -> list[list[int]]:
-        """``[encode(t) for t in texts]`` on the library's batch fast path (``threads`` sets the cores)."""
+        """``[encode(t) for t in texts]`` on the library's batch fast path (``threads`` sets the cores).
+
+        A text longer than ``piece_chars`` is encoded in pieces cut where a pre-token starts (same ids).
+        """
         texts = list(texts)
+        long = {i: t for i, t in enumerate(texts) if len(t) > self.piece_chars}
+        if long:
+            short = self.encode_batch(["" if i in long else t for i, t in enumerate(texts)])
+            out = [self._encode_long(long[i]) if i in long else ids for i, ids in enumerate(short)]
+            return [self._wrap(ids, bos, eos) for ids in out] if bos or eos else out
         threads = self.config.threads
         if threads <= 1 or len(texts) < 2 * threads:
             out = self._encode_chunk(texts)
