@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from registry_core._compose import apply_overrides
 from registry_core._errors import ConfigError
 from registry_core._render import print_json, print_table
 
@@ -61,6 +60,7 @@ def _compose_run(args: argparse.Namespace, extra: list[str]) -> tuple[Any, Path,
     apply on top), so the first run's overrides need not be repeated; a FILE given is composed instead,
     and the model it builds is checked against the checkpoint after building.
     """
+    from registry_core._compose import apply_overrides
     from registry_core._persist import CONFIG_FILE, read_run_config
     from registry_core._pipeline import compose
     from registry_core._run_dir import RunFolderError

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from registry_core import get_registry
-from registry_gfm.data._schedulers import MAX_LOCAL_WORKERS
+from registry_gfm.data.specs import MAX_LOCAL_WORKERS
 from registry_gfm.data.stac_plan import PlanError
 from registry_gfm.data.stac_search import SearchError
 from registry_gfm.deploy._runner import check_scheduler

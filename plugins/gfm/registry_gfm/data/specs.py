@@ -2,11 +2,31 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from registry_core import ComponentSpec, KindSpec, option
-from registry_gfm.data._schedulers import scheduler_problem
+
+# --- dask schedulers of ingest and predict, checked before any dask import -------------------------------------
+
+#: Most worker processes a ``local:N`` cluster may start (each one a Python process with its own GDAL cache).
+MAX_LOCAL_WORKERS: Final = 256
+
+
+def scheduler_problem(spec: str) -> str | None:
+    """None when ``spec`` names a scheduler, else what is wrong with it (the caller adds where it came from)."""
+    if spec in ("threads", "synchronous") or "://" in spec:
+        return None
+    match = re.fullmatch(r"local:([+-]?\d+)", spec)
+    if match is None:
+        return (f"{spec!r} is unknown; expected threads, synchronous, local:N (N worker processes) or a scheduler "
+                "address such as tcp://host:8786")
+    n = int(match.group(1))
+    if not 1 <= n <= MAX_LOCAL_WORKERS:
+        return f"{spec!r} asks for {n} worker processes; expected local:N with 1 <= N <= {MAX_LOCAL_WORKERS}"
+    return None
+
 
 # --- stac-zarr: STAC search -> stackstac / odc-stac -> cloud mask -> Zarr datacube ---------------------------
 

@@ -21,9 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from registry_gfm.data._schedulers import scheduler_problem
 from registry_gfm.data.cloud_mask import clear_pixels
-from registry_gfm.data.specs import StacZarrConfig
+from registry_gfm.data.specs import StacZarrConfig, scheduler_problem
 from registry_gfm.data.stac_loaders import Loader
 from registry_gfm.data.stac_plan import MASK_BAND, BandInfo, IngestPlan, PlanError, make_plan
 from registry_gfm.data.stac_search import SearchParams, search_items

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from registry_gfm.data._schedulers import scheduler_problem
+from registry_gfm.data.specs import scheduler_problem
 from registry_gfm.errors import PredictError
 
 __all__ = ["check_scheduler", "run_blocks"]
