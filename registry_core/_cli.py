@@ -13,11 +13,12 @@ from typing import Any
 
 from registry_core._cli_commands import CommandParser, add_plugin_commands
 from registry_core._cli_pipeline import add_pipeline_commands
+from registry_core._docs import add_docs_command
 from registry_core._kinds import CORE_COMMANDS
 from registry_core._naming import close_matches
+from registry_core._records import show_record as _show_record
 from registry_core._registry import Registry, get_registry
-from registry_core._render import jsonable, print_json, print_table
-from registry_core._schema import describe_fields, resolve_config_class
+from registry_core._render import print_json, print_table
 from registry_core._spec import ComponentSpec
 
 __all__ = ["main"]
@@ -85,21 +86,6 @@ def cmd_list(args: argparse.Namespace) -> int:
                 for s in group]
         print_table(rows, ["id", "modality", "provider", "summary"], title=kind)
     return 0
-
-
-def _show_record(reg: Registry, spec: ComponentSpec) -> dict[str, Any]:
-    record = reg.describe(spec)
-    cls = resolve_config_class(spec)
-    record["target"] = spec.target
-    record["config"] = None if cls is None else f"{cls.__module__}:{cls.__qualname__}"
-    record["options"] = [
-        {"name": f.name, "type": f.type, "default": jsonable(f.default), "required": f.required, "help": f.help,
-         "min": f.min, "max": f.max, "choices": jsonable(f.choices), "wired": f.wired}
-        for f in (describe_fields(cls) if cls else [])
-    ]
-    record["provides"] = jsonable(dict(spec.provides))
-    record["requires"] = jsonable(dict(spec.requires))
-    return record
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -231,6 +217,7 @@ def build_parser(registry: Registry | None = None) -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_doctor)
 
     add_pipeline_commands(sub)
+    add_docs_command(sub, build_parser)
     add_plugin_commands(sub, reg)
     return parser
 

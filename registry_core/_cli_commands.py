@@ -35,18 +35,23 @@ class CommandParser(argparse.ArgumentParser):
     def parse_known_args(  # type: ignore[override]
         self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
     ) -> tuple[argparse.Namespace, list[str]]:
-        if self._pending is not None:
-            command, self._pending = self._pending, None
-            try:
-                add_arguments = load_command(command, "arguments")
-            except PluginError as exc:
-                _fail(str(exc))
-            try:
-                add_arguments(self)
-            except Exception as exc:
-                _fail(f"command {command.name!r} of plugin {command.plugin!r} failed to add its arguments "
-                      f"({command.arguments}): {type(exc).__name__}: {exc}")
+        self.add_pending_arguments()
         return super().parse_known_args(args, namespace)
+
+    def add_pending_arguments(self) -> None:
+        """Import a plugin command's arguments and add them now (parsing does it first; ``docs`` needs them all)."""
+        if self._pending is None:
+            return
+        command, self._pending = self._pending, None
+        try:
+            add_arguments = load_command(command, "arguments")
+        except PluginError as exc:
+            _fail(str(exc))
+        try:
+            add_arguments(self)
+        except Exception as exc:
+            _fail(f"command {command.name!r} of plugin {command.plugin!r} failed to add its arguments "
+                  f"({command.arguments}): {type(exc).__name__}: {exc}")
 
 
 def run_command(command: CommandSpec, args: argparse.Namespace) -> int:

@@ -26,7 +26,7 @@ from registry_core._spec import NAME_RE, CommandSpec, ComponentSpec, KindSpec, M
 from registry_core._validating import validating_registry
 from registry_core.hookspecs import PROJECT
 
-__all__ = ["ENV_BLOCK", "ENV_DISABLE_AUTOLOAD", "ENV_PLUGINS", "ConflictError", "PluginInfo", "Registry", "current_registry", "get_registry"]
+__all__ = ["ENVIRONMENT", "ENV_BLOCK", "ENV_DISABLE_AUTOLOAD", "ENV_PLUGINS", "ConflictError", "PluginInfo", "Registry", "current_registry", "get_registry"]
 
 #: Set to ``1`` to load no entry points (then ``REGISTRY_CORE_PLUGINS`` names what to load).
 ENV_DISABLE_AUTOLOAD: Final = "REGISTRY_CORE_DISABLE_PLUGIN_AUTOLOAD"
@@ -34,6 +34,12 @@ ENV_DISABLE_AUTOLOAD: Final = "REGISTRY_CORE_DISABLE_PLUGIN_AUTOLOAD"
 ENV_PLUGINS: Final = "REGISTRY_CORE_PLUGINS"
 #: Comma-separated entry-point names of plugins to block.
 ENV_BLOCK: Final = "REGISTRY_CORE_BLOCK"
+#: Every environment variable the registry reads, with what it does (``docs`` prints this table).
+ENVIRONMENT: Final[dict[str, str]] = {
+    ENV_DISABLE_AUTOLOAD: f"any value but empty or 0: load no entry points (then {ENV_PLUGINS} names what to load)",
+    ENV_PLUGINS: "comma-separated modules or entry-point names to load in addition",
+    ENV_BLOCK: "comma-separated entry-point names of plugins not to load (reported as blocked)",
+}
 
 _BUILTIN_NAME: Final = "registry_core.builtin"
 
