@@ -17,13 +17,14 @@ from typing import Any, Final
 
 from registry_core import atomic
 from registry_core._docs_markdown import HEADER
+from registry_core._kinds import CORE_DISTRIBUTION
 from registry_core._registry import Registry
 from registry_core.hookspecs import PROJECT
 
 __all__ = ["BUNDLED_DISTRIBUTIONS", "add_docs_command", "bundled_registry", "reference_pages", "write_pages"]
 
 #: The distributions this repository ships (the core and its two bundled plugins).
-BUNDLED_DISTRIBUTIONS: Final = ("registry-core", "registry-llm", "registry-gfm")
+BUNDLED_DISTRIBUTIONS: Final = (CORE_DISTRIBUTION, "registry-llm", "registry-gfm")
 
 
 def _normalized(name: str) -> str:
@@ -103,8 +104,8 @@ def cmd_docs(args: argparse.Namespace, build_parser: ParserFactory) -> int:
     else:
         reg = bundled_registry()
     reg.verify_commands()  # a plugin whose command code cannot be imported is left out, as `plugins` reports it
-    missing = [d for d in BUNDLED_DISTRIBUTIONS[1:]
-               if not any(_normalized(p.distribution or "") == d for p in reg.plugins())]
+    missing = [d for d in BUNDLED_DISTRIBUTIONS if d != CORE_DISTRIBUTION
+               and not any(_normalized(p.distribution or "") == d for p in reg.plugins())]
     if missing and not args.all_plugins:
         print(f"warning: bundled distributions not installed, left out of the reference: {', '.join(missing)}",
               file=sys.stderr)

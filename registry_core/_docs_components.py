@@ -7,21 +7,17 @@ prints); nothing here names a component.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from typing import Any
 
 from registry_core._compose import LIST_SLOTS, SLOTS
 from registry_core._docs_markdown import code, literal, options_table, page, table
-from registry_core._kinds import CORE_COMMANDS
+from registry_core._kinds import CORE_COMMANDS, CORE_DISTRIBUTION
 from registry_core._records import show_record
 from registry_core._registry import Registry
 from registry_core._spec import ComponentSpec
 from registry_core._toml import dumps
 
-__all__ = ["CORE_DISTRIBUTION", "component_pages", "component_paths"]
-
-#: The core's own distribution, shown as the provider of the core's kinds, ports and commands.
-CORE_DISTRIBUTION: Final = "registry-core"
-
+__all__ = ["component_pages", "component_paths"]
 
 def component_paths(specs: Sequence[ComponentSpec]) -> dict[ComponentSpec, str]:
     """``components/<kind>/<name>.md``; ``<name>.<plugin>.md`` when plugins share a short name in a kind."""
