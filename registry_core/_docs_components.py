@@ -6,7 +6,7 @@ prints); nothing here names a component.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from registry_core._compose import LIST_SLOTS, SLOTS
@@ -56,9 +56,9 @@ def _port_value(value: Any, name: str, options: set[str], provides: bool) -> str
     return f"wired into its option {code(name)}" if name in options else "any value"
 
 
-def _ports(title: str, ports: Mapping[str, Any], options: set[str]) -> list[str]:
-    rows = [[f"[{name}](../../ports.md#{name})", _port_value(value, name, options, title == "Provides")]
-            for name, value in ports.items()]
+def _ports(title: str, ports: Mapping[str, Any], options: set[str], declared: Collection[str]) -> list[str]:
+    rows = [[f"[{name}](../../ports.md#{name})" if name in declared else code(name),
+             _port_value(value, name, options, title == "Provides")] for name, value in ports.items()]
     return [f"**{title}**", "", *table(["port", "value"], rows), ""] if rows else []
 
 
@@ -81,11 +81,12 @@ def _component_page(reg: Registry, spec: ComponentSpec) -> str:
     if use:
         lines += ["In a pipeline file:", "", *use, ""]
     names = {o["name"] for o in rec["options"]}
-    ports = _ports("Provides", rec["provides"], names) + _ports("Requires", rec["requires"], names)
+    declared = reg.ports()
+    ports = _ports("Provides", rec["provides"], names, declared) + _ports("Requires", rec["requires"], names, declared)
     if ports:
         lines += ["## Ports", "", *ports]
     lines += ["## Options", ""]
-    lines += options_table(rec["options"], "../../ports.md") or ["This component takes no options."]
+    lines += options_table(rec["options"], "../../ports.md", reg.ports()) or ["This component takes no options."]
     if spec.kind == "recipe":
         recipe = reg.build_spec(spec, None if rec["config"] is None else reg.config(spec.kind, spec.id))
         lines += ["", "## Pipeline", "", f"`recipe = \"{spec.name}\"` in a pipeline file starts from this config:", "",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import PurePath
 from typing import Any, Final
 
@@ -59,10 +59,11 @@ def literal(value: Any) -> str:
     return str(value)
 
 
-def options_table(options: Sequence[Mapping[str, Any]], port_link: str) -> list[str]:
+def options_table(options: Sequence[Mapping[str, Any]], port_link: str, ports: Collection[str] = ()) -> list[str]:
     """The options of a config schema (``show --json``'s ``options``) as a table.
 
-    ``port_link`` is the relative link of the ports page, so a wired option points at its port.
+    ``port_link`` is the relative link of the ports page, so a wired option points at its port when
+    that port is one of the declared ``ports`` (an undeclared one is wired in slot order, and not linked).
     """
     rows = []
     for o in options:
@@ -73,7 +74,8 @@ def options_table(options: Sequence[Mapping[str, Any]], port_link: str) -> list[
             limits.append(f"<= {literal(o['max'])}")
         if o["choices"]:
             limits.append("one of " + ", ".join(code(literal(c)) for c in o["choices"]))
-        wired = f"[{o['wired']}]({port_link}#{o['wired']})" if o["wired"] else ""
+        wired = "" if not o["wired"] else (
+            f"[{o['wired']}]({port_link}#{o['wired']})" if o["wired"] in ports else code(o["wired"]))
         default = "required" if o["required"] else code(literal(o["default"]))
         rows.append([code(o["name"]), code(o["type"]), default, "; ".join(limits), wired, o["help"]])
     headers = ["option", "type", "default", "constraints", "wired from", "description"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import posixpath
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -75,6 +77,27 @@ def test_pages_are_stable_and_machine_free(tmp_path: Path) -> None:
     # every command of the parser is documented, plugin commands with their arguments
     assert "## generate" in pages["cli.md"] and "`--prompt PROMPT` | required" in pages["cli.md"]
     assert "## predict" in pages["cli.md"] and "`--scheduler SCHEDULER` | `threads`" in pages["cli.md"]
+
+
+def _anchors(text: str) -> set[str]:
+    """GitHub's heading anchors: lower case, punctuation dropped, spaces as dashes."""
+    return {re.sub(r"[^\w\- ]", "", line.lstrip("#").strip().lower()).replace(" ", "-")
+            for line in text.splitlines() if line.startswith("#")}
+
+
+def test_every_link_of_the_reference_resolves() -> None:
+    pages = reference_pages(bundled_registry(), build_parser)
+    broken = []
+    for rel, text in pages.items():
+        for link in re.findall(r"\]\(([^)\s]+)\)", text):
+            path, _, anchor = link.partition("#")
+            target = posixpath.normpath(posixpath.join(posixpath.dirname(rel), path)) if path else rel
+            if target in pages:
+                if anchor and anchor not in _anchors(pages[target]):
+                    broken.append(f"{rel}: {link}")
+            elif not (REFERENCE / target).exists():  # a guide beside the reference (../contracts.md)
+                broken.append(f"{rel}: {link}")
+    assert not broken, broken
 
 
 def test_out_that_is_a_file_is_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
