@@ -4,7 +4,8 @@ Each head's dimensions split in two halves: the first turns with the patch row `
 column ``w`` (``registry_core.nn.axial_rotary``), so ``q·k`` depends only on the 2-D offset between two
 patches. Positions arrive as registry-gfm's ``Placement`` (or a plain ``(…, N, 3)`` (t, h, w) / ``(…, N, 2)``
 (h, w) tensor); under MAE the backbone asks :meth:`Rope2D.gather_positions` for the kept tokens' positions.
-The backbone leaves prefix tokens (cls) unrotated: they are position-free.
+The backbone leaves prefix tokens (cls) unrotated: they are position-free, so scores between the cls token
+and a patch see the patch's absolute cell (as in RoPE-ViT); patch-to-patch scores see offsets only.
 """
 
 from __future__ import annotations
