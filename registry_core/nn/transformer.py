@@ -240,6 +240,12 @@ class Transformer(nn.Module):
         gather = getattr(positional, "gather_positions", None)
         if callable(gather):
             return gather(positions, index)
+        if positions is not None and not isinstance(positions, torch.Tensor):
+            raise ValueError(
+                f"positional encoder {_encoder_name(positional)!r}: keep_index needs its positions as a tensor, got "
+                f"{type(positions).__name__}; an encoder with other positions gathers them itself "
+                "(gather_positions(positions, index))"
+            )
         if positions is None:
             if grid != 1:
                 raise ValueError(

@@ -3,6 +3,7 @@
 The datacube is ingested once per session from a static STAC catalog of the Landsat 7 scene that the
 registry_core repository ships (``tests/data/gfm_lsat7/stac/catalog.json``, found relative to this file), or
 from the catalog named by ``GEOEXTRAS_LSAT7_CATALOG``; tests that need it are skipped when neither exists.
+``GEOEXTRAS_LSAT7_STORE`` names a datacube ingested already (``ingest examples/lsat7-ingest.toml``) instead.
 """
 
 from __future__ import annotations
@@ -40,6 +41,11 @@ def registry() -> Registry:
 @pytest.fixture(scope="session")
 def lsat7_store(tmp_path_factory: pytest.TempPathFactory, registry: Registry) -> Path:
     """The Landsat 7 scene ingested through stac-zarr into a Zarr datacube (once per session)."""
+    given = os.environ.get("GEOEXTRAS_LSAT7_STORE")
+    if given:  # a datacube ingested already (ci.sh makes one for its run too)
+        if not Path(given, "zarr.json").is_file():
+            pytest.fail(f"GEOEXTRAS_LSAT7_STORE={given} is not a Zarr datacube (no zarr.json)")
+        return Path(given)
     catalog = lsat7_catalog()
     if catalog is None:
         pytest.skip("no Landsat 7 catalog: set GEOEXTRAS_LSAT7_CATALOG to tests/data/gfm_lsat7/stac/catalog.json")

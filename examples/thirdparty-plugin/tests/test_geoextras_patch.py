@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from registry_core import Pipeline, Registry
+from registry_geoextras.patch import GeoPatchEmbed
 from registry_gfm import PatchEmbed
 
 PACKAGE = Path(__file__).resolve().parents[1]
@@ -19,11 +20,12 @@ def test_ndvi_values(registry: Registry) -> None:
     torch.testing.assert_close(ndvi(red_nir), torch.tensor([4 / 6, -4 / 6, 0.0, 0.0]))
 
 
-def embedding(registry: Registry, *, indices: list[str], patch_norm: bool, bands: list[str]) -> torch.nn.Module:
+def embedding(registry: Registry, *, indices: list[str], patch_norm: bool, bands: list[str]) -> GeoPatchEmbed:
     tok = registry.build("tokenizer", "patch", patch_size=2, bands=bands, indices=indices, patch_norm=patch_norm)
     tok.attach_normalization(lambda: {"bands": bands, "mean": [10.0] * len(bands), "std": [2.0] * len(bands)})
     torch.manual_seed(0)
-    return tok.embedding(8)
+    embed: GeoPatchEmbed = tok.embedding(8)
+    return embed
 
 
 def test_the_index_channel_is_ndvi_of_the_physical_values(registry: Registry) -> None:
@@ -61,7 +63,7 @@ def test_without_options_it_is_the_bundled_embedding(registry: Registry) -> None
 
 
 def test_a_missing_band_or_missing_statistics_is_an_error(registry: Registry) -> None:
-    with pytest.raises(ValueError, match="ndvi.*needs one of the bands \\['nir', 'nir08'\\]"):
+    with pytest.raises(ValueError, match=r"ndvi.*needs one of the bands \['nir', 'nir08'\]"):
         embedding(registry, indices=["ndvi"], patch_norm=True, bands=["blue", "red"])
     tok = registry.build("tokenizer", "patch", patch_size=2, bands=["red", "nir08"], indices=["ndvi"])
     with pytest.raises(ValueError, match="needs the data's per-band mean / std"):
