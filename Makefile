@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?= -n 2
 
-.PHONY: demo test lint bench setup
+.PHONY: demo test lint bench setup plugin-example
 
 setup: $(STAMP)
 
@@ -34,6 +34,11 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(MAKE) plugin-example
+
+# Install the third-party example plugin, run its tests and pipeline, uninstall it, check the registry is as before.
+plugin-example: $(STAMP)
+	PYTHON=$(BIN)/python bash examples/thirdparty-plugin/ci.sh
 
 bench: $(STAMP)
 	for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
