@@ -5,20 +5,36 @@ Writing and reading the folder layout lives here; composing what was read is the
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
 from registry_core._compose import load_toml
+from registry_core._errors import ConfigError, FileFormatError, OutputPathError
 from registry_core._lock import check_lock, read_lock, verify_files
 from registry_core._toml import dumps
 from registry_core.atomic import atomic_path, write_json, write_text
 
-__all__ = ["CONFIG_FILE", "LOCK_FILE", "WEIGHTS_FILE", "read_saved_config", "save_weights", "write_config"]
+__all__ = ["CONFIG_FILE", "LOCK_FILE", "WEIGHTS_FILE", "check_out_dir", "load_weights", "read_saved_config", "save_weights", "write_config"]
 
 CONFIG_FILE: Final = "pipeline.toml"
 LOCK_FILE: Final = "pipeline.lock.json"
 WEIGHTS_FILE: Final = "model.safetensors"
+
+
+def check_out_dir(out: Path, what: str = "--out") -> None:
+    """Fail before any work when ``out`` cannot be the output folder: a file, or not creatable; creates nothing."""
+    if out.exists() and not out.is_dir():
+        raise OutputPathError(f"{what} {out} is a file; expected a folder (created when missing)")
+    parent = out
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise OutputPathError(f"{what} {out} cannot be created: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputPathError(f"{what} {out} cannot be " + ("written" if parent == out else "created")
+                              + f": no permission to write in {parent}")
 
 
 def write_config(out_dir: Path, config: Mapping[str, Any], lock: Mapping[str, Any]) -> None:
@@ -38,12 +54,29 @@ def save_weights(model: Any, out_dir: Path) -> Path:
     return path
 
 
+def load_weights(model: Any, out_dir: Path) -> None:
+    """Fill ``model`` from ``out_dir/model.safetensors`` (nothing is unpickled); a file that is not safetensors,
+    or holds other tensors than the model's, is a FileFormatError naming it."""
+    from safetensors.torch import load_model
+
+    path = out_dir / WEIGHTS_FILE
+    try:
+        load_model(model, str(path))
+    except Exception as exc:  # safetensors raises its own types for a corrupt header; torch RuntimeError for keys
+        raise FileFormatError(f"{path} cannot be loaded into the pipeline's model: {exc}; expected the "
+                              "safetensors weights written by Pipeline.save for this pipeline.toml") from exc
+
+
 def read_saved_config(out: Path, strict: bool = False) -> dict[str, Any]:
     """The saved config with the tokenizer's relative ``path`` made absolute, after the lock is checked.
 
     Installed providers are compared with the lock (warnings, or LockMismatch when ``strict``) and every
     recorded file must exist with its recorded sha256.
     """
+    if not out.is_dir():
+        what = "is not a folder" if out.exists() else "does not exist"
+        raise ConfigError(f"run folder {out} {what}; expected a folder written by `python -m registry_core run X.toml "
+                          "--out DIR` or Pipeline.save", slot=str(out))
     config = load_toml(out / CONFIG_FILE)
     tok = config.get("tokenizer", {})
     if isinstance(tok, dict) and isinstance(tok.get("path"), str) and not Path(tok["path"]).is_absolute():

@@ -335,11 +335,9 @@ class Pipeline:
 
         Weights load through safetensors only (nothing is unpickled).
         """
-        from safetensors.torch import load_model
-
         out = Path(out_dir).resolve()
         pipeline = compose(_persist.read_saved_config(out, strict=strict), registry)
         pipeline.build(prepare=False)
-        load_model(pipeline.model, str(out / _persist.WEIGHTS_FILE))
+        _persist.load_weights(pipeline.model, out)
         pipeline.run_dir = out
         return pipeline

@@ -19,6 +19,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, default_collate
 
+from registry_core._errors import RegistryCoreError
 from registry_core._train_config import TrainConfig
 from registry_core.training.checkpoint import (
     FORMAT_VERSION,
@@ -39,7 +40,7 @@ __all__ = ["TrainResult", "Trainer", "TrainingDiverged", "seed_everything"]
 _PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "L4": 121.0, "A10": 125.0}
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(RegistryCoreError, RuntimeError):
     """The loss or gradient norm became NaN or infinite; the step was not taken and no checkpoint written."""
 
     def __init__(self, step: int, loss: float, grad_norm: float, checkpoint: Path | None, last_good: int | None):

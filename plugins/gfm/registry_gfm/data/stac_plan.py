@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pystac
 
+from registry_core import RegistryCoreError
 from registry_gfm import bands as band_catalog
 from registry_gfm.data.cloud_mask import MASKS, CloudMask
 
@@ -26,7 +27,7 @@ __all__ = ["MASK_BAND", "BandInfo", "Grid", "IngestPlan", "PlanError", "make_pla
 MASK_BAND = "__mask__"
 
 
-class PlanError(ValueError):
+class PlanError(RegistryCoreError, ValueError):
     """The items cannot be ingested as asked; the message names the item, asset or key at fault."""
 
 

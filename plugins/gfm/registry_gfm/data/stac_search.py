@@ -17,13 +17,15 @@ from typing import Any
 
 import pystac
 
+from registry_core import RegistryCoreError
+
 __all__ = ["SearchError", "SearchParams", "matches_filter", "matches_query", "search_items"]
 
 #: HTTP statuses worth retrying: throttling and transient server errors.
 RETRY_STATUSES = (408, 429, 500, 502, 503, 504)
 
 
-class SearchError(RuntimeError):
+class SearchError(RegistryCoreError, RuntimeError):
     """A STAC search failed or found nothing; the message names the catalog and the parameters."""
 
 

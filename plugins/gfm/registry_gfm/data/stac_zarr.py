@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from registry_core import RegistryCoreError
 from registry_gfm.data.cloud_mask import clear_pixels
 from registry_gfm.data.specs import StacZarrConfig
 from registry_gfm.data.stac_loaders import Loader
@@ -50,7 +51,7 @@ _REGIONS_PER_WORKER = 8
 _GDAL_CACHE_BYTES = 64 << 20
 
 
-class IngestError(RuntimeError):
+class IngestError(RegistryCoreError, RuntimeError):
     """The ingest failed while reading or writing pixels; the message names the store and the cause."""
 
 

@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from registry_core import RegistryCoreError
 from registry_core.atomic import move_into_place, write_json
 from registry_llm.data.dedup import DedupIndex
 from registry_llm.data.document_batches import BatchSettings, run_batches
@@ -50,11 +51,11 @@ __all__ = ["EmptyCorpusError", "TextShards", "TokenizerMismatchError", "build_te
 _RULE_FIELDS = tuple(f.name for f in dataclasses.fields(QualityRules))
 
 
-class EmptyCorpusError(ValueError):
+class EmptyCorpusError(RegistryCoreError, ValueError):
     """No input files, or no document survived cleaning, filtering and dedup."""
 
 
-class TokenizerMismatchError(ValueError):
+class TokenizerMismatchError(RegistryCoreError, ValueError):
     """Shards were built with another tokenizer than the one attached."""
 
 
