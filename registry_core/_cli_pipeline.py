@@ -47,9 +47,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     extra = [f"train.steps={args.steps}"] if args.steps is not None else []
     pipeline = _compose(args, extra)
     out = Path(args.out or Path("runs") / (pipeline.name or Path(args.file).stem))
-    from registry_core._persist import check_out_dir
+    from registry_core.atomic import check_output_dir
 
-    check_out_dir(out)  # a file or an uncreatable folder fails before any data is prepared
+    check_output_dir(out)  # a file or an uncreatable folder fails before any data is prepared
     from registry_core.training.distributed import setup_distributed
 
     ctx = setup_distributed(pipeline.train.device)

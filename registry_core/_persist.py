@@ -5,36 +5,21 @@ Writing and reading the folder layout lives here; composing what was read is the
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
 from registry_core._compose import load_toml
-from registry_core._errors import ConfigError, FileFormatError, OutputPathError
+from registry_core._errors import ConfigError, FileFormatError
 from registry_core._lock import check_lock, read_lock, verify_files
 from registry_core._toml import dumps
 from registry_core.atomic import atomic_path, write_json, write_text
 
-__all__ = ["CONFIG_FILE", "LOCK_FILE", "WEIGHTS_FILE", "check_out_dir", "load_weights", "read_saved_config", "save_weights", "write_config"]
+__all__ = ["CONFIG_FILE", "LOCK_FILE", "WEIGHTS_FILE", "load_weights", "read_saved_config", "save_weights", "write_config"]
 
 CONFIG_FILE: Final = "pipeline.toml"
 LOCK_FILE: Final = "pipeline.lock.json"
 WEIGHTS_FILE: Final = "model.safetensors"
-
-
-def check_out_dir(out: Path, what: str = "--out") -> None:
-    """Fail before any work when ``out`` cannot be the output folder: a file, or not creatable; creates nothing."""
-    if out.exists() and not out.is_dir():
-        raise OutputPathError(f"{what} {out} is a file; expected a folder (created when missing)")
-    parent = out
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        raise OutputPathError(f"{what} {out} cannot be created: {parent} is a file, not a folder")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputPathError(f"{what} {out} cannot be " + ("written" if parent == out else "created")
-                              + f": no permission to write in {parent}")
 
 
 def write_config(out_dir: Path, config: Mapping[str, Any], lock: Mapping[str, Any]) -> None:

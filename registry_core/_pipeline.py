@@ -286,10 +286,10 @@ class Pipeline:
         out = Path(out_dir)
         self.run_dir = out
         trainer = self.trainer(out)
-        if trainer.ctx.is_main:
-            self.write_config(out)
+        # the config is written once the run folder's checkpoint and log were read: a bad one leaves it as it was
+        write = (lambda: self.write_config(out)) if trainer.ctx.is_main else None
         with trainer:
-            return trainer.fit(resume=resume)
+            return trainer.fit(resume=resume, on_ready=write)
 
     def evaluate(self, split: str = "val") -> dict[str, dict[str, float]]:
         """Every evaluator's metrics on ``split``, by the evaluator's qualified id."""

@@ -314,8 +314,12 @@ class Trainer:
             out = model(batch)
         return _split_output(out, f"model {type(self.model).__name__}")
 
-    def fit(self, resume: bool = False) -> TrainResult:
-        """Run optimizer steps up to ``config.steps``; with ``resume`` continue from ``last.pt`` when present."""
+    def fit(self, resume: bool = False, on_ready: Callable[[], None] | None = None) -> TrainResult:
+        """Run optimizer steps up to ``config.steps``; with ``resume`` continue from ``last.pt`` when present.
+
+        ``on_ready`` is called once the checkpoint and log were read, before anything is trained or written: a
+        checkpoint or log that cannot be read fails with the run folder as it was.
+        """
         cfg, ctx = self.config, self.ctx
         self._t0 = time.perf_counter()
         resumed_from: int | None = None
@@ -328,6 +332,8 @@ class Trainer:
             seed_everything(cfg.seed + ctx.rank)
         if ctx.is_main:
             self.metrics.truncate_after(self.step)  # steps after the checkpoint are rerun and logged again
+        if on_ready is not None:
+            on_ready()
         if self.step >= cfg.steps:
             return self._result(None, None, resumed_from, None)
 

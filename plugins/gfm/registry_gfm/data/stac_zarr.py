@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from registry_core import RegistryCoreError
+from registry_core.atomic import check_output_dir
 from registry_gfm.data.cloud_mask import clear_pixels
 from registry_gfm.data.specs import StacZarrConfig
 from registry_gfm.data.stac_loaders import Loader
@@ -177,6 +178,8 @@ class StacZarr:
         if progress is None:
             progress = sys.stderr.isatty()
         load = self.loader()  # a misspelt loader fails before any search
+        if not self.store.exists():
+            check_output_dir(self.store, "store")  # nor may a store that cannot be created
         plan = self.plan()
         source_fp = plan_fingerprint(plan, c.chunk_size)
         if store_status(self.store) == "complete":
