@@ -52,7 +52,7 @@ _RULE_FIELDS = tuple(f.name for f in dataclasses.fields(QualityRules))
 
 
 class EmptyCorpusError(RegistryCoreError, ValueError):
-    """No input files, or no document survived cleaning, filtering and dedup."""
+    """No input files, no document survived cleaning, filtering and dedup, or a split is too small for a window."""
 
 
 class TokenizerMismatchError(RegistryCoreError, ValueError):
@@ -316,7 +316,7 @@ class TextShards:
         begin, end = self._split_range(manifest, stream, split)
         windows = TokenWindows(stream, begin, end, self.config.seq_len, split)
         if len(windows) == 0:
-            raise ValueError(
+            raise EmptyCorpusError(
                 f"the {split!r} split of {self.out} has {end - begin} tokens, too few for one window of "
                 f"seq_len + 1 = {self.config.seq_len + 1}; lower seq_len, change val_fraction or add text"
             )
