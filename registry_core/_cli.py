@@ -1,7 +1,8 @@
 """The command line: a thin layer over the registry (``python -m registry_core --help``).
 
 The core's commands are here and in ``_cli_pipeline``; plugins add more (``registry_core_commands``).
-Exit codes: 0 ok, 1 not found or problems found, 2 usage error.
+Exit codes: 0 ok, 1 not found, problems found or an error, 2 usage error, 130 interrupted; every error is
+one ``error:`` line (or, with ``--json``, a JSON object on stdout), see ``_cli_errors``.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from registry_core._cli_commands import CommandParser, add_plugin_commands
+from registry_core._cli_errors import CliParser, ErrorBoundary, add_global_flags
 from registry_core._cli_pipeline import add_pipeline_commands
 from registry_core._docs import add_docs_command
+from registry_core._errors import NotFoundError, UsageError
 from registry_core._kinds import CORE_COMMANDS
 from registry_core._naming import close_matches
 from registry_core._records import show_record as _show_record
@@ -58,16 +61,11 @@ def cmd_list(args: argparse.Namespace) -> int:
     reg = get_registry()
     error = _unknown_modality(reg, args.modality) if args.modality is not None else None
     if error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        raise UsageError(error)
     pattern = args.pattern
     if pattern and not any(c in pattern for c in "*?["):
         pattern = f"*{pattern}*"  # a bare word matches anywhere in the name
-    try:
-        specs = reg.list(kind=args.kind, pattern=pattern, modality=args.modality, tags=args.tag or ())
-    except LookupError as exc:
-        print(f"error: {exc.args[0]}", file=sys.stderr)
-        return 1
+    specs = reg.list(kind=args.kind, pattern=pattern, modality=args.modality, tags=args.tag or ())
     _warn_broken(reg)
     if args.json:
         print_json([reg.describe(s) for s in specs])
@@ -90,11 +88,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     reg = get_registry()
-    try:
-        spec = reg.get(args.kind, args.name)
-    except LookupError as exc:
-        print(f"error: {exc.args[0]}", file=sys.stderr)
-        return 1
+    spec = reg.get(args.kind, args.name)
     rec = _show_record(reg, spec)
     if args.json:
         print_json(rec)
@@ -188,9 +182,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def build_parser(registry: Registry | None = None) -> argparse.ArgumentParser:
     """The parser of the core's commands and of every command the registry's plugins add."""
     reg = registry or get_registry()
-    parser = argparse.ArgumentParser(
+    parser = CliParser(
         prog="python -m registry_core", description="Browse registered components; check and run pipelines."
     )
+    add_global_flags(parser, top=True)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=CommandParser)
 
     p = sub.add_parser("list", help="list components, grouped by kind")
@@ -199,21 +194,17 @@ def build_parser(registry: Registry | None = None) -> argparse.ArgumentParser:
     p.add_argument("--modality", help=f"only this modality: {', '.join(reg.modalities())} (components for 'any' "
                    "are included)")
     p.add_argument("--tag", action="append", help="only components with this tag (repeatable)")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("show", help="show one component's whole spec")
     p.add_argument("kind")
     p.add_argument("name", help="short name or plugin:name")
-    p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_show)
 
     p = sub.add_parser("plugins", help="list plugins with their status")
-    p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_plugins)
 
     p = sub.add_parser("doctor", help="report broken plugins, conflicts, shadowed names and import times")
-    p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_doctor)
 
     add_pipeline_commands(sub)
@@ -222,24 +213,28 @@ def build_parser(registry: Registry | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def _unknown_command(reg: Registry, word: str) -> int:
-    """One line for a command nobody provides: 2 (usage), or 1 when a broken plugin might have provided it."""
+def _unknown_command(reg: Registry, word: str) -> UsageError | NotFoundError:
+    """A command nobody provides: a usage error (2), or not found (1) when a broken plugin might have provided it."""
     near = close_matches(word, [*CORE_COMMANDS, *reg.commands()])
     hint = f"; did you mean {near[0]!r}?" if near else "; see python -m registry_core --help"
     broken = [p.name for p in reg.plugins() if p.status == "broken"]
     if broken:
         hint += f" (broken plugins, whose commands are unavailable: {', '.join(broken)}; see python -m registry_core plugins)"
-    print(f"error: unknown command {word!r}{hint}", file=sys.stderr)
-    return 1 if broken else 2
+    message = f"unknown command {word!r}{hint}"
+    return NotFoundError(message) if broken else UsageError(message)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    reg = get_registry()
+    """Parse and run one command; every error it raises is reported by the one boundary (``_cli_errors``)."""
     words = list(sys.argv[1:] if argv is None else argv)
-    if words and not words[0].startswith("-") and words[0] not in (*CORE_COMMANDS, *reg.commands()):
-        return _unknown_command(reg, words[0])
-    args = build_parser(reg).parse_args(words)
+    boundary = ErrorBoundary.for_words(words)
     try:
+        reg = get_registry()
+        command = next((w for w in words if not w.startswith("-")), None)
+        if command is not None and command not in (*CORE_COMMANDS, *reg.commands()):
+            raise _unknown_command(reg, command)
+        args = build_parser(reg).parse_args(words)
+        boundary.parsed(args)
         return int(args.func(args))
-    except BrokenPipeError:  # `... | head`
-        return 0
+    except BaseException as exc:  # the boundary: one line (or JSON) and an exit code for everything
+        return boundary.report(exc)

@@ -1,15 +1,18 @@
-"""CLI commands that compose and run pipelines: ``check`` (imports nothing heavy), ``run`` and ``ingest``."""
+"""CLI commands that compose and run pipelines: ``check`` (imports nothing heavy), ``run`` and ``ingest``.
+
+Their errors propagate to the CLI's boundary (``_cli_errors``); with ``--json`` each prints its result as
+one JSON document on stdout, and its progress only on stderr.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
-from registry_core._errors import ConfigError
+from registry_core._errors import RegistryCoreError
 from registry_core._render import print_json, print_table
 
 __all__ = ["add_pipeline_commands"]
@@ -21,21 +24,8 @@ def _compose(args: argparse.Namespace, extra: list[str] | None = None) -> Any:
     return Pipeline.from_toml(args.file, overrides=[*(args.set or []), *(extra or [])])
 
 
-def _print_errors(exc: ConfigError, file: str) -> None:
-    print(f"{file}: {len(exc.issues)} config error(s):", file=sys.stderr)
-    for issue in exc.issues:
-        print(f"  {issue}", file=sys.stderr)
-
-
 def cmd_check(args: argparse.Namespace) -> int:
-    try:
-        pipeline = _compose(args)
-    except ConfigError as exc:
-        if args.json:
-            print_json({"ok": False, "errors": [{"slot": i.slot, "key": i.key, "message": i.message} for i in exc.issues]})
-        else:
-            _print_errors(exc, args.file)
-        return 1
+    pipeline = _compose(args)
     rows = pipeline.describe()
     if args.json:
         print_json({"ok": True, "slots": rows})
@@ -55,12 +45,11 @@ def _is_main_rank() -> bool:
 
 def cmd_run(args: argparse.Namespace) -> int:
     extra = [f"train.steps={args.steps}"] if args.steps is not None else []
-    try:
-        pipeline = _compose(args, extra)
-    except ConfigError as exc:
-        _print_errors(exc, args.file)
-        return 1
+    pipeline = _compose(args, extra)
     out = Path(args.out or Path("runs") / (pipeline.name or Path(args.file).stem))
+    from registry_core.atomic import check_output_dir
+
+    check_output_dir(out)  # a file or an uncreatable folder fails before any data is prepared
     from registry_core.training.distributed import setup_distributed
 
     ctx = setup_distributed(pipeline.train.device)
@@ -92,6 +81,11 @@ def _run(args: argparse.Namespace, pipeline: Any, out: Path, ctx: Any) -> int:
     pipeline.save(out)
     summary = {"out": str(out), "step": result.step, "loss": result.loss, "val": result.val, "evaluators": metrics}
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if args.json:
+        if args.sample and hasattr(pipeline.objective, "generate") and hasattr(pipeline.tokenizer, "decode"):
+            summary["sample"] = _continue(pipeline, args.sample, max_new_tokens=48, temperature=0.8, top_k=40, seed=0)
+        print_json(summary)
+        return 0
     print(f"trained {result.step} steps into {out}; last loss {result.loss}")
     if result.val:
         print("validation: " + ", ".join(f"{k}={v:.4f}" for k, v in result.val.items()))
@@ -111,9 +105,12 @@ def _val_curve(metrics: Path) -> list[tuple[int, float]]:
     if not metrics.exists():
         return []
     curve = []
-    for line in metrics.read_text().splitlines():
-        record = json.loads(line) if line.strip() else {}
-        if "val_loss" in record:
+    for raw in metrics.read_bytes().splitlines():  # a report only: a torn or foreign line is skipped
+        try:
+            record = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and "val_loss" in record:
             curve.append((int(record["step"]), float(record["val_loss"])))
     return curve
 
@@ -131,15 +128,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from registry_core._registry import get_registry
 
     reg = get_registry()
-    try:
-        slot = compose_slot(apply_overrides(load_toml(args.file), args.set or []), "data", reg)
-    except ConfigError as exc:
-        _print_errors(exc, args.file)
-        return 1
+    slot = compose_slot(apply_overrides(load_toml(args.file), args.set or []), "data", reg)
     source = reg.build_spec(slot.spec, slot.config)
     if not hasattr(source, "prepare"):
-        print(f"error: data source {slot.spec.id} has no prepare() step", file=sys.stderr)
-        return 1
+        raise RegistryCoreError(f"data source {slot.spec.id} of {args.file} has no prepare() step; `ingest` runs "
+                                "the preparation of data sources that have one (e.g. stac-zarr, text-shards)")
     import inspect
 
     if "progress" in inspect.signature(source.prepare).parameters:
@@ -147,6 +140,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     else:
         source.prepare()
     where = getattr(slot.config, "store", None) or getattr(slot.config, "out", None)
+    if args.json:
+        print_json({"data": slot.spec.id, "out": None if where is None else str(where)})
+        return 0
     print(f"ingested data `{slot.spec.id}`" + (f" into {where}" if where else ""))
     return 0
 
@@ -155,7 +151,6 @@ def add_pipeline_commands(sub: Any) -> None:
     p = sub.add_parser("check", help="resolve, validate, wire and check a pipeline file (imports no component code)")
     p.add_argument("file", help="pipeline TOML file")
     p.add_argument("--set", action="append", metavar="SLOT.KEY=VALUE", help="override an option (repeatable)")
-    p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("run", help="build and train a pipeline; writes metrics, checkpoints, config, lock, weights")

@@ -56,6 +56,11 @@ def load_toml(path: str | Path) -> dict[str, Any]:
             return tomllib.load(fh)
     except FileNotFoundError:
         raise ConfigError(f"pipeline file {str(p)!r} does not exist", slot=str(p)) from None
+    except IsADirectoryError:
+        raise ConfigError(f"pipeline file {str(p)!r} is a directory; expected a TOML file", slot=str(p)) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"pipeline file {str(p)!r} is not UTF-8 text (byte {exc.start} is {exc.object[exc.start]:#04x}); "
+                          "expected a TOML file", slot=str(p)) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p} is not valid TOML: {exc}", slot=str(p)) from None
 

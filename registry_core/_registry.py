@@ -18,7 +18,7 @@ import pluggy
 from registry_core import _builtin, hookspecs
 from registry_core._contracts import CORE_PORTS
 from registry_core._declare import check_command, check_modality, check_port, of_type
-from registry_core._errors import PluginError
+from registry_core._errors import NotFoundError, PluginError, RegistryCoreError
 from registry_core._kinds import CORE_COMMANDS, CORE_KINDS, CORE_MODALITIES
 from registry_core._naming import close_matches, natural_key
 from registry_core._schema import build_config
@@ -46,7 +46,7 @@ _BUILTIN_NAME: Final = "registry_core.builtin"
 Status = Literal["loaded", "blocked", "broken"]
 
 
-class ConflictError(LookupError):
+class ConflictError(RegistryCoreError, LookupError):
     """A short name is provided by more than one plugin and none declares that it replaces the other."""
 
 
@@ -465,7 +465,7 @@ class Registry:
     def _unknown_kind(self, kind: str) -> None:
         near = close_matches(kind, self._kinds)
         hint = f"; did you mean {near[0]!r}?" if near else f"; known kinds: {', '.join(self._kinds)}"
-        raise LookupError(f"unknown component kind {kind!r}{hint}")
+        raise NotFoundError(f"unknown component kind {kind!r}{hint}")
 
     def get(self, kind: str, name: str) -> ComponentSpec:
         """The spec for ``name`` (short or ``plugin:name``); LookupError with close matches if none."""
@@ -494,7 +494,7 @@ class Registry:
         hint = f"; did you mean {', '.join(repr(n) for n in near)}?" if near else ""
         if blocked:
             hint += f" (plugins not loaded: {', '.join(blocked)})"
-        raise LookupError(f"no {kind} named {name!r}{hint}")
+        raise NotFoundError(f"no {kind} named {name!r}{hint}")
 
     def status(self, spec: ComponentSpec) -> Literal["active", "replaced", "conflict"]:
         """``replaced`` when another component replaces it, ``conflict`` when its short name is ambiguous."""

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from registry_core import RegistryCoreError
+from registry_core.atomic import check_output_dir
 from registry_gfm.data.cloud_mask import clear_pixels
 from registry_gfm.data.specs import StacZarrConfig
 from registry_gfm.data.stac_loaders import Loader
@@ -50,7 +52,7 @@ _REGIONS_PER_WORKER = 8
 _GDAL_CACHE_BYTES = 64 << 20
 
 
-class IngestError(RuntimeError):
+class IngestError(RegistryCoreError, RuntimeError):
     """The ingest failed while reading or writing pixels; the message names the store and the cause."""
 
 
@@ -176,6 +178,8 @@ class StacZarr:
         if progress is None:
             progress = sys.stderr.isatty()
         load = self.loader()  # a misspelt loader fails before any search
+        if not self.store.exists():
+            check_output_dir(self.store, "store")  # nor may a store that cannot be created
         plan = self.plan()
         source_fp = plan_fingerprint(plan, c.chunk_size)
         if store_status(self.store) == "complete":
