@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from registry_core._cli_commands import CommandParser, add_plugin_commands
+from registry_core._cli_export import add_export_command
 from registry_core._cli_pipeline import add_pipeline_commands
 from registry_core._kinds import CORE_COMMANDS
 from registry_core._naming import close_matches
@@ -59,11 +60,13 @@ def cmd_list(args: argparse.Namespace) -> int:
     if error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    pattern = args.pattern
+    kind, pattern = args.kind, args.pattern
+    if kind is None and pattern in reg.kinds():  # `list stac_loader`: a kind's name lists that kind
+        kind, pattern = pattern, None
     if pattern and not any(c in pattern for c in "*?["):
         pattern = f"*{pattern}*"  # a bare word matches anywhere in the name
     try:
-        specs = reg.list(kind=args.kind, pattern=pattern, modality=args.modality, tags=args.tag or ())
+        specs = reg.list(kind=kind, pattern=pattern, modality=args.modality, tags=args.tag or ())
     except LookupError as exc:
         print(f"error: {exc.args[0]}", file=sys.stderr)
         return 1
@@ -97,6 +100,7 @@ def _show_record(reg: Registry, spec: ComponentSpec) -> dict[str, Any]:
          "min": f.min, "max": f.max, "choices": jsonable(f.choices), "wired": f.wired}
         for f in (describe_fields(cls) if cls else [])
     ]
+    record["exporter"] = spec.exporter
     record["provides"] = jsonable(dict(spec.provides))
     record["requires"] = jsonable(dict(spec.requires))
     return record
@@ -119,6 +123,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     print(f"  modality:    {spec.modality}" + (f"   tags: {', '.join(spec.tags)}" if spec.tags else ""))
     if spec.replaces:
         print(f"  replaces:    {spec.replaces}")
+    if spec.exporter:
+        print(f"  exports:     python -m registry_core export RUN_DIR --to {spec.name} OUT")
     if rec["replaced_by"]:
         print(f"  replaced by: {rec['replaced_by']}")
     if rec["status"] == "conflict":
@@ -208,7 +214,8 @@ def build_parser(registry: Registry | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=CommandParser)
 
     p = sub.add_parser("list", help="list components, grouped by kind")
-    p.add_argument("pattern", nargs="?", help="fnmatch pattern on name or plugin:name (a bare word matches anywhere)")
+    p.add_argument("pattern", nargs="?", help="a kind's name (list that kind), or an fnmatch pattern on name or "
+                   "plugin:name (a bare word matches anywhere)")
     p.add_argument("--kind", help="only this kind")
     p.add_argument("--modality", help=f"only this modality: {', '.join(reg.modalities())} (components for 'any' "
                    "are included)")
@@ -231,6 +238,7 @@ def build_parser(registry: Registry | None = None) -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_doctor)
 
     add_pipeline_commands(sub)
+    add_export_command(sub, reg)
     add_plugin_commands(sub, reg)
     return parser
 
