@@ -190,3 +190,31 @@ def test_the_readme_names_only_commands_and_files_that_exist() -> None:
     paths = set(re.findall(r"\b((?:examples|docs|bench|plugins|tests)/[\w./-]+\w)", readme))
     assert not sorted(p for p in paths if not (ROOT / p.split("#")[0]).exists())
     assert (ROOT / "constraints.txt").is_file() and "make lock" in readme
+
+
+# -- export: formats come from the plugins' weights specs ---------------------------------------------------------
+
+
+def test_export_formats_are_the_weights_specs_with_an_exporter() -> None:
+    assert "export format: hf-gpt2" in " ".join(cli("export", "--help").stdout.split())
+    assert "exports:     python -m registry_core export RUN_DIR --to hf-gpt2 OUT" in cli("show", "weights",
+                                                                                          "hf-gpt2").stdout
+    assert json.loads(cli("show", "weights", "prithvi", "--json").stdout)["exporter"] is None
+    refused = cli("export", "runs/x", "--to", "prithvi", "out")
+    assert refused.returncode == 2
+    assert refused.stderr == "error: weights gfm:prithvi can be loaded but not exported; installed formats: hf-gpt2\n"
+
+
+BAD_EXPORTER = """
+from registry_core import ComponentSpec, hookimpl
+
+@hookimpl
+def registry_core_components():
+    return [ComponentSpec("weights", "odd", "pkg.mod:build", "Odd weights.", exporter="not a target")]
+"""
+
+
+def test_a_malformed_exporter_makes_its_plugin_broken(make_dist: Any) -> None:
+    make_dist("oddw", BAD_EXPORTER)
+    out = cli("plugins")
+    assert "broken" in out.stdout and "exporter target 'not a target' is not of the form" in out.stdout
