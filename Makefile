@@ -6,16 +6,25 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?= -n 2
 
-.PHONY: demo test lint bench setup plugin-example
+.PHONY: demo test lint bench setup lock plugin-example
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml plugins/llm/pyproject.toml plugins/gfm/pyproject.toml
+# constraints.txt pins every package to the version the suite passed with (refresh it with `make lock`).
+$(STAMP): pyproject.toml plugins/llm/pyproject.toml plugins/gfm/pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[torch,cli,test]' -e plugins/llm -e plugins/gfm
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[torch,cli,test]' -e plugins/llm -e plugins/gfm
 	touch $(STAMP)
+
+# Rewrite constraints.txt from .venv (after upgrading packages there and passing `make test`): every installed
+# distribution but our three editable ones, torch without its local build tag (+cpu) so any build matches.
+lock:
+	test -x $(BIN)/python || { echo "error: no $(BIN)/python; run make setup first" >&2; exit 1; }
+	{ echo "# Versions the suite passed with; written by make lock (do not edit by hand)."; \
+	  $(BIN)/python -m pip freeze --exclude-editable | grep -Eiv '^registry[-_](core|llm|gfm)[=@ ]' \
+	  | sed -E 's/^(torch==[^+]+)\+.*/\1/'; } > constraints.tmp && mv constraints.tmp constraints.txt
 
 demo: $(STAMP)
 	$(BIN)/python -m registry_core plugins

@@ -14,6 +14,7 @@ from typing import Any
 
 from registry_core._cli_commands import CommandParser, add_plugin_commands
 from registry_core._cli_errors import CliParser, ErrorBoundary, add_global_flags
+from registry_core._cli_export import add_export_command
 from registry_core._cli_pipeline import add_pipeline_commands
 from registry_core._docs import add_docs_command
 from registry_core._errors import NotFoundError, UsageError
@@ -62,10 +63,12 @@ def cmd_list(args: argparse.Namespace) -> int:
     error = _unknown_modality(reg, args.modality) if args.modality is not None else None
     if error:
         raise UsageError(error)
-    pattern = args.pattern
+    kind, pattern = args.kind, args.pattern
+    if kind is None and pattern in reg.kinds():  # `list stac_loader`: a kind's name lists that kind
+        kind, pattern = pattern, None
     if pattern and not any(c in pattern for c in "*?["):
         pattern = f"*{pattern}*"  # a bare word matches anywhere in the name
-    specs = reg.list(kind=args.kind, pattern=pattern, modality=args.modality, tags=args.tag or ())
+    specs = reg.list(kind=kind, pattern=pattern, modality=args.modality, tags=args.tag or ())
     _warn_broken(reg)
     if args.json:
         print_json([reg.describe(s) for s in specs])
@@ -99,6 +102,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     print(f"  modality:    {spec.modality}" + (f"   tags: {', '.join(spec.tags)}" if spec.tags else ""))
     if spec.replaces:
         print(f"  replaces:    {spec.replaces}")
+    if spec.exporter:
+        print(f"  exports:     python -m registry_core export RUN_DIR --to {spec.name} OUT")
     if rec["replaced_by"]:
         print(f"  replaced by: {rec['replaced_by']}")
     if rec["status"] == "conflict":
@@ -189,7 +194,8 @@ def build_parser(registry: Registry | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=CommandParser)
 
     p = sub.add_parser("list", help="list components, grouped by kind")
-    p.add_argument("pattern", nargs="?", help="fnmatch pattern on name or plugin:name (a bare word matches anywhere)")
+    p.add_argument("pattern", nargs="?", help="a kind's name (list that kind), or an fnmatch pattern on name or "
+                   "plugin:name (a bare word matches anywhere)")
     p.add_argument("--kind", help="only this kind")
     p.add_argument("--modality", help=f"only this modality: {', '.join(reg.modalities())} (components for 'any' "
                    "are included)")
@@ -208,6 +214,7 @@ def build_parser(registry: Registry | None = None) -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_doctor)
 
     add_pipeline_commands(sub)
+    add_export_command(sub, reg)
     add_docs_command(sub, build_parser)
     add_plugin_commands(sub, reg)
     return parser

@@ -9,11 +9,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
-from registry_core._errors import RegistryCoreError
-from registry_core._render import print_json, print_table
+from registry_core._errors import ConfigError, RegistryCoreError
+from registry_core._render import jsonable, print_json, print_table
 
 __all__ = ["add_pipeline_commands"]
 
@@ -27,16 +28,59 @@ def _compose(args: argparse.Namespace, extra: list[str] | None = None) -> Any:
 def cmd_check(args: argparse.Namespace) -> int:
     pipeline = _compose(args)
     rows = pipeline.describe()
+    changes = override_changes(args.file, args.set or [], pipeline)
     if args.json:
-        print_json({"ok": True, "slots": rows})
+        print_json({"ok": True, "slots": rows, "overrides": changes})
         return 0
     print(f"{args.file}: ok" + (f" (pipeline {pipeline.name!r})" if pipeline.name else ""))
+    if changes:
+        print("overrides: " + "; ".join(f"{c['key']}: {_literal(c['before'])} -> {_literal(c['after'])}" for c in changes))
+    _warn_short_warmup(pipeline)
     table = []
     for r in rows:
         wired = ", ".join(f"{k}={v} (from {src})" for k, (v, src) in r["wired"].items())
         table.append([r["slot"], r["id"], r["provider"], wired or "-"])
     print_table(table, ["slot", "component", "provider", "wired values"])
     return 0
+
+
+_UNSET = "(unset)"
+
+
+def _lookup(config: Any, key: str) -> Any:
+    for part in key.split("."):
+        if not isinstance(config, dict) or part not in config:
+            return _UNSET
+        config = config[part]
+    return config
+
+
+def _literal(value: Any) -> str:
+    return value if value is _UNSET else json.dumps(jsonable(value))
+
+
+def override_changes(file: str, overrides: list[str], pipeline: Any) -> list[dict[str, Any]]:
+    """Each ``--set`` key with its value without the overrides (the file's, else the default) and in ``pipeline``."""
+    from registry_core._compose import load_toml
+    from registry_core._pipeline import compose
+
+    keys = list(dict.fromkeys(item.partition("=")[0].strip() for item in overrides))
+    if not keys:
+        return []
+    try:
+        before = compose(load_toml(file), pipeline.registry).to_config()
+    except ConfigError:  # the file alone does not compose: show what it says
+        before = load_toml(file)
+    after = pipeline.to_config()
+    return [{"key": k, "before": _lookup(before, k), "after": _lookup(after, k)} for k in keys]
+
+
+def _warn_short_warmup(pipeline: Any) -> None:
+    """A run shorter than its warm-up never reaches its learning rate; say so before it starts."""
+    train = pipeline.train
+    if train.steps < train.warmup_steps:
+        print(f"warning: train.steps={train.steps} is less than train.warmup_steps={train.warmup_steps}: the run ends "
+              f"in warm-up and never reaches lr={train.lr} (lower warmup_steps or raise steps)", file=sys.stderr)
 
 
 def _is_main_rank() -> bool:
@@ -50,6 +94,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from registry_core.atomic import check_output_dir
 
     check_output_dir(out)  # a file or an uncreatable folder fails before any data is prepared
+    if _is_main_rank():
+        _warn_short_warmup(pipeline)
     from registry_core.training.distributed import setup_distributed
 
     ctx = setup_distributed(pipeline.train.device)
@@ -136,7 +182,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     import inspect
 
     if "progress" in inspect.signature(source.prepare).parameters:
-        source.prepare(progress=True)  # a bar on a terminal, log lines otherwise
+        source.prepare(progress=True)  # a bar on a terminal, plain lines otherwise
     else:
         source.prepare()
     where = getattr(slot.config, "store", None) or getattr(slot.config, "out", None)

@@ -23,6 +23,7 @@ def show_record(reg: Registry, spec: ComponentSpec) -> dict[str, Any]:
          "min": f.min, "max": f.max, "choices": jsonable(f.choices), "wired": f.wired}
         for f in (describe_fields(cls) if cls else [])
     ]
+    record["exporter"] = spec.exporter
     record["provides"] = jsonable(dict(spec.provides))
     record["requires"] = jsonable(dict(spec.requires))
     return record

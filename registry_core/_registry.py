@@ -327,6 +327,11 @@ class Registry:
                 raise PluginError(f"{label}: config {exc}") from None
         elif spec.config is not None and not (isinstance(spec.config, type) and hasattr(spec.config, "__dataclass_fields__")):
             raise PluginError(f"{label}: config must be a dataclass type or a 'module:attr' string")
+        if spec.exporter is not None:
+            try:
+                parse_target(spec.exporter)
+            except ValueError as exc:
+                raise PluginError(f"{label}: exporter {exc}") from None
         if spec.replaces is not None and (not isinstance(spec.replaces, str) or spec.replaces.count(":") != 1):
             raise PluginError(f"{label}: replaces={spec.replaces!r} must be a qualified id 'plugin:name'")
         return spec
