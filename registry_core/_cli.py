@@ -13,6 +13,7 @@ from typing import Any
 
 from registry_core._cli_commands import CommandParser, add_plugin_commands
 from registry_core._cli_pipeline import add_pipeline_commands
+from registry_core._cli_report import add_report_command
 from registry_core._kinds import CORE_COMMANDS
 from registry_core._naming import close_matches
 from registry_core._registry import Registry, get_registry
@@ -231,6 +232,7 @@ def build_parser(registry: Registry | None = None) -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_doctor)
 
     add_pipeline_commands(sub)
+    add_report_command(sub)
     add_plugin_commands(sub, reg)
     return parser
 
