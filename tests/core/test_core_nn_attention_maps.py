@@ -62,9 +62,9 @@ def test_a_causal_rotary_stack_records_a_lower_triangle_and_keeps_its_output() -
     assert float(probs.triu(1).abs().max()) == 0.0 and float(probs[:, 0, 0].min()) == pytest.approx(1.0)
     with pytest.raises(ValueError, match="KV cache"), record_attention(stack.blocks[0].attn):
         stack(x, _Rope(), cache=stack.new_cache(1, 16))
-    with pytest.raises(TypeError, match="needs a registry_core.nn.SelfAttention"):
-        with record_attention(stack.blocks[-1]):  # type: ignore[arg-type]
-            pass
+    with pytest.raises(TypeError, match=r"needs a registry_core\.nn\.SelfAttention"), \
+            record_attention(stack.blocks[-1]):  # type: ignore[arg-type]
+        pass
 
 
 def test_probabilities_of_a_bidirectional_layer_cover_every_key() -> None:
