@@ -114,7 +114,7 @@ def _curves(run: ReportRun, root: Path) -> ReportFigure | None:
         return None
     image = line_chart(root / f"{run.label}-curves.png", series, title=run.name, xlabel="step", ylabel="loss")
     units = next((str(r["units"]) for r in run.metrics if "units" in r), "")
-    what = ", ".join(f"{label} ({len(xs)} points)" for label, (xs, _) in series.items())
+    what = ", ".join(f"{label} ({len(xs)} point{'s' if len(xs) != 1 else ''})" for label, (xs, _) in series.items())
     return ReportFigure("Training curves", f"{run.label}: loss by step", f"{what} from metrics.jsonl"
                         + (f"; throughput counted in {units}" if units else "") + ".", image)
 
