@@ -135,7 +135,7 @@ def image_panels(path: str | Path, panels: Sequence[tuple[str, Any]], *, title: 
 def bar_chart(path: str | Path, categories: Sequence[str], series: Mapping[str, Sequence[float]], *, title: str,
               ylabel: str) -> Path:
     """Grouped bars: one group per category, one bar per series (``label: values``, one value per category)."""
-    fig = _figure(max(4.5, 0.55 * len(categories) * max(1, len(series)) + 1.5), 3.4)
+    fig = _figure(min(8.0, max(4.5, 0.3 * len(categories) * max(1, len(series)) + 1.5)), 3.4)
     ax = fig.subplots()
     width = 0.8 / max(1, len(series))
     for j, (label, values) in enumerate(series.items()):
