@@ -36,6 +36,7 @@ demo: $(STAMP)
 	$(BIN)/python -m registry_core run examples/mae-tiny.toml --out runs/mae-tiny
 	$(BIN)/python -m registry_core run examples/seg-tiny.toml --out runs/seg-tiny
 	$(BIN)/python -m registry_core predict runs/seg-tiny --input runs/lsat7/datacube.zarr --output runs/landcover.tif --overwrite
+	$(BIN)/python -m registry_core report runs/gpt-tiny runs/mae-tiny runs/seg-tiny --artifact runs/landcover.tif --out runs/report
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -16,6 +16,7 @@ from registry_core._cli_commands import CommandParser, add_plugin_commands
 from registry_core._cli_errors import CliParser, ErrorBoundary, add_global_flags
 from registry_core._cli_export import add_export_command
 from registry_core._cli_pipeline import add_pipeline_commands
+from registry_core._cli_report import add_report_command
 from registry_core._docs import add_docs_command
 from registry_core._errors import NotFoundError, UsageError
 from registry_core._kinds import CORE_COMMANDS
@@ -215,6 +216,7 @@ def build_parser(registry: Registry | None = None) -> argparse.ArgumentParser:
 
     add_pipeline_commands(sub)
     add_export_command(sub, reg)
+    add_report_command(sub)
     add_docs_command(sub, build_parser)
     add_plugin_commands(sub, reg)
     return parser
