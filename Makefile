@@ -6,16 +6,25 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?= -n 2
 
-.PHONY: demo test lint bench setup
+.PHONY: demo test lint bench setup lock plugin-example
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml plugins/llm/pyproject.toml plugins/gfm/pyproject.toml
+# constraints.txt pins every package to the version the suite passed with (refresh it with `make lock`).
+$(STAMP): pyproject.toml plugins/llm/pyproject.toml plugins/gfm/pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[torch,cli,test]' -e plugins/llm -e plugins/gfm
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[torch,cli,test]' -e plugins/llm -e plugins/gfm
 	touch $(STAMP)
+
+# Rewrite constraints.txt from .venv (after upgrading packages there and passing `make test`): every installed
+# distribution but our three editable ones, torch without its local build tag (+cpu) so any build matches.
+lock:
+	test -x $(BIN)/python || { echo "error: no $(BIN)/python; run make setup first" >&2; exit 1; }
+	{ echo "# Versions the suite passed with; written by make lock (do not edit by hand)."; \
+	  $(BIN)/python -m pip freeze --exclude-editable | grep -Eiv '^registry[-_](core|llm|gfm)[=@ ]' \
+	  | sed -E 's/^(torch==[^+]+)\+.*/\1/'; } > constraints.tmp && mv constraints.tmp constraints.txt
 
 demo: $(STAMP)
 	$(BIN)/python -m registry_core plugins
@@ -27,6 +36,7 @@ demo: $(STAMP)
 	$(BIN)/python -m registry_core run examples/mae-tiny.toml --out runs/mae-tiny --overwrite
 	$(BIN)/python -m registry_core run examples/seg-tiny.toml --out runs/seg-tiny --overwrite
 	$(BIN)/python -m registry_core predict runs/seg-tiny --input runs/lsat7/datacube.zarr --output runs/landcover.tif --overwrite
+	$(BIN)/python -m registry_core report runs/gpt-tiny runs/mae-tiny runs/seg-tiny --artifact runs/landcover.tif --out runs/report
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -34,6 +44,11 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(MAKE) plugin-example
+
+# Install the third-party example plugin, run its tests and pipeline, uninstall it, check the registry is as before.
+plugin-example: $(STAMP)
+	PYTHON=$(BIN)/python bash examples/thirdparty-plugin/ci.sh
 
 bench: $(STAMP)
 	for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

@@ -8,7 +8,18 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from registry_core._errors import ComponentInterfaceError, ComponentLoadError, ConfigError, ConfigIssue, PluginError
+from registry_core._errors import (
+    ComponentInterfaceError,
+    ComponentLoadError,
+    ConfigError,
+    ConfigIssue,
+    FileFormatError,
+    NotFoundError,
+    OutputPathError,
+    PluginError,
+    RegistryCoreError,
+    UsageError,
+)
 from registry_core._kinds import CORE_KINDS
 from registry_core._registry import ConflictError, PluginInfo, Registry, current_registry, get_registry
 from registry_core._schema import FieldInfo, describe_fields
@@ -56,15 +67,20 @@ __all__ = [
     "ConfigIssue",
     "ConflictError",
     "FieldInfo",
+    "FileFormatError",
     "KindSpec",
     "LockMismatch",
     "ModalitySpec",
+    "NotFoundError",
+    "OutputPathError",
     "Pipeline",
     "PluginError",
     "PluginInfo",
     "PortSpec",
     "Registry",
+    "RegistryCoreError",
     "TrainConfig",
+    "UsageError",
     "__version__",
     "compose",
     "current_registry",

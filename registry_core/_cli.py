@@ -1,7 +1,8 @@
 """The command line: a thin layer over the registry (``python -m registry_core --help``).
 
 The core's commands are here and in ``_cli_pipeline``; plugins add more (``registry_core_commands``).
-Exit codes: 0 ok, 1 not found or problems found, 2 usage error.
+Exit codes: 0 ok, 1 not found, problems found or an error, 2 usage error, 130 interrupted; every error is
+one ``error:`` line (or, with ``--json``, a JSON object on stdout), see ``_cli_errors``.
 """
 
 from __future__ import annotations
@@ -12,12 +13,17 @@ from collections.abc import Sequence
 from typing import Any
 
 from registry_core._cli_commands import CommandParser, add_plugin_commands
+from registry_core._cli_errors import CliParser, ErrorBoundary, add_global_flags
+from registry_core._cli_export import add_export_command
 from registry_core._cli_pipeline import add_pipeline_commands
+from registry_core._cli_report import add_report_command
+from registry_core._docs import add_docs_command
+from registry_core._errors import NotFoundError, UsageError
 from registry_core._kinds import CORE_COMMANDS
 from registry_core._naming import close_matches
+from registry_core._records import show_record as _show_record
 from registry_core._registry import Registry, get_registry
-from registry_core._render import jsonable, print_json, print_table
-from registry_core._schema import describe_fields, resolve_config_class
+from registry_core._render import print_json, print_table
 from registry_core._spec import ComponentSpec
 
 __all__ = ["main"]
@@ -57,16 +63,13 @@ def cmd_list(args: argparse.Namespace) -> int:
     reg = get_registry()
     error = _unknown_modality(reg, args.modality) if args.modality is not None else None
     if error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    pattern = args.pattern
+        raise UsageError(error)
+    kind, pattern = args.kind, args.pattern
+    if kind is None and pattern in reg.kinds():  # `list stac_loader`: a kind's name lists that kind
+        kind, pattern = pattern, None
     if pattern and not any(c in pattern for c in "*?["):
         pattern = f"*{pattern}*"  # a bare word matches anywhere in the name
-    try:
-        specs = reg.list(kind=args.kind, pattern=pattern, modality=args.modality, tags=args.tag or ())
-    except LookupError as exc:
-        print(f"error: {exc.args[0]}", file=sys.stderr)
-        return 1
+    specs = reg.list(kind=kind, pattern=pattern, modality=args.modality, tags=args.tag or ())
     _warn_broken(reg)
     if args.json:
         print_json([reg.describe(s) for s in specs])
@@ -87,28 +90,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _show_record(reg: Registry, spec: ComponentSpec) -> dict[str, Any]:
-    record = reg.describe(spec)
-    cls = resolve_config_class(spec)
-    record["target"] = spec.target
-    record["config"] = None if cls is None else f"{cls.__module__}:{cls.__qualname__}"
-    record["options"] = [
-        {"name": f.name, "type": f.type, "default": jsonable(f.default), "required": f.required, "help": f.help,
-         "min": f.min, "max": f.max, "choices": jsonable(f.choices), "wired": f.wired}
-        for f in (describe_fields(cls) if cls else [])
-    ]
-    record["provides"] = jsonable(dict(spec.provides))
-    record["requires"] = jsonable(dict(spec.requires))
-    return record
-
-
 def cmd_show(args: argparse.Namespace) -> int:
     reg = get_registry()
-    try:
-        spec = reg.get(args.kind, args.name)
-    except LookupError as exc:
-        print(f"error: {exc.args[0]}", file=sys.stderr)
-        return 1
+    spec = reg.get(args.kind, args.name)
     rec = _show_record(reg, spec)
     if args.json:
         print_json(rec)
@@ -119,6 +103,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     print(f"  modality:    {spec.modality}" + (f"   tags: {', '.join(spec.tags)}" if spec.tags else ""))
     if spec.replaces:
         print(f"  replaces:    {spec.replaces}")
+    if spec.exporter:
+        print(f"  exports:     python -m registry_core export RUN_DIR --to {spec.name} OUT")
     if rec["replaced_by"]:
         print(f"  replaced by: {rec['replaced_by']}")
     if rec["status"] == "conflict":
@@ -204,57 +190,62 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def build_parser(registry: Registry | None = None) -> argparse.ArgumentParser:
     """The parser of the core's commands and of every command the registry's plugins add."""
     reg = registry or get_registry()
-    parser = argparse.ArgumentParser(
+    parser = CliParser(
         prog="python -m registry_core", description="Browse registered components; check and run pipelines."
     )
+    add_global_flags(parser, top=True)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=CommandParser)
 
     p = sub.add_parser("list", help="list components, grouped by kind")
-    p.add_argument("pattern", nargs="?", help="fnmatch pattern on name or plugin:name (a bare word matches anywhere)")
+    p.add_argument("pattern", nargs="?", help="a kind's name (list that kind), or an fnmatch pattern on name or "
+                   "plugin:name (a bare word matches anywhere)")
     p.add_argument("--kind", help="only this kind")
     p.add_argument("--modality", help=f"only this modality: {', '.join(reg.modalities())} (components for 'any' "
                    "are included)")
     p.add_argument("--tag", action="append", help="only components with this tag (repeatable)")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("show", help="show one component's whole spec")
     p.add_argument("kind")
     p.add_argument("name", help="short name or plugin:name")
-    p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_show)
 
     p = sub.add_parser("plugins", help="list plugins with their status")
-    p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_plugins)
 
     p = sub.add_parser("doctor", help="report broken plugins, conflicts, shadowed names and import times")
-    p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_doctor)
 
     add_pipeline_commands(sub)
+    add_export_command(sub, reg)
+    add_report_command(sub)
+    add_docs_command(sub, build_parser)
     add_plugin_commands(sub, reg)
     return parser
 
 
-def _unknown_command(reg: Registry, word: str) -> int:
-    """One line for a command nobody provides: 2 (usage), or 1 when a broken plugin might have provided it."""
+def _unknown_command(reg: Registry, word: str) -> UsageError | NotFoundError:
+    """A command nobody provides: a usage error (2), or not found (1) when a broken plugin might have provided it."""
     near = close_matches(word, [*CORE_COMMANDS, *reg.commands()])
     hint = f"; did you mean {near[0]!r}?" if near else "; see python -m registry_core --help"
     broken = [p.name for p in reg.plugins() if p.status == "broken"]
     if broken:
         hint += f" (broken plugins, whose commands are unavailable: {', '.join(broken)}; see python -m registry_core plugins)"
-    print(f"error: unknown command {word!r}{hint}", file=sys.stderr)
-    return 1 if broken else 2
+    message = f"unknown command {word!r}{hint}"
+    return NotFoundError(message) if broken else UsageError(message)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    reg = get_registry()
+    """Parse and run one command; every error it raises is reported by the one boundary (``_cli_errors``)."""
     words = list(sys.argv[1:] if argv is None else argv)
-    if words and not words[0].startswith("-") and words[0] not in (*CORE_COMMANDS, *reg.commands()):
-        return _unknown_command(reg, words[0])
-    args = build_parser(reg).parse_args(words)
+    boundary = ErrorBoundary.for_words(words)
     try:
+        reg = get_registry()
+        command = next((w for w in words if not w.startswith("-")), None)
+        if command is not None and command not in (*CORE_COMMANDS, *reg.commands()):
+            raise _unknown_command(reg, command)
+        args = build_parser(reg).parse_args(words)
+        boundary.parsed(args)
         return int(args.func(args))
-    except BrokenPipeError:  # `... | head`
-        return 0
+    except BaseException as exc:  # the boundary: one line (or JSON) and an exit code for everything
+        return boundary.report(exc)

@@ -1,4 +1,8 @@
-"""CLI commands that compose and run pipelines: ``check`` (imports nothing heavy), ``run`` and ``ingest``."""
+"""CLI commands that compose and run pipelines: ``check`` (imports nothing heavy), ``run`` and ``ingest``.
+
+Their errors propagate to the CLI's boundary (``_cli_errors``); with ``--json`` each prints its result as
+one JSON document on stdout, and its progress only on stderr.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from registry_core._errors import ConfigError
-from registry_core._render import print_json, print_table
+from registry_core._errors import ConfigError, RegistryCoreError
+from registry_core._render import jsonable, print_json, print_table
 
 __all__ = ["add_pipeline_commands"]
 
@@ -21,32 +25,62 @@ def _compose(args: argparse.Namespace, extra: list[str] | None = None) -> Any:
     return Pipeline.from_toml(args.file, overrides=[*(args.set or []), *(extra or [])])
 
 
-def _print_errors(exc: ConfigError, file: str) -> None:
-    print(f"{file}: {len(exc.issues)} config error(s):", file=sys.stderr)
-    for issue in exc.issues:
-        print(f"  {issue}", file=sys.stderr)
-
-
 def cmd_check(args: argparse.Namespace) -> int:
-    try:
-        pipeline = _compose(args)
-    except ConfigError as exc:
-        if args.json:
-            print_json({"ok": False, "errors": [{"slot": i.slot, "key": i.key, "message": i.message} for i in exc.issues]})
-        else:
-            _print_errors(exc, args.file)
-        return 1
+    pipeline = _compose(args)
     rows = pipeline.describe()
+    changes = override_changes(args.file, args.set or [], pipeline)
     if args.json:
-        print_json({"ok": True, "slots": rows})
+        print_json({"ok": True, "slots": rows, "overrides": changes})
         return 0
     print(f"{args.file}: ok" + (f" (pipeline {pipeline.name!r})" if pipeline.name else ""))
+    if changes:
+        print("overrides: " + "; ".join(f"{c['key']}: {_literal(c['before'])} -> {_literal(c['after'])}" for c in changes))
+    _warn_short_warmup(pipeline)
     table = []
     for r in rows:
         wired = ", ".join(f"{k}={v} (from {src})" for k, (v, src) in r["wired"].items())
         table.append([r["slot"], r["id"], r["provider"], wired or "-"])
     print_table(table, ["slot", "component", "provider", "wired values"])
     return 0
+
+
+_UNSET = "(unset)"
+
+
+def _lookup(config: Any, key: str) -> Any:
+    for part in key.split("."):
+        if not isinstance(config, dict) or part not in config:
+            return _UNSET
+        config = config[part]
+    return config
+
+
+def _literal(value: Any) -> str:
+    return value if value is _UNSET else json.dumps(jsonable(value))
+
+
+def override_changes(file: str, overrides: list[str], pipeline: Any) -> list[dict[str, Any]]:
+    """Each ``--set`` key with its value without the overrides (the file's, else the default) and in ``pipeline``."""
+    from registry_core._compose import load_toml
+    from registry_core._pipeline import compose
+
+    keys = list(dict.fromkeys(item.partition("=")[0].strip() for item in overrides))
+    if not keys:
+        return []
+    try:
+        before = compose(load_toml(file), pipeline.registry).to_config()
+    except ConfigError:  # the file alone does not compose: show what it says
+        before = load_toml(file)
+    after = pipeline.to_config()
+    return [{"key": k, "before": _lookup(before, k), "after": _lookup(after, k)} for k in keys]
+
+
+def _warn_short_warmup(pipeline: Any) -> None:
+    """A run shorter than its warm-up never reaches its learning rate; say so before it starts."""
+    train = pipeline.train
+    if train.steps < train.warmup_steps:
+        print(f"warning: train.steps={train.steps} is less than train.warmup_steps={train.warmup_steps}: the run ends "
+              f"in warm-up and never reaches lr={train.lr} (lower warmup_steps or raise steps)", file=sys.stderr)
 
 
 def _is_main_rank() -> bool:
@@ -81,25 +115,20 @@ def _compose_run(args: argparse.Namespace, extra: list[str]) -> tuple[Any, Path,
 
 def cmd_run(args: argparse.Namespace) -> int:
     extra = [f"train.steps={args.steps}"] if args.steps is not None else []
-    if args.resume and args.overwrite:
-        print("error: --resume continues a run and --overwrite removes it; give one of them", file=sys.stderr)
-        return 2
-    if args.file is None and not (args.resume and args.out):
-        print("error: run needs a pipeline FILE (or --resume --out RUN_DIR to continue a run with its own "
-              "pipeline.toml)", file=sys.stderr)
-        return 2
-    from registry_core._run_dir import RunFolderError, prepare_run_dir
+    from registry_core._errors import UsageError
+    from registry_core._run_dir import prepare_run_dir
+    from registry_core.atomic import check_output_dir
 
-    try:
-        pipeline, out, saved = _compose_run(args, extra)
-        if _is_main_rank():  # the other ranks write nothing before rank 0 has prepared the folder
-            prepare_run_dir(out, resume=args.resume, overwrite=args.overwrite)
-    except ConfigError as exc:
-        _print_errors(exc, args.file or str(Path(args.out) / "pipeline.toml"))
-        return 1
-    except RunFolderError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    if args.resume and args.overwrite:
+        raise UsageError("--resume continues a run and --overwrite removes it; give one of them")
+    if args.file is None and not (args.resume and args.out):
+        raise UsageError("run needs a pipeline FILE (or --resume --out RUN_DIR to continue a run with its own "
+                         "pipeline.toml)")
+    pipeline, out, saved = _compose_run(args, extra)
+    check_output_dir(out)  # a file or an uncreatable folder fails before any data is prepared
+    if _is_main_rank():  # the other ranks write nothing before rank 0 has prepared the folder
+        prepare_run_dir(out, resume=args.resume, overwrite=args.overwrite)
+        _warn_short_warmup(pipeline)
     pipeline.run_dir = out  # data with relative outputs (text-shards' `out`) writes them inside the run folder
     from registry_core.training.distributed import setup_distributed
 
@@ -126,14 +155,10 @@ def _run(args: argparse.Namespace, pipeline: Any, out: Path, ctx: Any, saved: di
     else:
         pipeline.build()
     if args.resume:
-        from registry_core._resume import ResumeMismatch, check_resume_fits, model_changes
+        from registry_core._resume import check_resume_fits, model_changes
 
         changes = model_changes(saved, pipeline.to_config()) if saved is not None else []
-        try:
-            check_resume_fits(out / "checkpoints" / "last.pt", pipeline.model, changes)
-        except ResumeMismatch as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
+        check_resume_fits(out / "checkpoints" / "last.pt", pipeline.model, changes)
     result = pipeline.fit(out, resume=args.resume)
     if not ctx.is_main:
         return 0
@@ -141,6 +166,11 @@ def _run(args: argparse.Namespace, pipeline: Any, out: Path, ctx: Any, saved: di
     pipeline.save(out)
     summary = {"out": str(out), "step": result.step, "loss": result.loss, "val": result.val, "evaluators": metrics}
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if args.json:
+        if args.sample and hasattr(pipeline.objective, "generate") and hasattr(pipeline.tokenizer, "decode"):
+            summary["sample"] = _continue(pipeline, args.sample, max_new_tokens=48, temperature=0.8, top_k=40, seed=0)
+        print_json(summary)
+        return 0
     print(f"trained {result.step} steps into {out}; last loss {result.loss}")
     if result.val:
         print("validation: " + ", ".join(f"{k}={v:.4f}" for k, v in result.val.items()))
@@ -160,9 +190,12 @@ def _val_curve(metrics: Path) -> list[tuple[int, float]]:
     if not metrics.exists():
         return []
     curve = []
-    for line in metrics.read_text().splitlines():
-        record = json.loads(line) if line.strip() else {}
-        if "val_loss" in record:
+    for raw in metrics.read_bytes().splitlines():  # a report only: a torn or foreign line is skipped
+        try:
+            record = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and "val_loss" in record:
             curve.append((int(record["step"]), float(record["val_loss"])))
     return curve
 
@@ -180,22 +213,21 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from registry_core._registry import get_registry
 
     reg = get_registry()
-    try:
-        slot = compose_slot(apply_overrides(load_toml(args.file), args.set or []), "data", reg)
-    except ConfigError as exc:
-        _print_errors(exc, args.file)
-        return 1
+    slot = compose_slot(apply_overrides(load_toml(args.file), args.set or []), "data", reg)
     source = reg.build_spec(slot.spec, slot.config)
     if not hasattr(source, "prepare"):
-        print(f"error: data source {slot.spec.id} has no prepare() step", file=sys.stderr)
-        return 1
+        raise RegistryCoreError(f"data source {slot.spec.id} of {args.file} has no prepare() step; `ingest` runs "
+                                "the preparation of data sources that have one (e.g. stac-zarr, text-shards)")
     import inspect
 
     if "progress" in inspect.signature(source.prepare).parameters:
-        source.prepare(progress=True)  # a bar on a terminal, log lines otherwise
+        source.prepare(progress=True)  # a bar on a terminal, plain lines otherwise
     else:
         source.prepare()
     where = getattr(slot.config, "store", None) or getattr(slot.config, "out", None)
+    if args.json:
+        print_json({"data": slot.spec.id, "out": None if where is None else str(where)})
+        return 0
     print(f"ingested data `{slot.spec.id}`" + (f" into {where}" if where else ""))
     return 0
 
@@ -204,7 +236,6 @@ def add_pipeline_commands(sub: Any) -> None:
     p = sub.add_parser("check", help="resolve, validate, wire and check a pipeline file (imports no component code)")
     p.add_argument("file", help="pipeline TOML file")
     p.add_argument("--set", action="append", metavar="SLOT.KEY=VALUE", help="override an option (repeatable)")
-    p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("run", help="build and train a pipeline; writes metrics, checkpoints, config, lock, weights")

@@ -24,7 +24,7 @@ from registry_core._schema import resolve_config_class, validate_options
 from registry_core._size_check import size_issues
 from registry_core._train_config import TrainConfig
 
-__all__ = ["LIST_SLOTS", "REQUIRED_SLOTS", "SLOTS", "Composition", "apply_overrides", "compose_config", "compose_slot", "load_toml",
+__all__ = ["LIST_SLOTS", "META_KEYS", "REQUIRED_SLOTS", "SLOTS", "Composition", "apply_overrides", "compose_config", "compose_slot", "load_toml",
            "resolve_slot"]
 
 #: Component slots of a pipeline and the kind each one takes, in chain order.
@@ -40,8 +40,13 @@ SLOTS: Final[dict[str, str]] = {
 #: Slots that hold a list of components.
 LIST_SLOTS: Final[dict[str, str]] = {"evaluators": "evaluator"}
 REQUIRED_SLOTS: Final = ("data", "tokenizer", "backbone", "objective")
-#: Other top-level keys.
-_META_KEYS: Final = ("name", "description", "recipe", "train")
+#: Other top-level keys, with what each one does (``docs`` prints this table).
+META_KEYS: Final[dict[str, str]] = {
+    "name": "the pipeline's name: `run` writes into runs/<name> unless --out is given (default: the file's stem)",
+    "description": "free text, written back into the saved pipeline.toml",
+    "recipe": "start from this recipe's config; the file's own tables override it (see below)",
+    "train": "the [train] table: optimizer, schedule, batch, precision, checkpoints (see below)",
+}
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:
@@ -52,6 +57,11 @@ def load_toml(path: str | Path) -> dict[str, Any]:
             return tomllib.load(fh)
     except FileNotFoundError:
         raise ConfigError(f"pipeline file {str(p)!r} does not exist", slot=str(p)) from None
+    except IsADirectoryError:
+        raise ConfigError(f"pipeline file {str(p)!r} is a directory; expected a TOML file", slot=str(p)) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"pipeline file {str(p)!r} is not UTF-8 text (byte {exc.start} is {exc.object[exc.start]:#04x}); "
+                          "expected a TOML file", slot=str(p)) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p} is not valid TOML: {exc}", slot=str(p)) from None
 
@@ -167,7 +177,7 @@ class Composition:
 def _top_level_issues(config: Mapping[str, Any]) -> list[ConfigIssue]:
     """Unknown top-level keys (with a did-you-mean), missing required slots, non-string name/description."""
     issues = []
-    known = [*SLOTS, *LIST_SLOTS, *_META_KEYS]
+    known = [*SLOTS, *LIST_SLOTS, *META_KEYS]
     for key in config:
         if key not in known:
             near = nearest(str(key), known)

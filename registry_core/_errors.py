@@ -4,8 +4,49 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import ClassVar
 
-__all__ = ["ComponentInterfaceError", "ComponentLoadError", "ConfigError", "ConfigIssue", "PluginError"]
+__all__ = [
+    "ComponentInterfaceError",
+    "ComponentLoadError",
+    "ConfigError",
+    "ConfigIssue",
+    "FileFormatError",
+    "NotFoundError",
+    "OutputPathError",
+    "PluginError",
+    "RegistryCoreError",
+    "UsageError",
+]
+
+
+class RegistryCoreError(Exception):
+    """Base of the errors registry_core and its plugins raise for bad input or state; each message is a sentence
+    naming the file, item, slot or key at fault and what was expected. The CLI prints it as ``error: <message>``
+    and exits with ``exit_code``."""
+
+    exit_code: ClassVar[int] = 1
+
+
+class UsageError(RegistryCoreError):
+    """A command line that cannot be run as written (a missing or conflicting argument); the CLI exits 2."""
+
+    exit_code: ClassVar[int] = 2
+
+
+class NotFoundError(RegistryCoreError, LookupError):
+    """A kind, component or other registered name that does not exist; the message suggests the nearest ones."""
+
+
+class FileFormatError(RegistryCoreError, ValueError):
+    """A file exists but does not hold what it should (a directory, not UTF-8, truncated, corrupt); names it."""
+
+
+class OutputPathError(RegistryCoreError, OSError):
+    """A place to write output is unusable (a file where a folder is needed, or it cannot be created); names it."""
+
+    def __str__(self) -> str:  # OSError formats several arguments as a tuple; the message is the first
+        return str(self.args[0]) if self.args else ""
 
 
 @dataclass(frozen=True)
@@ -21,7 +62,7 @@ class ConfigIssue:
         return f"[{where}] {self.message}"
 
 
-class ConfigError(ValueError):
+class ConfigError(RegistryCoreError, ValueError):
     """A config (options of one component, or a whole pipeline) is invalid; lists every issue."""
 
     def __init__(self, issues: Iterable[ConfigIssue] | str, slot: str = "config") -> None:
@@ -37,13 +78,13 @@ class ConfigError(ValueError):
         return sorted({i.slot for i in self.issues})
 
 
-class ComponentLoadError(ImportError):
+class ComponentLoadError(RegistryCoreError, ImportError):
     """A component's target could not be imported or called; the original error is chained."""
 
 
-class PluginError(RuntimeError):
+class PluginError(RegistryCoreError, RuntimeError):
     """A plugin could not be loaded or gave invalid specs."""
 
 
-class ComponentInterfaceError(TypeError):
+class ComponentInterfaceError(RegistryCoreError, TypeError):
     """A built component lacks a member its kind's interface requires; names the component and the member."""

@@ -9,9 +9,12 @@ from typing import Final
 
 from registry_core._spec import KindSpec, ModalitySpec
 
-__all__ = ["CORE_COMMANDS", "CORE_KINDS", "CORE_MODALITIES"]
+__all__ = ["CORE_COMMANDS", "CORE_DISTRIBUTION", "CORE_KINDS", "CORE_MODALITIES"]
 
 _I = "registry_core.interfaces"
+
+#: The core's own distribution (``docs`` names it as the provider of the core's kinds, ports and commands).
+CORE_DISTRIBUTION: Final = "registry-core"
 
 #: Kinds every registry knows; plugins add more through ``registry_core_kinds``.
 CORE_KINDS: Final[dict[str, KindSpec]] = {
@@ -35,4 +38,4 @@ CORE_MODALITIES: Final[dict[str, ModalitySpec]] = {
 }
 
 #: The core's own CLI sub-commands; a plugin command of one of these names is ignored (and reported).
-CORE_COMMANDS: Final = ("list", "show", "plugins", "doctor", "check", "run", "ingest")
+CORE_COMMANDS: Final = ("list", "show", "plugins", "doctor", "check", "run", "ingest", "export", "report", "docs")

@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from registry_core._contracts import ComposedSlot
+from registry_core._errors import RegistryCoreError
 
 __all__ = ["LockMismatch", "check_lock", "expand_files", "make_lock", "read_lock", "sha256_file", "verify_files"]
 
 
-class LockMismatch(RuntimeError):
+class LockMismatch(RegistryCoreError, RuntimeError):
     """An installed provider differs from the one recorded in a pipeline's lock."""
 
 

@@ -10,12 +10,14 @@ from pathlib import Path
 from typing import Any, Final
 
 from registry_core._compose import load_toml
+from registry_core._errors import ConfigError, FileFormatError
 from registry_core._lock import check_lock, read_lock, verify_files
 from registry_core._toml import dumps
 from registry_core.atomic import atomic_path, write_json, write_text
 
 __all__ = [
-    "CONFIG_FILE", "LOCK_FILE", "WEIGHTS_FILE", "read_run_config", "read_saved_config", "save_weights", "write_config",
+    "CONFIG_FILE", "LOCK_FILE", "WEIGHTS_FILE", "load_weights", "read_run_config", "read_saved_config", "save_weights",
+    "write_config",
 ]
 
 CONFIG_FILE: Final = "pipeline.toml"
@@ -40,6 +42,19 @@ def save_weights(model: Any, out_dir: Path) -> Path:
     return path
 
 
+def load_weights(model: Any, out_dir: Path) -> None:
+    """Fill ``model`` from ``out_dir/model.safetensors`` (nothing is unpickled); a file that is not safetensors,
+    or holds other tensors than the model's, is a FileFormatError naming it."""
+    from safetensors.torch import load_model
+
+    path = out_dir / WEIGHTS_FILE
+    try:
+        load_model(model, str(path))
+    except Exception as exc:  # safetensors raises its own types for a corrupt header; torch RuntimeError for keys
+        raise FileFormatError(f"{path} cannot be loaded into the pipeline's model: {exc}; expected the "
+                              "safetensors weights written by Pipeline.save for this pipeline.toml") from exc
+
+
 def read_run_config(out: Path) -> dict[str, Any]:
     """A run folder's ``pipeline.toml``, its tokenizer's relative ``path`` made absolute (saved under the folder)."""
     config = load_toml(out / CONFIG_FILE)
@@ -55,6 +70,10 @@ def read_saved_config(out: Path, strict: bool = False) -> dict[str, Any]:
     Installed providers are compared with the lock (warnings, or LockMismatch when ``strict``) and every
     recorded file must exist with its recorded sha256.
     """
+    if not out.is_dir():
+        what = "is not a folder" if out.exists() else "does not exist"
+        raise ConfigError(f"run folder {out} {what}; expected a folder written by `python -m registry_core run X.toml "
+                          "--out DIR` or Pipeline.save", slot=str(out))
     config = read_run_config(out)
     lock_path = out / LOCK_FILE
     if lock_path.is_file():

@@ -289,10 +289,10 @@ class Pipeline:
         out = Path(out_dir)
         self.run_dir = out
         trainer = self.trainer(out)
-        if trainer.ctx.is_main:
-            self.write_config(out)
+        # the config is written once the run folder's checkpoint and log were read: a bad one leaves it as it was
+        write = (lambda: self.write_config(out)) if trainer.ctx.is_main else None
         with trainer:
-            return trainer.fit(resume=resume)
+            return trainer.fit(resume=resume, on_ready=write)
 
     def evaluate(self, split: str = "val") -> dict[str, dict[str, float]]:
         """Every evaluator's metrics on ``split``, by the evaluator's qualified id."""
@@ -338,11 +338,9 @@ class Pipeline:
 
         Weights load through safetensors only (nothing is unpickled).
         """
-        from safetensors.torch import load_model
-
         out = Path(out_dir).resolve()
         pipeline = compose(_persist.read_saved_config(out, strict=strict), registry)
         pipeline.build(prepare=False)
-        load_model(pipeline.model, str(out / _persist.WEIGHTS_FILE))
+        _persist.load_weights(pipeline.model, out)
         pipeline.run_dir = out
         return pipeline

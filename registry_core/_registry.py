@@ -18,7 +18,7 @@ import pluggy
 from registry_core import _builtin, hookspecs
 from registry_core._contracts import CORE_PORTS
 from registry_core._declare import check_command, check_modality, check_port, of_type
-from registry_core._errors import PluginError
+from registry_core._errors import NotFoundError, PluginError, RegistryCoreError
 from registry_core._kinds import CORE_COMMANDS, CORE_KINDS, CORE_MODALITIES
 from registry_core._naming import close_matches, natural_key, nearest
 from registry_core._schema import build_config
@@ -26,7 +26,7 @@ from registry_core._spec import NAME_RE, CommandSpec, ComponentSpec, KindSpec, M
 from registry_core._validating import validating_registry
 from registry_core.hookspecs import PROJECT
 
-__all__ = ["ENV_BLOCK", "ENV_DISABLE_AUTOLOAD", "ENV_PLUGINS", "ConflictError", "PluginInfo", "Registry", "current_registry", "get_registry"]
+__all__ = ["ENVIRONMENT", "ENV_BLOCK", "ENV_DISABLE_AUTOLOAD", "ENV_PLUGINS", "ConflictError", "PluginInfo", "Registry", "current_registry", "get_registry"]
 
 #: Set to ``1`` to load no entry points (then ``REGISTRY_CORE_PLUGINS`` names what to load).
 ENV_DISABLE_AUTOLOAD: Final = "REGISTRY_CORE_DISABLE_PLUGIN_AUTOLOAD"
@@ -34,13 +34,19 @@ ENV_DISABLE_AUTOLOAD: Final = "REGISTRY_CORE_DISABLE_PLUGIN_AUTOLOAD"
 ENV_PLUGINS: Final = "REGISTRY_CORE_PLUGINS"
 #: Comma-separated entry-point names of plugins to block.
 ENV_BLOCK: Final = "REGISTRY_CORE_BLOCK"
+#: Every environment variable the registry reads, with what it does (``docs`` prints this table).
+ENVIRONMENT: Final[dict[str, str]] = {
+    ENV_DISABLE_AUTOLOAD: f"any value but empty or 0: load no entry points (then {ENV_PLUGINS} names what to load)",
+    ENV_PLUGINS: "comma-separated modules or entry-point names to load in addition",
+    ENV_BLOCK: "comma-separated entry-point names of plugins not to load (reported as blocked)",
+}
 
 _BUILTIN_NAME: Final = "registry_core.builtin"
 
 Status = Literal["loaded", "blocked", "broken"]
 
 
-class ConflictError(LookupError):
+class ConflictError(RegistryCoreError, LookupError):
     """A short name is provided by more than one plugin and none declares that it replaces the other."""
 
 
@@ -331,6 +337,11 @@ class Registry:
                 raise PluginError(f"{label}: config {exc}") from None
         elif spec.config is not None and not (isinstance(spec.config, type) and hasattr(spec.config, "__dataclass_fields__")):
             raise PluginError(f"{label}: config must be a dataclass type or a 'module:attr' string")
+        if spec.exporter is not None:
+            try:
+                parse_target(spec.exporter)
+            except ValueError as exc:
+                raise PluginError(f"{label}: exporter {exc}") from None
         if spec.replaces is not None and (not isinstance(spec.replaces, str) or spec.replaces.count(":") != 1):
             raise PluginError(f"{label}: replaces={spec.replaces!r} must be a qualified id 'plugin:name'")
         return spec
@@ -471,7 +482,7 @@ class Registry:
     def _unknown_kind(self, kind: str) -> None:
         near = close_matches(kind, self._kinds)
         hint = f"; did you mean {near[0]!r}?" if near else f"; known kinds: {', '.join(self._kinds)}"
-        raise LookupError(f"unknown component kind {kind!r}{hint}")
+        raise NotFoundError(f"unknown component kind {kind!r}{hint}")
 
     def get(self, kind: str, name: str) -> ComponentSpec:
         """The spec for ``name`` (short or ``plugin:name``); LookupError with close matches if none."""
@@ -500,7 +511,7 @@ class Registry:
         hint = f"; did you mean {', '.join(repr(n) for n in near)}?" if near else ""
         if blocked:
             hint += f" (plugins not loaded: {', '.join(blocked)})"
-        raise LookupError(f"no {kind} named {name!r}{hint}")
+        raise NotFoundError(f"no {kind} named {name!r}{hint}")
 
     def status(self, spec: ComponentSpec) -> Literal["active", "replaced", "conflict"]:
         """``replaced`` when another component replaces it, ``conflict`` when its short name is ambiguous."""

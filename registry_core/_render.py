@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
+import textwrap
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-__all__ = ["print_json", "print_table", "use_rich"]
+__all__ = ["print_json", "print_table", "table_width", "use_rich"]
+
+#: The last column is never wrapped narrower than this, however narrow the terminal.
+_MIN_LAST_COLUMN = 24
 
 
 def use_rich(stream: TextIO) -> bool:
@@ -41,22 +46,39 @@ def print_json(value: Any, stream: TextIO | None = None) -> None:
 def print_table(
     rows: Sequence[Sequence[str]], headers: Sequence[str], title: str | None = None, stream: TextIO | None = None
 ) -> None:
-    """A table with a header row; columns padded to width, the last column left ragged."""
+    """A table with a header row; columns padded to width, the last column left ragged (wrapped to a terminal's
+    width, never when ``stream`` is a pipe or file)."""
     stream = stream or sys.stdout
     if use_rich(stream):
         from rich.console import Console
         from rich.table import Table
+        from rich.text import Text
 
+        # Cells as Text, not markup: "list[str]" and "[>= 1]" must print as they are.
         table = Table(title=title, title_justify="left", show_edge=False)
         for h in headers:
-            table.add_column(h)
+            table.add_column(Text(str(h)))
         for r in rows:
-            table.add_row(*r)
+            table.add_row(*(Text(str(c)) for c in r))
         Console(file=stream).print(table)
         return
     if title:
         stream.write(f"{title}\n")
     widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
+    indent = 2 + sum(w + 2 for w in widths[:-1])  # where the last column starts
+    total = table_width(stream)
+    room = None if total is None else max(total - indent, _MIN_LAST_COLUMN)
     for r in [headers, *rows]:
-        cells = [str(c).ljust(w) for c, w in zip(r[:-1], widths[:-1])] + [str(r[-1])]
-        stream.write(("  " + "  ".join(cells)).rstrip() + "\n")
+        cells = [str(c).ljust(w) for c, w in zip(r[:-1], widths[:-1])]
+        last = textwrap.wrap(str(r[-1]), room, break_on_hyphens=False) if room else [str(r[-1])]
+        stream.write(("  " + "  ".join([*cells, last[0] if last else ""])).rstrip() + "\n")
+        for more in last[1:]:
+            stream.write(" " * indent + more + "\n")
+
+
+def table_width(stream: TextIO) -> int | None:
+    """Columns to wrap a table to on a terminal (its width; ``COLUMNS`` wins, as in ``shutil``); None (no
+    wrapping) when ``stream`` is not a terminal, so piped output and files do not depend on where they ran."""
+    if hasattr(stream, "isatty") and stream.isatty():
+        return shutil.get_terminal_size().columns
+    return None

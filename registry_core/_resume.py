@@ -11,10 +11,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from registry_core._errors import RegistryCoreError
+
 __all__ = ["ResumeMismatch", "check_resume_fits", "model_changes"]
 
 
-class ResumeMismatch(ValueError):
+class ResumeMismatch(RegistryCoreError, ValueError):
     """The model composed for ``--resume`` has other tensor shapes than the run's checkpoint."""
 
 

@@ -10,6 +10,8 @@ import shutil
 from pathlib import Path
 from typing import Final
 
+from registry_core._errors import OutputPathError
+
 __all__ = ["RUN_MARKERS", "RunFolderError", "prepare_run_dir", "run_markers"]
 
 #: Entries a run writes into its folder (``Pipeline.fit`` and ``Pipeline.save``).
@@ -17,7 +19,7 @@ RUN_MARKERS: Final = ("pipeline.toml", "pipeline.lock.json", "metrics.jsonl", "c
                       "summary.json")
 
 
-class RunFolderError(FileExistsError):
+class RunFolderError(OutputPathError):
     """``run`` was pointed at a folder that holds another run (or cannot hold one)."""
 
 

@@ -10,6 +10,7 @@ import dataclasses
 import functools
 import math
 import os
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -263,7 +264,8 @@ def _validate(cls: type, options: Mapping[str, Any], slot: str) -> tuple[Any | N
     try:
         return cls(**kwargs), []
     except (ValueError, TypeError) as exc:  # the schema's own __post_init__ checks
-        return None, [ConfigIssue(slot, None, str(exc))]
+        named = re.match(r"options? '(\w+)'", str(exc))  # "option 'bbox' needs ...": the key at fault
+        return None, [ConfigIssue(slot, named.group(1) if named and named.group(1) in fields else None, str(exc))]
 
 
 def build_config(

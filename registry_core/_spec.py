@@ -50,6 +50,9 @@ class ComponentSpec:
     requires: Mapping[str, Any] = field(default_factory=dict)
     #: Qualified id (``plugin:name``) of a component of the same kind that this one replaces.
     replaces: str | None = None
+    #: ``"module:attr"`` of ``(pipeline, out_dir) -> Path`` writing a trained pipeline in this format, imported
+    #: only when used (``python -m registry_core export RUN --to NAME OUT``); a weights component's way back out.
+    exporter: str | None = None
     #: Filled in by the registry: the entry-point name of the providing plugin.
     plugin: str | None = None
     #: Filled in by the registry: the providing distribution and its version.

@@ -18,7 +18,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
 
-__all__ = ["atomic_path", "move_into_place", "write_bytes", "write_json", "write_text"]
+from registry_core._errors import OutputPathError
+
+__all__ = ["atomic_path", "check_output_dir", "move_into_place", "write_bytes", "write_json", "write_text"]
 
 #: Mode of every file written here: ``mkstemp`` makes owner-only files, these are ordinary ones.
 FILE_MODE: Final = 0o644
@@ -89,3 +91,20 @@ def write_text(target: str | Path, text: str, encoding: str = "utf-8") -> None:
 def write_json(target: str | Path, obj: Any, indent: int | None = 2) -> None:
     """Write ``obj`` as JSON (with a final newline) to ``target`` atomically."""
     write_text(target, json.dumps(obj, indent=indent) + "\n")
+
+
+def check_output_dir(out: Path, what: str = "--out") -> None:
+    """Fail before any work when ``out`` cannot be an output folder (a file, or not creatable); creates nothing.
+
+    ``what`` names it in the message (``--out``, ``store``).
+    """
+    if out.exists() and not out.is_dir():
+        raise OutputPathError(f"{what} {out} is a file; expected a folder (created when missing)")
+    parent = out
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise OutputPathError(f"{what} {out} cannot be created: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputPathError(f"{what} {out} cannot be " + ("written" if parent == out else "created")
+                              + f": no permission to write in {parent}")

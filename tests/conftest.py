@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import importlib
+import io
 import json
 import os
 import subprocess
@@ -11,6 +13,7 @@ import textwrap
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -93,3 +96,91 @@ def cli_modules(tmp_path: Path) -> Callable[..., list[str]]:
         return loaded
 
     return run
+
+
+@dataclass
+class ReportPage:
+    """A written report as a reader sees it: section ids, figure titles and captions (in order), its images."""
+
+    index: Path
+    sections: list[str]
+    figures: list[str]
+    captions: list[str]
+    images: list[Path]
+    text: str
+
+
+class _PageParser(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.sections: list[str] = []
+        self.sources: list[str] = []
+        self.captions: list[str] = []
+        self.titles: list[str] = []
+        self._in_caption = self._in_title = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "section" and a.get("id"):
+            self.sections.append(str(a["id"]))
+        elif tag == "img":
+            self.sources.append(str(a.get("src") or ""))
+        elif tag == "a" and str(a.get("href") or "").lower().endswith(".png"):
+            self.sources.append(str(a["href"]))
+        elif tag == "figcaption":
+            self._in_caption = True
+            self.captions.append("")
+        elif tag == "b" and self._in_caption:
+            self._in_title = True
+            self.titles.append("")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "figcaption":
+            self._in_caption = False
+        elif tag == "b":
+            self._in_title = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_title:
+            self.titles[-1] += data
+        elif self._in_caption:
+            self.captions[-1] += data
+
+
+def _png_of(index: Path, src: str) -> tuple[Path | None, bytes]:
+    """The bytes an ``<img src>`` names: a file beside the page or a base64 data URI (no network allowed)."""
+    assert "://" not in src, f"{index}: image {src!r} is not local"
+    if src.startswith("data:"):
+        head, _, payload = src.partition(",")
+        assert head == "data:image/png;base64", f"{index}: data URI {head!r} is not a base64 PNG"
+        return None, base64.b64decode(payload)
+    path = (index.parent / src).resolve()
+    assert path.is_relative_to(index.parent.resolve()), f"{index}: image {src} lies outside the report folder"
+    assert path.is_file(), f"{index}: image {src} does not exist"
+    return path, path.read_bytes()
+
+
+def read_report(index: Path) -> ReportPage:
+    """Parse ``index.html``: every referenced image must exist (or decode) and be a valid PNG that PIL decodes."""
+    from PIL import Image
+
+    text = index.read_text(encoding="utf-8")
+    assert "<script" not in text.lower(), f"{index} holds a script"
+    parser = _PageParser()
+    parser.feed(text)
+    images = []
+    for src in parser.sources:
+        path, data = _png_of(index, src)
+        assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{index}: image {src} is not a PNG"
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()  # decodes every pixel
+            assert im.width > 10 and im.height > 10
+        if path is not None:
+            images.append(path)
+    return ReportPage(index, parser.sections, parser.titles, parser.captions, images, text)
+
+
+@pytest.fixture
+def report_page() -> Callable[[Path], ReportPage]:
+    """``report_page(index)``: the parsed page of a written report, every image checked (see ``read_report``)."""
+    return read_report

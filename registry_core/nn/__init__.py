@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from registry_core.names import ACTIVATIONS, POSITION_MODES
 from registry_core.nn.attention import Rotary, SelfAttention
+from registry_core.nn.attention_maps import attention_probabilities, record_attention
 from registry_core.nn.block import Block
 from registry_core.nn.gather import check_token_index, gather_tokens
 from registry_core.nn.key_table import Converted, KeyRule, KeyTable
@@ -49,6 +50,7 @@ __all__ = [
     "Transformer",
     "apply_rotary",
     "attention_mask",
+    "attention_probabilities",
     "axial_rotary",
     "check_convention",
     "check_range",
@@ -60,6 +62,7 @@ __all__ = [
     "load_parts",
     "lookup",
     "part_tensors",
+    "record_attention",
     "rotary_angles",
     "rotary_table",
     "rotate_half",

@@ -36,6 +36,15 @@ class SelfAttention(nn.Module):
         self.attn_dropout = dropout
         self.resid_dropout = nn.Dropout(dropout)
 
+    def project(self, x: torch.Tensor, rotary: Rotary | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Queries, keys (rotated when ``rotary`` is given) and values of ``x`` ``(B, T, D)``, each ``(B, H, T, hd)``."""
+        b, t, _ = x.shape
+        # (B, T, 3D) -> three (B, H, T, hd)
+        q, k, v = self.qkv(x).view(b, t, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+        if rotary is not None:
+            q, k = rotary(q, k)
+        return q, k, v
+
     def forward(
         self,
         x: torch.Tensor,
@@ -47,10 +56,7 @@ class SelfAttention(nn.Module):
         layer: int = 0,
     ) -> torch.Tensor:
         b, t, d = x.shape
-        # (B, T, 3D) -> three (B, H, T, hd)
-        q, k, v = self.qkv(x).view(b, t, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
-        if rotary is not None:
-            q, k = rotary(q, k)
+        q, k, v = self.project(x, rotary)
         if cache is not None:
             # Keys are cached already rotated, so old tokens are never rotated again.
             k, v = cache.update(layer, k, v)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from registry_core._errors import RegistryCoreError
 from registry_core.interfaces import PART_GROUPS, ModelParts
 from registry_core.nn.key_table import KeyTable
 
@@ -24,7 +25,7 @@ __all__ = ["CheckpointError", "LoadReport", "load_parts", "part_tensors"]
 _SHOWN = 8  # keys listed per problem before "and N more"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(RegistryCoreError, ValueError):
     """A checkpoint does not fit the model: the message names every missing, unexpected or misshapen key."""
 
 

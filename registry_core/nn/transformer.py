@@ -230,9 +230,22 @@ class Transformer(nn.Module):
         return out
 
     def _gather_positions(
-        self, positional: Any, positions: torch.Tensor | None, index: torch.Tensor, t: int, grid: int
-    ) -> torch.Tensor:
-        """The kept tokens' positions ``(B, T_keep)`` or ``(B, T_keep, grid)``, for rotary and bias encoders."""
+        self, positional: Any, positions: Any, index: torch.Tensor, t: int, grid: int
+    ) -> Any:
+        """The kept tokens' positions ``(B, T_keep)`` or ``(B, T_keep, grid)``, for rotary and bias encoders.
+
+        An encoder with ``gather_positions(positions, index)`` picks them itself: its positions may be more
+        than a tensor (imagery's placement of patches, with chip metadata).
+        """
+        gather = getattr(positional, "gather_positions", None)
+        if callable(gather):
+            return gather(positions, index)
+        if positions is not None and not isinstance(positions, torch.Tensor):
+            raise ValueError(
+                f"positional encoder {_encoder_name(positional)!r}: keep_index needs its positions as a tensor, got "
+                f"{type(positions).__name__}; an encoder with other positions gathers them itself "
+                "(gather_positions(positions, index))"
+            )
         if positions is None:
             if grid != 1:
                 raise ValueError(

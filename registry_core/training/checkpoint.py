@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from registry_core._errors import FileFormatError
 from registry_core.atomic import atomic_path
 
 __all__ = [
@@ -62,10 +63,12 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:
-        raise ValueError(f"checkpoint {path} could not be read as a trainer checkpoint: {exc}") from exc
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]  # torch's messages run to paragraphs
+        raise FileFormatError(f"checkpoint {path} could not be read as a trainer checkpoint ({first}); expected a "
+                              "checkpoint the trainer wrote, not a truncated or damaged file") from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT_VERSION:
         got = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
-        raise ValueError(f"checkpoint {path} has format {got!r}; expected trainer checkpoint format {FORMAT_VERSION}")
+        raise FileFormatError(f"checkpoint {path} has format {got!r}; expected trainer checkpoint format {FORMAT_VERSION}")
     return ckpt
 
 

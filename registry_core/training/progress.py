@@ -10,6 +10,7 @@ from typing import Any, TextIO
 
 from tqdm import tqdm
 
+from registry_core._errors import FileFormatError
 from registry_core.atomic import write_text
 
 __all__ = ["MetricsLog", "ProgressReporter"]
@@ -36,7 +37,12 @@ class MetricsLog:
         if not self.enabled or not self.path.exists():
             return
         kept = []
-        for line in self.path.read_text(encoding="utf-8").splitlines():
+        for number, raw in enumerate(self.path.read_bytes().splitlines(), start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise FileFormatError(f"{self.path} line {number} is not UTF-8 text; expected the JSON lines a run "
+                                      "writes (move the file away to start a new log)") from None
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:

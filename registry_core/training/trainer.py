@@ -19,6 +19,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, default_collate
 
+from registry_core._errors import RegistryCoreError
 from registry_core._train_config import TrainConfig
 from registry_core.training.checkpoint import (
     FORMAT_VERSION,
@@ -39,7 +40,7 @@ __all__ = ["TrainResult", "Trainer", "TrainingDiverged", "seed_everything"]
 _PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "L4": 121.0, "A10": 125.0}
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(RegistryCoreError, RuntimeError):
     """The loss or gradient norm became NaN or infinite; the step was not taken and no checkpoint written."""
 
     def __init__(self, step: int, loss: float, grad_norm: float, checkpoint: Path | None, last_good: int | None):
@@ -313,8 +314,12 @@ class Trainer:
             out = model(batch)
         return _split_output(out, f"model {type(self.model).__name__}")
 
-    def fit(self, resume: bool = False) -> TrainResult:
-        """Run optimizer steps up to ``config.steps``; with ``resume`` continue from ``last.pt`` when present."""
+    def fit(self, resume: bool = False, on_ready: Callable[[], None] | None = None) -> TrainResult:
+        """Run optimizer steps up to ``config.steps``; with ``resume`` continue from ``last.pt`` when present.
+
+        ``on_ready`` is called once the checkpoint and log were read, before anything is trained or written: a
+        checkpoint or log that cannot be read fails with the run folder as it was.
+        """
         cfg, ctx = self.config, self.ctx
         self._t0 = time.perf_counter()
         resumed_from: int | None = None
@@ -327,6 +332,8 @@ class Trainer:
             seed_everything(cfg.seed + ctx.rank)
         if ctx.is_main:
             self.metrics.truncate_after(self.step)  # steps after the checkpoint are rerun and logged again
+        if on_ready is not None:
+            on_ready()
         if self.step >= cfg.steps:
             return self._result(None, None, resumed_from, None)
 

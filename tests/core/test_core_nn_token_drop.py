@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -93,6 +94,33 @@ def test_gathered_pass_equals_the_full_stack_on_the_kept_tokens(positional: nn.M
     assert torch.allclose(dropped, alone, atol=1e-5)
     wrong = model(gather_tokens(x, index), positional, pos[:, :4])  # the kept tokens at the first 4 positions
     assert not torch.allclose(dropped, wrong, atol=1e-3)
+
+
+@dataclass
+class Where:
+    """Positions that are more than a tensor (as imagery's placement of patches, with chip metadata)."""
+
+    cells: torch.Tensor
+
+
+class AxialOfWhere(Axial2d):
+    """Axial rotary over ``Where`` positions: it gathers the kept tokens' cells itself."""
+
+    def gather_positions(self, positions: Where, index: torch.Tensor) -> torch.Tensor:
+        return gather_tokens(positions.cells.expand(index.shape[0], *positions.cells.shape), index)
+
+    def rotate(self, q: torch.Tensor, k: torch.Tensor, positions: Any) -> tuple[Any, Any]:
+        return super().rotate(q, k, positions.cells if isinstance(positions, Where) else positions)
+
+
+def test_an_encoder_with_gather_positions_picks_the_kept_positions_itself() -> None:
+    model = _stack(prefix_tokens=1)
+    x, index = torch.randn(2, T, D), _keep_index(keep=4)
+    dropped = model(x, AxialOfWhere(), Where(grid_positions(GRID)), keep_index=index)
+    alone = model(gather_tokens(x, index), Axial2d(), gather_tokens(grid_positions(GRID).expand(2, T, 2), index))
+    assert torch.allclose(dropped, alone, atol=1e-5)
+    with pytest.raises(ValueError, match="'Axial2d': keep_index needs its positions as a tensor, got Where"):
+        model(x, Axial2d(), Where(grid_positions(GRID)), keep_index=index)
 
 
 def test_gathered_pass_with_1d_default_positions_and_a_bias() -> None:

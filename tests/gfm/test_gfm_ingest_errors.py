@@ -94,10 +94,14 @@ def test_bad_options_are_config_errors_naming_the_key() -> None:
 
 
 def test_unknown_crs_string(ingest_catalog: IngestCatalog, tmp_path: Path) -> None:
-    source = build(catalog=str(ingest_catalog.catalog_json), collections=["lsat7"], assets=["B1"], crs="UTM17",
-                   store=str(tmp_path / "c.zarr"))
-    with pytest.raises(PlanError, match="crs 'UTM17' is not an EPSG code"):
+    with pytest.raises(ConfigError, match=r"\[data_source gfm:stac-zarr.crs\] option 'crs' 'UTM17' is not an EPSG code"):
+        build(catalog=str(ingest_catalog.catalog_json), collections=["lsat7"], assets=["B1"], crs="UTM17",
+              store=str(tmp_path / "c.zarr"))
+    source = build(catalog=str(ingest_catalog.catalog_json), collections=["lsat7"], assets=["B1"], crs="EPSG:9999",
+                   store=str(tmp_path / "c.zarr"))  # well formed, but no CRS has that code
+    with pytest.raises(PlanError, match="crs EPSG:9999 is not a CRS pyproj knows"):
         source.prepare()
+    assert not (tmp_path / "c.zarr").exists()
 
 
 def test_dtype_is_never_silently_float64(ingest_catalog: IngestCatalog, tmp_path: Path) -> None:

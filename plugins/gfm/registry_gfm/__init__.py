@@ -1,3 +1,40 @@
-"""registry_gfm: a registry_core plugin, registered through the entry point ``gfm``."""
+"""registry_gfm: a registry_core plugin, registered through the entry point ``gfm``.
+
+The names below are its public API for other plugins (a tokenizer that extends ``patch``, an encoder that
+reads the patch placement). They are imported on first use: importing ``registry_gfm`` (as listing does,
+through ``registry_gfm.plugin``) loads no torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from registry_gfm.bands import band_key
+    from registry_gfm.positions.placement import Placement, as_placement
+    from registry_gfm.tokenizers.patch import PatchEmbed, PatchTokenizer
+    from registry_gfm.tokenizers.specs import PatchConfig
 
 __version__ = "0.1.0"
+
+#: Public name -> the module that defines it, imported when the name is first read.
+_LAZY = {
+    "PatchConfig": "registry_gfm.tokenizers.specs",
+    "PatchEmbed": "registry_gfm.tokenizers.patch",
+    "PatchTokenizer": "registry_gfm.tokenizers.patch",
+    "Placement": "registry_gfm.positions.placement",
+    "as_placement": "registry_gfm.positions.placement",
+    "band_key": "registry_gfm.bands",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'registry_gfm' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value
+
+
+__all__ = ["PatchConfig", "PatchEmbed", "PatchTokenizer", "Placement", "__version__", "as_placement", "band_key"]

@@ -16,6 +16,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
+from registry_core import RegistryCoreError
+
 __all__ = [
     "SENSORS",
     "Band",
@@ -36,14 +38,14 @@ __all__ = [
 ]
 
 
-class BandLookupError(KeyError):
+class BandLookupError(RegistryCoreError, KeyError):
     """A band or sensor name that the catalog cannot resolve (unknown, or ambiguous)."""
 
     def __str__(self) -> str:  # KeyError quotes its message; show it as a plain sentence
         return str(self.args[0]) if self.args else ""
 
 
-class BandMismatchError(ValueError):
+class BandMismatchError(RegistryCoreError, ValueError):
     """Two ordered band lists that should agree do not; the message explains how they differ."""
 
 

@@ -7,7 +7,6 @@ torch, dask or GDAL until the handler runs.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 __all__ = ["add_predict_arguments", "predict"]
@@ -101,27 +100,11 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar (the summary line is still printed)")
 
 
-def _fail(message: str) -> int:
-    print("error: " + " ".join(str(message).split()), file=sys.stderr)
-    return 1
-
-
 def predict(args: argparse.Namespace) -> int:
-    """Load the run's model, open the scene, predict it into --output; one ``error:`` line on bad input."""
-    from registry_core import ConfigError, LockMismatch
-    from registry_gfm.bands import BandLookupError, BandMismatchError
-    from registry_gfm.data.stac_plan import PlanError
-    from registry_gfm.errors import DatacubeError, PredictError
+    """Load the run's model, open the scene, predict it into --output (``--json``: the summary as JSON).
 
-    expected = (PredictError, DatacubeError, PlanError, ConfigError, BandLookupError, BandMismatchError,
-                LockMismatch, OSError)
-    try:
-        return _predict(args)
-    except expected as exc:
-        return _fail(str(exc))
-
-
-def _predict(args: argparse.Namespace) -> int:
+    Bad input raises errors of the ``RegistryCoreError`` hierarchy, which the CLI prints as one ``error:`` line.
+    """
     from registry_gfm.deploy import (
         check_output,
         check_scheduler,
@@ -156,5 +139,11 @@ def _predict(args: argparse.Namespace) -> int:
     result = predict_to_file(scene, model, args.output, tile=args.tile, overlap=args.overlap, blend=args.blend,
                              batch_size=args.batch_size, block_size=args.block_size, probabilities=args.probabilities,
                              scheduler=args.scheduler, overwrite=args.overwrite, progress=not args.quiet)
-    print(result.summary())
+    if getattr(args, "json", False):
+        import json
+
+        print(json.dumps({"output": str(result.output), "format": result.format, "shape": list(result.shape),
+                    "bytes": result.size, "seconds": result.seconds, "pixels": result.pixels}, indent=2))
+    else:
+        print(result.summary())
     return 0

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from registry_core import RegistryCoreError
+
 __all__ = ["DatacubeError", "IncompleteStoreError", "PredictError"]
 
 
-class DatacubeError(ValueError):
+class DatacubeError(RegistryCoreError, ValueError):
     """A datacube store that cannot be used as asked: missing, incomplete, malformed, another ingest's,
     or lacking a band; the message names the store path."""
 
@@ -14,6 +16,6 @@ class IncompleteStoreError(DatacubeError):
     """The store exists but its ingest has not finished; rerun the ingest to complete it."""
 
 
-class PredictError(ValueError):
+class PredictError(RegistryCoreError, ValueError):
     """``predict`` cannot run as asked: a bad option, input scene, model or output path; the message names it
     and says what was expected."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from registry_core import CommandSpec, ComponentSpec, KindSpec, ModalitySpec, PortSpec, hookimpl
 from registry_gfm.backbones.specs import SPECS as BACKBONES
 from registry_gfm.data.specs import KINDS
@@ -13,6 +15,12 @@ from registry_gfm.positions.specs import SPECS as POSITIONS
 from registry_gfm.recipes.specs import SPECS as RECIPES
 from registry_gfm.tokenizers.specs import SPECS as TOKENIZERS
 from registry_gfm.weights.specs import SPECS as WEIGHTS
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from pathlib import Path
+
+    from registry_core.report import ReportFigure, ReportRun
 
 
 @hookimpl
@@ -53,3 +61,30 @@ def registry_core_commands() -> list[CommandSpec]:
         CommandSpec("predict", "run a trained imagery pipeline over a whole scene into a COG or Zarr raster",
                     arguments="registry_gfm.commands:add_predict_arguments", handler="registry_gfm.commands:predict"),
     ]
+
+
+@hookimpl
+def registry_core_report_figures(run: ReportRun, out_dir: Path) -> list[ReportFigure]:
+    """An imagery run's evaluator figures and, for a pretraining run, its 2-D positions and ViT attention."""
+    if not run.uses("registry_gfm", "backbone"):
+        return []
+    from registry_gfm.report.evaluation import evaluation_figures
+    from registry_gfm.report.model import model_figures
+
+    return [*evaluation_figures(run, out_dir), *model_figures(run, out_dir)]
+
+
+@hookimpl
+def registry_core_report_metrics(run: ReportRun) -> Mapping[str, float]:
+    """Reconstruction error, probe accuracy and the finetuned / random-init / random-forest mIoU."""
+    from registry_gfm.report.key_figures import key_figures
+
+    return key_figures(run)
+
+
+@hookimpl
+def registry_core_report_artifact(path: Path, runs: Sequence[ReportRun], out_dir: Path) -> list[ReportFigure] | None:
+    """A land-cover map ``predict`` wrote, next to its labels and the RGB scene; None for other files."""
+    from registry_gfm.report.landcover import landcover_figures
+
+    return landcover_figures(path, runs, out_dir)

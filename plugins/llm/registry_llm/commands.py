@@ -7,8 +7,10 @@ torch until then (the pipeline is loaded inside the handler).
 from __future__ import annotations
 
 import argparse
-import sys
+import json
 from typing import Any
+
+from registry_core import RegistryCoreError
 
 __all__ = ["add_generate_arguments", "continue_prompt", "generate"]
 
@@ -32,22 +34,27 @@ def continue_prompt(pipeline: Any, prompt: str, **options: Any) -> str:
 
 
 def generate(args: argparse.Namespace) -> int:
-    """Load a saved pipeline and print the prompt with its continuation; 1 when the objective cannot generate."""
-    from registry_core import Pipeline
+    """Load a saved pipeline and print the prompt with its continuation (``--json``: as a JSON object).
+
+    Errors propagate to the CLI's boundary, which prints them as one ``error:`` line.
+    """
+    from registry_core import Pipeline, UsageError
     from registry_llm.generation import check_sampling
 
-    try:
+    try:  # before the run is read: a bad option is a usage error (exit 2)
         check_sampling(args.temperature, args.top_k, args.top_p)
     except ValueError as exc:
-        print(f"error: --{exc}".replace("_", "-", 1), file=sys.stderr)
-        return 2
+        raise UsageError(f"--{exc}".replace("_", "-", 1)) from None
     if args.max_tokens < 0:
-        print(f"error: --max-tokens must be >= 0, got {args.max_tokens}", file=sys.stderr)
-        return 2
+        raise UsageError(f"--max-tokens must be >= 0, got {args.max_tokens}")
     pipeline = Pipeline.load(args.dir)
     if not hasattr(pipeline.objective, "generate"):
-        print(f"error: objective {pipeline.slots['objective'].spec.id} cannot generate", file=sys.stderr)
-        return 1
-    print(continue_prompt(pipeline, args.prompt, max_new_tokens=args.max_tokens, temperature=args.temperature,
-                          top_k=args.top_k, top_p=args.top_p, seed=args.seed))
+        raise RegistryCoreError(f"objective {pipeline.slots['objective'].spec.id} of run {args.dir} cannot generate; "
+                                "expected a run of a language-model objective such as next-token")
+    text = continue_prompt(pipeline, args.prompt, max_new_tokens=args.max_tokens, temperature=args.temperature,
+                           top_k=args.top_k, top_p=args.top_p, seed=args.seed)
+    if getattr(args, "json", False):
+        print(json.dumps({"dir": str(args.dir), "prompt": args.prompt, "text": text}, indent=2))
+    else:
+        print(text)
     return 0

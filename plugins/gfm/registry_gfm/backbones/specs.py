@@ -39,7 +39,7 @@ SPECS: list[ComponentSpec] = [
         modality="imagery",
         tags=("gfm", "encoder", "bidirectional", "transformer", "vit"),
         config=ViTConfig,
-        provides={"embed_dim": None, "heads": None, "causal": False, "position_modes": ["additive"],
+        provides={"embed_dim": None, "heads": None, "causal": False, "position_modes": ["additive", "rotary"],
                   "supports_masking": True},
         requires={"grid": [2, 3]},
     ),

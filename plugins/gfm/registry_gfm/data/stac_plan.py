@@ -17,8 +17,10 @@ from typing import Any
 import numpy as np
 import pystac
 
+from registry_core import RegistryCoreError
 from registry_gfm import bands as band_catalog
 from registry_gfm.data.cloud_mask import MASKS, CloudMask
+from registry_gfm.data.specs import epsg_code
 
 __all__ = [
     "MASK_BAND", "MAX_GRID_PIXELS", "BandInfo", "Grid", "IngestPlan", "PlanError", "check_grid_size",
@@ -32,7 +34,7 @@ MASK_BAND = "__mask__"
 MAX_GRID_PIXELS = 2**32
 
 
-class PlanError(ValueError):
+class PlanError(RegistryCoreError, ValueError):
     """The items cannot be ingested as asked; the message names the item, asset or key at fault."""
 
 
@@ -120,10 +122,10 @@ def parse_crs(value: str | int | None) -> int | None:
     """``"EPSG:32633"``, ``"32633"`` or ``32633`` -> 32633; None stays None."""
     if value is None:
         return None
-    text = str(value).strip().upper().removeprefix("EPSG:")
-    if not text.isdigit():
-        raise PlanError(f"crs {value!r} is not an EPSG code; expected e.g. 'EPSG:32633'")
-    return int(text)
+    try:
+        return epsg_code(value)
+    except ValueError as exc:
+        raise PlanError(str(exc)) from None
 
 
 def _asset_epsg(item: pystac.Item, asset: pystac.Asset) -> int | None:
@@ -246,6 +248,10 @@ def make_grid(items: Sequence[pystac.Item], keys: Sequence[str], crs: int | None
         crs = next(iter(epsgs))
         if crs is None:
             raise PlanError(f"STAC item {items[0].id!r} has no EPSG code in proj metadata or its COG; set 'crs'")
+    try:
+        target = CRS.from_epsg(crs)
+    except Exception as exc:  # pyproj's CRSError: a code its database does not hold
+        raise PlanError(f"crs EPSG:{crs} is not a CRS pyproj knows ({exc}); expected e.g. 'EPSG:32633'") from None
     first = natives[(items[0].id, keys[0])]
     assert first.transform is not None
     native_res = min(abs(n.transform[0]) for n in natives.values() if n.transform and n.epsg == crs) \
@@ -253,7 +259,6 @@ def make_grid(items: Sequence[pystac.Item], keys: Sequence[str], crs: int | None
     res = float(resolution) if resolution else native_res
     if res is None:
         raise PlanError(f"no item is natively in EPSG:{crs}; set 'resolution' (in units of EPSG:{crs})")
-    target = CRS.from_epsg(crs)
     if bbox is not None:
         to_target = Transformer.from_crs("EPSG:4326", target, always_xy=True)
         minx, miny, maxx, maxy = to_target.transform_bounds(bbox[0], bbox[1], bbox[2], bbox[3])

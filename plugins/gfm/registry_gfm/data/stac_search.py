@@ -17,13 +17,16 @@ from typing import Any
 
 import pystac
 
+from registry_core import RegistryCoreError
+from registry_gfm.data.specs import parse_time
+
 __all__ = ["SearchError", "SearchParams", "matches_filter", "matches_query", "search_items"]
 
 #: HTTP statuses worth retrying: throttling and transient server errors.
 RETRY_STATUSES = (408, 429, 500, 502, 503, 504)
 
 
-class SearchError(RuntimeError):
+class SearchError(RegistryCoreError, RuntimeError):
     """A STAC search failed or found nothing; the message names the catalog and the parameters."""
 
 
@@ -206,20 +209,10 @@ def _geometry_bbox(geom: Mapping[str, Any]) -> tuple[float, float, float, float]
     return min(xs), min(ys), max(xs), max(ys)
 
 
-def _parse_time(text: str, end: bool) -> dt.datetime | None:
-    if text in ("", ".."):
-        return None
-    if len(text) == 10:  # a bare date covers the whole day
-        day = dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC)
-        return day + dt.timedelta(days=1) - dt.timedelta(microseconds=1) if end else day
-    t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
-
-
 def _in_interval(item: pystac.Item, interval: str) -> bool:
     start_s, _, end_s = interval.partition("/")
-    start = _parse_time(start_s, end=False)
-    end = _parse_time(end_s if "/" in interval else start_s, end=True)
+    start = parse_time(start_s, end=False)
+    end = parse_time(end_s if "/" in interval else start_s, end=True)
     t = _item_time(item)
     return (start is None or t >= start) and (end is None or t <= end)
 
@@ -285,9 +278,9 @@ def _cql_value(props: Mapping[str, Any], arg: Any) -> Any:
         if "property" in arg:
             return props.get(arg["property"])
         if "timestamp" in arg:
-            return _parse_time(arg["timestamp"], end=False)
+            return parse_time(arg["timestamp"], end=False)
         if "date" in arg:
-            return _parse_time(arg["date"], end=False)
+            return parse_time(arg["date"], end=False)
     if isinstance(arg, list):
         return [_cql_value(props, a) for a in arg]
     return arg

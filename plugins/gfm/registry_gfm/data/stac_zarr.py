@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from registry_core import RegistryCoreError
+from registry_core.atomic import check_output_dir
 from registry_gfm.data.cloud_mask import clear_pixels
 from registry_gfm.data.specs import StacZarrConfig, scheduler_problem
 from registry_gfm.data.stac_loaders import Loader
@@ -50,7 +52,7 @@ _REGIONS_PER_WORKER = 8
 _GDAL_CACHE_BYTES = 64 << 20
 
 
-class IngestError(RuntimeError):
+class IngestError(RegistryCoreError, RuntimeError):
     """The ingest failed while reading or writing pixels; the message names the store and the cause."""
 
 
@@ -170,12 +172,15 @@ class StacZarr:
     def prepare(self, progress: bool | None = None) -> Path:
         """Run the ingest into ``store``; a complete store is kept, an interrupted one is resumed.
 
-        ``progress``: a tqdm bar of regions written; None shows it when stderr is a terminal.
+        ``progress``: report on stderr (a tqdm bar of regions written on a terminal, a plain line per tenth
+        of them otherwise, and a line when the store is already complete); None reports only on a terminal.
         """
         c = self.config
         if progress is None:
             progress = sys.stderr.isatty()
         load = self.loader()  # a misspelt loader fails before any search
+        if not self.store.exists():
+            check_output_dir(self.store, "store")  # nor may a store that cannot be created
         plan = self.plan()
         source_fp = plan_fingerprint(plan, c.chunk_size)
         if store_status(self.store) == "complete":
@@ -184,6 +189,9 @@ class StacZarr:
                 raise DatacubeError(f"store {self.store} holds a different ingest (other items, bands, grid or "
                                     "chunking); remove it or choose another 'store' path")
             finish_store(self.store)
+            if progress:
+                print(f"ingest: store {self.store} is already complete (same items, bands, grid and chunking); "
+                      "nothing to do", file=sys.stderr, flush=True)
             return self.store
         with dask_scheduler(c.scheduler) as scheduler:
             image = load(plan.items, plan.band_names, plan.grid, plan.dtype, plan.nodata, c.chunk_size, c.resampling)
@@ -307,14 +315,32 @@ class _NullBar:
         pass
 
 
+class _LineBar:
+    """Progress for logs and CI (stderr not a terminal): one plain line at each tenth of the regions."""
+
+    def __init__(self, total: int, label: str) -> None:
+        self.total, self.label, self.done, self.tenths = total, label, 0, 0
+
+    def update(self, n: int) -> None:
+        self.done += n
+        tenths = self.done * 10 // max(self.total, 1)
+        if tenths > self.tenths:
+            self.tenths = tenths
+            print(f"{self.label}: {self.done}/{self.total} regions ({self.done * 100 // max(self.total, 1)}%)",
+                  file=sys.stderr, flush=True)
+
+
 @contextlib.contextmanager
 def _tqdm(total: int, enabled: bool, store: str) -> Iterator[Any]:
     if not enabled:
         yield _NullBar()
         return
+    if not sys.stderr.isatty():
+        yield _LineBar(total, f"ingest {Path(store).name}")
+        return
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=total, desc=f"ingest {Path(store).name}", unit="region")
+    bar = tqdm(total=total, desc=f"ingest {Path(store).name}", unit="region", file=sys.stderr)
     try:
         yield bar
     finally:

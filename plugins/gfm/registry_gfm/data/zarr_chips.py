@@ -265,11 +265,18 @@ class ZarrChips:
         self._labels: ChipLabels | None = None
 
     def attach_tokenizer(self, tokenizer: Any) -> ZarrChips:
-        """Serve ``tokenizer.encode(chip)`` (the pipeline does this); a tokenizer without bands learns ours."""
+        """Serve ``tokenizer.encode(chip)`` (the pipeline does this); a tokenizer without bands learns ours.
+
+        A tokenizer with ``attach_normalization`` is handed :meth:`normalization`, to call when it needs the
+        per-band mean / std the chips are normalised with (a spectral index wants physical values back).
+        """
         self._tokenizer = tokenizer
         attach = getattr(tokenizer, "attach_bands", None)
         if callable(attach) and getattr(tokenizer, "bands", None) is None:
             attach(self.bands)
+        attach_norm = getattr(tokenizer, "attach_normalization", None)
+        if callable(attach_norm):
+            attach_norm(self.normalization)
         for ds in self._datasets.values():
             ds.encode = tokenizer.encode
         return self

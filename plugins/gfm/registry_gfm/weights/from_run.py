@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from registry_core import FileFormatError
 from registry_core.interfaces import ModelParts
 from registry_core.nn.load_parts import load_parts
 from registry_gfm.weights.specs import FromRunConfig
@@ -65,7 +66,11 @@ class RunWeights:
         from safetensors.torch import load_file
 
         file = self.path / "model.safetensors"
-        tensors = {k: v for k, v in load_file(str(file)).items() if k.startswith(ENCODER_PREFIXES)}
+        try:
+            every = load_file(str(file))
+        except Exception as exc:  # safetensors raises its own error types for a corrupt header
+            raise FileFormatError(f"from-run: {file} is not a readable safetensors file: {exc}") from exc
+        tensors = {k: v for k, v in every.items() if k.startswith(ENCODER_PREFIXES)}
         load_parts(parts, tensors, fills=self.fills, source=str(file))
 
 

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from registry_core import RegistryCoreError
+
 __all__ = [
     "MANIFEST",
     "ShardError",
@@ -37,7 +39,7 @@ FORMAT_VERSION = 1
 _CHUNK = 1 << 20
 
 
-class ShardError(ValueError):
+class ShardError(RegistryCoreError, ValueError):
     """A shard or manifest does not match what was recorded; the message names the file."""
 
 

@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from registry_core import RegistryCoreError
+
 __all__ = ["InputError", "expand_paths", "file_fingerprint", "read_documents"]
 
 SUFFIXES = (".txt", ".jsonl", ".parquet")
@@ -24,7 +26,7 @@ _BLOCKS = re.compile(rb"\n[ \t\r]*\n")
 ProblemHook = Callable[[str, str], None]
 
 
-class InputError(ValueError):
+class InputError(RegistryCoreError, ValueError):
     """An input file or line could not be read (raised with ``errors="raise"``)."""
 
 

@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from registry_core import RegistryCoreError
 from registry_core.atomic import move_into_place, write_json
 from registry_llm.data.dedup import DedupIndex
 from registry_llm.data.document_batches import BatchSettings, run_batches
@@ -50,11 +51,11 @@ __all__ = ["EmptyCorpusError", "TextShards", "TokenizerMismatchError", "build_te
 _RULE_FIELDS = tuple(f.name for f in dataclasses.fields(QualityRules))
 
 
-class EmptyCorpusError(ValueError):
-    """No input files, or no document survived cleaning, filtering and dedup."""
+class EmptyCorpusError(RegistryCoreError, ValueError):
+    """No input files, no document survived cleaning, filtering and dedup, or a split is too small for a window."""
 
 
-class TokenizerMismatchError(ValueError):
+class TokenizerMismatchError(RegistryCoreError, ValueError):
     """Shards were built with another tokenizer than the one attached."""
 
 
@@ -321,7 +322,7 @@ class TextShards:
         begin, end = self._split_range(manifest, stream, split)
         windows = TokenWindows(stream, begin, end, self.config.seq_len, split)
         if len(windows) == 0:
-            raise ValueError(
+            raise EmptyCorpusError(
                 f"the {split!r} split of {self.out} has {end - begin} tokens, too few for one window of "
                 f"seq_len + 1 = {self.config.seq_len + 1}; lower seq_len, change val_fraction or add text"
             )

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 
+from registry_core import FileFormatError
 from registry_core.atomic import write_text
 from registry_llm.tokenizers.rank_files import byte_to_unicode, ranks_to_vocab_merges, read_rank_file
 from registry_llm.tokenizers.specs import BPEConfig
@@ -40,8 +41,7 @@ def load_hf_tokenizer(path: Path, pattern: str) -> Tokenizer:
         if (path / "tokenizer.json").is_file():
             path = path / "tokenizer.json"
         elif (path / "vocab.json").is_file() and (path / "merges.txt").is_file():
-            model = models.BPE.from_file(str(path / "vocab.json"), str(path / "merges.txt"))
-            return _byte_level(Tokenizer(model))
+            return _byte_level(Tokenizer(_vocab_merges(path)))
         else:
             raise FileNotFoundError(
                 f"bpe path {path} is a folder without tokenizer.json or vocab.json + merges.txt"
@@ -49,7 +49,12 @@ def load_hf_tokenizer(path: Path, pattern: str) -> Tokenizer:
     if not path.is_file():
         raise FileNotFoundError(f"bpe path {path} does not exist (expected tokenizer.json, a folder or .tiktoken)")
     if path.suffix == ".tiktoken":
-        vocab, merges = ranks_to_vocab_merges(read_rank_file(path))
+        try:
+            vocab, merges = ranks_to_vocab_merges(read_rank_file(path))
+        except FileFormatError:
+            raise
+        except ValueError as exc:
+            raise FileFormatError(f"bpe path {path}: {exc}; expected a tiktoken rank file") from None
         # tiktoken looks whole pieces up before merging; ignore_merges does the same.
         tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, ignore_merges=True))
         tok.pre_tokenizer = pre_tokenizers.Sequence(
@@ -63,7 +68,20 @@ def load_hf_tokenizer(path: Path, pattern: str) -> Tokenizer:
     try:
         return Tokenizer.from_file(str(path))
     except Exception as exc:
-        raise ValueError(f"bpe path {path} is not a readable tokenizer.json: {exc}") from exc
+        raise FileFormatError(f"bpe path {path} is not a readable tokenizer.json: {exc}") from exc
+
+
+def _vocab_merges(folder: Path) -> models.BPE:
+    """The BPE model of a GPT-2 style ``vocab.json`` + ``merges.txt``; a bad file is an error naming both."""
+    vocab, merges = folder / "vocab.json", folder / "merges.txt"
+    try:
+        return models.BPE.from_file(str(vocab), str(merges))
+    except Exception as exc:  # tokenizers raises a bare Exception that names neither file
+        culprit = merges if any(w in str(exc) for w in ("Merges", "Token", "UTF-8")) else vocab
+        raise FileFormatError(
+            f"bpe path {folder}: {culprit.name} cannot be read ({exc}); expected vocab.json mapping tokens to ids and "
+            "merges.txt holding one 'left right' pair of vocabulary tokens per line"
+        ) from exc
 
 
 class BPETokenizer:

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 
+from registry_core import FileFormatError
+
 __all__ = ["byte_to_unicode", "ranks_to_vocab_merges", "read_rank_file", "write_rank_file"]
 
 
@@ -51,15 +53,15 @@ def read_rank_file(path: Path) -> dict[bytes, int]:
                     raise ValueError("expected two fields")
                 token, rank = base64.b64decode(parts[0], validate=True), int(parts[1])
             except ValueError as exc:
-                raise ValueError(
+                raise FileFormatError(
                     f"{path}:{lineno}: not a tiktoken rank line (expected 'base64-token rank'): {exc}"
                 ) from None
             ranks[token] = rank
     if not ranks:
-        raise ValueError(f"{path}: the rank file holds no tokens")
+        raise FileFormatError(f"{path}: the rank file holds no tokens")
     missing = [b for b in range(256) if bytes([b]) not in ranks]
     if missing:
-        raise ValueError(f"{path}: byte-level rank files must rank all 256 single bytes; missing {missing[:8]}")
+        raise FileFormatError(f"{path}: byte-level rank files must rank all 256 single bytes; missing {missing[:8]}")
     return ranks
 
 

@@ -22,7 +22,7 @@ from registry_core.names import Activation
 from registry_core.nn import KeyRule, KeyTable, load_parts, part_tensors
 from registry_llm.weights.specs import HFGPT2Config
 
-__all__ = ["GPT2_KEYS", "HFGPT2Weights", "build", "export_hf_gpt2", "gpt_options", "pipeline_options"]
+__all__ = ["GPT2_KEYS", "HFGPT2Weights", "build", "export_hf_gpt2", "export_run", "gpt_options", "pipeline_options"]
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -262,6 +262,58 @@ def export_hf_gpt2(
     if tokenizer is not None:
         tokenizer.save(out / "tokenizer.json")
     return out
+
+
+def _exportable(pipeline: Any) -> None:
+    """ValueError naming the first part of a run that GPT-2 cannot hold: decoder, learned positions, tied head, BPE."""
+    slots, parts = pipeline.slots, pipeline.parts
+    if not getattr(parts.backbone, "causal", False):
+        raise ValueError(f"its backbone {slots['backbone'].spec.id} is not a causal decoder; GPT-2 is one (gpt)")
+    positional = slots.get("positional")
+    if getattr(parts.positional, "mode", None) != "additive" or not isinstance(getattr(parts.positional, "weight", None),
+                                                                           torch.Tensor):
+        name = positional.spec.id if positional is not None else "none"
+        raise ValueError(f"its positional encoder is {name}; GPT-2 has a learned position table "
+                         "(train with [positional] use = \"learned\")")
+    head = getattr(pipeline.objective, "head", None)
+    if not getattr(head, "tied", False):
+        raise ValueError(f"the LM head of objective {slots['objective'].spec.id} is not tied to the token embedding; "
+                         "GPT-2 ties them (tie_weights = true)")
+    if not callable(getattr(pipeline.tokenizer, "to_json", None)):
+        raise ValueError(f"tokenizer {slots['tokenizer'].spec.id} has no tokenizer.json form; GPT-2 needs a BPE (bpe)")
+
+
+def _tokenizer_files(tokenizer: Any, out: Path, context: int) -> dict[str, Any]:
+    """tokenizer.json plus the tokenizer_config.json that lets ``AutoTokenizer`` open it; the special-token ids."""
+    tokenizer.save(out / "tokenizer.json")
+    specials = {f"{kind}_token": getattr(tokenizer.config, f"{kind}_token", "") for kind in ("bos", "eos", "pad", "mask")}
+    specials = {k: v for k, v in specials.items() if v}
+    write_json(out / "tokenizer_config.json", {
+        "tokenizer_class": "PreTrainedTokenizerFast",  # tokenizer.json as it is: the same ids as ours
+        "model_max_length": context,
+        "add_bos_token": False,
+        "add_eos_token": False,
+        "clean_up_tokenization_spaces": False,
+        **specials,
+    })
+    write_json(out / "special_tokens_map.json", specials)
+    ids = {"bos_token_id": tokenizer.bos_id, "eos_token_id": tokenizer.eos_id, "pad_token_id": tokenizer.pad_id}
+    return {k: v for k, v in ids.items() if v is not None}
+
+
+def export_run(pipeline: Any, out_dir: str | Path) -> Path:
+    """A trained run (gpt + learned + tied next-token + bpe) as a folder ``transformers`` opens with its tokenizer:
+    ``GPT2LMHeadModel.from_pretrained(out)`` and ``AutoTokenizer.from_pretrained(out)``.
+
+    ValueError, before anything is written, when a part of the run has no GPT-2 counterpart.
+    """
+    _exportable(pipeline)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = pipeline.tokenizer
+    vocab = getattr(pipeline.objective.head, "vocab_size", None) or tokenizer.vocab_size  # the logits' width
+    ids = _tokenizer_files(tokenizer, out, int(pipeline.parts.positional.weight.shape[0]))
+    return export_hf_gpt2(pipeline.parts, out, vocab_size=vocab, extra_config=ids)
 
 
 def build(config: HFGPT2Config) -> HFGPT2Weights:

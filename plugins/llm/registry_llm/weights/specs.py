@@ -28,5 +28,6 @@ SPECS: list[ComponentSpec] = [
         tags=("gpt2", "huggingface", "safetensors"),
         config=HFGPT2Config,
         requires={"causal": True, "tokens": "discrete", "position_mode": "additive"},
+        exporter="registry_llm.weights.hf_gpt2:export_run",
     ),
 ]

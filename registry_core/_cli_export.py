@@ -1,0 +1,100 @@
+"""The ``export`` command: a trained run folder written in a format a plugin offers (``--to hf-gpt2``).
+
+A format is a weights component whose spec names an ``exporter``; the core knows none of them. The
+exporter gets the loaded pipeline and the output folder, and raises ValueError saying why a run cannot be
+written in its format (``hf-gpt2`` needs learned positions, say).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from registry_core._builtin import load_target
+from registry_core._errors import ConfigError
+from registry_core._registry import Registry, get_registry
+from registry_core._render import print_json
+from registry_core._spec import ComponentSpec
+
+__all__ = ["add_export_command", "export_formats"]
+
+
+def export_formats(reg: Registry) -> list[ComponentSpec]:
+    """The active weights components that can write a run (their spec names an exporter), by name."""
+    return [s for s in reg.list(kind="weights") if s.exporter and reg.status(s) == "active"]
+
+
+def _fail(message: str, code: int = 1) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+def _format(reg: Registry, name: str) -> ComponentSpec | str:
+    """The weights spec ``--to`` names, or the one-line reason it cannot be used."""
+    formats = export_formats(reg)
+    offered = ", ".join(s.name for s in formats) or "none (no installed plugin offers an export format)"
+    try:
+        spec = reg.get("weights", name)
+    except LookupError:
+        return f"unknown export format {name!r}; installed formats: {offered}"
+    if not spec.exporter:
+        return f"weights {spec.id} can be loaded but not exported; installed formats: {offered}"
+    return spec
+
+
+def _out_problem(out: Path, overwrite: bool) -> str | None:
+    if out.exists() and not out.is_dir():
+        return f"output {out} is a file; expected a folder to write the export into"
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        return f"output folder {out} is not empty; choose another folder or pass --overwrite"
+    return None
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    reg = get_registry()
+    spec = _format(reg, args.to)
+    if isinstance(spec, str):
+        return _fail(spec, 2)
+    run, out = Path(args.run_dir), Path(args.out)
+    if not (run / "pipeline.toml").is_file():
+        return _fail(f"{run} is not a run folder (no pipeline.toml); expected a folder written by run or Pipeline.save")
+    problem = _out_problem(out, args.overwrite)
+    if problem:
+        return _fail(problem)
+    assert spec.exporter is not None
+    try:
+        exporter = load_target(spec.exporter)
+    except Exception as exc:
+        return _fail(f"exporter {spec.exporter!r} of weights {spec.id} cannot be imported: {type(exc).__name__}: {exc}")
+    from registry_core._pipeline import Pipeline
+
+    try:
+        pipeline = Pipeline.load(run)
+    except (ConfigError, OSError, ValueError) as exc:
+        return _fail(f"cannot load run {run}: {exc}")
+    try:
+        written = Path(exporter(pipeline, out))
+    except ValueError as exc:
+        return _fail(f"cannot export {run} as {spec.name}: {exc}")
+    files = sorted(p.name for p in written.iterdir()) if written.is_dir() else [written.name]
+    if args.json:
+        print_json({"run": str(run), "format": spec.id, "out": str(written), "files": files})
+    else:
+        print(f"exported {run} as {spec.name} into {written}: {', '.join(files)}")
+    return 0
+
+
+def add_export_command(sub: Any, reg: Registry | None = None) -> None:
+    """The ``export`` sub-parser; its ``--to`` help lists the formats the installed plugins offer."""
+    names = ", ".join(s.name for s in export_formats(reg or get_registry())) or "none installed"
+    p = sub.add_parser("export", help=f"write a trained run in another format ({names})",
+                       description="Write a trained run folder in a format a plugin offers, e.g. a Hugging Face "
+                       "folder that transformers opens.")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="folder written by run / Pipeline.save")
+    p.add_argument("out", metavar="OUT", help="folder to write the export into (created; must be empty)")
+    p.add_argument("--to", required=True, metavar="FORMAT", help=f"export format: {names}")
+    p.add_argument("--overwrite", action="store_true", help="write into a non-empty OUT, replacing its files")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_export)

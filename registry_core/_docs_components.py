@@ -1,0 +1,170 @@
+"""Reference pages of the components: one per component, one per kind, the ports, and the overall index.
+
+Everything comes from the registry's specs, config schemas and declarations (the record ``show --json``
+prints); nothing here names a component.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+
+from registry_core._compose import LIST_SLOTS, SLOTS
+from registry_core._docs_markdown import code, literal, options_table, page, table
+from registry_core._kinds import CORE_COMMANDS, CORE_DISTRIBUTION
+from registry_core._records import show_record
+from registry_core._registry import Registry
+from registry_core._spec import ComponentSpec
+from registry_core._toml import dumps
+
+__all__ = ["component_pages", "component_paths"]
+
+def component_paths(specs: Sequence[ComponentSpec]) -> dict[ComponentSpec, str]:
+    """``components/<kind>/<name>.md``; ``<name>.<plugin>.md`` when plugins share a short name in a kind."""
+    counts: dict[tuple[str, str], int] = {}
+    for s in specs:
+        counts[(s.kind, s.name)] = counts.get((s.kind, s.name), 0) + 1
+
+    def shared(s: ComponentSpec) -> bool:  # "index" would overwrite the kind's own page
+        return counts[(s.kind, s.name)] > 1 or s.name == "index"
+
+    return {s: f"components/{s.kind}/{s.name}" + (f".{s.plugin}" if shared(s) else "") + ".md" for s in specs}
+
+
+def _provider(spec: ComponentSpec | Mapping[str, Any]) -> str:
+    plugin, dist = (spec.plugin, spec.distribution) if isinstance(spec, ComponentSpec) else (spec["plugin"], spec["distribution"])
+    return f"{dist} (plugin {code(str(plugin))})" if dist else f"plugin {code(str(plugin))}"
+
+
+def _use_snippet(spec: ComponentSpec) -> list[str]:
+    """How a pipeline file names this component, when its kind fills a slot."""
+    for slot, kind in SLOTS.items():
+        if kind == spec.kind:
+            return ["```toml", f"[{slot}]", f"use = \"{spec.name}\"", "```"]
+    for slot, kind in LIST_SLOTS.items():
+        if kind == spec.kind:
+            return ["```toml", f"[[{slot}]]", f"use = \"{spec.name}\"", "```"]
+    return []
+
+
+def _port_value(value: Any, name: str, options: set[str], provides: bool) -> str:
+    """A port's value on a component page; None stands for the config field of the port's name."""
+    if value is not None:
+        return code(literal(value))
+    if provides:
+        return f"its option {code(name)}" if name in options else f"computed from its config ({code(name)})"
+    return f"wired into its option {code(name)}" if name in options else "any value"
+
+
+def _ports(title: str, ports: Mapping[str, Any], options: set[str], declared: Collection[str]) -> list[str]:
+    rows = [[f"[{name}](../../ports.md#{name})" if name in declared else code(name),
+             _port_value(value, name, options, title == "Provides")] for name, value in ports.items()]
+    return [f"**{title}**", "", *table(["port", "value"], rows), ""] if rows else []
+
+
+def _component_page(reg: Registry, spec: ComponentSpec) -> str:
+    rec = show_record(reg, spec)
+    facts = [
+        ["id", code(spec.id)],
+        ["kind", f"[{spec.kind}](index.md)"],
+        ["provider", _provider(spec)],
+        ["modality", code(spec.modality)],
+        ["tags", ", ".join(code(t) for t in spec.tags) or "-"],
+        ["target", code(spec.target)],
+        ["config schema", code(rec["config"]) if rec["config"] else "-"],
+        ["replaces", code(spec.replaces) if spec.replaces else "-"],
+        ["replaced by", code(rec["replaced_by"]) if rec["replaced_by"] else "-"],
+        ["status", rec["status"]],
+    ]
+    lines = [f"# {spec.kind} `{spec.name}`", "", spec.summary, "", *table(["", ""], facts), ""]
+    use = _use_snippet(spec)
+    if use:
+        lines += ["In a pipeline file:", "", *use, ""]
+    names = {o["name"] for o in rec["options"]}
+    declared = reg.ports()
+    ports = _ports("Provides", rec["provides"], names, declared) + _ports("Requires", rec["requires"], names, declared)
+    if ports:
+        lines += ["## Ports", "", *ports]
+    lines += ["## Options", ""]
+    lines += options_table(rec["options"], "../../ports.md", reg.ports()) or ["This component takes no options."]
+    if spec.kind == "recipe":
+        recipe = reg.build_spec(spec, None if rec["config"] is None else reg.config(spec.kind, spec.id))
+        lines += ["", "## Pipeline", "", f"`recipe = \"{spec.name}\"` in a pipeline file starts from this config:", "",
+                  "```toml", *dumps(recipe.config()).rstrip("\n").split("\n"), "```"]
+    return page(lines)
+
+
+def _kind_page(reg: Registry, kind: str, specs: Sequence[ComponentSpec], paths: Mapping[ComponentSpec, str]) -> str:
+    ks = reg.kinds()[kind]
+    rows = [[f"[{code(s.id)}]({paths[s].rsplit('/', 1)[1]})", code(s.modality), _provider(s),
+             s.summary + ("" if reg.status(s) == "active" else f" ({reg.status(s)})")] for s in specs]
+    lines = [f"# Kind `{kind}`", "", ks.summary, "",
+             f"Declared by: {_provider_of_declaration(reg, ks.plugin)}.",
+             *([f"Interface: {code(ks.interface)}."] if ks.interface else []), "",
+             *(table(["component", "modality", "provider", "summary"], rows) or ["No component of this kind."]),
+             "", "[All kinds](../../index.md)"]
+    return page(lines)
+
+
+def _provider_of_declaration(reg: Registry, plugin: str | None) -> str:
+    if plugin is None:
+        return f"the core ({CORE_DISTRIBUTION})"
+    info = {p.name: p for p in reg.plugins()}.get(plugin)
+    return f"{info.distribution} (plugin {code(plugin)})" if info and info.distribution else f"plugin {code(plugin)}"
+
+
+def _ports_page(reg: Registry, specs: Sequence[ComponentSpec], paths: Mapping[ComponentSpec, str]) -> str:
+    lines = ["# Contract ports", "",
+             "Values neighbouring components agree on: composition wires an option left at None from the slot that "
+             "provides its port, then checks the rules ([the contracts guide](../contracts.md)).", ""]
+    def users(name: str, side: str) -> str:
+        found = [f"[{code(s.id)}]({paths[s]})" for s in specs if name in getattr(s, side)]
+        return ", ".join(found) or "-"
+
+    for name, port in reg.ports().items():
+        wired = ", ".join(code(s) for s in port.wire_from) or "the pipeline's slot order"
+        lines += [f"## {name}", "", port.description, "",
+                  *table(["", ""], [["declared by", _provider_of_declaration(reg, port.plugin)], ["wired from", wired],
+                                    ["provided by", users(name, "provides")], ["required by", users(name, "requires")]]), ""]
+    return page(lines)
+
+
+def _index_page(reg: Registry, specs: Sequence[ComponentSpec], paths: Mapping[ComponentSpec, str]) -> str:
+    kinds = reg.kinds()
+    lines = ["# Component reference", "",
+             "Every component, kind, modality, contract port and plugin of the documented distributions, generated "
+             "from their specs. Refresh with `python -m registry_core docs docs/reference`.", "",
+             "See also: [CLI reference](cli.md), [configuration reference](configuration.md), "
+             "[contract ports](ports.md).", "", "## Kinds", ""]
+    lines += table(["kind", "description", "declared by", "components"],
+                   [[f"[{k}](components/{k}/index.md)", ks.summary, _provider_of_declaration(reg, ks.plugin),
+                     str(sum(s.kind == k for s in specs))] for k, ks in kinds.items()])
+    lines += ["", "## Components", ""]
+    lines += table(["kind", "component", "modality", "summary"],
+                   [[s.kind, f"[{code(s.id)}]({paths[s]})", code(s.modality), s.summary] for s in specs])
+    lines += ["", "## Modalities", ""]
+    lines += table(["modality", "description", "declared by"],
+                   [[code(m.name), m.summary, _provider_of_declaration(reg, m.plugin)] for m in reg.modalities().values()])
+    lines += ["", "## Providers", ""]
+    rows = [[f"core ({CORE_DISTRIBUTION})", "loaded", "0",
+             ", ".join(k for k, v in kinds.items() if v.plugin is None),
+             ", ".join(p for p, v in reg.ports().items() if v.plugin is None), ", ".join(CORE_COMMANDS)]]
+    for p in reg.plugins():
+        rows.append([f"plugin {code(p.name)} ({p.distribution or p.module})", p.status, str(p.components),
+                     ", ".join(k for k, v in kinds.items() if v.plugin == p.name) or "-",
+                     ", ".join(n for n, v in reg.ports().items() if v.plugin == p.name) or "-",
+                     ", ".join(c.name for c in reg.commands().values() if c.plugin == p.name) or "-"])
+    lines += table(["provider", "status", "components", "kinds declared", "ports declared", "commands"], rows)
+    return page(lines)
+
+
+def component_pages(reg: Registry) -> dict[str, str]:
+    """Relative path -> Markdown for every component, every kind, the ports and the index."""
+    specs = reg.list()
+    paths = component_paths(specs)
+    pages = {paths[s]: _component_page(reg, s) for s in specs}
+    for kind in reg.kinds():
+        pages[f"components/{kind}/index.md"] = _kind_page(reg, kind, [s for s in specs if s.kind == kind], paths)
+    pages["ports.md"] = _ports_page(reg, specs, paths)
+    pages["index.md"] = _index_page(reg, specs, paths)
+    return pages

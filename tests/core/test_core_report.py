@@ -1,0 +1,171 @@
+"""``python -m registry_core report``: the page over run folders, the summary rows, plugin figures and every refusal.
+
+The run folders here are written as ``run --out`` writes them (pipeline.toml, lock, metrics.jsonl, summary.json)
+for a pipeline of no installed stack, so only the core's parts and toy plugins draw; the stacks' figures are
+tested with real runs in tests/llm and tests/gfm.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+LOCK = {"components": [{"slot": "backbone", "kind": "backbone", "id": "toy:net", "target": "toy_pkg.net:build",
+                        "distribution": "toy-dist", "version": "0.1"}],
+        "files": {"model:model.safetensors": {"path": "model.safetensors", "sha256": "ab" * 32}}}
+
+
+def write_run(folder: Path, name: str = "toy-run", steps: int = 30, summary: bool = True) -> Path:
+    """A finished run folder of a pipeline named ``name``: losses logged every 10 steps, val every 15."""
+    folder.mkdir(parents=True)
+    (folder / "pipeline.toml").write_text(f'name = "{name}"\n\n[backbone]\nuse = "toy:net"\n')
+    (folder / "pipeline.lock.json").write_text(json.dumps(LOCK))
+    rows = []
+    for step in range(10, steps + 1, 5):
+        row = {"step": step, "loss": 3.0 - step / 100, "units": "tokens"}
+        if step % 15 == 0:
+            row["val_loss"] = 3.2 - step / 100
+        rows.append(json.dumps(row))
+    (folder / "metrics.jsonl").write_text("\n".join(rows) + "\n")
+    if summary:
+        (folder / "summary.json").write_text(json.dumps({"step": steps, "loss": 2.7, "val": {"loss": 2.9},
+                                                         "evaluators": {}}))
+    return folder
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "registry_core", *args], capture_output=True, text=True, check=False,
+                          cwd=cwd, timeout=300)
+
+
+def test_a_report_of_two_runs_has_rows_curves_registry_and_locks(tmp_path: Path, report_page) -> None:
+    write_run(tmp_path / "a")
+    write_run(tmp_path / "b", name="other", steps=20, summary=False)  # saved without `run`: no summary.json
+    out = cli("report", "a", "b", "--out", "rep", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stderr == ""
+    rows = [line.split() for line in out.stdout.splitlines()]
+    assert ["a", "toy-run", "30", "2.7", "2.9", "-"] in rows
+    assert ["b", "other", "20", "2.8", "3.05", "-"] in rows  # from metrics.jsonl: last loss, last val_loss
+    assert out.stdout.strip().endswith("figures)")
+    page = report_page(tmp_path / "rep" / "index.html")
+    assert page.sections[:2] == ["summary", "training-curves"]
+    assert page.sections[-2:] == ["registry", "pipeline-locks"]
+    assert sorted(p.name for p in page.images) == ["a-curves.png", "b-curves.png"]
+    assert all(c.strip() for c in page.captions) and page.figures == ["a: loss by step", "b: loss by step"]
+    listed = json.loads(cli("list", "--json", cwd=tmp_path).stdout)
+    assert listed and all(f"<td>{c['id']}</td>" in page.text for c in listed)  # the registry, as `list` has it
+    assert "<td>toy:net</td>" in page.text and "abababababababab" in page.text  # the lock: component and hash
+
+
+def test_json_output_and_a_second_report_replacing_the_first(tmp_path: Path) -> None:
+    write_run(tmp_path / "a")
+    first = cli("report", "a", "--out", "rep", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    (tmp_path / "rep" / "stale.png").write_bytes(b"old")
+    out = cli("report", "a", "--out", "rep", "--json", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["runs"][0]["pipeline"] == "toy-run" and doc["figures"] == 1 and doc["warnings"] == []
+    assert not (tmp_path / "rep" / "stale.png").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp folder left
+
+
+def _bad_metrics(root: Path) -> list[str]:
+    write_run(root / "a")
+    (root / "a" / "metrics.jsonl").write_text('{"step": 1, "loss": 2.0}\nnot json\n')
+    return ["a"]
+
+
+def _not_a_run(root: Path) -> list[str]:
+    (root / "data").mkdir()
+    (root / "data" / "x.txt").write_text("x")
+    return ["data"]
+
+
+def _busy_out(root: Path) -> list[str]:
+    write_run(root / "a")
+    (root / "rep").mkdir()
+    (root / "rep" / "notes.txt").write_text("mine")
+    return ["a"]
+
+
+@pytest.mark.parametrize(("setup", "message"), [
+    (lambda root: ["missing"], "error: run folder missing does not exist"),
+    (_not_a_run, "error: data is not a run folder: it has no pipeline.toml"),
+    (_bad_metrics, "error: a/metrics.jsonl:2 is not a JSON record"),
+    (_busy_out, "error: output folder rep is not empty and holds no earlier report"),
+    (lambda root: [write_run(root / "a").name, "--artifact", "nope.tif"], "error: artifact nope.tif does not exist"),
+])
+def test_bad_input_is_one_line_exit_1_and_nothing_written(tmp_path: Path, setup, message: str) -> None:
+    args = setup(tmp_path)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    out = cli("report", *args, "--out", "rep", cwd=tmp_path)
+    assert out.returncode == 1
+    assert out.stderr.startswith(message) and out.stderr.count("\n") == 1, out.stderr
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+def test_an_artifact_no_plugin_knows_is_an_error(tmp_path: Path) -> None:
+    write_run(tmp_path / "a")
+    (tmp_path / "notes.csv").write_text("a,b\n")
+    out = cli("report", "a", "--artifact", "notes.csv", "--out", "rep", cwd=tmp_path)
+    assert out.returncode == 1 and out.stderr.startswith("error: no plugin can draw artifact notes.csv"), out.stderr
+    assert not (tmp_path / "rep").exists()
+
+
+TOY_FIGURES = """
+from pathlib import Path
+from registry_core import hookimpl
+from registry_core.figures import line_chart
+from registry_core.report import ReportFigure
+
+@hookimpl
+def registry_core_report_figures(run, out_dir):
+    if run.name != "toy-run":
+        return []
+    image = line_chart(out_dir / f"{run.label}-toy.png", {"x": ([0, 1], [1, 0])}, title="t", xlabel="x", ylabel="y")
+    return [ReportFigure("Toy section", "toy figure", "what the toy plugin draws", image, (("class a", "#ff0000"),)),
+            ReportFigure("Toy section", "outside", "never shown", Path("/etc/hostname"))]
+
+@hookimpl
+def registry_core_report_metrics(run):
+    return {"toy score": 0.123456}
+"""
+
+BROKEN_FIGURES = """
+from registry_core import hookimpl
+
+@hookimpl
+def registry_core_report_figures(run, out_dir):
+    raise RuntimeError("cannot draw today")
+"""
+
+
+def test_plugins_add_sections_and_key_figures_and_a_failing_one_is_a_warning(tmp_path: Path, make_dist,
+                                                                           report_page) -> None:
+    make_dist("toyfig", TOY_FIGURES)
+    make_dist("zbroken", BROKEN_FIGURES)
+    write_run(tmp_path / "a")
+    out = cli("report", "a", "--out", "rep", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "toy score 0.1235" in out.stdout
+    warnings = out.stderr.splitlines()
+    assert any("plugin 'zbroken' (figures of a) failed: RuntimeError: cannot draw today" in w for w in warnings)
+    assert any("figure 'outside'" in w and "not inside the report folder" in w for w in warnings)
+    page = report_page(tmp_path / "rep" / "index.html")
+    assert "toy-section" in page.sections and "problems" in page.sections
+    assert "toy figure" in page.figures and "outside" not in page.figures
+    assert 'style="background:#ff0000"' in page.text and "class a" in page.text
+
+
+def test_the_core_report_imports_no_torch_and_list_no_matplotlib(tmp_path: Path, cli_modules) -> None:
+    write_run(tmp_path / "a")
+    loaded = cli_modules("report", str(tmp_path / "a"), "--out", str(tmp_path / "rep"))
+    assert (tmp_path / "rep" / "index.html").is_file()
+    assert "torch" not in loaded and "matplotlib" in loaded
+    assert "matplotlib" not in cli_modules("list")

@@ -1,0 +1,67 @@
+"""The stand-alone imagery plugin (examples/thirdparty-plugin), found through its real entry point."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from registry_core import ConfigError, Pipeline, Registry
+from registry_core.testing import assert_plugin_ok
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = ROOT / "examples" / "thirdparty-plugin"
+
+
+@pytest.fixture
+def geoextras(site_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Registry:
+    """Install the example as pip would list it: its code on the path, a dist-info from its pyproject."""
+    meta = tomllib.loads((PACKAGE / "pyproject.toml").read_text())["project"]
+    info = site_dir / f"registry_geoextras-{meta['version']}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {meta['name']}\nVersion: {meta['version']}\n")
+    eps = "\n".join(f"{k} = {v}" for k, v in meta["entry-points"]["registry_core"].items())
+    (info / "entry_points.txt").write_text(f"[registry_core]\n{eps}\n")
+    monkeypatch.syspath_prepend(str(PACKAGE))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(PACKAGE), os.environ["PYTHONPATH"]]))  # site_dir set it
+    return Registry(use_env=False)
+
+
+def test_thirdparty_plugin_passes_the_author_kit(geoextras: Registry) -> None:
+    assert_plugin_ok("geoextras", geoextras)
+    spec = geoextras.get("positional_encoder", "rope-2d")
+    assert (spec.id, spec.distribution, spec.version) == ("geoextras:rope-2d", "registry-geoextras", "0.1.0")
+
+
+def test_its_patch_replaces_the_bundled_one(geoextras: Registry) -> None:
+    assert geoextras.get("tokenizer", "patch").id == "geoextras:patch"
+    bundled = geoextras.get("tokenizer", "gfm:patch")
+    assert geoextras.replaced_by(bundled) == "geoextras:patch"
+    assert geoextras.get("tokenizer", "geoextras:patch").provides == bundled.provides  # the same ports
+
+
+def test_its_kind_is_declared_with_an_interface(geoextras: Registry) -> None:
+    kind = geoextras.kinds()["spectral_index"]
+    assert kind.interface == "registry_geoextras.interfaces:SpectralIndex"
+    assert [s.id for s in geoextras.list(kind="spectral_index")] == ["geoextras:ndvi"]
+
+
+def test_its_pipeline_composes(geoextras: Registry) -> None:
+    p = Pipeline.from_toml(PACKAGE / "pipeline.toml", geoextras)
+    ids = {slot: s.spec.id for slot, s in p.slots.items()}
+    assert ids["tokenizer"] == "geoextras:patch" and ids["positional"] == "geoextras:rope-2d"
+    assert ids["backbone"] == "gfm:vit" and ids["objective"] == "gfm:mae"
+    assert p.slots["tokenizer"].config.indices == ["ndvi"]
+    assert (p.slots["positional"].config.embed_dim, p.slots["positional"].config.heads) == (64, 4)  # wired
+
+
+def test_recipes_still_compose_with_the_replacement(geoextras: Registry) -> None:
+    p = Pipeline.from_toml(ROOT / "examples" / "mae-tiny.toml", geoextras)
+    assert p.slots["tokenizer"].spec.id == "geoextras:patch" and p.slots["tokenizer"].config.patch_size == 4
+
+
+def test_an_unknown_spectral_index_names_the_option(geoextras: Registry) -> None:
+    with pytest.raises(ConfigError, match="option 'indices'"):
+        Pipeline.from_toml(PACKAGE / "pipeline.toml", geoextras, overrides=['tokenizer.indices=["nvdi"]'])
