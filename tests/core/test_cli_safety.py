@@ -57,8 +57,7 @@ def test_sample_next_refuses_what_the_cli_refuses() -> None:
 def test_non_finite_numbers_are_config_errors(tmp_path: Path, override: str, issue: str) -> None:
     out = cli("check", GPT, "--set", override, cwd=tmp_path)
     assert out.returncode == 1
-    assert out.stderr.splitlines()[0] == f"{GPT}: 1 config error(s):"
-    assert out.stderr.splitlines()[1].strip().startswith(issue)
+    assert out.stderr.strip().splitlines() == [f"error: {GPT}: {issue}"]
 
 
 @pytest.mark.parametrize(("override", "key"), [
@@ -69,8 +68,8 @@ def test_non_finite_numbers_are_config_errors(tmp_path: Path, override: str, iss
 def test_check_refuses_a_model_that_cannot_fit_in_memory(tmp_path: Path, override: str, key: str) -> None:
     out = cli("check", GPT, "--set", override, cwd=tmp_path)
     assert out.returncode == 1
-    issue = out.stderr.splitlines()[1].strip()
-    assert issue.startswith(key) and "GiB of memory of this machine; lower" in issue
+    [line] = out.stderr.strip().splitlines()
+    assert line.startswith(f"error: {GPT}: {key}") and "GiB of memory of this machine; lower" in line
     assert list(tmp_path.iterdir()) == []
 
 
