@@ -17,7 +17,8 @@ from registry_core._builtin import load_target
 from registry_core._errors import ConfigIssue
 from registry_core._spec import ComponentSpec, PortSpec
 
-__all__ = ["CORE_PORTS", "RULES", "ComposedSlot", "PortCompareError", "check_contracts", "fmt", "same_value", "wire"]
+__all__ = ["CORE_PORTS", "RULES", "ComposedSlot", "PortCompareError", "check_contracts", "fmt", "rewire", "same_value",
+           "wire"]
 
 #: The ports the core itself knows; plugins declare more (``registry_core_ports``).
 CORE_PORTS: Final[dict[str, PortSpec]] = {
@@ -208,6 +209,41 @@ def wire(slots: Slots, ports: Ports | None = None) -> list[ConfigIssue]:
         if not changed:
             break
     return issues + _unwired(slots)
+
+
+def rewire(slots: Slots, source: ComposedSlot, ports: Ports | None = None) -> tuple[list[str], list[ConfigIssue]]:
+    """Set the fields wired from ``source`` to the values it provides now (a built tokenizer's true
+    ``vocab_size``, once trained or loaded); (the slots that changed, values the user set that disagree).
+
+    ``source`` is its slot with the built component's resolved config; fields taken onwards from a
+    changed slot follow, as ``wire`` does.
+    """
+    table = CORE_PORTS if ports is None else ports
+    changed: list[str] = []
+    issues: list[ConfigIssue] = []
+    sources = {source.slot: source}
+    while sources:
+        name, src = sources.popitem()
+        provided = src.provides()
+        for s in slots.values():
+            for field_name, origin in s.wired.items():
+                port = s.port_of(field_name)
+                if origin != name or port not in provided:
+                    continue
+                value, current = provided[port], getattr(s.config, field_name)
+                if same_value(table, port, current, value):
+                    continue
+                if field_name in s.options:
+                    issues.append(ConfigIssue(
+                        s.slot, field_name,
+                        f"{s.label} sets {field_name}={fmt(current)} but {src.label} provides {port}={fmt(value)} "
+                        f"once built; remove {s.slot}.{field_name} to take the built value, or make them agree"))
+                    continue
+                object.__setattr__(s.config, field_name, tuple(value) if isinstance(value, list) else value)
+                if s.slot not in changed:
+                    changed.append(s.slot)
+                sources[s.slot] = s
+    return changed, issues
 
 
 # -- rules -------------------------------------------------------------------------------------

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from registry_core import _lock, _persist
 from registry_core._compose import Composition, apply_overrides, compose_config, load_toml
-from registry_core._contracts import ComposedSlot
+from registry_core._contracts import ComposedSlot, rewire
 from registry_core._errors import ConfigError, ConfigIssue
 from registry_core._lock import LockMismatch, expand_files
 from registry_core._members import check_members
@@ -18,6 +18,9 @@ from registry_core._toml import dumps
 from registry_core._train_config import TrainConfig
 
 __all__ = ["LockMismatch", "Pipeline", "compose"]
+
+#: Slots built before the tokenizer is trained and the data prepared; the others are wired with what they learned.
+_DATA_SIDE: Final = ("data", "tokenizer", "weights")
 
 
 def _config_dict(config: Any, skip: Iterable[str] = ()) -> dict[str, Any]:
@@ -62,7 +65,8 @@ class Pipeline:
     when ``run_dir`` is set (relative outputs then land inside the run folder); ``data.attach_tokenizer(tok)``;
     ``data.attach_weights(weights)``;
     a tokenizer without a vocabulary (``tok.trained`` false) trains on ``data.train_tokenizer_texts()``;
-    ``data.prepare()``; ``tok.embedding(embed_dim)``; ``objective.bind(parts)``; ``weights.load_into(parts)``.
+    ``data.prepare()``; the values the tokenizer resolved (``tok.resolved_config()``: the true ``vocab_size``)
+    are wired again into the other slots, which are built only then; ``tok.embedding(embed_dim)``; ``objective.bind(parts)``; ``weights.load_into(parts)``.
     """
 
     def __init__(
@@ -224,7 +228,8 @@ class Pipeline:
         from registry_core.training import seed_everything
 
         seed_everything(self.train.seed)  # the same initial weights on every rank and in every rerun
-        comps = {slot: self._build_slot(s) for slot, s in self.slots.items()}
+        # The data side first: a trained or loaded tokenizer knows values (vocab_size) the rest is wired with.
+        comps = {slot: self._build_slot(s) for slot, s in self.slots.items() if slot in _DATA_SIDE}
         data, tok = comps["data"], comps["tokenizer"]
         if self.run_dir is not None and hasattr(data, "attach_run_dir"):
             data.attach_run_dir(self.run_dir)
@@ -236,6 +241,8 @@ class Pipeline:
             if getattr(tok, "trained", True) is False and hasattr(data, "train_tokenizer_texts"):
                 tok.train(data.train_tokenizer_texts())
             data.prepare()
+        self._rewire_from(tok)
+        comps.update({slot: self._build_slot(s) for slot, s in self.slots.items() if slot not in comps})
         embed = tok.embedding(self.embed_dim())
         model = PipelineModel(embed, comps.get("positional"), comps["backbone"], comps["objective"], comps.get("head"))
         tokens = self._tokens_per_sample(comps)
@@ -250,6 +257,17 @@ class Pipeline:
         evaluators = [self._build_slot(s) for s in self.evaluator_slots]
         self._built = _Built(comps, evaluators, model)
         return self
+
+    def _rewire_from(self, tok: Any) -> None:
+        """Wire the rest with the values the built tokenizer resolved (a vocabulary trained on a small corpus
+        has fewer tokens than asked for); a value the user set that now disagrees is a ConfigError."""
+        s = self.slots["tokenizer"]
+        if not hasattr(tok, "resolved_config"):
+            return
+        everything = {x.slot: x for x in self.all_slots()}
+        _, issues = rewire(everything, replace(s, config=tok.resolved_config()), self.registry.ports())
+        if issues:
+            raise ConfigError(issues)
 
     def _build_slot(self, s: ComposedSlot) -> Any:
         """Build one slot's component and check it has every member of its kind's interface."""

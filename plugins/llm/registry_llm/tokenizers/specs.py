@@ -48,6 +48,17 @@ class BPEConfig:
         min=1,
     )
 
+    def __post_init__(self) -> None:
+        # A given file decides the vocabulary: read its size now (json only), so composing wires the true
+        # size into the objective and `check` shows it. An unreadable file is reported when it is built.
+        if self.path is not None:
+            from registry_llm.tokenizers.vocab_files import vocab_size_of
+
+            specials = (self.bos_token, self.eos_token, self.pad_token, self.mask_token)
+            size = vocab_size_of(self.path, [t for t in specials if t])
+            if size is not None:
+                self.vocab_size = size
+
 
 SPECS: list[ComponentSpec] = [
     ComponentSpec(

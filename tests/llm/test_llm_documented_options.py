@@ -1,0 +1,208 @@
+"""Documented options of the text stack that used to pass ``check`` and fail ``run`` (issue 13, section 4).
+
+Each is tried through the real CLI in a subprocess on a small corpus cut from Python's own
+``pydoc_data/topics.py``, with tokenizer files built here (Hugging Face ``tokenizers``, or by hand).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from pydoc_data.topics import topics
+from typing import Any
+
+import pytest
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+from registry_core import ConfigError, compose, get_registry
+from registry_llm.tokenizers.rank_files import write_rank_file
+from registry_llm.tokenizers.vocab_files import file_tokens, vocab_size_of
+
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
+TEXTS = [topics[k] for k in sorted(topics)[:12]]
+SPECIALS = ["<|bos|>", "<|eos|>", "<|pad|>", "<|mask|>"]
+
+
+def _pipeline_toml(tmp_path: Path, tokenizer: str = "", data: str = "", objective: str = "next-token",
+                   backbone: str = "gpt", chars: int = 1500) -> Path:
+    """A tiny pipeline over ``tmp_path/corpus/*.txt`` (``chars`` of each of 12 topics); extra lines go into
+    [tokenizer] and [data]."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir(exist_ok=True)
+    for i, text in enumerate(TEXTS):
+        (corpus / f"{i}.txt").write_text(text[:chars], encoding="utf-8")
+    path = tmp_path / "pipeline.toml"
+    path.write_text(f"""
+[data]
+use = "text-shards"
+paths = ["{corpus.as_posix()}/*.txt"]
+out = "{(tmp_path / 'shards').as_posix()}"
+seq_len = 16
+val_fraction = 0.2
+dedup = "exact"
+quality_filter = false
+{data}
+
+[tokenizer]
+use = "bpe"
+vocab_size = 512
+{tokenizer}
+
+[backbone]
+use = "{backbone}"
+embed_dim = 32
+depth = 1
+heads = 2
+max_positions = 32
+
+[positional]
+use = "learned"
+
+[objective]
+use = "{objective}"
+
+[train]
+steps = 2
+batch_size = 4
+log_every = 1
+eval_every = 0
+""", encoding="utf-8")
+    return path
+
+
+def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "registry_core", *args], capture_output=True, text=True,
+                          cwd=tmp_path, check=False, timeout=600)
+
+
+# -- tokenizer files built here ---------------------------------------------------------------------------
+
+
+def _hf_tokenizer(vocab_size: int = 300) -> Tokenizer:
+    """A byte-level BPE trained by ``tokenizers`` itself, without our special tokens (they get appended)."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  special_tokens=["<|endoftext|>"], show_progress=False)
+    tok.train_from_iterator(TEXTS, trainer=trainer)
+    return tok
+
+
+def _tokenizer_file(kind: str, tmp_path: Path) -> Path:
+    """A tokenizer.json, a vocab.json + merges.txt folder, or a 260-token ``.tiktoken`` written by hand."""
+    if kind == "tokenizer.json":
+        path = tmp_path / "tok" / "tokenizer.json"
+        path.parent.mkdir()
+        _hf_tokenizer().save(str(path))
+        return path
+    if kind == "vocab+merges":
+        folder = tmp_path / "vm"
+        folder.mkdir()
+        _hf_tokenizer().model.save(str(folder))
+        return folder
+    ranks = {bytes([b]): b for b in range(256)}
+    for i, piece in enumerate([b"th", b"he", b"in", b"the"]):  # each one built from lower-ranked tokens
+        ranks[piece] = 256 + i
+    path = tmp_path / "mini.tiktoken"
+    write_rank_file(ranks, path)
+    return path
+
+
+KINDS = ["tokenizer.json", "vocab+merges", "tiktoken"]
+
+
+def _built_vocab(path: Path) -> int:
+    size: int = get_registry().build("tokenizer", "bpe", path=str(path)).vocab_size
+    return size
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_light_reader_counts_what_the_built_tokenizer_holds(kind: str, tmp_path: Path) -> None:
+    path = _tokenizer_file(kind, tmp_path)
+    assert vocab_size_of(path, SPECIALS) == _built_vocab(path)
+    assert vocab_size_of(path) == len(file_tokens(path) or ())
+    if kind == "tiktoken":
+        assert vocab_size_of(path, SPECIALS) == 264  # 260 ranks + our 4 specials
+    none = get_registry().build("tokenizer", "bpe", path=str(path), bos_token="", pad_token="", mask_token="")
+    assert vocab_size_of(path, ["<|eos|>"]) == none.vocab_size
+
+
+def test_light_reader_keeps_specials_the_file_already_has(tmp_path: Path) -> None:
+    path = tmp_path / "tokenizer.json"
+    _hf_tokenizer().save(str(path))
+    n = len(file_tokens(path) or ())
+    assert vocab_size_of(path, ["<|endoftext|>"]) == n  # GPT-2's eos is already in the vocabulary
+    tok = get_registry().build("tokenizer", "bpe", path=str(path), eos_token="<|endoftext|>", bos_token="",
+                               pad_token="", mask_token="")
+    assert tok.vocab_size == n
+
+
+def test_light_reader_leaves_unreadable_files_to_the_build(tmp_path: Path) -> None:
+    broken = tmp_path / "tokenizer.json"
+    broken.write_text("{not json")
+    assert vocab_size_of(broken) is None and vocab_size_of(tmp_path / "missing.json") is None
+    assert vocab_size_of(tmp_path) is None  # the folder's tokenizer.json is the broken one
+    (tmp_path / "bad.tiktoken").write_text("not-base64!! x\n")
+    assert vocab_size_of(tmp_path / "bad.tiktoken") is None
+    with pytest.raises(ValueError, match=r"not a readable tokenizer\.json"):
+        get_registry().build("tokenizer", "bpe", path=str(broken))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_check_wires_the_vocab_size_of_a_tokenizer_file(kind: str, tmp_path: Path) -> None:
+    path = _tokenizer_file(kind, tmp_path)
+    toml = _pipeline_toml(tmp_path, tokenizer=f'path = "{path.as_posix()}"')
+    proc = _cli(tmp_path, "check", str(toml), "--json")
+    assert proc.returncode == 0, proc.stderr
+    rows = {r["slot"]: r for r in json.loads(proc.stdout)["slots"]}
+    assert rows["objective"]["wired"]["vocab_size"] == [_built_vocab(path), "tokenizer"]
+    assert rows["tokenizer"]["options"]["vocab_size"] == _built_vocab(path)
+
+
+def _run(tmp_path: Path, toml: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    proc = _cli(tmp_path, "run", str(toml), "--out", str(tmp_path / "run"), *extra)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def _saved(tmp_path: Path) -> dict[str, Any]:
+    import tomllib
+
+    return tomllib.loads((tmp_path / "run" / "pipeline.toml").read_text())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", KINDS)
+def test_run_with_a_tokenizer_file(kind: str, tmp_path: Path) -> None:
+    path = _tokenizer_file(kind, tmp_path)
+    _run(tmp_path, _pipeline_toml(tmp_path, tokenizer=f'path = "{path.as_posix()}"'))
+    assert _saved(tmp_path)["tokenizer"]["vocab_size"] == _built_vocab(path)
+
+
+@pytest.mark.slow
+def test_run_on_a_corpus_too_small_for_the_vocabulary(tmp_path: Path) -> None:
+    """512 asked for, fewer learned: the objective is wired with what the tokenizer learned."""
+    toml = _pipeline_toml(tmp_path, chars=120)
+    assert _cli(tmp_path, "check", str(toml)).returncode == 0
+    _run(tmp_path, toml)
+    learned = _saved(tmp_path)["tokenizer"]["vocab_size"]
+    assert 260 <= learned < 512
+
+
+def test_an_objective_vocab_size_the_trained_tokenizer_lacks_is_a_config_error(tmp_path: Path) -> None:
+    config = {
+        "data": {"use": "text-shards", "paths": [str(tmp_path / "corpus" / "*.txt")], "out": str(tmp_path / "shards"),
+                 "seq_len": 16, "val_fraction": 0.2, "dedup": "exact", "quality_filter": False},
+        "tokenizer": {"use": "bpe", "vocab_size": 512},
+        "backbone": {"use": "gpt", "embed_dim": 32, "depth": 1, "heads": 2, "max_positions": 32},
+        "objective": {"use": "next-token", "vocab_size": 512},
+    }
+    _pipeline_toml(tmp_path, chars=120)  # writes the corpus
+    pipeline = compose(config)
+    with pytest.raises(ConfigError, match=r"\[objective.vocab_size\] objective `next-token` sets vocab_size=512 but "
+                                          r"tokenizer `bpe` provides vocab_size=\d+ once built"):
+        pipeline.build()
