@@ -162,7 +162,13 @@ def _run(args: argparse.Namespace, pipeline: Any, out: Path, ctx: Any, saved: di
     result = pipeline.fit(out, resume=args.resume)
     if not ctx.is_main:
         return 0
-    metrics = pipeline.evaluate("val") if pipeline.evaluator_slots else {}
+    metrics: dict[str, Any] = {}
+    if not pipeline.has_split("val"):
+        skipped = f" and the evaluators ({', '.join(s.spec.name for s in pipeline.evaluator_slots)})"
+        print(f"note: data `{pipeline.slots['data'].spec.name}` has no 'val' split: validation"
+              f"{skipped if pipeline.evaluator_slots else ''} skipped")
+    elif pipeline.evaluator_slots:
+        metrics = pipeline.evaluate("val")
     pipeline.save(out)
     summary = {"out": str(out), "step": result.step, "loss": result.loss, "val": result.val, "evaluators": metrics}
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

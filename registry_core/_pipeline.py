@@ -66,7 +66,9 @@ class Pipeline:
     ``data.attach_weights(weights)``;
     a tokenizer without a vocabulary (``tok.trained`` false) trains on ``data.train_tokenizer_texts()``;
     ``data.prepare()``; the values the tokenizer resolved (``tok.resolved_config()``: the true ``vocab_size``)
-    are wired again into the other slots, which are built only then; ``tok.embedding(embed_dim)``; ``objective.bind(parts)``; ``weights.load_into(parts)``.
+    are wired again into the other slots, which are built only then; ``tok.embedding(embed_dim)``;
+    ``objective.bind(parts)``; ``weights.load_into(parts)``. Training and evaluation ask
+    ``data.has_split(split)`` when the source has it (``val_fraction = 0``: no validation).
     """
 
     def __init__(
@@ -299,8 +301,13 @@ class Pipeline:
         built = self._need_built()
         data = built.components["data"]
         units = "tokens" if built.model.tokens_per_sample else built.model.sample_unit
-        return Trainer(built.model, data.dataset("train"), self.train, Path(out_dir),
-                       val_data=data.dataset("val"), units=units)
+        val = data.dataset("val") if self.has_split("val") else None  # none: training skips validation
+        return Trainer(built.model, data.dataset("train"), self.train, Path(out_dir), val_data=val, units=units)
+
+    def has_split(self, split: str) -> bool:
+        """Whether the data source serves ``split`` (its ``has_split``; a source without one serves every split)."""
+        check = getattr(self._need_built().components["data"], "has_split", None)
+        return bool(check(split)) if callable(check) else True
 
     def fit(self, out_dir: str | Path, resume: bool = False) -> Any:
         """Train for ``train.steps`` steps into ``out_dir`` (metrics.jsonl, checkpoints/, config, lock)."""
@@ -315,6 +322,10 @@ class Pipeline:
     def evaluate(self, split: str = "val") -> dict[str, dict[str, float]]:
         """Every evaluator's metrics on ``split``, by the evaluator's qualified id."""
         built = self._need_built()
+        if built.evaluators and not self.has_split(split):
+            names = ", ".join(s.spec.id for s in self.evaluator_slots)
+            raise ValueError(f"the evaluators ({names}) need a {split!r} split, which data "
+                             f"`{self.slots['data'].spec.name}` does not have")
         return {s.spec.id: dict(ev.evaluate(self, split)) for s, ev in zip(self.evaluator_slots, built.evaluators)}
 
     # -- saving and loading -------------------------------------------------------------------

@@ -50,7 +50,11 @@ class SampleDataset(Protocol):
 
 @runtime_checkable
 class DataSource(Protocol):
-    """Raw data made ready for training: text shards, a Zarr datacube of imagery, chips."""
+    """Raw data made ready for training: text shards, a Zarr datacube of imagery, chips.
+
+    Optional: ``has_split(split) -> bool``, false for a split the source does not serve (``val`` with
+    ``val_fraction = 0``); training then skips validation and ``run`` its evaluators, with a note.
+    """
 
     def prepare(self) -> None:
         """Materialise what the source needs (shards, a datacube); idempotent and resumable."""

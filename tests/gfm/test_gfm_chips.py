@@ -320,8 +320,10 @@ def test_band_selection_by_alias_and_clear_errors(cube: tuple[Path, np.ndarray, 
         chips(store, chip_size=48, min_valid=1.0, frames=3, mean=[0.0] * 4, std=[1.0] * 4).dataset("train")
     with pytest.raises(ValueError, match="unknown split 'test'"):
         chips(store, mean=[0.0] * 4, std=[1.0] * 4).dataset("test")
-    with pytest.raises(ValueError, match="val split is empty"):
-        chips(store, mean=[0.0] * 4, std=[1.0] * 4, val_fraction=0.0).dataset("val")
+    no_val = chips(store, mean=[0.0] * 4, std=[1.0] * 4, val_fraction=0.0)
+    assert no_val.has_split("train") and not no_val.has_split("val")
+    with pytest.raises(ValueError, match="has no 'val' split: val_fraction is 0; set val_fraction > 0"):
+        no_val.dataset("val")
 
 
 def test_config_checks() -> None:

@@ -27,7 +27,7 @@ SPECIALS = ["<|bos|>", "<|eos|>", "<|pad|>", "<|mask|>"]
 
 
 def _pipeline_toml(tmp_path: Path, tokenizer: str = "", data: str = "", objective: str = "next-token",
-                   backbone: str = "gpt", chars: int = 1500) -> Path:
+                   backbone: str = "gpt", chars: int = 1500, val_fraction: float = 0.2) -> Path:
     """A tiny pipeline over ``tmp_path/corpus/*.txt`` (``chars`` of each of 12 topics); extra lines go into
     [tokenizer] and [data]."""
     corpus = tmp_path / "corpus"
@@ -41,7 +41,7 @@ use = "text-shards"
 paths = ["{corpus.as_posix()}/*.txt"]
 out = "{(tmp_path / 'shards').as_posix()}"
 seq_len = 16
-val_fraction = 0.2
+val_fraction = {val_fraction}
 dedup = "exact"
 quality_filter = false
 {data}
@@ -206,3 +206,31 @@ def test_an_objective_vocab_size_the_trained_tokenizer_lacks_is_a_config_error(t
     with pytest.raises(ConfigError, match=r"\[objective.vocab_size\] objective `next-token` sets vocab_size=512 but "
                                           r"tokenizer `bpe` provides vocab_size=\d+ once built"):
         pipeline.build()
+
+
+# -- val_fraction = 0: no val split -----------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_run_without_a_val_split_trains_and_skips_validation_with_a_note(tmp_path: Path) -> None:
+    toml = _pipeline_toml(tmp_path, val_fraction=0.0)
+    toml.write_text(toml.read_text().replace("eval_every = 0", "eval_every = 1") + '\n[[evaluators]]\nuse = "perplexity"\n')
+    proc = _run(tmp_path, toml)
+    assert "note: data `text-shards` has no 'val' split: validation and the evaluators (perplexity) skipped" in proc.stdout
+    assert "validation:" not in proc.stdout
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["step"] == 2 and summary["val"] is None and summary["evaluators"] == {}
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2] and not any(k.startswith("val_") for r in records for k in r)
+
+
+def test_asking_for_the_missing_val_split_says_val_fraction_is_0(tmp_path: Path) -> None:
+    toml = _pipeline_toml(tmp_path, val_fraction=0.0)
+    from registry_core import Pipeline
+
+    pipeline = Pipeline.from_toml(toml)
+    assert not pipeline.has_split("val") and pipeline.has_split("train")
+    with pytest.raises(ValueError, match=r"has no 'val' split: val_fraction is 0; set val_fraction > 0"):
+        pipeline.data.dataset("val")
+    assert len(pipeline.data.dataset("train")) > 0
+    assert pipeline.trainer(tmp_path / "run").val_data is None

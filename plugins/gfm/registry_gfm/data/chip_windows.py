@@ -35,7 +35,7 @@ def split_region(store: str, height: int, chip: int, val_fraction: float, split:
         raise ValueError(f"datacube store {store} is {height} pixels high, smaller than one chip of {chip}")
     val_rows = max(1, round(rows * val_fraction)) if val_fraction > 0 else 0
     if split == "val" and val_rows == 0:
-        raise ValueError("the val split is empty because val_fraction is 0; set val_fraction > 0 for a val split")
+        raise ValueError(f"datacube store {store} has no 'val' split: val_fraction is 0; set val_fraction > 0 for one")
     if val_rows >= rows:
         raise ValueError(
             f"datacube store {store} has {rows} chip rows of {chip} pixels; val_fraction {val_fraction} leaves "

@@ -425,6 +425,10 @@ class ZarrChips:
             log.warning("cannot save band statistics to %s (%s); they will be recomputed next time", path, exc)
         return stats
 
+    def has_split(self, split: str) -> bool:
+        """Whether ``split`` has chips: ``"train"`` always, ``"val"`` unless ``val_fraction`` is 0."""
+        return split == "train" or (split == "val" and self.config.val_fraction > 0)
+
     def dataset(self, split: str) -> ChipDataset:
         """The chips of ``split`` (``"train"`` or ``"val"``)."""
         if split in self._datasets:

@@ -309,8 +309,15 @@ class TextShards:
             return cut, n
         raise ValueError(f"text-shards has splits 'train' and 'val', not {split!r}")
 
+    def has_split(self, split: str) -> bool:
+        """Whether ``split`` exists: ``"train"`` always, ``"val"`` unless ``val_fraction`` is 0."""
+        return split == "train" or (split == "val" and self.config.val_fraction > 0)
+
     def dataset(self, split: str = "train") -> TokenWindows:
         """Windows of ``seq_len + 1`` tokens of one split (shards verified; tokenizer checked if attached)."""
+        if split == "val" and not self.has_split(split):
+            raise ValueError(f"text-shards in {self.out} has no 'val' split: val_fraction is 0; set val_fraction > 0 "
+                             "for one")
         manifest = read_manifest(self.out)
         # Checksums are read once per build and instance (train and val open the same shards).
         checksums = self.config.verify_checksums and manifest["build"] not in self._verified
