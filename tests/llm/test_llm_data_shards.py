@@ -171,8 +171,14 @@ def test_corrupt_and_truncated_shards_are_named(tmp_path: Path, tok: BPETokenize
     data = bytearray(victim.read_bytes())
     data[10] ^= 0xFF
     victim.write_bytes(bytes(data))
-    with pytest.raises(ShardError, match=rf"{victim.name} does not match its sha256"):
+    with pytest.raises(ShardError, match=rf"{victim.name} does not match its sha256.*prepare\(\) rebuilds it"):
         src.dataset("train")
+    # prepare checks the checksums too: a corrupt shard of the same size is rebuilt, not kept
+    src.prepare()
+    assert src.manifest()["build"] != man["build"] and not src.stats.get("up_to_date")
+    assert len(src.dataset("train")) > 0
+    man = src.manifest()
+    victim = src.out / man["shards"][1]["bin"]
     victim.write_bytes(bytes(data[:-2]))
     with pytest.raises(ShardError, match=rf"{victim.name} is {len(data) - 2} bytes but the manifest records"):
         src.dataset("train")

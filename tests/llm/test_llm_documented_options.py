@@ -234,3 +234,22 @@ def test_asking_for_the_missing_val_split_says_val_fraction_is_0(tmp_path: Path)
         pipeline.data.dataset("val")
     assert len(pipeline.data.dataset("train")) > 0
     assert pipeline.trainer(tmp_path / "run").val_data is None
+
+
+# -- a shard that fails its checksum is rebuilt -----------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_run_rebuilds_a_shard_that_fails_its_checksum(tmp_path: Path) -> None:
+    toml = _pipeline_toml(tmp_path, chars=600)
+    _run(tmp_path, toml)
+    manifest = json.loads((tmp_path / "shards" / "manifest.json").read_text())
+    victim = tmp_path / "shards" / manifest["shards"][0]["bin"]
+    data = bytearray(victim.read_bytes())
+    data[4] ^= 0xFF  # same size: only the checksum tells
+    victim.write_bytes(bytes(data))
+    proc = _cli(tmp_path, "run", str(toml), "--out", str(tmp_path / "again"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rebuilt = json.loads((tmp_path / "shards" / "manifest.json").read_text())
+    assert rebuilt["build"] != manifest["build"] and rebuilt["shards"][0]["sha256"] == manifest["shards"][0]["sha256"]
+    assert not victim.exists()  # the damaged build is gone

@@ -37,6 +37,8 @@ MANIFEST = "manifest.json"
 FORMAT = "registry-llm/text-shards"
 FORMAT_VERSION = 1
 _CHUNK = 1 << 20
+#: How a damaged build is repaired (``run`` prepares the data before it trains).
+_REBUILD = "prepare() rebuilds it (`python -m registry_core run` calls prepare() first)"
 
 
 class ShardError(RegistryCoreError, ValueError):
@@ -138,7 +140,7 @@ def read_manifest(out: Path) -> dict[str, Any]:
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise ShardError(f"{path} is not readable JSON ({exc}); run prepare() again to rebuild it") from exc
+        raise ShardError(f"{path} is not readable JSON ({exc}); {_REBUILD}") from exc
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ShardError(f"{path} is not a {FORMAT} manifest")
     if manifest.get("version") != FORMAT_VERSION:
@@ -165,17 +167,17 @@ def verify_shards(out: Path, manifest: dict[str, Any], checksums: bool = True) -
         ):
             path = out / rel
             if not path.is_file():
-                raise ShardError(f"shard file {path} listed in {out / MANIFEST} is missing; run prepare() again")
+                raise ShardError(f"shard file {path} listed in {out / MANIFEST} is missing; {_REBUILD}")
             got = path.stat().st_size
             if got != size:
                 raise ShardError(
                     f"shard {path} is {got} bytes but the manifest records {size} "
                     f"({'tokens' if rel == s.bin else 'document offsets'}); it is truncated or corrupt, "
-                    "run prepare() again"
+                    f"{_REBUILD}"
                 )
             if checksums and _sha256_file(path) != want:
                 raise ShardError(
-                    f"shard {path} does not match its sha256 in {out / MANIFEST} (corrupt); run prepare() again"
+                    f"shard {path} does not match its sha256 in {out / MANIFEST} (corrupt); {_REBUILD}"
                 )
     return shards
 

@@ -178,13 +178,18 @@ class TextShards:
         self._build(files, inputs, cleaning, tok, tok_rec, fingerprint)
 
     def _up_to_date(self, fingerprint: str) -> bool:
+        """Whether ``out`` holds this build intact: sizes, and sha256 when ``verify_checksums`` (so a corrupt
+        shard is rebuilt here, and ``dataset`` need not read the shards a second time)."""
+        checksums = self.config.verify_checksums
         try:
             manifest = read_manifest(self.out)
             if manifest.get("fingerprint") != fingerprint:
                 return False
-            verify_shards(self.out, manifest, checksums=False)
+            verify_shards(self.out, manifest, checksums=checksums)
         except (FileNotFoundError, ShardError):
             return False
+        if checksums:
+            self._verified.add(manifest["build"])
         self.stats = dict(manifest.get("stats", {}), up_to_date=True)
         return True
 
