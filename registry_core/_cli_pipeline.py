@@ -179,16 +179,21 @@ def _run(args: argparse.Namespace, pipeline: Any, out: Path, ctx: Any, saved: di
         return 0
     print(f"trained {result.step} steps into {out}; last loss {result.loss}")
     if result.val:
-        print("validation: " + ", ".join(f"{k}={v:.4f}" for k, v in result.val.items()))
+        print("validation: " + _metrics_line(result.val))
         curve = _val_curve(out / "metrics.jsonl")
         if len(curve) > 1:
             (s0, v0), (s1, v1) = curve[0], curve[-1]
             print(f"validation loss: first {v0:.4f} (step {s0}) -> last {v1:.4f} (step {s1})")
     for name, values in metrics.items():
-        print(f"{name}: " + ", ".join(f"{k}={v:.4f}" for k, v in values.items()))
+        print(f"{name}: " + _metrics_line(values))
     if args.sample and hasattr(pipeline.objective, "generate") and hasattr(pipeline.tokenizer, "decode"):
         print("sample: " + _continue(pipeline, args.sample, max_new_tokens=48, temperature=0.8, top_k=40, seed=0))
     return 0
+
+
+def _metrics_line(values: dict[str, Any]) -> str:
+    """``k=v, ...``: counts (integers) as they are, other numbers to 4 decimals."""
+    return ", ".join(f"{k}={v}" if isinstance(v, int) else f"{k}={v:.4f}" for k, v in values.items())
 
 
 def _val_curve(metrics: Path) -> list[tuple[int, float]]:

@@ -38,6 +38,17 @@ class PipelineModel(nn.Module):
         #: What one sample is called when throughput is not counted in tokens (``"chips"``).
         self.sample_unit: str = "samples"
 
+    @property
+    def count_metrics(self) -> tuple[str, ...]:
+        """The objective's metrics that count things (summed, not averaged, by the trainer)."""
+        return tuple(getattr(self.objective, "count_metrics", ()))
+
+    @property
+    def loss_weight(self) -> str | None:
+        """The count metric the objective's loss is a mean over (validation weighs batches by it)."""
+        weight = getattr(self.objective, "loss_weight", None)
+        return str(weight) if weight else None
+
     def lr_scales(self) -> dict[int, float]:
         """Learning-rate factors by parameter id, from the objective's ``lr_scales(parts)`` (layer-wise decay);
         parameters it does not name train at the scheduled rate."""

@@ -144,7 +144,13 @@ class ModelParts:
 
 @runtime_checkable
 class Objective(Protocol):
-    """Head + loss: ``objective(parts, batch) -> (loss, metrics)``; an ``nn.Module``."""
+    """Head + loss: ``objective(parts, batch) -> (loss, metrics)``; an ``nn.Module``.
+
+    Optional attributes the trainer reads: ``count_metrics`` (names of metrics that count things, e.g.
+    ``("tokens",)``: summed over micro-batches, ranks and a validation pass, logged as integers; other
+    metrics are averaged) and ``loss_weight`` (the count metric the loss is a mean over: validation weighs
+    each batch's loss by it, so its loss is the mean over the whole split, e.g. per token).
+    """
 
     def bind(self, parts: ModelParts) -> None:
         """Create or tie parameters that depend on the other parts (e.g. a tied LM head)."""

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistContext", "all_gather_objects", "mean_across_ranks", "setup_distributed"]
+__all__ = ["DistContext", "all_gather_objects", "mean_across_ranks", "setup_distributed", "sum_across_ranks"]
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,15 @@ def mean_across_ranks(values: torch.Tensor, ctx: DistContext) -> torch.Tensor:
     out = values.clone()
     dist.all_reduce(out, op=dist.ReduceOp.SUM)
     return out / ctx.world_size
+
+
+def sum_across_ranks(values: torch.Tensor, ctx: DistContext) -> torch.Tensor:
+    """The element-wise sum of ``values`` over all ranks (itself when running alone)."""
+    if not ctx.distributed:
+        return values
+    out = values.clone()
+    dist.all_reduce(out, op=dist.ReduceOp.SUM)
+    return out
 
 
 def all_gather_objects(obj: Any, ctx: DistContext) -> list[Any]:

@@ -30,7 +30,13 @@ from registry_core.training.checkpoint import (
     restore_rng,
 )
 from registry_core.training.data_order import StripedBatchSampler
-from registry_core.training.distributed import DistContext, all_gather_objects, mean_across_ranks, setup_distributed
+from registry_core.training.distributed import (
+    DistContext,
+    all_gather_objects,
+    mean_across_ranks,
+    setup_distributed,
+    sum_across_ranks,
+)
 from registry_core.training.optim import build_optimizer, lr_at, set_lr
 from registry_core.training.progress import MetricsLog, ProgressReporter
 
@@ -117,8 +123,9 @@ def _derive_seed(*parts: int) -> int:
     return int(np.random.SeedSequence(list(parts)).generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
-def _mean_record(sums: Mapping[str, float], count: float) -> dict[str, float]:
-    return {k: v / count for k, v in sums.items()} if count else {}
+def _count(value: float) -> int:
+    """A count metric summed from float parts (a float32 sum of integers) as the integer it is."""
+    return round(value)
 
 
 class Trainer:
@@ -127,6 +134,10 @@ class Trainer:
     ``model(batch)`` returns a loss tensor or ``(loss, metrics)``. ``units`` names what throughput counts:
     ``"tokens"`` uses ``model.tokens_per_sample`` (falling back to samples), anything else counts samples
     under that name (e.g. ``"chips"``). Under ``torchrun`` it trains with DDP; rank 0 writes all files.
+
+    Metrics named in ``model.count_metrics`` are sums (over micro-batches and ranks per step, over the
+    whole pass in validation) logged as integers; the others are means. With ``model.loss_weight`` (a
+    count metric) the validation loss weighs each batch by it: the per-token mean over the split.
     """
 
     def __init__(
@@ -178,6 +189,8 @@ class Trainer:
         self.units = units
         self._units_per_sample = int(tokens) if units == "tokens" and tokens is not None else 1
         self._flops_per_unit = getattr(model, "flops_per_token", None) if units == "tokens" else None
+        self._counts = frozenset(getattr(model, "count_metrics", ()) or ())
+        self._loss_weight: str | None = getattr(model, "loss_weight", None)
         self._peak_flops = self._pick_peak_flops()
         self.step = 0
         self.consumed = 0
@@ -425,16 +438,19 @@ class Trainer:
             record["mfu"] = self._flops_per_unit * rate / (self._peak_flops * self.ctx.world_size)
         if metrics:
             names = sorted(metrics)
-            means = mean_across_ranks(torch.stack([metrics[n] for n in names]), self.ctx).tolist()
-            for name, value in zip(names, means):
-                record[f"train_{name}" if name in record else name] = value
+            values = torch.stack([metrics[n] for n in names])
+            counted = torch.tensor([n in self._counts for n in names], device=values.device)
+            # One all-reduce: counts summed over ranks, the other metrics averaged.
+            summed = sum_across_ranks(torch.where(counted, values, values / self.ctx.world_size), self.ctx)
+            for name, value in zip(names, summed.tolist()):
+                record[f"train_{name}" if name in record else name] = _count(value) if name in self._counts else value
         return record
 
     def _train_step(self, batches: Iterator[Any]) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         """Forward/backward over the accumulation micro-batches.
 
         Returns the loss averaged over micro-batches and ranks, the global gradient norm (before clipping),
-        and this rank's model metrics averaged over its micro-batches.
+        and this rank's model metrics over its micro-batches (counts summed, the others averaged).
         """
         loss_sum = torch.zeros((), device=self.ctx.device)
         metric_sums: dict[str, torch.Tensor] = {}
@@ -448,7 +464,8 @@ class Trainer:
                 (loss / self.accum).backward()
             loss_sum += loss.detach().float()
             for name, value in metrics.items():
-                part = torch.as_tensor(value, device=self.ctx.device).detach().float().reshape(()) / self.accum
+                part = torch.as_tensor(value, device=self.ctx.device).detach().float().reshape(())
+                part = part if name in self._counts else part / self.accum
                 metric_sums[name] = metric_sums[name] + part if name in metric_sums else part
         loss_mean = mean_across_ranks(loss_sum / self.accum, self.ctx)
         if self.config.grad_clip:
@@ -477,7 +494,11 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self, val_data: Any = None) -> dict[str, float]:
-        """Mean loss (and mean of each model metric) over one full pass of ``val_data``, all ranks together."""
+        """Loss and model metrics over one full pass of ``val_data``, all ranks together.
+
+        The loss is the mean over the split (batches weighted by ``model.loss_weight``, else by samples),
+        count metrics are totals, the others means over samples.
+        """
         data = val_data if val_data is not None else self.val_data
         if data is None:
             raise ValueError("evaluate() needs val_data: pass it here or to Trainer(val_data=...)")
@@ -487,27 +508,33 @@ class Trainer:
         was_training = self.model.training
         self.model.eval()
         sums: dict[str, float] = {}
-        count = 0
+        count, weight = 0, 0.0
         try:
             for indices, batch in zip(batches, self._loader(batches, data, seed=self.config.seed)):
                 loss, metrics = self._forward(self._eval_model, to_device(batch, ctx.device))
-                n = len(indices)  # the model's loss is a mean over its batch; weight by size for the pass mean
-                sums["loss"] = sums.get("loss", 0.0) + float(loss) * n
+                n = len(indices)
+                # The model's loss is a mean over its batch (over its tokens, with a loss_weight): weigh it so.
+                key_w = self._loss_weight
+                w = float(metrics[key_w]) if key_w is not None and key_w in metrics else float(n)
+                sums["loss"] = sums.get("loss", 0.0) + float(loss) * w
                 for key, value in metrics.items():
                     if key != "loss":  # a model that also reports its loss as a metric is not counted twice
-                        sums[key] = sums.get(key, 0.0) + float(value) * n
-                count += n
+                        sums[key] = sums.get(key, 0.0) + float(value) * (1 if key in self._counts else n)
+                count, weight = count + n, weight + w
         finally:
             self.model.train(was_training)
-        total_sums: dict[str, float] = {}
-        total = 0
-        for part_sums, part_count in all_gather_objects((sums, count), ctx):
-            total += part_count
+        totals: dict[str, float] = {}
+        total, total_weight = 0, 0.0
+        for part_sums, part_count, part_weight in all_gather_objects((sums, count, weight), ctx):
+            total, total_weight = total + part_count, total_weight + part_weight
             for key, value in part_sums.items():
-                total_sums[key] = total_sums.get(key, 0.0) + value
+                totals[key] = totals.get(key, 0.0) + value
         if total == 0:
             raise ValueError("val_data is empty; expected at least one sample to evaluate")
-        return _mean_record(total_sums, total)
+        out: dict[str, float] = {"loss": totals.pop("loss") / total_weight if total_weight else 0.0}
+        for key, value in totals.items():
+            out[key] = _count(value) if key in self._counts else value / total
+        return out
 
     # -- lifetime ---------------------------------------------------------------------------------------
 

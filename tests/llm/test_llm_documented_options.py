@@ -7,6 +7,7 @@ Each is tried through the real CLI in a subprocess on a small corpus cut from Py
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -179,8 +180,10 @@ def _saved(tmp_path: Path) -> dict[str, Any]:
 @pytest.mark.parametrize("kind", KINDS)
 def test_run_with_a_tokenizer_file(kind: str, tmp_path: Path) -> None:
     path = _tokenizer_file(kind, tmp_path)
-    _run(tmp_path, _pipeline_toml(tmp_path, tokenizer=f'path = "{path.as_posix()}"'))
+    proc = _run(tmp_path, _pipeline_toml(tmp_path, tokenizer=f'path = "{path.as_posix()}"'))
     assert _saved(tmp_path)["tokenizer"]["vocab_size"] == _built_vocab(path)
+    # the count of validation tokens is a whole number: every target of the val split, once
+    assert re.search(r"^validation: loss=\d+\.\d{4}, tokens=\d+$", proc.stdout, re.MULTILINE), proc.stdout
 
 
 @pytest.mark.slow
@@ -253,3 +256,41 @@ def test_run_rebuilds_a_shard_that_fails_its_checksum(tmp_path: Path) -> None:
     rebuilt = json.loads((tmp_path / "shards" / "manifest.json").read_text())
     assert rebuilt["build"] != manifest["build"] and rebuilt["shards"][0]["sha256"] == manifest["shards"][0]["sha256"]
     assert not victim.exists()  # the damaged build is gone
+
+
+# -- the trainer's validation loss is the loss over the split ---------------------------------------------
+
+
+@pytest.mark.parametrize(("objective", "backbone"), [("next-token", "gpt"), ("masked-lm", "bert")])
+def test_trainer_val_loss_is_a_direct_pass_over_the_split(objective: str, backbone: str, tmp_path: Path) -> None:
+    """Cross-entropy summed over every counted target of the val split, divided by their number (masked-lm
+    draws its eval masks from ``eval_seed``, so the same batches get the same masks here)."""
+    import torch
+    from torch.nn import functional as F
+    from torch.utils.data import default_collate
+
+    from registry_core import Pipeline
+
+    toml = _pipeline_toml(tmp_path, objective=objective, backbone=backbone, chars=600)
+    pipeline = Pipeline.from_toml(toml, overrides=["train.batch_size=3"])  # a last, smaller batch
+    trainer = pipeline.trainer(tmp_path / "run")
+    got = trainer.evaluate()
+    val, parts, obj = trainer.val_data, pipeline.parts, pipeline.objective
+    assert len(val) > 3  # several batches
+    pipeline.model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for start in range(0, len(val), 3):
+            batch = default_collate([val[i] for i in range(start, min(start + 3, len(val)))])
+            if objective == "next-token":
+                ids, targets = obj.targets_of(batch)
+                logits = obj.logits(parts, ids)
+            else:
+                corrupted, targets = obj.corrupt(batch["input_ids"])
+                logits = obj.head(parts, parts.backbone(parts.embed(corrupted), parts.positional, None))
+            total += float(F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100,
+                                           reduction="sum"))
+            count += int((targets != -100).sum())
+    assert got["tokens"] == count and isinstance(got["tokens"], int)
+    assert got["loss"] == pytest.approx(total / count, rel=1e-5)
+    assert trainer.evaluate()["loss"] == got["loss"]  # the same pass every time

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 TINY = Path(__file__).parent / "trainer_tiny.py"
-COMMON = ["--steps", "8", "--batch", "8", "--ckpt-every", "4", "--dropout", "0"]
+COMMON = ["--steps", "8", "--batch", "8", "--ckpt-every", "4", "--dropout", "0", "--counts"]
 
 
 def _env() -> dict[str, str]:
@@ -42,6 +42,12 @@ def _losses(out: Path) -> dict[int, float]:
     return {r["step"]: r["loss"] for r in records if "loss" in r}
 
 
+def _counts(out: Path) -> list[dict[str, object]]:
+    """The count metrics of every metrics.jsonl line (CountingModel's rows and kept, train and val)."""
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return [{k: r[k] for k in ("step", "rows", "kept", "val_rows", "val_kept") if k in r} for r in records]
+
+
 def _close(a: dict[int, float], b: dict[int, float]) -> None:
     assert a.keys() == b.keys()
     for step in a:
@@ -59,6 +65,11 @@ def test_two_ranks_match_one_rank_and_resume_across_rank_counts(tmp_path: Path) 
     assert [r["world"] for r in lines] == [2], "only rank 0 reports"
     assert lines[0]["allreduce_calls"] == 8, "one gradient all-reduce per optimizer step, none on inner micro-steps"
     _close(_losses(tmp_path / "two"), one)
+    # Counts are integers summed over micro-batches and ranks: the same as on one rank (8 rows a step, 16 in val).
+    counts = _counts(tmp_path / "two")
+    assert counts == _counts(tmp_path / "one")
+    assert all(c["rows"] == 8 for c in counts if "rows" in c) and counts[-1]["val_rows"] == 16
+    assert all(isinstance(v, int) for c in counts for v in c.values())
     assert sorted(p.name for p in (tmp_path / "two" / "checkpoints").iterdir()) == ["last.pt"]
 
     # A 1-rank run killed after its step-4 checkpoint resumes on 2 ranks and lands on the same losses.

@@ -232,3 +232,34 @@ def test_torch_compile_option(tiny: ModuleType, tmp_path: Path) -> None:
     assert b == pytest.approx(a, rel=1e-4)
     keys = list(load_checkpoint(tmp_path / "compiled" / "checkpoints" / "last.pt")["model"])
     assert keys == list(eager.model.state_dict())
+
+
+def test_count_metrics_are_integer_sums_and_the_loss_is_weighted_by_its_count(tiny: ModuleType, tmp_path: Path) -> None:
+    """An objective's counts (an LM's tokens) add up over micro-batches and the pass; its loss is a mean over
+    what ``loss_weight`` counts, so validation gives the mean over the whole split, not over batches."""
+    class KeptLoss(tiny.CountingModel):  # type: ignore[name-defined]
+        loss_weight = "kept"
+
+        def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+            _, metrics = super().forward(batch)
+            err = (self.out(self.drop(torch.nn.functional.gelu(self.norm(self.inp(batch["x"]))))) - batch["y"])[:, 0]
+            kept = batch["y"][:, 0] > 0
+            return (err.square() * kept).sum() / kept.sum().clamp(min=1), metrics  # a mean over the kept rows
+
+    torch.manual_seed(0)
+    model = KeptLoss(dropout=0.0)
+    val = tiny.TinyRegression(10, seed=7)  # micro-batches of 4, 4 and 2, each keeping a different number of rows
+    config = tiny.make_config(steps=2, batch_size=8, micro_batch_size=2, log_every=1)
+    trainer = Trainer(model, tiny.TinyRegression(), config, tmp_path, val_data=val)
+    trainer.fit()
+    train = [r for r in _metrics(tmp_path) if "rows" in r]
+    assert [r["rows"] for r in train] == [8, 8] and all(isinstance(r["kept"], int) for r in train)
+    got = trainer.evaluate()
+    model.eval()
+    with torch.no_grad():
+        kept = val.y[:, 0] > 0
+        pred = model.out(torch.nn.functional.gelu(model.norm(model.inp(val.x))))[:, 0]
+        direct = float((pred - val.y[:, 0])[kept].square().mean())
+    assert got["rows"] == 10 and got["kept"] == int(kept.sum()) and isinstance(got["kept"], int)
+    assert 0 < got["kept"] < 10
+    assert got["loss"] == pytest.approx(direct, rel=1e-5)

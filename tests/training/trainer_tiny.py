@@ -68,6 +68,18 @@ class TinyModel(nn.Module):
         return loss, {"mae": (pred - batch["y"]).abs().mean().detach()}
 
 
+class CountingModel(TinyModel):
+    """TinyModel that also reports counts, as an LM reports its tokens: ``rows`` (samples) and ``kept``
+    (rows with ``y > 0``), declared as ``count_metrics``."""
+
+    count_metrics = ("rows", "kept")
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        loss, metrics = super().forward(batch)
+        kept = (batch["y"][:, 0] > 0).float().sum()
+        return loss, {**metrics, "rows": torch.tensor(float(len(batch["y"]))), "kept": kept}
+
+
 def make_config(**overrides: Any) -> TrainConfig:
     """A quick config for the tiny task; every test overrides what it is about."""
     base: dict[str, Any] = {
@@ -110,10 +122,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dropout", type=float, default=0.1)
     parser.add_argument("--stall-after", type=int, default=None, help="block after serving this many samples")
     parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--counts", action="store_true", help="train CountingModel (count metrics, a loss weight)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)  # the same kernels in every run, so CPU results repeat bit for bit
     torch.manual_seed(0)
-    model = TinyModel(dropout=args.dropout)
+    model = (CountingModel if args.counts else TinyModel)(dropout=args.dropout)
     config = make_config(
         steps=args.steps, batch_size=args.batch, micro_batch_size=args.micro, checkpoint_every=args.ckpt_every
     )

@@ -80,6 +80,10 @@ class ContrastiveObjective(nn.Module):
     The projection head (``projector``) is made in ``bind``, sized from the backbone's width.
     """
 
+    #: ``pairs`` counts the samples the loss is a mean over: the trainer sums it and weighs the loss by it.
+    count_metrics = ("pairs",)
+    loss_weight = "pairs"
+
     def __init__(self, config: ContrastiveConfig) -> None:
         super().__init__()
         self.config = config

@@ -43,6 +43,10 @@ class MAEObjective(nn.Module):
     is made in ``bind``, sized from the bound patch embedding (bands, patch size, tubelet, band groups).
     """
 
+    #: ``masked_tokens`` is a count: the trainer sums it (the loss is a mean over valid masked pixels, which
+    #: it does not report, so validation weighs batches by samples).
+    count_metrics = ("masked_tokens",)
+
     def __init__(self, config: MAEConfig) -> None:
         super().__init__()
         self.config = config

@@ -22,9 +22,14 @@ class MaskedLMObjective(nn.Module):
     Reads ``batch["input_ids"]`` ``(B, T)`` (other keys, e.g. next-token ``targets``, are ignored) and an
     optional ``keep`` mask of real tokens. ``mask_id`` must be known: from the config (wired from the
     tokenizer's ``<|mask|>``) or as ``mask_id`` on the bound embedding. ``vocab_size`` comes from the
-    config or the embedding's rows. Randomness uses torch's global RNG (seeded by the trainer) unless a
-    ``generator`` is set on the objective.
+    config or the embedding's rows. In training, randomness uses torch's global RNG (seeded by the trainer)
+    unless a ``generator`` is set on the objective; in eval mode each call draws from ``eval_seed``, so a
+    validation pass is the same at every step and leaves the training RNG alone (as ``mae`` does).
     """
+
+    #: ``tokens`` counts the chosen tokens the loss is a mean over: the trainer sums it and weighs the loss by it.
+    count_metrics = ("tokens",)
+    loss_weight = "tokens"
 
     def __init__(self, config: MaskedLMConfig) -> None:
         super().__init__()
@@ -33,6 +38,8 @@ class MaskedLMObjective(nn.Module):
         self.pad_id = config.pad_id
         self.head = LMHead("masked-lm", config.embed_dim, config.vocab_size, config.tie_weights)
         self.generator: torch.Generator | None = None
+        #: Seed of the tokens chosen in eval mode (validation, evaluators), independent of training's RNG.
+        self.eval_seed = 0
 
     @property
     def vocab_size(self) -> int | None:
@@ -58,7 +65,8 @@ class MaskedLMObjective(nn.Module):
         """``(corrupted ids, targets)``: targets hold the original id where chosen, -100 elsewhere."""
         if self.mask_id is None or self.vocab_size is None:
             raise RuntimeError("objective 'masked-lm' is not bound; call objective.bind(parts) first")
-        cfg, g = self.config, self.generator
+        cfg = self.config
+        g = self.generator if self.training else torch.Generator(device=ids.device).manual_seed(self.eval_seed)
         eligible = torch.ones_like(ids, dtype=torch.bool)
         if self.pad_id is not None:
             eligible &= ids != self.pad_id

@@ -25,6 +25,10 @@ class NextTokenObjective(nn.Module):
     from the config (wired from the tokenizer) or, failing that, a ``pad_id`` attribute of the embedding.
     """
 
+    #: ``tokens`` counts the targets the loss is a mean over: the trainer sums it and weighs the loss by it.
+    count_metrics = ("tokens",)
+    loss_weight = "tokens"
+
     def __init__(self, config: NextTokenConfig) -> None:
         super().__init__()
         self.config = config
