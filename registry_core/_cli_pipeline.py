@@ -166,7 +166,7 @@ def _run(args: argparse.Namespace, pipeline: Any, out: Path, ctx: Any, saved: di
     if not pipeline.has_split("val"):
         skipped = f" and the evaluators ({', '.join(s.spec.name for s in pipeline.evaluator_slots)})"
         print(f"note: data `{pipeline.slots['data'].spec.name}` has no 'val' split: validation"
-              f"{skipped if pipeline.evaluator_slots else ''} skipped")
+              f"{skipped if pipeline.evaluator_slots else ''} skipped", file=sys.stderr)
     elif pipeline.evaluator_slots:
         metrics = pipeline.evaluate("val")
     pipeline.save(out)

@@ -324,8 +324,8 @@ class Pipeline:
         built = self._need_built()
         if built.evaluators and not self.has_split(split):
             names = ", ".join(s.spec.id for s in self.evaluator_slots)
-            raise ValueError(f"the evaluators ({names}) need a {split!r} split, which data "
-                             f"`{self.slots['data'].spec.name}` does not have")
+            raise ConfigError([ConfigIssue("data", None, f"the evaluators ({names}) need a {split!r} split, which "
+                                                         f"data `{self.slots['data'].spec.name}` does not have")])
         return {s.spec.id: dict(ev.evaluate(self, split)) for s, ev in zip(self.evaluator_slots, built.evaluators)}
 
     # -- saving and loading -------------------------------------------------------------------

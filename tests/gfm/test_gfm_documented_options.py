@@ -26,7 +26,7 @@ def test_run_without_a_val_split_trains_and_skips_validation_with_a_note(lsat7_s
                           capture_output=True, text=True, cwd=tmp_path, check=False, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "note: data `zarr-chips` has no 'val' split: validation and the evaluators (reconstruction) skipped" \
-        in proc.stdout
+        in proc.stderr
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["step"] == 2 and summary["val"] is None and summary["evaluators"] == {}
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]

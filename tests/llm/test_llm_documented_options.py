@@ -219,7 +219,7 @@ def test_run_without_a_val_split_trains_and_skips_validation_with_a_note(tmp_pat
     toml = _pipeline_toml(tmp_path, val_fraction=0.0)
     toml.write_text(toml.read_text().replace("eval_every = 0", "eval_every = 1") + '\n[[evaluators]]\nuse = "perplexity"\n')
     proc = _run(tmp_path, toml)
-    assert "note: data `text-shards` has no 'val' split: validation and the evaluators (perplexity) skipped" in proc.stdout
+    assert "note: data `text-shards` has no 'val' split: validation and the evaluators (perplexity) skipped" in proc.stderr
     assert "validation:" not in proc.stdout
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["step"] == 2 and summary["val"] is None and summary["evaluators"] == {}

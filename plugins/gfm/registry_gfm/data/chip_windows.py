@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from registry_gfm.errors import DatacubeError
+
 __all__ = ["SPLITS", "Region", "grid_windows", "random_window", "split_region", "window_rng"]
 
 SPLITS = ("train", "val")
@@ -35,7 +37,7 @@ def split_region(store: str, height: int, chip: int, val_fraction: float, split:
         raise ValueError(f"datacube store {store} is {height} pixels high, smaller than one chip of {chip}")
     val_rows = max(1, round(rows * val_fraction)) if val_fraction > 0 else 0
     if split == "val" and val_rows == 0:
-        raise ValueError(f"datacube store {store} has no 'val' split: val_fraction is 0; set val_fraction > 0 for one")
+        raise DatacubeError(f"datacube store {store} has no 'val' split: val_fraction is 0; set val_fraction > 0 for one")
     if val_rows >= rows:
         raise ValueError(
             f"datacube store {store} has {rows} chip rows of {chip} pixels; val_fraction {val_fraction} leaves "

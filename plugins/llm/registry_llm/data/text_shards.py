@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from registry_core import RegistryCoreError
+from registry_core import ConfigError, ConfigIssue, RegistryCoreError
 from registry_core.atomic import move_into_place, write_json
 from registry_llm.data.dedup import DedupIndex
 from registry_llm.data.document_batches import BatchSettings, run_batches
@@ -321,8 +321,8 @@ class TextShards:
     def dataset(self, split: str = "train") -> TokenWindows:
         """Windows of ``seq_len + 1`` tokens of one split (shards verified; tokenizer checked if attached)."""
         if split == "val" and not self.has_split(split):
-            raise ValueError(f"text-shards in {self.out} has no 'val' split: val_fraction is 0; set val_fraction > 0 "
-                             "for one")
+            raise ConfigError([ConfigIssue("data", "val_fraction", f"text-shards in {self.out} has no 'val' split: "
+                                                                   "val_fraction is 0; set val_fraction > 0 for one")])
         manifest = read_manifest(self.out)
         # Checksums are read once per build and instance (train and val open the same shards).
         checksums = self.config.verify_checksums and manifest["build"] not in self._verified
