@@ -264,8 +264,25 @@ def _validate(cls: type, options: Mapping[str, Any], slot: str) -> tuple[Any | N
     try:
         return cls(**kwargs), []
     except (ValueError, TypeError) as exc:  # the schema's own __post_init__ checks
-        named = re.match(r"options? '(\w+)'", str(exc))  # "option 'bbox' needs ...": the key at fault
-        return None, [ConfigIssue(slot, named.group(1) if named and named.group(1) in fields else None, str(exc))]
+        return None, [_post_init_issue(exc, slot, fields)]
+
+
+def _post_init_issue(exc: Exception, slot: str, fields: Mapping[str, Any]) -> ConfigIssue:
+    """A schema's own check that failed, with the key its message names ("option 'bbox' needs ...")."""
+    named = re.match(r"options? '(\w+)'", str(exc))
+    return ConfigIssue(slot, named.group(1) if named and named.group(1) in fields else None, str(exc))
+
+
+def recheck_config(config: Any, slot: str, registry: Registry | None = None) -> list[ConfigIssue]:
+    """Run a config's own checks (``__post_init__``) again, on the values wiring filled in after validation."""
+    if not dataclasses.is_dataclass(config) or isinstance(config, type) or not hasattr(config, "__post_init__"):
+        return []
+    with validating_with(registry):
+        try:
+            dataclasses.replace(config)
+        except (ValueError, TypeError) as exc:
+            return [_post_init_issue(exc, slot, {f.name: f for f in dataclasses.fields(config)})]
+    return []
 
 
 def build_config(

@@ -65,3 +65,11 @@ def test_recipes_still_compose_with_the_replacement(geoextras: Registry) -> None
 def test_an_unknown_spectral_index_names_the_option(geoextras: Registry) -> None:
     with pytest.raises(ConfigError, match="option 'indices'"):
         Pipeline.from_toml(PACKAGE / "pipeline.toml", geoextras, overrides=['tokenizer.indices=["nvdi"]'])
+
+
+def test_a_wired_value_meets_the_components_own_checks(geoextras: Registry) -> None:
+    # 64 / 32 heads leaves rope-2d a head_dim of 2, which it cannot split into row and column halves;
+    # the heads reach it by wiring, after its options were validated, so composition checks it again
+    with pytest.raises(ConfigError) as info:
+        Pipeline.from_toml(PACKAGE / "pipeline.toml", geoextras, overrides=["backbone.heads=32"])
+    assert any(i.slot == "positional" and "head_dim" in i.message for i in info.value.issues), info.value
