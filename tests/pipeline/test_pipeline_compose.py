@@ -17,7 +17,8 @@ def issues_of(config: dict[str, Any], registry: Registry) -> list[str]:
     return [str(i) for i in err.value.issues]
 
 
-def test_good_config_composes_and_wires(toy_registry: Registry, good: dict) -> None:
+def test_good_config_composes_and_wires(toy_registry: Registry, good: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delitem(sys.modules, "rc_toy_parts", raising=False)  # an earlier test in this process built it
     p = compose(good, toy_registry)
     assert p.slots["positional"].config.embed_dim == 32
     assert p.slots["positional"].config.max_positions == 64
