@@ -18,6 +18,7 @@ import contextlib
 import dataclasses
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -30,7 +31,7 @@ from registry_core._registry import Registry
 from registry_core._schema import resolve_config_class, validate_options
 from registry_core._spec import ComponentSpec
 
-__all__ = ["HEAVY_MODULES", "assert_plugin_ok", "check_plugin", "heavy_imports"]
+__all__ = ["HEAVY_MODULES", "assert_plugin_ok", "check_plugin", "heavy_imports", "one_error_line", "run_cli"]
 
 #: Modules that listing, showing and importing a plugin must never pull in.
 HEAVY_MODULES: Final = ("torch", "numpy", "xarray", "rasterio", "dask", "zarr", "tokenizers", "pandas", "scipy")
@@ -48,6 +49,23 @@ def heavy_imports(modules: list[str], heavy: tuple[str, ...] = HEAVY_MODULES) ->
         raise AssertionError(f"importing {modules} failed:\n{out.stderr}")
     loaded: list[str] = json.loads(out.stdout.strip().splitlines()[-1])
     return loaded
+
+
+def run_cli(*args: str, cwd: str | os.PathLike[str] | None = None,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``python -m registry_core ARGS`` in a fresh interpreter (no ``REGISTRY_CORE_DEBUG``; ``env`` added)."""
+    environ = {k: v for k, v in os.environ.items() if k != "REGISTRY_CORE_DEBUG"}
+    return subprocess.run([sys.executable, "-m", "registry_core", *args], capture_output=True, text=True, cwd=cwd,
+                          check=False, env={**environ, **(env or {})})
+
+
+def one_error_line(out: subprocess.CompletedProcess[str], code: int = 1) -> str:
+    """The single ``error: ...`` line a failed command printed, asserting its exit code and that no traceback shows."""
+    assert out.returncode == code, (out.returncode, out.stdout, out.stderr)
+    assert "Traceback" not in out.stderr, out.stderr
+    lines = out.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), out.stderr
+    return lines[0]
 
 
 def _check_spec(spec: ComponentSpec) -> list[str]:

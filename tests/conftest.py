@@ -184,3 +184,24 @@ def read_report(index: Path) -> ReportPage:
 def report_page() -> Callable[[Path], ReportPage]:
     """``report_page(index)``: the parsed page of a written report, every image checked (see ``read_report``)."""
     return read_report
+
+
+@pytest.fixture
+def install_example(site_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[Path], None]:
+    """Install a stand-alone example package as pip would list it: its code on the path (here and in
+    subprocesses), a dist-info written from its pyproject.toml with its real entry points."""
+
+    def install(package: Path) -> None:
+        import tomllib
+
+        meta = tomllib.loads((package / "pyproject.toml").read_text())["project"]
+        info = site_dir / f"{meta['name'].replace('-', '_')}-{meta['version']}.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {meta['name']}\nVersion: {meta['version']}\n")
+        eps = "\n".join(f"{k} = {v}" for k, v in meta["entry-points"]["registry_core"].items())
+        (info / "entry_points.txt").write_text(f"[registry_core]\n{eps}\n")
+        monkeypatch.syspath_prepend(str(package))
+        monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(package), os.environ["PYTHONPATH"]]))  # site_dir set it
+        importlib.invalidate_caches()
+
+    return install

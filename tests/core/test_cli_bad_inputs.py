@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from registry_core._toml import dumps
+from registry_core.testing import one_error_line
 
 TOY = Path(__file__).parent.parent / "pipeline"
 
@@ -57,13 +58,7 @@ def cli(tmp_path: Path) -> Cli:
     return run
 
 
-def one_error(out: subprocess.CompletedProcess[str], code: int) -> str:
-    """The single ``error:`` line of a failed command (asserting exit code, one line, no traceback)."""
-    assert out.returncode == code, (out.returncode, out.stdout, out.stderr)
-    assert "Traceback" not in out.stderr, out.stderr
-    lines = out.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), out.stderr
-    return lines[0]
+one_error = one_error_line
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:

@@ -50,10 +50,11 @@ def _tree(root: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def fresh_registry() -> Iterator[None]:
+def fresh_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The process-wide registry rebuilt before and after (a test installs a distribution meanwhile)."""
     get_registry(reload=True)
     yield
+    monkeypatch.undo()  # take the throw-away site off sys.path first, so the reload forgets its plugin
     get_registry(reload=True)
 
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import tomllib
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,16 +15,9 @@ PACKAGE = ROOT / "examples" / "thirdparty-plugin"
 
 
 @pytest.fixture
-def geoextras(site_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Registry:
-    """Install the example as pip would list it: its code on the path, a dist-info from its pyproject."""
-    meta = tomllib.loads((PACKAGE / "pyproject.toml").read_text())["project"]
-    info = site_dir / f"registry_geoextras-{meta['version']}.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {meta['name']}\nVersion: {meta['version']}\n")
-    eps = "\n".join(f"{k} = {v}" for k, v in meta["entry-points"]["registry_core"].items())
-    (info / "entry_points.txt").write_text(f"[registry_core]\n{eps}\n")
-    monkeypatch.syspath_prepend(str(PACKAGE))
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(PACKAGE), os.environ["PYTHONPATH"]]))  # site_dir set it
+def geoextras(install_example: Callable[[Path], None]) -> Registry:
+    """The example installed as pip would list it (its real entry points)."""
+    install_example(PACKAGE)
     return Registry(use_env=False)
 
 

@@ -4,28 +4,17 @@ band, exit 1, no traceback, and no store written. Uses the Landsat 7 catalog shi
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from registry_core.testing import one_error_line, run_cli
+
 CATALOG = Path(__file__).parent.parent / "data" / "gfm_lsat7" / "stac" / "catalog.json"
 
 
-def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "REGISTRY_CORE_DEBUG"}
-    return subprocess.run([sys.executable, "-m", "registry_core", *args], capture_output=True, text=True, cwd=cwd,
-                          check=False, env=env)
-
-
-def one_error(out: subprocess.CompletedProcess[str]) -> str:
-    assert out.returncode == 1, (out.returncode, out.stdout, out.stderr)
-    assert "Traceback" not in out.stderr, out.stderr
-    lines = out.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), out.stderr
-    return lines[0]
+cli = run_cli
+one_error = one_error_line
 
 
 def ingest_file(folder: Path, extra: str = "", catalog: str = str(CATALOG), assets: str = '"blue", "red"',

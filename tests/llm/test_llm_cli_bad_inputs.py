@@ -4,28 +4,15 @@ nothing written into ``--out``; and ``run`` / ``generate`` with ``--json`` print
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from registry_core._toml import dumps
+from registry_core.testing import one_error_line, run_cli
 
-
-def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "REGISTRY_CORE_DEBUG"}
-    return subprocess.run([sys.executable, "-m", "registry_core", *args], capture_output=True, text=True, cwd=cwd,
-                          check=False, env=env)
-
-
-def one_error(out: subprocess.CompletedProcess[str]) -> str:
-    assert out.returncode == 1, (out.returncode, out.stdout, out.stderr)
-    assert "Traceback" not in out.stderr, out.stderr
-    lines = out.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), out.stderr
-    return lines[0]
+cli = run_cli
+one_error = one_error_line
 
 
 def tiny(folder: Path, **tokenizer: object) -> Path:
