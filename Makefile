@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
 PYTEST_ARGS ?= -n 2
 
 .PHONY: demo test lint bench setup lock plugin-example
@@ -11,10 +12,15 @@ PYTEST_ARGS ?= -n 2
 setup: $(STAMP)
 
 # constraints.txt pins every package to the version the suite passed with (refresh it with `make lock`).
-$(STAMP): pyproject.toml plugins/llm/pyproject.toml plugins/gfm/pyproject.toml constraints.txt
+# The demo needs only the run-time packages ($(RUN_STAMP)); the tests add the test extra on top ($(STAMP)).
+$(RUN_STAMP): pyproject.toml plugins/llm/pyproject.toml plugins/gfm/pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[torch,cli]' -e plugins/llm -e plugins/gfm
+	touch $(RUN_STAMP)
+
+$(STAMP): $(RUN_STAMP)
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[torch,cli,test]' -e plugins/llm -e plugins/gfm
 	touch $(STAMP)
 
@@ -26,7 +32,7 @@ lock:
 	  $(BIN)/python -m pip freeze --exclude-editable | grep -Eiv '^registry[-_](core|llm|gfm)[=@ ]' \
 	  | sed -E 's/^(torch==[^+]+)\+.*/\1/'; } > constraints.tmp && mv constraints.tmp constraints.txt
 
-demo: $(STAMP)
+demo: $(RUN_STAMP)
 	$(BIN)/python -m registry_core plugins
 	$(BIN)/python -m registry_core list
 	$(BIN)/python -m registry_core check examples/gpt-tiny.toml
