@@ -205,3 +205,18 @@ def install_example(site_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Callable
         importlib.invalidate_caches()
 
     return install
+
+
+@pytest.fixture
+def toy_plugin(site_dir: Path) -> None:
+    """The toy plugin of tests/pipeline (toy_plugin.py + toy_parts.py) installed as distribution rc-toy 0.3.0."""
+    import shutil
+
+    toy = Path(__file__).parent / "pipeline"
+    shutil.copy(toy / "toy_plugin.py", site_dir / "rc_toy_plugin.py")
+    shutil.copy(toy / "toy_parts.py", site_dir / "rc_toy_parts.py")
+    info = site_dir / "rc_toy-0.3.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: rc-toy\nVersion: 0.3.0\n")
+    (info / "entry_points.txt").write_text("[registry_core]\ntoy = rc_toy_plugin\n")
+    importlib.invalidate_caches()

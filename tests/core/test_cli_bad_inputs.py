@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -18,8 +17,6 @@ import pytest
 
 from registry_core._toml import dumps
 from registry_core.testing import one_error_line
-
-TOY = Path(__file__).parent.parent / "pipeline"
 
 GOOD = {
     "name": "toy",
@@ -35,14 +32,8 @@ Cli = Callable[..., subprocess.CompletedProcess[str]]
 
 
 @pytest.fixture
-def toy(site_dir: Path, tmp_path: Path) -> Path:
+def toy(toy_plugin: None, tmp_path: Path) -> Path:
     """The toy plugin installed as a throw-away distribution; returns a valid toy pipeline file."""
-    shutil.copy(TOY / "toy_plugin.py", site_dir / "rc_toy_plugin.py")
-    shutil.copy(TOY / "toy_parts.py", site_dir / "rc_toy_parts.py")
-    info = site_dir / "rc_toy-0.3.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: rc-toy\nVersion: 0.3.0\n")
-    (info / "entry_points.txt").write_text("[registry_core]\ntoy = rc_toy_plugin\n")
     path = tmp_path / "toy.toml"
     path.write_text(dumps(GOOD))
     return path

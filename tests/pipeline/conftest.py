@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-import importlib
-import shutil
-from pathlib import Path
-
 import pytest
 
 from registry_core import Registry
 
-HERE = Path(__file__).parent
-
 
 @pytest.fixture
-def toy_registry(site_dir: Path) -> Registry:
-    shutil.copy(HERE / "toy_plugin.py", site_dir / "rc_toy_plugin.py")
-    shutil.copy(HERE / "toy_parts.py", site_dir / "rc_toy_parts.py")
-    info = site_dir / "rc_toy-0.3.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: rc-toy\nVersion: 0.3.0\n")
-    (info / "entry_points.txt").write_text("[registry_core]\ntoy = rc_toy_plugin\n")
-    importlib.invalidate_caches()
+def toy_registry(toy_plugin: None) -> Registry:
     return Registry(use_env=False)
 
 
