@@ -13,15 +13,15 @@ setup: $(STAMP)
 
 # constraints.txt pins every package to the version the suite passed with (refresh it with `make lock`).
 # The demo needs only the run-time packages ($(RUN_STAMP)); the tests add the test extra on top ($(STAMP)).
+# Our three packages build with the venv's own setuptools (--no-build-isolation: no throw-away build env each).
 $(RUN_STAMP): pyproject.toml plugins/llm/pyproject.toml plugins/gfm/pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[torch,cli]' -e plugins/llm -e plugins/gfm
+	$(BIN)/python -m pip install -q -c constraints.txt torch==2.13.0 'setuptools>=64'
+	$(BIN)/python -m pip install -q --no-build-isolation -c constraints.txt -e '.[torch,cli]' -e plugins/llm -e plugins/gfm
 	touch $(RUN_STAMP)
 
 $(STAMP): $(RUN_STAMP)
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[torch,cli,test]' -e plugins/llm -e plugins/gfm
+	$(BIN)/python -m pip install -q --no-build-isolation -c constraints.txt -e '.[torch,cli,test]' -e plugins/llm -e plugins/gfm
 	touch $(STAMP)
 
 # Rewrite constraints.txt from .venv (after upgrading packages there and passing `make test`): every installed

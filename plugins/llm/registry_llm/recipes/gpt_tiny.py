@@ -15,7 +15,7 @@ CONFIG: dict[str, Any] = {
              "dedup": "exact", "quality_filter": False},
     "tokenizer": {"use": "bpe", "vocab_size": 2048},
     "positional": {"use": "rope"},
-    "backbone": {"use": "gpt", "embed_dim": 128, "depth": 4, "heads": 4, "max_positions": 256, "dropout": 0.1},
+    "backbone": {"use": "gpt", "embed_dim": 128, "depth": 4, "heads": 4, "max_positions": 256, "dropout": 0.0},
     "objective": {"use": "next-token"},
     "evaluators": [{"use": "perplexity"}, {"use": "unigram-baseline"}],
     "train": {"steps": 400, "batch_size": 16, "lr": 3e-3, "min_lr": 3e-4, "warmup_steps": 30,
