@@ -32,7 +32,7 @@ CONFIG: dict[str, Any] = {
     "objective": {"use": "finetune", "freeze_encoder": True},
     "weights": {"use": "from-run", "path": "runs/mae-tiny"},
     "evaluators": [{"use": "task-metrics", "out": "confusion"}, {"use": "baselines", "out": "baselines.json"}],
-    "train": {"steps": 150, "batch_size": 32, "lr": 2e-3, "min_lr": 1e-4, "warmup_steps": 15,
+    "train": {"steps": 100, "batch_size": 32, "lr": 2e-3, "min_lr": 1e-4, "warmup_steps": 10,
               "weight_decay": 0.01, "log_every": 25, "checkpoint_every": 0, "eval_every": 0, "seed": 0},
 }
 
