@@ -13,7 +13,7 @@ HF's ViTMAE is 2-D, so two configurations run:
 - ``N frames`` against timm: the fair N-frame anchor. Prithvi V1 itself is built from timm's ``Block``; the
   reference here is its encoder forward rebuilt from the same checkpoint tensors (a Conv3d patch embed of kernel
   (1, p, p), the cls token and the checkpoint's 3-D ``pos_embed`` added as Prithvi does, 12 timm ``Block``s,
-  the final ``norm``), checked against ours (max |ours - timm|) and timed on the same N x 196 + 1 tokens.
+  the final ``norm``; LayerNorm eps 1e-5 as Prithvi's ``nn.LayerNorm``), checked against ours (max |ours - timm|) and timed on the same N x 196 + 1 tokens.
   Needs ``timm`` (``pip install timm``, not a dependency of the project); without it the row is skipped.
 
 All run in one process under ``torch.inference_mode``; ours and the reference alternate within each round;
@@ -74,13 +74,17 @@ def random_v1_checkpoint(width: int, depth: int, frames: int, patch: int, bands:
     return out
 
 
+#: Prithvi's code builds its blocks with ``norm_layer=nn.LayerNorm``: eps 1e-5 (timm's own ViT passes 1e-6).
+PRITHVI_EPS = 1e-5
+
+
 def hf_model(ours: nn.Module, args: argparse.Namespace) -> nn.Module:
     """``ViTMAEModel`` of the same sizes holding ours' tensors, and MAE's fixed 2-D position table."""
     from transformers import ViTMAEConfig, ViTMAEModel
 
     cfg = ViTMAEConfig(hidden_size=args.embed_dim, num_hidden_layers=args.depth, num_attention_heads=args.heads,
                        intermediate_size=4 * args.embed_dim, image_size=224, patch_size=args.patch,
-                       num_channels=args.bands, mask_ratio=0.0, layer_norm_eps=1e-6, hidden_act="gelu",
+                       num_channels=args.bands, mask_ratio=0.0, layer_norm_eps=PRITHVI_EPS, hidden_act="gelu",
                        qkv_bias=True, attn_implementation="sdpa")
     model = ViTMAEModel(cfg)
     parts = ModelParts(ours.embed, ours.positional, ours.backbone)
@@ -116,8 +120,9 @@ class TimmPrithvi(nn.Module):
         self.cls_token = nn.Parameter(torch.zeros(1, 1, width))
         self.pos_embed = nn.Parameter(torch.zeros(1, tokens, width), requires_grad=False)
         self.blocks = nn.Sequential(*(Block(width, heads, mlp_ratio=4, qkv_bias=True,
-                                            norm_layer=partial(nn.LayerNorm, eps=1e-6)) for _ in range(depth)))
-        self.norm = nn.LayerNorm(width, eps=1e-6)
+                                            norm_layer=partial(nn.LayerNorm, eps=PRITHVI_EPS))
+                                      for _ in range(depth)))
+        self.norm = nn.LayerNorm(width, eps=PRITHVI_EPS)
 
     def forward(self, chips: torch.Tensor) -> torch.Tensor:
         x = self.patch_embed["proj"](chips).flatten(2).transpose(1, 2) + self.pos_embed[:, 1:]  # (t, h, w) order

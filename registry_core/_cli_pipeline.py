@@ -130,17 +130,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         prepare_run_dir(out, resume=args.resume, overwrite=args.overwrite)
         _warn_short_warmup(pipeline)
     pipeline.run_dir = out  # data with relative outputs (text-shards' `out`) writes them inside the run folder
-    from registry_core.training.distributed import setup_distributed
+    from registry_core.training.distributed import setup_distributed, teardown_distributed
 
     ctx = setup_distributed(pipeline.train.device)
     try:
         return _run(args, pipeline, out, ctx, saved)
     finally:
-        if ctx.owns_group:
-            import torch.distributed as dist
-
-            dist.barrier()  # leave together (see Trainer.close)
-            dist.destroy_process_group()
+        teardown_distributed(ctx)  # after fit closed its trainer (and dropped DDP): frees the group's threads
 
 
 def _run(args: argparse.Namespace, pipeline: Any, out: Path, ctx: Any, saved: dict[str, Any] | None) -> int:

@@ -1,7 +1,18 @@
-"""Rank, world size and device from the ``torchrun`` environment; process-group set-up (gloo / NCCL)."""
+"""Rank, world size and device from the ``torchrun`` environment; process-group set-up and tear-down.
+
+A process group must be gone before the interpreter exits: a gloo worker thread still alive then may need
+the GIL to free the tensors of a finished collective, and dies with ``terminate called without an active
+exception`` (SIGABRT) while Python finalizes, so a finished run reads as a failed job. Two things keep a
+group alive past ``destroy_process_group``: a reference held by a DDP wrapper, and importing
+``torch._dynamo`` while the group exists (torch 2.13 keeps references to the default group then). So
+:func:`setup_distributed` imports ``torch._dynamo`` before it creates the group, and
+:func:`teardown_distributed` drops the group only once nothing else holds it, which joins its threads.
+"""
 
 from __future__ import annotations
 
+import gc
+import importlib
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -9,7 +20,14 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistContext", "all_gather_objects", "mean_across_ranks", "setup_distributed", "sum_across_ranks"]
+__all__ = [
+    "DistContext",
+    "all_gather_objects",
+    "mean_across_ranks",
+    "setup_distributed",
+    "sum_across_ranks",
+    "teardown_distributed",
+]
 
 
 @dataclass(frozen=True)
@@ -66,10 +84,26 @@ def setup_distributed(device: str = "auto") -> DistContext:
     else:
         dev = torch.device("cpu")
     if owns:
+        # DDP imports torch._dynamo; imported after the group exists it pins the group (module docstring).
+        importlib.import_module("torch._dynamo")
+
         backend = "nccl" if use_cuda else "gloo"
         extra: dict[str, Any] = {"device_id": dev} if use_cuda else {}
         dist.init_process_group(backend=backend, rank=rank, world_size=world, **extra)
     return DistContext(rank=rank, world_size=world, local_rank=local, device=dev, owns_group=owns)
+
+
+def teardown_distributed(ctx: DistContext) -> None:
+    """Leave the process group this process created, all ranks together, and free it (joins its threads).
+
+    Call it after the DDP wrappers over the group are dropped; a no-op when ``ctx`` does not own a group.
+    """
+    if not (ctx.owns_group and dist.is_available() and dist.is_initialized()):
+        return
+    dist.barrier()  # a rank that tears gloo down while its peer still talks to it can abort
+    gc.collect()  # a dropped DDP wrapper sits in reference cycles that still hold the group
+    dist.destroy_process_group()
+    gc.collect()
 
 
 def mean_across_ranks(values: torch.Tensor, ctx: DistContext) -> torch.Tensor:

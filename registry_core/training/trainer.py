@@ -36,6 +36,7 @@ from registry_core.training.distributed import (
     mean_across_ranks,
     setup_distributed,
     sum_across_ranks,
+    teardown_distributed,
 )
 from registry_core.training.optim import build_optimizer, lr_at, set_lr
 from registry_core.training.progress import MetricsLog, ProgressReporter
@@ -539,13 +540,13 @@ class Trainer:
     # -- lifetime ---------------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Leave the process group when this trainer created it."""
-        if self.ctx.owns_group and torch.distributed.is_initialized():
-            # Drop the DDP wrapper first (its reducer holds the group), and leave together: a rank that tears
-            # down gloo while its peer still talks to it can abort at exit.
-            self._train_model = self._eval_model
-            torch.distributed.barrier()
-            torch.distributed.destroy_process_group()
+        """Drop the DDP wrapper (it holds the process group) and leave the group when this trainer created it.
+
+        Whoever created the group (this trainer, or the caller that passed it in) frees it afterwards with
+        ``teardown_distributed``; a group left alive at interpreter exit can abort the process (see there).
+        """
+        self._train_model = self._eval_model
+        teardown_distributed(self.ctx)
 
     def __enter__(self) -> Trainer:
         return self

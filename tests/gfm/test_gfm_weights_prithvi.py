@@ -141,7 +141,7 @@ class Decoder(nn.Module):
         super().__init__()
         self.decoder_embed = nn.Linear(width, dec_width)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, dec_width))
-        self.decoder = Transformer(dec_width, depth, 16, causal=False, eps=1e-6)
+        self.decoder = Transformer(dec_width, depth, 16, causal=False, eps=1e-5)
         self.decoder_pred = nn.Linear(dec_width, out)
         if scales:
             self.decoder_positional = Positions(torch.zeros(1), scales=True)
@@ -153,13 +153,17 @@ def parts_for(w: PrithviWeights, *, decoder: bool = False, scales: bool = False,
     c = channels or len(w.bands)
     objective = Decoder(d.embed_dim, d.decoder_embed_dim or 0, d.decoder_depth or 0, d.patch_size**2 * c, scales) \
         if decoder else None
-    backbone = Transformer(d.embed_dim, d.depth, d.heads, causal=False, eps=1e-6, prefix_tokens=1)
+    backbone = Transformer(d.embed_dim, d.depth, d.heads, causal=False, eps=w.layer_norm_eps, prefix_tokens=1)
     pos = Positions(table if table is not None else torch.zeros(1), scales)
     return ModelParts(Embed(c, d.embed_dim, d.patch_size), pos, backbone, objective)
 
 
-def reference_features(ck: dict[str, torch.Tensor], chips: torch.Tensor, heads: int, prefix: str = "") -> torch.Tensor:
-    """Prithvi's encoder written out in plain torch: conv3d patches + pos_embed, cls, pre-LN blocks, final norm."""
+def reference_features(ck: dict[str, torch.Tensor], chips: torch.Tensor, heads: int, prefix: str = "",
+                       eps: float = 1e-5) -> torch.Tensor:
+    """Prithvi's encoder written out in plain torch: conv3d patches + pos_embed, cls, pre-LN blocks, final norm.
+
+    Our own reading, for shapes no fixture covers; tests/gfm/test_gfm_weights_prithvi_parity.py holds the
+    comparison against TerraTorch's module itself."""
     w = ck[f"{prefix}patch_embed.proj.weight"]
     x = F.conv3d(chips, w, ck[f"{prefix}patch_embed.proj.bias"], stride=tuple(w.shape[2:])).flatten(2).transpose(1, 2)
     pos = ck[f"{prefix}pos_embed"]
@@ -170,16 +174,16 @@ def reference_features(ck: dict[str, torch.Tensor], chips: torch.Tensor, heads: 
     i = 0
     while f"{prefix}blocks.{i}.norm1.weight" in ck:
         p = f"{prefix}blocks.{i}."
-        h = F.layer_norm(x, (width,), ck[p + "norm1.weight"], ck[p + "norm1.bias"], eps=1e-6)
+        h = F.layer_norm(x, (width,), ck[p + "norm1.weight"], ck[p + "norm1.bias"], eps=eps)
         q, k, v = F.linear(h, ck[p + "attn.qkv.weight"], ck[p + "attn.qkv.bias"]).reshape(
             b, -1, 3, heads, hd).permute(2, 0, 3, 1, 4)
         att = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(hd), dim=-1) @ v
         x = x + F.linear(att.transpose(1, 2).reshape(b, -1, width), ck[p + "attn.proj.weight"], ck[p + "attn.proj.bias"])
-        h = F.layer_norm(x, (width,), ck[p + "norm2.weight"], ck[p + "norm2.bias"], eps=1e-6)
+        h = F.layer_norm(x, (width,), ck[p + "norm2.weight"], ck[p + "norm2.bias"], eps=eps)
         x = x + F.linear(F.gelu(F.linear(h, ck[p + "mlp.fc1.weight"], ck[p + "mlp.fc1.bias"])),
                          ck[p + "mlp.fc2.weight"], ck[p + "mlp.fc2.bias"])
         i += 1
-    return F.layer_norm(x, (width,), ck[f"{prefix}norm.weight"], ck[f"{prefix}norm.bias"], eps=1e-6)
+    return F.layer_norm(x, (width,), ck[f"{prefix}norm.weight"], ck[f"{prefix}norm.bias"], eps=eps)
 
 
 def ours_features(parts: ModelParts, chips: torch.Tensor) -> torch.Tensor:
@@ -403,8 +407,8 @@ def test_v2_metadata_scales_load_or_are_dropped_with_a_warning(tmp_path: Path) -
 def test_a_backbone_of_other_sizes_is_refused(small: Path) -> None:
     w = weights(small)
     parts = parts_for(w)
-    parts.backbone.eps = 1e-5
-    with pytest.raises(ValueError, match=r"backbone does not match .*eps=1e-05 \(checkpoint: 1e-06\)"):
+    parts.backbone.eps = 1e-6
+    with pytest.raises(ValueError, match=r"backbone does not match .*eps=1e-06 \(checkpoint: 1e-05\)"):
         w.load_into(parts)
     with pytest.raises(CheckpointError, match=r"embed.proj.weight \(patch_embed.proj.weight\) is \(32, 6, 1, 16, 16\)"):
         w.load_into(parts_for(w, channels=4))
@@ -431,9 +435,11 @@ def test_the_stacks_own_parts_take_a_v2_tl_checkpoint(tmp_path: Path) -> None:
     ck = checkpoint("v2", scales=True, dec_width=32, dec_depth=2)
     w = weights(save(ck, tmp_path / "tl.safetensors"), heads=4, decoder_heads=4, fills="encoder+decoder")
     options = MetadataOptions(time_encoding=True, location_encoding=True)
-    backbone = build_vit(ViTConfig(embed_dim=64, depth=2, heads=4))
+    eps = w.layer_norm_eps  # composition wires it from the weights; parts built by hand take it from them
+    backbone = build_vit(ViTConfig(embed_dim=64, depth=2, heads=4, layer_norm_eps=eps))
     parts = ModelParts(PatchEmbed(6, 64, 16), SinCos3D(64, options), backbone,
-                       MAEObjective(MAEConfig(embed_dim=64, decoder_dim=32, decoder_depth=2, decoder_heads=4)))
+                       MAEObjective(MAEConfig(embed_dim=64, decoder_dim=32, decoder_depth=2, decoder_heads=4,
+                                              layer_norm_eps=eps)))
     parts.objective.bind(parts)
     w.load_into(parts)
     assert parts.positional.time_scale.item() == pytest.approx(0.3)
@@ -493,6 +499,8 @@ def test_a_pipeline_loads_prithvi_and_normalises_with_its_statistics(lsat7_store
         "weights": {"use": "prithvi", "path": str(path), "fills": "encoder+decoder", "heads": 4,
                     "decoder_heads": 4},
     }).build()
+    assert pipe.slots["backbone"].config.layer_norm_eps == 1e-5 and pipe.slots["backbone"].wired["layer_norm_eps"] == "weights"
+    assert pipe.parts.backbone.eps == pipe.parts.objective.decoder.eps == 1e-5  # wired from the weights
     torch.testing.assert_close(pipe.parts.embed.proj.weight.detach(), ck["patch_embed.proj.weight"])
     torch.testing.assert_close(pipe.parts.objective.mask_token.detach(), ck["mask_token"])
     mean, std = pipe.data._norm

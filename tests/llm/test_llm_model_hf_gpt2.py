@@ -27,9 +27,16 @@ def hf_dir(tmp_path: Path) -> tuple[Path, Any]:
     torch.manual_seed(0)
     config = transformers.GPT2Config(
         n_embd=EMBED, n_layer=LAYERS, n_head=HEADS, n_positions=CTX, vocab_size=VOCAB,
-        bos_token_id=0, eos_token_id=0, initializer_range=0.2,
+        bos_token_id=0, eos_token_id=0, initializer_range=0.2, layer_norm_epsilon=1e-3,
     )
     model = transformers.GPT2LMHeadModel(config).eval()
+    # Norms and biases away from their init (1, 0) and a non-default epsilon: a loader that took GPT-2's
+    # epsilon, GELU form or attention scale on trust instead of from the config would miss the logits.
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.LayerNorm):
+                module.weight.normal_(1.0, 0.1)
+                module.bias.normal_(0.0, 0.05)
     folder = tmp_path / "gpt2"
     model.save_pretrained(folder)
     return folder, model

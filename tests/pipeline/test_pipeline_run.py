@@ -111,6 +111,20 @@ def test_run_command_trains_saves_and_resumes(toy_registry: Registry, good: dict
     assert bad.returncode == 1 and "[backbone.embed_dim] expected an int" in bad.stderr
 
 
+RUN_THEN_CHECK_THREADS = """
+import sys
+from pathlib import Path
+
+from registry_core._cli import main
+
+code = main(sys.argv[1:])
+left = [n for n in ((t / "comm").read_text().strip() for t in Path("/proc/self/task").iterdir()) if "gloo" in n]
+if left:
+    print(f"gloo threads alive after run: {left}", file=sys.stderr)
+sys.exit(code or (3 if left else 0))
+"""
+
+
 @pytest.mark.slow
 def test_run_under_torchrun_on_two_ranks(toy_registry: Registry, good: dict, tmp_path: Path) -> None:
     path = tmp_path / "toy.toml"
@@ -118,9 +132,13 @@ def test_run_under_torchrun_on_two_ranks(toy_registry: Registry, good: dict, tmp
     path.write_text(dumps(good))
     one = cli("run", str(path), "--out", "one", cwd=tmp_path)
     assert one.returncode == 0, one.stderr
+    # The CLI's main, then a look at the process's threads: the group run created must be freed (its gloo
+    # threads joined) before the interpreter exits, or a finished run can abort at exit (SIGABRT).
+    wrapper = tmp_path / "run_then_check_threads.py"
+    wrapper.write_text(RUN_THEN_CHECK_THREADS)
     two = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         "-m", "registry_core", "run", str(path), "--out", "two"],
+         str(wrapper), "run", str(path), "--out", "two"],
         capture_output=True, text=True, cwd=tmp_path, check=False,
     )
     assert two.returncode == 0, two.stderr[-3000:]

@@ -112,6 +112,13 @@ def _count_allreduce(module: nn.Module) -> list[int]:
     return calls
 
 
+def gloo_threads() -> list[str]:
+    """This process's live gloo threads (Linux: /proc/self/task/*/comm); none once the group is freed."""
+    tasks = Path("/proc/self/task")
+    names = [(t / "comm").read_text().strip() for t in tasks.iterdir()] if tasks.is_dir() else []
+    return [n for n in names if "gloo" in n]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("out", type=Path)
@@ -151,6 +158,10 @@ def main(argv: list[str] | None = None) -> int:
                 ),
                 flush=True,
             )
+    left = gloo_threads()  # the group the trainer created is freed on close: its threads must be gone
+    if left:
+        print(f"rank {os.environ.get('RANK', 0)}: gloo threads alive after Trainer.close: {left}", file=sys.stderr)
+        return 3
     return 0
 
 

@@ -45,6 +45,7 @@ def registry_core_ports() -> list[PortSpec]:
         PortSpec("bands", "ordered band names of imagery", ("data", "weights"),
                  compare="registry_gfm.bands:same_band_order", explain="registry_gfm.bands:explain_band_difference"),
         PortSpec("patch_size", "side of a square image patch, in pixels", ("data", "tokenizer", "weights")),
+        PortSpec("layer_norm_eps", "LayerNorm epsilon the pretrained weights were trained with", ("weights",)),
         PortSpec("frames", "time steps per sample", ("data", "tokenizer")),
         PortSpec("chip_size", "side of a square image chip, in pixels", ("data",)),
         PortSpec("task", "what labels are for: segmentation (a class per pixel) or classification (per chip)",

@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from registry_core import ComponentSpec, option
 from registry_core.names import ACTIVATIONS
 
+#: LayerNorm epsilon of the imagery ViT and MAE decoder when no weights set it (MAE, timm's ViT).
+DEFAULT_LAYER_NORM_EPS = 1e-6
+
 
 @dataclass
 class ViTConfig:
@@ -21,7 +24,9 @@ class ViTConfig:
                             min=0.0, max=1.0)
     activation: str = option("gelu", help=f"MLP activation, one of {', '.join(map(repr, ACTIVATIONS))}",
                              choices=ACTIVATIONS)
-    layer_norm_eps: float = option(1e-6, help="LayerNorm epsilon (MAE / Prithvi: 1e-6)", min=0.0)
+    layer_norm_eps: float | None = option(None, help="LayerNorm epsilon; None: wired from the weights (Prithvi: "
+                                          "1e-5, its code's nn.LayerNorm), else 1e-6 (MAE, timm's ViT)", min=0.0,
+                                          wired="layer_norm_eps")
     init_std: float = option(0.02, help="std of the normal init of linear layers and the cls token", min=0.0)
 
     def __post_init__(self) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from registry_core.nn import Transformer
-from registry_gfm.backbones.specs import ViTConfig
+from registry_gfm.backbones.specs import DEFAULT_LAYER_NORM_EPS, ViTConfig
 
 __all__ = ["build"]
 
@@ -18,7 +18,7 @@ def build(config: ViTConfig) -> Transformer:
         mlp_ratio=config.mlp_ratio,
         dropout=config.dropout,
         activation=config.activation,
-        eps=config.layer_norm_eps,
+        eps=DEFAULT_LAYER_NORM_EPS if config.layer_norm_eps is None else config.layer_norm_eps,
         init_std=config.init_std,
         prefix_tokens=1 if config.cls_token else 0,
     )

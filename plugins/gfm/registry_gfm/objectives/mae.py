@@ -18,6 +18,7 @@ from torch import nn
 
 from registry_core.interfaces import ModelParts
 from registry_core.nn import Transformer
+from registry_gfm.backbones.specs import DEFAULT_LAYER_NORM_EPS
 from registry_gfm.objectives.specs import MAEConfig
 from registry_gfm.positions.placement import placement_of
 from registry_gfm.positions.sincos import SinCos2D
@@ -66,7 +67,8 @@ class MAEObjective(nn.Module):
         self.mask_token = nn.Parameter(torch.zeros(1, 1, cfg.decoder_dim))
         nn.init.normal_(self.mask_token, std=0.02)
         self.decoder = Transformer(cfg.decoder_dim, cfg.decoder_depth, cfg.decoder_heads, causal=False,
-                                   mlp_ratio=cfg.mlp_ratio, eps=cfg.layer_norm_eps)
+                                   mlp_ratio=cfg.mlp_ratio,
+                                   eps=DEFAULT_LAYER_NORM_EPS if cfg.layer_norm_eps is None else cfg.layer_norm_eps)
         resized = getattr(parts.positional, "resized", None)
         self.decoder_positional = resized(cfg.decoder_dim) if callable(resized) else SinCos2D(cfg.decoder_dim)
         pixels = self.tubelet * self.patch * self.patch

@@ -21,7 +21,8 @@ class MAEConfig:
     mlp_ratio: float = option(4.0, help="decoder MLP width as a multiple of decoder_dim", min=0.0)
     norm_pix_loss: bool = option(False, help="normalise each target patch by its own mean and variance (MAE's "
                                  "norm_pix_loss), over its valid pixels")
-    layer_norm_eps: float = option(1e-6, help="LayerNorm epsilon of the decoder", min=0.0)
+    layer_norm_eps: float | None = option(None, help="LayerNorm epsilon of the decoder; None: wired from the "
+                                          "weights (Prithvi: 1e-5), else 1e-6 (MAE)", min=0.0, wired="layer_norm_eps")
     min_valid: float = option(0.0, help="a token whose valid-pixel fraction is at most this is never chosen as a "
                               "reconstruction target (0: any token with a usable pixel)", min=0.0, max=1.0)
 

@@ -27,12 +27,13 @@ from registry_gfm.weights._prithvi_read import (
     detect_version,
     read_checkpoint,
 )
-from registry_gfm.weights.specs import PUBLISHED_BANDS, PrithviConfig
+from registry_gfm.weights.specs import PUBLISHED_BANDS, PUBLISHED_LAYER_NORM_EPS, PrithviConfig
 
 if TYPE_CHECKING:
     from registry_gfm.encoder import ImageEncoder
 
-__all__ = ["PUBLISHED_BANDS", "PUBLISHED_STATS", "PrithviWeights", "build", "prithvi_state_dict"]
+__all__ = ["PUBLISHED_BANDS", "PUBLISHED_LAYER_NORM_EPS", "PUBLISHED_STATS", "PrithviWeights", "build",
+           "prithvi_state_dict"]
 
 #: The six HLS bands every Prithvi was pretrained on, in their order: HLS B02, B03, B04, B8A (S30) / B05 (L30),
 #: B11 / B06, B12 / B07 (Prithvi-100M config ``bands: [B02, B03, B04, B05, B06, B07]``; EO-2.0 config.json the same).
@@ -48,9 +49,6 @@ PUBLISHED_STATS: Final[dict[str, tuple[tuple[float, ...], tuple[float, ...]]]] =
     "v2": ((1087.0, 1342.0, 1433.0, 2734.0, 1958.0, 1363.0),
            (2248.0, 2179.0, 2178.0, 1850.0, 1242.0, 1049.0)),
 }
-
-#: Prithvi's LayerNorm epsilon (timm Block with ``partial(nn.LayerNorm, eps=1e-6)``).
-EPS: Final = 1e-6
 
 
 def _check(what: str, obj: Any, want: Mapping[str, Any], path: Path) -> None:
@@ -87,11 +85,14 @@ class PrithviWeights:
         if "decoder" in self.fills and d.decoder_embed_dim is None:
             raise ValueError(f"prithvi: fills='encoder+decoder' but {self.path} has no decoder (no decoder_embed.weight)")
         self._tensors = tensors
+        #: LayerNorm epsilon of the code this version was trained with (encoder and decoder alike).
+        self.layer_norm_eps = PUBLISHED_LAYER_NORM_EPS[self.version]
         mean, std = PUBLISHED_STATS[self.version]
         self.meta: dict[str, Any] = {
             "format": f"prithvi-{self.version}", "version": self.version, "bands": list(PUBLISHED_BANDS),
             "mean": list(mean), "std": list(std), "units": "HLS surface reflectance x 10000", "stats_scale": 1e-4,
-            "patch_size": d.patch_size, "frames": d.frames, "tubelet": d.tubelet, "img_size": IMG_SIZE,
+            "layer_norm_eps": self.layer_norm_eps, "patch_size": d.patch_size, "frames": d.frames,
+            "tubelet": d.tubelet, "img_size": IMG_SIZE,
             "embed_dim": d.embed_dim, "depth": d.depth, "heads": d.heads, "mlp_ratio": d.mlp_hidden / d.embed_dim,
             "decoder_embed_dim": d.decoder_embed_dim, "decoder_depth": d.decoder_depth, "decoder_heads": d.decoder_heads,
         }
@@ -153,11 +154,13 @@ class PrithviWeights:
     def _check_parts(self, parts: ModelParts, fills: tuple[str, ...]) -> None:
         d = self.dims
         _check("backbone", parts.backbone, {"embed_dim": d.embed_dim, "depth": d.depth, "heads": d.heads, "causal": False,
-                                            "num_prefix_tokens": 1, "eps": EPS, "activation": "gelu"}, self.path)
+                                            "num_prefix_tokens": 1, "eps": self.layer_norm_eps,
+                                            "activation": "gelu"}, self.path)
         decoder = getattr(parts.objective, "decoder", None)
         if "decoder" in fills and decoder is not None:
             _check("MAE decoder", decoder, {"embed_dim": d.decoder_embed_dim, "depth": d.decoder_depth,
-                                            "heads": d.decoder_heads, "eps": EPS, "activation": "gelu"}, self.path)
+                                            "heads": d.decoder_heads, "eps": self.layer_norm_eps,
+                                            "activation": "gelu"}, self.path)
 
     def load_into(self, parts: ModelParts) -> None:
         """Copy the checkpoint into ``parts`` (the groups of ``fills``); all checks run before any copy."""
@@ -179,7 +182,7 @@ class PrithviWeights:
         embed = PatchEmbed(len(self.bands), d.embed_dim, d.patch_size, tubelet=d.tubelet)
         positional = SinCos3D(d.embed_dim)
         backbone = Transformer(d.embed_dim, d.depth, d.heads, causal=False, mlp_ratio=d.mlp_hidden / d.embed_dim,
-                               eps=EPS, prefix_tokens=1)
+                               eps=self.layer_norm_eps, prefix_tokens=1)
         self._load(ModelParts(embed, positional, backbone), ("encoder",))
         return ImageEncoder(embed, positional, backbone).eval()
 

@@ -12,6 +12,19 @@ FILLS = ("encoder", "encoder+decoder")
 #: The bands every published Prithvi-EO checkpoint was trained on, in order (HLS: Landsat 8/9 and Sentinel-2).
 PUBLISHED_BANDS: tuple[str, ...] = ("blue", "green", "red", "nir08", "swir16", "swir22")
 VERSIONS = ("auto", "v1", "v2")
+#: LayerNorm epsilon of the code each Prithvi family was trained and is run with: the original Prithvi MAE
+#: (V1, ``Prithvi.py`` of hls-foundation-os) and TerraTorch's ``PrithviViT`` / ``PrithviMAE`` (EO-2.0) both
+#: build their blocks and norms with ``norm_layer=nn.LayerNorm``, whose default eps is 1e-5 (timm's ViT,
+#: whose ``Block`` they reuse, passes 1e-6 itself; Prithvi does not).
+PUBLISHED_LAYER_NORM_EPS: dict[str, float] = {"v1": 1e-5, "v2": 1e-5}
+
+
+def prithvi_layer_norm_eps(version: str) -> float | None:
+    """The LayerNorm epsilon of Prithvi ``version`` ('auto': the one all versions share; None for another name)."""
+    if version != "auto":
+        return PUBLISHED_LAYER_NORM_EPS.get(version)
+    values = set(PUBLISHED_LAYER_NORM_EPS.values())
+    return values.pop() if len(values) == 1 else None
 
 
 @dataclass
@@ -38,6 +51,11 @@ class PrithviConfig:
     heads: int | None = option(None, help="encoder attention heads (None: the published count for the width: "
                                "768 -> 12, 1024 and 1280 -> 16; shapes cannot show it)", min=1)
     decoder_heads: int | None = option(None, help="decoder attention heads (None: 16, as every Prithvi)", min=1)
+
+    @property
+    def layer_norm_eps(self) -> float | None:
+        """The `layer_norm_eps` port: the epsilon of the version's code (None for 'auto' if versions disagreed)."""
+        return prithvi_layer_norm_eps(self.version)
 
     @property
     def bands(self) -> tuple[str, ...]:
@@ -95,6 +113,32 @@ class FromRunConfig:
         value = self._run_option("backbone", "embed_dim")
         return int(value) if value is not None else None
 
+    @property
+    def layer_norm_eps(self) -> float | None:
+        """The `layer_norm_eps` port: the epsilon the run's backbone trained with, as the run set it or as its
+        own weights wired it (run folders leave wired values out); None: the run kept the backbone default."""
+        return _run_layer_norm_eps(self.run_config, depth=0)
+
+
+def _run_layer_norm_eps(run_config: dict[str, Any], depth: int) -> float | None:
+    """A run's backbone epsilon: its ``backbone.layer_norm_eps``, else what its ``weights`` provided."""
+    backbone = run_config.get("backbone")
+    value = backbone.get("layer_norm_eps") if isinstance(backbone, dict) else None
+    if value is not None:
+        return float(value)
+    weights = run_config.get("weights")
+    if not isinstance(weights, dict) or depth > 8:  # a chain of from-run runs deeper than this is a loop
+        return None
+    name = str(weights.get("use", "")).rpartition(":")[2]
+    if name == "prithvi":
+        return prithvi_layer_norm_eps(str(weights.get("version", "auto")))
+    if name == "from-run" and weights.get("path"):
+        try:
+            return _run_layer_norm_eps(read_run_config(str(weights["path"])), depth + 1)
+        except (OSError, ValueError):
+            return None  # the earlier run is gone: its encoder's tensors now live in this run's own files
+    return None
+
 
 SPECS: list[ComponentSpec] = [
     ComponentSpec(
@@ -106,7 +150,7 @@ SPECS: list[ComponentSpec] = [
         modality="imagery",
         tags=("prithvi", "mae", "vit", "hls", "safetensors"),
         config=PrithviConfig,
-        provides={"patch_size": None, "bands": None},
+        provides={"patch_size": None, "bands": None, "layer_norm_eps": None},
     ),
     ComponentSpec(
         kind="weights",
@@ -117,6 +161,6 @@ SPECS: list[ComponentSpec] = [
         modality="imagery",
         tags=("gfm", "finetuning", "safetensors"),
         config=FromRunConfig,
-        provides={"patch_size": None, "bands": None, "embed_dim": None},
+        provides={"patch_size": None, "bands": None, "embed_dim": None, "layer_norm_eps": None},
     ),
 ]
