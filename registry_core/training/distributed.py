@@ -4,7 +4,9 @@ A process group must be gone before the interpreter exits: a gloo worker thread 
 the GIL to free the tensors of a finished collective, and dies with ``terminate called without an active
 exception`` (SIGABRT) while Python finalizes, so a finished run reads as a failed job. Two things keep a
 group alive past ``destroy_process_group``: a reference held by a DDP wrapper, and importing
-``torch._dynamo`` while the group exists (torch 2.13 keeps references to the default group then). So
+``torch._dynamo`` while the group exists (DDP does): it imports ``torch.distributed.fsdp``, whose modules
+bind the default group when imported (10 references on torch 2.13, default arguments such as
+``ShardedGradScaler``'s ``process_group=dist.group.WORLD``, which no one releases). So
 :func:`setup_distributed` imports ``torch._dynamo`` before it creates the group, and
 :func:`teardown_distributed` drops the group only once nothing else holds it, which joins its threads.
 """
