@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import warnings
 from collections.abc import Iterable, Mapping
@@ -11,20 +10,13 @@ from typing import Any
 
 from registry_core._contracts import ComposedSlot
 from registry_core._errors import RegistryCoreError
+from registry_core.atomic import sha256_file
 
 __all__ = ["LockMismatch", "check_lock", "expand_files", "make_lock", "read_lock", "sha256_file", "verify_files"]
 
 
 class LockMismatch(RegistryCoreError, RuntimeError):
     """An installed provider differs from the one recorded in a pipeline's lock."""
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def expand_files(slot: str, paths: Iterable[Path]) -> dict[str, Path]:

@@ -1,4 +1,4 @@
-"""Atomic file writes: the one way every writer of the project puts a file in place.
+"""Atomic file writes: the one way every writer of the project puts a file in place (and a file's sha256).
 
 Each function writes to a temp file beside the target, fsyncs it, renames it over the target and fsyncs
 the folder, so a crash at any point leaves the old file or the new one, never a torn one; a failed write
@@ -11,6 +11,7 @@ Imports nothing heavy.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -20,7 +21,8 @@ from typing import Any, Final
 
 from registry_core._errors import OutputPathError
 
-__all__ = ["atomic_path", "check_output_dir", "move_into_place", "write_bytes", "write_json", "write_text"]
+__all__ = ["atomic_path", "check_output_dir", "move_into_place", "sha256_file", "write_bytes", "write_json",
+           "write_text"]
 
 #: Mode of every file written here: ``mkstemp`` makes owner-only files, these are ordinary ones.
 FILE_MODE: Final = 0o644
@@ -108,3 +110,12 @@ def check_output_dir(out: Path, what: str = "--out") -> None:
     if not os.access(parent, os.W_OK | os.X_OK):
         raise OutputPathError(f"{what} {out} cannot be " + ("written" if parent == out else "created")
                               + f": no permission to write in {parent}")
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """The hex sha256 of a file's bytes, read in ``chunk``-byte blocks (bounded memory for any size)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()

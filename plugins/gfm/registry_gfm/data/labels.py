@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from registry_core.atomic import write_bytes
+from registry_core.atomic import sha256_file, write_bytes
 from registry_gfm.data.datacube_reader import CubeInfo
 from registry_gfm.errors import DatacubeError
 
@@ -52,18 +52,10 @@ class LabelSpec:
         return {int(v): i for i, v in enumerate(values)}
 
 
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def label_cache_path(info: CubeInfo, spec: LabelSpec) -> Path:
     """``<store>.labels-<key>.npy``: ``key`` changes with the raster's bytes, the store and the options."""
     src = Path(spec.source)
-    parts = {"raster": _file_digest(src), "store": info.fingerprint, "classes": spec.num_classes,
+    parts = {"raster": sha256_file(src), "store": info.fingerprint, "classes": spec.num_classes,
              "ignore": spec.ignore_index, "values": list(spec.values)}
     key = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
     store = Path(info.store)

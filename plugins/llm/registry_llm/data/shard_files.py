@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from registry_core import RegistryCoreError
+from registry_core.atomic import sha256_file
 
 __all__ = [
     "MANIFEST",
@@ -148,14 +149,6 @@ def read_manifest(out: Path) -> dict[str, Any]:
     return manifest
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def verify_shards(out: Path, manifest: dict[str, Any], checksums: bool = True) -> list[ShardInfo]:
     """Check every shard's length (always) and sha256 (when ``checksums``) against the manifest."""
     itemsize = np.dtype(manifest["dtype"]).itemsize
@@ -175,7 +168,7 @@ def verify_shards(out: Path, manifest: dict[str, Any], checksums: bool = True) -
                     f"({'tokens' if rel == s.bin else 'document offsets'}); it is truncated or corrupt, "
                     f"{_REBUILD}"
                 )
-            if checksums and _sha256_file(path) != want:
+            if checksums and sha256_file(path, _CHUNK) != want:
                 raise ShardError(
                     f"shard {path} does not match its sha256 in {out / MANIFEST} (corrupt); {_REBUILD}"
                 )
