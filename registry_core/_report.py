@@ -10,7 +10,6 @@ their hooks, when their figures need a model.
 from __future__ import annotations
 
 import importlib.util
-import os
 import shutil
 import sys
 import tempfile
@@ -25,6 +24,7 @@ from registry_core._registry import Registry
 from registry_core._report_html import Section, Table, render_page
 from registry_core._report_runs import ReportError, read_runs
 from registry_core._report_tables import SUMMARY_HEADERS, lock_tables, registry_tables, summary_row
+from registry_core.atomic import replace_dir
 from registry_core.report import ReportFigure, ReportRun
 
 __all__ = ["ReportError", "ReportResult", "make_report"]
@@ -164,13 +164,7 @@ def _check_out(out: Path, runs: Sequence[ReportRun], artifacts: Sequence[Path]) 
 
 def _publish(tmp: Path, out: Path) -> None:
     """Put the finished folder in place of ``out``; an earlier report is removed only after the swap."""
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        os.replace(out, old)
-    os.replace(tmp, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    replace_dir(tmp, out)
 
 
 def make_report(run_dirs: Sequence[Path], out: Path, reg: Registry, artifacts: Sequence[Path] = ()) -> ReportResult:

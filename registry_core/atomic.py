@@ -14,15 +14,26 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
 
 from registry_core._errors import OutputPathError
 
-__all__ = ["atomic_path", "check_output_dir", "move_into_place", "sha256_file", "write_bytes", "write_json",
-           "write_text"]
+__all__ = [
+    "atomic_path",
+    "check_output_dir",
+    "move_dir_into_place",
+    "move_into_place",
+    "replace_dir",
+    "sha256_file",
+    "write_bytes",
+    "write_json",
+    "write_text",
+]
 
 #: Mode of every file written here: ``mkstemp`` makes owner-only files, these are ordinary ones.
 FILE_MODE: Final = 0o644
@@ -51,11 +62,56 @@ def move_into_place(src: Path, target: Path, *, sweep: bool = False) -> None:
     src, target = Path(src), Path(target)
     with src.open("rb+") as fh:
         os.fsync(fh.fileno())
-    os.replace(src, target)
-    _fsync_dir(target.parent)
+    _rename(src, target)
     if sweep:
         for stale in target.parent.glob(f"{_temp_prefix(target)}*.tmp"):  # a process killed mid-write
             stale.unlink(missing_ok=True)
+
+
+def _rename(src: Path, target: Path) -> None:
+    """The project's one rename: ``src`` over ``target`` (a file, a link or an empty folder), made durable."""
+    os.replace(src, target)
+    _fsync_dir(Path(target).parent)
+
+
+def _remove(path: Path) -> None:
+    """Remove what this module set aside itself (a folder's tree, or a file or link, never a link's target)."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def move_dir_into_place(src: Path, target: Path) -> None:
+    """Rename the finished folder ``src`` to ``target``, which must not be a non-empty folder: OSError then (the
+    caller tells another writer that won the race from a failure); never replaces what is there."""
+    _rename(src, target)
+
+
+def replace_dir(src: Path, target: Path) -> None:
+    """Put the finished folder (or file) ``src`` in place of ``target``, whatever ``target`` is now.
+
+    A folder cannot replace another in one rename, so an existing ``target`` first moves aside (a hidden
+    sibling); if the second rename fails it moves back, and only after the swap is the set-aside copy
+    removed. ``target`` is replaced as it is (a symlink, not what it points to): callers check first that
+    it is theirs to replace.
+    """
+    src, target = Path(src), Path(target)
+    if not src.is_dir() and not (target.is_dir() and not target.is_symlink()):
+        _rename(src, target)  # a file over a file, a link or nothing: one rename
+        return
+    aside = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
+    had = target.exists() or target.is_symlink()
+    if had:
+        _rename(target, aside)
+    try:
+        _rename(src, target)
+    except OSError:
+        if had:
+            _rename(aside, target)
+        raise
+    if had:
+        _remove(aside)
 
 
 @contextlib.contextmanager

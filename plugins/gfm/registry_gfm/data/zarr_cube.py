@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from registry_core.atomic import move_dir_into_place
 from registry_gfm.data.stac_plan import IngestPlan
 from registry_gfm.errors import DatacubeError, IncompleteStoreError
 
@@ -162,7 +163,7 @@ def create_store(store: str | os.PathLike[str], plan: IngestPlan, chunk: int, pr
     (tmp / MARKERS).mkdir()
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        os.rename(tmp, path)  # atomic: the store appears whole or not at all
+        move_dir_into_place(tmp, path)  # atomic: the store appears whole or not at all
     except OSError:
         shutil.rmtree(tmp, ignore_errors=True)
         if not path.exists():

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from registry_core.atomic import replace_dir
 from registry_gfm.errors import PredictError
 
 __all__ = ["FORMATS", "RasterMeta", "check_output", "create_zarr", "finish_zarr", "publish", "staging",
@@ -96,19 +97,7 @@ def publish(tmp: Path, out: Path, overwrite: bool) -> None:
     """Rename the finished ``tmp`` to ``out``; an existing ``out`` is replaced only with ``overwrite``."""
     if (out.exists() or out.is_symlink()) and not overwrite:
         raise PredictError(f"--output {out} appeared while predicting; pass --overwrite to replace it")
-    if tmp.is_dir():
-        old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
-        if out.exists() or out.is_symlink():
-            os.rename(out, old)  # a folder cannot replace another in one rename: move the old one aside first
-        try:
-            os.rename(tmp, out)
-        except OSError:
-            if old.exists():
-                os.rename(old, out)
-            raise
-        _remove(old)
-    else:
-        os.replace(tmp, out)
+    replace_dir(tmp, out)
 
 
 def create_zarr(store: Path, meta: RasterMeta, shape: tuple[int, int, int], chunk: int) -> None:
