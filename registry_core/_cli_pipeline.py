@@ -15,6 +15,7 @@ from typing import Any
 
 from registry_core._errors import ConfigError, RegistryCoreError
 from registry_core._render import jsonable, print_json, print_table
+from registry_core.atomic import write_json
 
 __all__ = ["add_pipeline_commands"]
 
@@ -167,7 +168,7 @@ def _run(args: argparse.Namespace, pipeline: Any, out: Path, ctx: Any, saved: di
         metrics = pipeline.evaluate("val")
     pipeline.save(out)
     summary = {"out": str(out), "step": result.step, "loss": result.loss, "val": result.val, "evaluators": metrics}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_json(out / "summary.json", summary)
     if args.json:
         if args.sample and hasattr(pipeline.objective, "generate") and hasattr(pipeline.tokenizer, "decode"):
             summary["sample"] = _continue(pipeline, args.sample, max_new_tokens=48, temperature=0.8, top_k=40, seed=0)

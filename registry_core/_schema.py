@@ -6,6 +6,7 @@ collected so the user sees them all at once.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import math
@@ -133,12 +134,9 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if origin in (Union, types.UnionType):
-        errors = []
         for arg in args:
-            try:
+            with contextlib.suppress(_Mismatch):
                 return _coerce(value, arg, where)
-            except _Mismatch as exc:
-                errors.append(str(exc))
         raise _Mismatch(f"expected {type_name(tp)}, got {_show(value)}")
     if origin is Literal:
         if value in args and not (isinstance(value, bool) and not any(isinstance(a, bool) for a in args)):

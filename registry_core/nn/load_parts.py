@@ -20,7 +20,7 @@ from registry_core._errors import RegistryCoreError
 from registry_core.interfaces import PART_GROUPS, ModelParts
 from registry_core.nn.key_table import KeyTable
 
-__all__ = ["CheckpointError", "LoadReport", "load_parts", "part_tensors"]
+__all__ = ["CheckpointError", "LoadReport", "key_listing", "load_parts", "part_tensors"]
 
 _SHOWN = 8  # keys listed per problem before "and N more"
 
@@ -54,7 +54,8 @@ def part_tensors(parts: ModelParts, groups: Iterable[str] | None = None) -> dict
     return out
 
 
-def _listing(keys: list[str]) -> str:
+def key_listing(keys: list[str]) -> str:
+    """The first keys of a problem, comma-separated, then "and N more": what every checkpoint error lists."""
     shown = ", ".join(keys[:_SHOWN])
     return shown + (f" and {len(keys) - _SHOWN} more" if len(keys) > _SHOWN else "")
 
@@ -109,13 +110,13 @@ def load_parts(
         plan.append((dest, src))
         report.loaded.append(key)
     missing = [named(k) for k in model if group_of(k) in groups and k not in tensors]
-    problems = [f"{len(pieces)} fused tensor(s) lack pieces: {_listing(pieces)}"] if pieces else []
+    problems = [f"{len(pieces)} fused tensor(s) lack pieces: {key_listing(pieces)}"] if pieces else []
     if missing:
-        problems.append(f"{len(missing)} tensor(s) of the model's {' + '.join(groups)} are missing: {_listing(missing)}")
+        problems.append(f"{len(missing)} tensor(s) of the model's {' + '.join(groups)} are missing: {key_listing(missing)}")
     if unexpected:
-        problems.append(f"{len(unexpected)} unexpected tensor(s) that the model lacks: {_listing(unexpected)}")
+        problems.append(f"{len(unexpected)} unexpected tensor(s) that the model lacks: {key_listing(unexpected)}")
     if misshapen:
-        problems.append(f"{len(misshapen)} tensor(s) of another shape: {_listing(misshapen)}")
+        problems.append(f"{len(misshapen)} tensor(s) of another shape: {key_listing(misshapen)}")
     if problems:
         raise CheckpointError(f"{source} does not fit the model: " + "; ".join(problems))
     with torch.no_grad():

@@ -1,7 +1,7 @@
 """Rendering of multispectral chips for people: RGB band picking, percentile stretch, a reconstruction grid PNG.
 
-Arrays are ``(C, H, W)`` float numpy (one frame of a chip). Pillow writes the PNG; matplotlib, when installed,
-gives the error map its viridis colormap (imported lazily; without it a built-in viridis-like ramp is used).
+Arrays are ``(C, H, W)`` float numpy (one frame of a chip). Pillow writes the PNG; matplotlib (a dependency of
+registry-gfm, imported lazily) gives the error map its viridis colormap.
 """
 
 from __future__ import annotations
@@ -118,21 +118,10 @@ def stretch(rgb: np.ndarray, low: float = 2, high: float = 98, valid: np.ndarray
     return apply_stretch(rgb, lo, hi, valid)
 
 
-# Viridis sampled at 0, 0.1, ..., 1 (sRGB): the fallback ramp when matplotlib is not installed.
-_VIRIDIS_ANCHORS = np.array([
-    [0.267, 0.005, 0.329], [0.283, 0.141, 0.458], [0.254, 0.265, 0.530], [0.207, 0.372, 0.553],
-    [0.164, 0.471, 0.558], [0.128, 0.567, 0.551], [0.135, 0.659, 0.518], [0.267, 0.749, 0.441],
-    [0.478, 0.821, 0.318], [0.741, 0.873, 0.150], [0.993, 0.906, 0.144],
-])
-
-
 def _colormap(values: np.ndarray) -> np.ndarray:
     """(H, W) in [0, 1] -> (H, W, 3) in [0, 1] through viridis."""
-    try:
-        from matplotlib import colormaps
-    except ImportError:
-        xs = np.linspace(0.0, 1.0, len(_VIRIDIS_ANCHORS))
-        return np.stack([np.interp(values, xs, _VIRIDIS_ANCHORS[:, c]) for c in range(3)], axis=-1)
+    from matplotlib import colormaps
+
     return np.asarray(colormaps["viridis"](values)[..., :3], dtype=np.float64)
 
 

@@ -16,6 +16,7 @@ from typing import Any, Final
 
 import torch
 
+from registry_core.nn import key_listing
 from registry_gfm.weights._prithvi_keys import METADATA_SCALES, TABLES
 
 __all__ = ["IMG_SIZE", "PrithviDims", "check_layout", "derive_dims", "detect_version", "read_checkpoint"]
@@ -27,7 +28,6 @@ IMG_SIZE: Final = 224
 KNOWN_HEADS: Final = {768: 12, 1024: 16, 1280: 16}
 #: Decoder heads of every published Prithvi (``decoder_num_heads: 16``).
 DECODER_HEADS: Final = 16
-_SHOWN: Final = 8  # keys listed per problem before "and N more"
 
 
 @dataclass(frozen=True)
@@ -48,11 +48,6 @@ class PrithviDims:
     decoder_mlp_hidden: int | None = None
 
 
-def _listing(keys: list[str]) -> str:
-    shown = ", ".join(keys[:_SHOWN])
-    return shown + (f" and {len(keys) - _SHOWN} more" if len(keys) > _SHOWN else "")
-
-
 def _unwrap(obj: Any, path: Path) -> dict[str, torch.Tensor]:
     """The state dict inside ``obj`` (itself, or under ``model`` / ``state_dict``); only tensors allowed."""
     if isinstance(obj, Mapping):
@@ -66,7 +61,7 @@ def _unwrap(obj: Any, path: Path) -> dict[str, torch.Tensor]:
                          "(optionally under 'model' or 'state_dict')")
     bad = [str(k) for k, v in obj.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
     if bad:
-        raise ValueError(f"prithvi: {path} has entries that are not named tensors: {_listing(bad)}")
+        raise ValueError(f"prithvi: {path} has entries that are not named tensors: {key_listing(bad)}")
     return dict(obj)
 
 
@@ -106,7 +101,7 @@ def detect_version(tensors: Mapping[str, torch.Tensor], version: str, path: Path
         return "v1"
     raise ValueError(
         f"prithvi: {path} is neither a Prithvi V1 checkpoint (patch_embed.proj.weight, blocks.N...) nor a V2 one "
-        f"(encoder.patch_embed.proj.weight, encoder.blocks.N...); its keys start with {_listing(sorted(tensors))}"
+        f"(encoder.patch_embed.proj.weight, encoder.blocks.N...); its keys start with {key_listing(sorted(tensors))}"
     )
 
 
@@ -118,7 +113,7 @@ def _need(tensors: Mapping[str, torch.Tensor], key: str, dims: int, what: str, p
     value = tensors.get(key)
     if value is None:
         raise ValueError(f"prithvi: {path} lacks {key!r}, which every Prithvi {version} checkpoint has ({what}); "
-                         f"its keys start with {_listing(sorted(tensors))}")
+                         f"its keys start with {key_listing(sorted(tensors))}")
     if value.dim() != dims:
         raise ValueError(f"prithvi: {path}: {key!r} is {tuple(value.shape)}, expected {what}")
     return value
@@ -222,11 +217,11 @@ def check_layout(tensors: Mapping[str, torch.Tensor], dims: PrithviDims, version
             misshapen.append(f"{key} is {shape}, expected {want}")
     problems = []
     if missing:
-        problems.append(f"{len(missing)} key(s) missing: {_listing(missing)}")
+        problems.append(f"{len(missing)} key(s) missing: {key_listing(missing)}")
     if unexpected:
-        problems.append(f"{len(unexpected)} unexpected key(s): {_listing(unexpected)}")
+        problems.append(f"{len(unexpected)} unexpected key(s): {key_listing(unexpected)}")
     if misshapen:
-        problems.append(f"{len(misshapen)} tensor(s) of another shape: {_listing(misshapen)}")
+        problems.append(f"{len(misshapen)} tensor(s) of another shape: {key_listing(misshapen)}")
     if problems:
         sizes = (f"embed_dim={dims.embed_dim}, depth={dims.depth}, bands={dims.channels}, patch={dims.patch_size}, "
                  f"tubelet={dims.tubelet}, decoder_embed_dim={dims.decoder_embed_dim}, "
