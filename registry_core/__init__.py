@@ -24,6 +24,7 @@ from registry_core._kinds import CORE_KINDS
 from registry_core._registry import ConflictError, PluginInfo, Registry, current_registry, get_registry
 from registry_core._schema import FieldInfo, describe_fields
 from registry_core._spec import CommandSpec, ComponentSpec, KindSpec, ModalitySpec, PortSpec, option
+from registry_core._transformer_options import TransformerOptions
 from registry_core.hookspecs import hookimpl, hookspec
 
 if TYPE_CHECKING:
@@ -80,6 +81,7 @@ __all__ = [
     "Registry",
     "RegistryCoreError",
     "TrainConfig",
+    "TransformerOptions",
     "UsageError",
     "__version__",
     "compose",
