@@ -90,6 +90,8 @@ class Pipeline:
         self.source = source
         #: The folder of the last ``fit`` (or a loaded pipeline's folder): evaluators write files there.
         self.run_dir: Path | None = None
+        #: A loaded pipeline's folder: every build fills the model with its saved weights, not a fresh init.
+        self._saved_weights: Path | None = None
         self._built: _Built | None = None
 
     # -- config form ---------------------------------------------------------------------------
@@ -225,7 +227,11 @@ class Pipeline:
         return dim
 
     def build(self, prepare: bool = True) -> Pipeline:
-        """Build every component, prepare the data, and assemble the model."""
+        """Build every component, prepare the data, and assemble the model.
+
+        A pipeline from :meth:`load` builds again with its saved weights (a second build never silently
+        re-initialises a trained model); a composed one starts from the seeded initialisation each time.
+        """
         from registry_core._model import PipelineModel
         from registry_core.training import seed_everything
 
@@ -256,6 +262,8 @@ class Pipeline:
         model.sample_unit = str(getattr(data, "sample_unit", "samples"))
         if "weights" in comps:
             comps["weights"].load_into(model.parts)
+        if self._saved_weights is not None:
+            _persist.load_weights(model, self._saved_weights)
         evaluators = [self._build_slot(s) for s in self.evaluator_slots]
         self._built = _Built(comps, evaluators, model)
         return self
@@ -369,7 +377,7 @@ class Pipeline:
         """
         out = Path(out_dir).resolve()
         pipeline = compose(_persist.read_saved_config(out, strict=strict), registry)
+        pipeline._saved_weights = out
         pipeline.build(prepare=False)
-        _persist.load_weights(pipeline.model, out)
         pipeline.run_dir = out
         return pipeline

@@ -41,6 +41,11 @@ def test_save_and_load_round_trip(toy_registry: Registry, good: dict, tmp_path: 
     batch = {k: torch.stack([p.data.dataset("val")[i][k] for i in range(4)]) for k in ("input_ids", "targets")}
     with torch.no_grad():
         assert torch.equal(p.model(batch)[0], q.model(batch)[0])
+        fresh = compose(good, toy_registry).build()
+        assert not torch.equal(fresh.model(batch)[0], q.model(batch)[0])  # training changed the weights
+        # building a loaded pipeline again (preparing its data too) keeps the trained weights
+        q.build()
+        assert torch.equal(p.model(batch)[0], q.model(batch)[0])
 
     # a changed tokenizer file no longer matches the lock
     (saved / "tokenizer" / "vocab.txt").write_text("tampered")
