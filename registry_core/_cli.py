@@ -17,7 +17,6 @@ from registry_core._cli_errors import CliParser, ErrorBoundary, add_global_flags
 from registry_core._cli_export import add_export_command
 from registry_core._cli_pipeline import add_pipeline_commands
 from registry_core._cli_report import add_report_command
-from registry_core._docs import add_docs_command
 from registry_core._errors import NotFoundError, UsageError
 from registry_core._kinds import CORE_COMMANDS
 from registry_core._naming import close_matches
@@ -25,6 +24,7 @@ from registry_core._records import show_record as _show_record
 from registry_core._registry import Registry, get_registry
 from registry_core._render import print_json, print_table
 from registry_core._spec import ComponentSpec
+from registry_core.docs import add_docs_command
 
 __all__ = ["main"]
 

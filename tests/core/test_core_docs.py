@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from registry_core._cli import build_parser, main
-from registry_core._docs import bundled_registry, reference_pages, write_pages
-from registry_core._docs_markdown import HEADER
 from registry_core._registry import get_registry
+from registry_core.docs import bundled_registry, reference_pages, write_pages
+from registry_core.docs._markdown import HEADER
 
 REFERENCE = Path(__file__).resolve().parents[2] / "docs" / "reference"
 REFRESH = "python -m registry_core docs docs/reference"

@@ -99,3 +99,10 @@ def test_the_cli_uses_no_private_function_of_another_module() -> None:
                 continue
             borrowed += [f"{path.name}: {module}.{n}" for n in names if n.startswith("_")]
     assert borrowed == []
+
+
+def test_the_docs_generator_is_used_by_the_cli_alone() -> None:
+    """``registry_core.docs`` sits above everything else: only the CLI (and the generator itself) imports it."""
+    users = sorted(m for m, deps in _graph().items() if any(d.startswith("registry_core.docs") for d in deps)
+                   and not m.startswith(("registry_core.docs", "registry_core._cli")))
+    assert users == []

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any, Final
 
 from registry_core import atomic
-from registry_core._docs_markdown import HEADER
 from registry_core._kinds import CORE_DISTRIBUTION
 from registry_core._registry import Registry
+from registry_core.docs._markdown import HEADER
 from registry_core.hookspecs import PROJECT
 
 __all__ = ["BUNDLED_DISTRIBUTIONS", "add_docs_command", "bundled_registry", "reference_pages", "write_pages"]
@@ -46,9 +46,9 @@ ParserFactory = Callable[[Registry], argparse.ArgumentParser]
 
 def reference_pages(reg: Registry, build_parser: ParserFactory) -> dict[str, str]:
     """Relative path -> Markdown of every reference page for ``reg`` and the CLI ``build_parser`` makes."""
-    from registry_core._docs_cli import cli_page
-    from registry_core._docs_components import component_pages
-    from registry_core._docs_config import configuration_page
+    from registry_core.docs._cli_page import cli_page
+    from registry_core.docs._components import component_pages
+    from registry_core.docs._config_page import configuration_page
 
     parser = build_parser(reg)
     pages = component_pages(reg)

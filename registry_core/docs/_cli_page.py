@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from registry_core._cli_commands import CommandParser
-from registry_core._docs_markdown import code, page, table
 from registry_core._spec import CommandSpec
+from registry_core.docs._markdown import code, page, table
 
 __all__ = ["cli_page"]
 

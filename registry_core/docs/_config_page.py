@@ -10,10 +10,10 @@ import argparse
 from typing import Any
 
 from registry_core._compose import LIST_SLOTS, META_KEYS, REQUIRED_SLOTS, SLOTS
-from registry_core._docs_markdown import code, options_table, page, table
 from registry_core._registry import ENVIRONMENT, Registry
 from registry_core._schema import describe_fields
 from registry_core._train_config import TrainConfig
+from registry_core.docs._markdown import code, options_table, page, table
 
 __all__ = ["configuration_page"]
 
