@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+import registry_core._registry
+
 
 @dataclass
 class FakeDist:
@@ -34,6 +36,9 @@ def site_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A directory on sys.path (and PYTHONPATH, for subprocesses) holding throw-away distributions."""
     site = tmp_path / "site"
     site.mkdir()
+    # A process-wide registry first built while throw-away distributions are installed must not outlive
+    # them: later tests in this worker would compose with them (geoextras' `patch` replacing gfm's).
+    monkeypatch.setattr(registry_core._registry, "_REGISTRY", registry_core._registry._REGISTRY)
     monkeypatch.syspath_prepend(str(site))
     # keep what PYTHONPATH already names (a worktree's sources ahead of the editable installs)
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH")) if p))
