@@ -14,8 +14,8 @@ __all__ = ["add_report_command"]
 
 def cmd_report(args: argparse.Namespace) -> int:
     from registry_core._registry import get_registry
-    from registry_core._report import ReportError, make_report
-    from registry_core._report_tables import SUMMARY_HEADERS
+    from registry_core.report._make import ReportError, make_report
+    from registry_core.report._tables import SUMMARY_HEADERS
 
     try:
         result = make_report([Path(p) for p in args.runs], Path(args.out), get_registry(),

@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any, Final
 
 from registry_core._registry import Registry
-from registry_core._report_html import Section, Table, render_page
-from registry_core._report_runs import ReportError, read_runs
-from registry_core._report_tables import SUMMARY_HEADERS, lock_tables, registry_tables, summary_row
 from registry_core.atomic import replace_dir
 from registry_core.report import ReportFigure, ReportRun
+from registry_core.report._html import Section, Table, render_page
+from registry_core.report._runs import ReportError, read_runs
+from registry_core.report._tables import SUMMARY_HEADERS, lock_tables, registry_tables, summary_row
 
 __all__ = ["ReportError", "ReportResult", "make_report"]
 
@@ -102,7 +102,7 @@ class _Collector:
 
 def _curves(run: ReportRun, root: Path) -> ReportFigure | None:
     """Training loss (every logged step) and validation loss (every evaluation) of one run."""
-    from registry_core.figures import line_chart
+    from registry_core.report.figures import line_chart
 
     series: dict[str, tuple[list[float], list[float]]] = {}
     for key, label in (("loss", "train loss"), ("val_loss", "validation loss")):

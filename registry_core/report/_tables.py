@@ -9,8 +9,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from registry_core._registry import Registry
-from registry_core._report_html import Table
 from registry_core.report import ReportRun
+from registry_core.report._html import Table
 
 __all__ = ["SUMMARY_HEADERS", "lock_tables", "registry_tables", "summary_row"]
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 import registry_core
 
 ROOT = Path(registry_core.__file__).parent
@@ -101,8 +103,14 @@ def test_the_cli_uses_no_private_function_of_another_module() -> None:
     assert borrowed == []
 
 
-def test_the_docs_generator_is_used_by_the_cli_alone() -> None:
-    """``registry_core.docs`` sits above everything else: only the CLI (and the generator itself) imports it."""
-    users = sorted(m for m, deps in _graph().items() if any(d.startswith("registry_core.docs") for d in deps)
-                   and not m.startswith(("registry_core.docs", "registry_core._cli")))
-    assert users == []
+#: What sits above the rest of the core: the docs generator and the report's page builder (its public records,
+#: ``registry_core.report`` and ``.figures``, are for plugins). Only the CLI and the layer itself import them.
+UPPER_LAYERS = ("registry_core.docs", "registry_core.report._")
+
+
+@pytest.mark.parametrize("layer", UPPER_LAYERS)
+def test_upper_layers_are_imported_by_the_cli_alone(layer: str) -> None:
+    own = layer.rstrip("._")
+    users = sorted(m for m, deps in _graph().items() if any(d.startswith(layer) for d in deps)
+                   and not m.startswith((own, "registry_core._cli")))
+    assert users == [], f"{layer} is imported by {users}"

@@ -121,7 +121,7 @@ def test_an_artifact_no_plugin_knows_is_an_error(tmp_path: Path) -> None:
 TOY_FIGURES = """
 from pathlib import Path
 from registry_core import hookimpl
-from registry_core.figures import line_chart
+from registry_core.report.figures import line_chart
 from registry_core.report import ReportFigure
 
 @hookimpl

@@ -13,8 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Final
 
-from registry_core.figures import Heatmap, heatmaps
 from registry_core.report import ReportFigure, ReportRun
+from registry_core.report.figures import Heatmap, heatmaps
 
 __all__ = ["PROMPT", "is_text_run", "key_figures", "run_figures"]
 

@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from registry_core.figures import bar_chart
 from registry_core.report import ReportFigure, ReportRun
+from registry_core.report.figures import bar_chart
 
 __all__ = ["evaluation_figures"]
 

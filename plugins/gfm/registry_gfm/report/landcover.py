@@ -16,8 +16,8 @@ from typing import Any, Final
 
 import numpy as np
 
-from registry_core.figures import image_panels
 from registry_core.report import ReportFigure, ReportRun
+from registry_core.report.figures import image_panels
 from registry_gfm.data.datacube_reader import CubeInfo, open_cube
 from registry_gfm.data.labels import LabelSpec, prepare_labels
 from registry_gfm.evaluators._render import rgb_indices, stretch

@@ -17,9 +17,9 @@ import numpy as np
 import torch
 
 from registry_core import Pipeline
-from registry_core.figures import Heatmap, heatmaps
 from registry_core.nn import SelfAttention, eval_mode, record_attention
 from registry_core.report import ReportFigure, ReportRun
+from registry_core.report.figures import Heatmap, heatmaps
 from registry_gfm.evaluators._batches import band_names, chips_of, collate
 from registry_gfm.evaluators._render import rgb_indices, stretch
 from registry_gfm.positions.placement import placement_of
