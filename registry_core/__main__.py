@@ -1,5 +1,5 @@
-"""``python -m registry_core``: see ``registry_core._cli``."""
+"""``python -m registry_core``: see ``registry_core.cli``."""
 
-from registry_core._cli import main
+from registry_core.cli import main
 
 raise SystemExit(main())

@@ -1,15 +1,26 @@
-"""The machine-readable record of one component (``show --json``), shared by ``show`` and ``docs``."""
+"""The machine-readable record of one component (``show --json``), shared by ``show`` and ``docs``, and the JSON
+form of any value the CLI prints."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from registry_core._registry import Registry
-from registry_core._render import jsonable
 from registry_core._schema import describe_fields, resolve_config_class
 from registry_core._spec import ComponentSpec
 
-__all__ = ["show_record"]
+__all__ = ["jsonable", "show_record"]
+
+
+def jsonable(value: Any) -> Any:
+    """Port values and defaults as JSON: tuples become lists, anything exotic its repr."""
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, dict) or hasattr(value, "items"):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    return str(value)
 
 
 def show_record(reg: Registry, spec: ComponentSpec) -> dict[str, Any]:

@@ -10,8 +10,8 @@ import argparse
 from collections.abc import Mapping
 from typing import Any, Final
 
-from registry_core._cli_commands import CommandParser
 from registry_core._spec import CommandSpec
+from registry_core.cli._commands import CommandParser
 from registry_core.docs._markdown import code, page, table
 
 __all__ = ["cli_page"]

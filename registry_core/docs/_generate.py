@@ -40,7 +40,7 @@ def bundled_registry() -> Registry:
     return Registry(autoload=False, plugins=names, use_env=False)
 
 
-#: Builds the CLI's whole parser for a registry (``_cli.build_parser``, handed in: the CLI imports this module).
+#: Builds the CLI's whole parser for a registry (``registry_core.cli.build_parser``, handed in: the CLI imports this module).
 ParserFactory = Callable[[Registry], argparse.ArgumentParser]
 
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from registry_core import _render
 from registry_core._spec import NAME_RE
+from registry_core.cli import _render
 
 ROOT = Path(__file__).resolve().parents[2]
 GPT_TINY = str(ROOT / "examples/gpt-tiny.toml")

@@ -144,8 +144,8 @@ def test_a_command_name_taken_twice_or_from_the_core_is_reported(make_dist, site
 
 
 def test_the_core_knows_its_own_command_names() -> None:
-    from registry_core._cli import build_parser
     from registry_core._kinds import CORE_COMMANDS
+    from registry_core.cli import build_parser
 
     sub = next(a for a in build_parser(Registry(autoload=False, use_env=False))._actions if a.dest == "command")
     assert tuple(sub.choices) == CORE_COMMANDS  # type: ignore[arg-type]

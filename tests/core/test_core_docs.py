@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from registry_core._cli import build_parser, main
 from registry_core._registry import get_registry
+from registry_core.cli import build_parser, main
 from registry_core.docs import bundled_registry, reference_pages, write_pages
 from registry_core.docs._markdown import HEADER
 

@@ -95,22 +95,23 @@ def test_cycle_finder_finds_a_cycle() -> None:
 
 def test_the_cli_uses_no_private_function_of_another_module() -> None:
     borrowed = []
-    for path in ROOT.glob("_cli*.py"):
+    for path in (ROOT / "cli").glob("*.py"):
         for module, names in _imports(path):
-            if module.startswith("registry_core._cli"):
+            if module.startswith("registry_core.cli"):
                 continue
             borrowed += [f"{path.name}: {module}.{n}" for n in names if n.startswith("_")]
     assert borrowed == []
 
 
-#: What sits above the rest of the core: the docs generator and the report's page builder (its public records,
-#: ``registry_core.report`` and ``.figures``, are for plugins). Only the CLI and the layer itself import them.
-UPPER_LAYERS = ("registry_core.docs", "registry_core.report._")
+#: What sits above the rest of the core: the CLI, the docs generator and the report's page builder (its public
+#: records, ``registry_core.report`` and ``.figures``, are for plugins). Only the CLI (started by ``__main__``)
+#: and the layer itself import them (the docs generator, which documents the CLI, counts as its side).
+UPPER_LAYERS = ("registry_core.cli", "registry_core.docs", "registry_core.report._")
 
 
 @pytest.mark.parametrize("layer", UPPER_LAYERS)
 def test_upper_layers_are_imported_by_the_cli_alone(layer: str) -> None:
     own = layer.rstrip("._")
     users = sorted(m for m, deps in _graph().items() if any(d.startswith(layer) for d in deps)
-                   and not m.startswith((own, "registry_core._cli")))
+                   and not m.startswith((own, "registry_core.cli", "registry_core.docs")) and m != "registry_core.__main__")
     assert users == [], f"{layer} is imported by {users}"

@@ -120,7 +120,7 @@ RUN_THEN_CHECK_THREADS = """
 import sys
 from pathlib import Path
 
-from registry_core._cli import main
+from registry_core.cli import main
 
 code = main(sys.argv[1:])
 left = [n for n in ((t / "comm").read_text().strip() for t in Path("/proc/self/task").iterdir()) if "gloo" in n]

@@ -15,8 +15,8 @@ from typing import Any
 from registry_core._builtin import load_target
 from registry_core._errors import ConfigError
 from registry_core._registry import Registry, get_registry
-from registry_core._render import print_json
 from registry_core._spec import ComponentSpec
+from registry_core.cli._render import print_json
 
 __all__ = ["add_export_command", "export_formats"]
 

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from registry_core._render import print_json, print_table
+from registry_core.cli._render import print_json, print_table
 
 __all__ = ["add_report_command"]
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Final, NoReturn
 
 from registry_core._errors import ConfigError, RegistryCoreError, UsageError
-from registry_core._render import print_json
+from registry_core.cli._render import print_json
 
 __all__ = ["DEBUG_ENV", "CliParser", "ErrorBoundary", "add_global_flags"]
 

@@ -9,6 +9,8 @@ import textwrap
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from registry_core._records import jsonable
+
 __all__ = ["print_json", "print_table", "table_width", "use_rich"]
 
 #: The last column is never wrapped narrower than this, however narrow the terminal.
@@ -24,17 +26,6 @@ def use_rich(stream: TextIO) -> bool:
     except ImportError:
         return False
     return True
-
-
-def jsonable(value: Any) -> Any:
-    """Port values and defaults as JSON: tuples become lists, anything exotic its repr."""
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, dict) or hasattr(value, "items"):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    return str(value)
 
 
 def print_json(value: Any, stream: TextIO | None = None) -> None:

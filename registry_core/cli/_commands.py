@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from registry_core._builtin import load_command
-from registry_core._cli_errors import CliParser, add_global_flags
 from registry_core._errors import PluginError
 from registry_core._registry import Registry
 from registry_core._spec import CommandSpec
+from registry_core.cli._errors import CliParser, add_global_flags
 
 __all__ = ["CommandParser", "add_plugin_commands", "run_command"]
 

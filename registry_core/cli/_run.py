@@ -1,6 +1,6 @@
 """CLI commands that compose and run pipelines: ``check`` (imports nothing heavy), ``run`` and ``ingest``.
 
-Their errors propagate to the CLI's boundary (``_cli_errors``); with ``--json`` each prints its result as
+Their errors propagate to the CLI's boundary (``registry_core.cli._errors``); with ``--json`` each prints its result as
 one JSON document on stdout, and its progress only on stderr.
 """
 
@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from registry_core._errors import ConfigError, RegistryCoreError
-from registry_core._render import jsonable, print_json, print_table
+from registry_core._records import jsonable
 from registry_core.atomic import write_json
+from registry_core.cli._render import print_json, print_table
 
 __all__ = ["add_pipeline_commands"]
 

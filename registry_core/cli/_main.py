@@ -1,8 +1,8 @@
 """The command line: a thin layer over the registry (``python -m registry_core --help``).
 
-The core's commands are here and in ``_cli_pipeline``; plugins add more (``registry_core_commands``).
+The core's commands are here and in ``_run``; plugins add more (``registry_core_commands``).
 Exit codes: 0 ok, 1 not found, problems found or an error, 2 usage error, 130 interrupted; every error is
-one ``error:`` line (or, with ``--json``, a JSON object on stdout), see ``_cli_errors``.
+one ``error:`` line (or, with ``--json``, a JSON object on stdout), see ``_errors``.
 """
 
 from __future__ import annotations
@@ -12,21 +12,21 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from registry_core._cli_commands import CommandParser, add_plugin_commands
-from registry_core._cli_errors import CliParser, ErrorBoundary, add_global_flags
-from registry_core._cli_export import add_export_command
-from registry_core._cli_pipeline import add_pipeline_commands
-from registry_core._cli_report import add_report_command
 from registry_core._errors import NotFoundError, UsageError
 from registry_core._kinds import CORE_COMMANDS
 from registry_core._naming import close_matches
 from registry_core._records import show_record as _show_record
 from registry_core._registry import Registry, get_registry
-from registry_core._render import print_json, print_table
 from registry_core._spec import ComponentSpec
+from registry_core.cli._commands import CommandParser, add_plugin_commands
+from registry_core.cli._errors import CliParser, ErrorBoundary, add_global_flags
+from registry_core.cli._export import add_export_command
+from registry_core.cli._render import print_json, print_table
+from registry_core.cli._report import add_report_command
+from registry_core.cli._run import add_pipeline_commands
 from registry_core.docs import add_docs_command
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main"]
 
 
 def _warn_broken(reg: Registry) -> None:
@@ -236,7 +236,7 @@ def _unknown_command(reg: Registry, word: str) -> UsageError | NotFoundError:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse and run one command; every error it raises is reported by the one boundary (``_cli_errors``)."""
+    """Parse and run one command; every error it raises is reported by the one boundary (``registry_core.cli._errors``)."""
     words = list(sys.argv[1:] if argv is None else argv)
     boundary = ErrorBoundary.for_words(words)
     try:
