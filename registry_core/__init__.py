@@ -29,18 +29,18 @@ from registry_core.hookspecs import hookimpl, hookspec
 
 if TYPE_CHECKING:
     from registry_core import interfaces
-    from registry_core._compose import SLOTS
-    from registry_core._lock import LockMismatch
-    from registry_core._pipeline import Pipeline, compose
-    from registry_core._train_config import TrainConfig
+    from registry_core.pipeline._compose import SLOTS
+    from registry_core.pipeline._lock import LockMismatch
+    from registry_core.pipeline._pipeline import Pipeline, compose
+    from registry_core.pipeline._train_config import TrainConfig
 
 #: Names imported on first use: browsing (``list``, ``show``) never needs composition or pipelines.
 _LAZY = {
-    "SLOTS": "registry_core._compose",
-    "LockMismatch": "registry_core._lock",
-    "Pipeline": "registry_core._pipeline",
-    "compose": "registry_core._pipeline",
-    "TrainConfig": "registry_core._train_config",
+    "SLOTS": "registry_core.pipeline._compose",
+    "LockMismatch": "registry_core.pipeline._lock",
+    "Pipeline": "registry_core.pipeline._pipeline",
+    "compose": "registry_core.pipeline._pipeline",
+    "TrainConfig": "registry_core.pipeline._train_config",
 }
 
 

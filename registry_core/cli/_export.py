@@ -68,7 +68,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         exporter = load_target(spec.exporter)
     except Exception as exc:
         return _fail(f"exporter {spec.exporter!r} of weights {spec.id} cannot be imported: {type(exc).__name__}: {exc}")
-    from registry_core._pipeline import Pipeline
+    from registry_core.pipeline._pipeline import Pipeline
 
     try:
         pipeline = Pipeline.load(run)

@@ -22,7 +22,7 @@ __all__ = ["add_pipeline_commands"]
 
 
 def _compose(args: argparse.Namespace, extra: list[str] | None = None) -> Any:
-    from registry_core._pipeline import Pipeline
+    from registry_core.pipeline._pipeline import Pipeline
 
     return Pipeline.from_toml(args.file, overrides=[*(args.set or []), *(extra or [])])
 
@@ -63,8 +63,8 @@ def _literal(value: Any) -> str:
 
 def override_changes(file: str, overrides: list[str], pipeline: Any) -> list[dict[str, Any]]:
     """Each ``--set`` key with its value without the overrides (the file's, else the default) and in ``pipeline``."""
-    from registry_core._compose import load_toml
-    from registry_core._pipeline import compose
+    from registry_core.pipeline._compose import load_toml
+    from registry_core.pipeline._pipeline import compose
 
     keys = list(dict.fromkeys(item.partition("=")[0].strip() for item in overrides))
     if not keys:
@@ -96,10 +96,10 @@ def _compose_run(args: argparse.Namespace, extra: list[str]) -> tuple[Any, Path,
     apply on top), so the first run's overrides need not be repeated; a FILE given is composed instead,
     and the model it builds is checked against the checkpoint after building.
     """
-    from registry_core._compose import apply_overrides
-    from registry_core._persist import CONFIG_FILE, read_run_config
-    from registry_core._pipeline import compose
-    from registry_core._run_dir import RunFolderError
+    from registry_core.pipeline._compose import apply_overrides
+    from registry_core.pipeline._persist import CONFIG_FILE, read_run_config
+    from registry_core.pipeline._pipeline import compose
+    from registry_core.pipeline._run_dir import RunFolderError
 
     if args.file is None:
         folder = Path(args.out)
@@ -118,8 +118,8 @@ def _compose_run(args: argparse.Namespace, extra: list[str]) -> tuple[Any, Path,
 def cmd_run(args: argparse.Namespace) -> int:
     extra = [f"train.steps={args.steps}"] if args.steps is not None else []
     from registry_core._errors import UsageError
-    from registry_core._run_dir import prepare_run_dir
     from registry_core.atomic import check_output_dir
+    from registry_core.pipeline._run_dir import prepare_run_dir
 
     if args.resume and args.overwrite:
         raise UsageError("--resume continues a run and --overwrite removes it; give one of them")
@@ -153,7 +153,7 @@ def _run(args: argparse.Namespace, pipeline: Any, out: Path, ctx: Any, saved: di
     else:
         pipeline.build()
     if args.resume:
-        from registry_core._resume import check_resume_fits, model_changes
+        from registry_core.pipeline._resume import check_resume_fits, model_changes
 
         changes = model_changes(saved, pipeline.to_config()) if saved is not None else []
         check_resume_fits(out / "checkpoints" / "last.pt", pipeline.model, changes)
@@ -218,8 +218,8 @@ def _continue(pipeline: Any, prompt: str, **options: Any) -> str:
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     """Build only the ``data`` slot of a pipeline file and run its ``prepare()`` (e.g. STAC -> Zarr)."""
-    from registry_core._compose import apply_overrides, compose_slot, load_toml
     from registry_core._registry import get_registry
+    from registry_core.pipeline._compose import apply_overrides, compose_slot, load_toml
 
     reg = get_registry()
     slot = compose_slot(apply_overrides(load_toml(args.file), args.set or []), "data", reg)

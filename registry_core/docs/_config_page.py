@@ -9,11 +9,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from registry_core._compose import LIST_SLOTS, META_KEYS, REQUIRED_SLOTS, SLOTS
 from registry_core._registry import ENVIRONMENT, Registry
 from registry_core._schema import describe_fields
-from registry_core._train_config import TrainConfig
 from registry_core.docs._markdown import code, options_table, page, table
+from registry_core.pipeline._compose import LIST_SLOTS, META_KEYS, REQUIRED_SLOTS, SLOTS
+from registry_core.pipeline._train_config import TrainConfig
 
 __all__ = ["configuration_page"]
 

@@ -7,7 +7,7 @@ checkpoints and exact resume.
 
 from __future__ import annotations
 
-from registry_core._train_config import TrainConfig
+from registry_core.pipeline._train_config import TrainConfig
 from registry_core.training.checkpoint import atomic_torch_save, clean_state_dict, load_checkpoint
 from registry_core.training.data_order import StripedBatchSampler, epoch_order, global_indices, rank_micro_batches
 from registry_core.training.optim import build_optimizer, decay_groups, lr_at, set_lr

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from registry_core._train_config import TrainConfig
+from registry_core.pipeline._train_config import TrainConfig
 
 __all__ = ["build_optimizer", "decay_groups", "lr_at", "set_lr"]
 

@@ -20,7 +20,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, default_collate
 
 from registry_core._errors import RegistryCoreError
-from registry_core._train_config import TrainConfig
+from registry_core.pipeline._train_config import TrainConfig
 from registry_core.training.checkpoint import (
     FORMAT_VERSION,
     atomic_torch_save,

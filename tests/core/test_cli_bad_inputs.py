@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from registry_core._toml import dumps
+from registry_core.pipeline._toml import dumps
 from registry_core.testing import one_error_line
 
 GOOD = {

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from registry_core import ConfigError
-from registry_core._pipeline import compose
-from registry_core._size_check import size_issues
+from registry_core.pipeline._pipeline import compose
+from registry_core.pipeline._size_check import size_issues
 
 ROOT = Path(__file__).resolve().parents[2]
 GPT = str(ROOT / "examples" / "gpt-tiny.toml")

@@ -104,7 +104,7 @@ def test_browsing_imports_nothing_heavy(args: list[str], cli_modules) -> None:
                and not m.endswith((".plugin", ".specs")) and m.count(".") > 1]
     assert targets == []
     # Browsing needs no composition or pipeline code either (registry_core loads them on first use).
-    assert [m for m in ("registry_core._pipeline", "registry_core._compose") if m in loaded] == []
+    assert [m for m in ("registry_core.pipeline._pipeline", "registry_core.pipeline._compose") if m in loaded] == []
 
 
 def test_list_accepts_plugin_modalities_and_rejects_unknown_ones(toy_dist) -> None:

@@ -115,3 +115,19 @@ def test_upper_layers_are_imported_by_the_cli_alone(layer: str) -> None:
     users = sorted(m for m, deps in _graph().items() if any(d.startswith(layer) for d in deps)
                    and not m.startswith((own, "registry_core.cli", "registry_core.docs")) and m != "registry_core.__main__")
     assert users == [], f"{layer} is imported by {users}"
+
+
+#: The layers above the kernel (the top-level modules: hooks, specs, schemas, registry, contracts, errors, ...).
+ABOVE_KERNEL = ("registry_core.pipeline", "registry_core.cli", "registry_core.docs", "registry_core.report",
+                "registry_core.nn", "registry_core.training")
+#: Top-level modules that are doors upward by design: ``python -m`` and the old name of ``report.figures``.
+DOORS = {"registry_core.__main__", "registry_core.figures"}
+
+
+def test_the_kernel_imports_no_layer_above_it() -> None:
+    """The kernel imports none of pipeline/, cli/, docs/, report/, nn/, training/ at run time (the package's
+    lazy names load them by string, on first use)."""
+    upward = sorted(f"{m} -> {d}" for m, deps in _graph().items() for d in deps
+                    if m.count(".") == 1 and m not in DOORS and not m.startswith(ABOVE_KERNEL)
+                    and d.startswith(ABOVE_KERNEL))
+    assert upward == []

@@ -9,8 +9,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from registry_core._model import PipelineModel
 from registry_core.nn import CheckpointError, KeyRule, KeyTable, Transformer, load_parts, part_tensors
+from registry_core.pipeline._model import PipelineModel
 
 D, DEPTH, PATCH = 16, 2, 12
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from registry_core._toml import dumps
+from registry_core.pipeline._toml import dumps
 
 from .conftest import tiny_pipeline_config
 

@@ -43,7 +43,7 @@ def test_round_trip_through_config_and_toml(toy_registry: Registry, good: dict, 
 
 def test_overrides(toy_registry: Registry, good: dict, tmp_path) -> None:
     from registry_core import Pipeline
-    from registry_core._toml import dumps
+    from registry_core.pipeline._toml import dumps
 
     path = tmp_path / "p.toml"
     path.write_text(dumps(good))

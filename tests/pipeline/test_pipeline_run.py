@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from registry_core import LockMismatch, Pipeline, Registry, compose
-from registry_core._toml import dumps
+from registry_core.pipeline._toml import dumps
 
 
 def test_build_fit_lowers_the_loss_and_evaluates(toy_registry: Registry, good: dict, tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from registry_core import Registry
-from registry_core._toml import dumps
+from registry_core.pipeline._toml import dumps
 
 pytestmark = pytest.mark.usefixtures("toy_registry")
 

@@ -9,7 +9,7 @@ import pytest
 
 from registry_core import ConfigError
 from registry_core._schema import validate_options
-from registry_core._train_config import TrainConfig
+from registry_core.pipeline._train_config import TrainConfig
 
 
 def _issues(options: dict[str, object]) -> list[str]:
@@ -64,6 +64,6 @@ def test_accumulation_steps_per_rank_count() -> None:
 
 
 def test_config_module_and_core_import_no_torch() -> None:
-    code = "import registry_core, registry_core._train_config, sys; print('torch' in sys.modules)"
+    code = "import registry_core, registry_core.pipeline._train_config, sys; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

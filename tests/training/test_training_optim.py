@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from registry_core._train_config import TrainConfig
+from registry_core.pipeline._train_config import TrainConfig
 from registry_core.training import build_optimizer, decay_groups, lr_at
 
 

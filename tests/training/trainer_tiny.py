@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from registry_core._train_config import TrainConfig
+from registry_core.pipeline._train_config import TrainConfig
 
 FEATURES = 8
 

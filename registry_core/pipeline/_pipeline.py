@@ -7,15 +7,15 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Final
 
-from registry_core import _lock, _persist
-from registry_core._compose import Composition, apply_overrides, compose_config, load_toml
 from registry_core._contracts import ComposedSlot, rewire
 from registry_core._errors import ConfigError, ConfigIssue
-from registry_core._lock import LockMismatch, expand_files
 from registry_core._members import check_members
 from registry_core._registry import Registry
-from registry_core._toml import dumps
-from registry_core._train_config import TrainConfig
+from registry_core.pipeline import _lock, _persist
+from registry_core.pipeline._compose import Composition, apply_overrides, compose_config, load_toml
+from registry_core.pipeline._lock import LockMismatch, expand_files
+from registry_core.pipeline._toml import dumps
+from registry_core.pipeline._train_config import TrainConfig
 
 __all__ = ["LockMismatch", "Pipeline", "compose"]
 
@@ -232,7 +232,7 @@ class Pipeline:
         A pipeline from :meth:`load` builds again with its saved weights (a second build never silently
         re-initialises a trained model); a composed one starts from the seeded initialisation each time.
         """
-        from registry_core._model import PipelineModel
+        from registry_core.pipeline._model import PipelineModel
         from registry_core.training import seed_everything
 
         seed_everything(self.train.seed)  # the same initial weights on every rank and in every rerun

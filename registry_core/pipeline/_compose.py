@@ -21,8 +21,8 @@ from registry_core._errors import ConfigError, ConfigIssue
 from registry_core._naming import nearest
 from registry_core._registry import Registry, get_registry
 from registry_core._schema import recheck_config, resolve_config_class, validate_options
-from registry_core._size_check import size_issues
-from registry_core._train_config import TrainConfig
+from registry_core.pipeline._size_check import size_issues
+from registry_core.pipeline._train_config import TrainConfig
 
 __all__ = ["LIST_SLOTS", "META_KEYS", "REQUIRED_SLOTS", "SLOTS", "Composition", "apply_overrides", "compose_config", "compose_slot", "load_toml",
            "resolve_slot"]

@@ -9,11 +9,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
-from registry_core._compose import load_toml
 from registry_core._errors import ConfigError, FileFormatError
-from registry_core._lock import check_lock, read_lock, verify_files
-from registry_core._toml import dumps
 from registry_core.atomic import atomic_path, write_json, write_text
+from registry_core.pipeline._compose import load_toml
+from registry_core.pipeline._lock import check_lock, read_lock, verify_files
+from registry_core.pipeline._toml import dumps
 
 __all__ = [
     "CONFIG_FILE", "LOCK_FILE", "WEIGHTS_FILE", "load_weights", "read_run_config", "read_saved_config", "save_weights",

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 from registry_core._contracts import ComposedSlot
 from registry_core._errors import ConfigIssue
-from registry_core._train_config import TrainConfig
+from registry_core.pipeline._train_config import TrainConfig
 
 __all__ = ["machine_memory_bytes", "size_issues"]
 
