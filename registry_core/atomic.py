@@ -28,6 +28,7 @@ __all__ = [
     "check_output_dir",
     "move_dir_into_place",
     "move_into_place",
+    "remove_written",
     "replace_dir",
     "sha256_file",
     "write_bytes",
@@ -74,8 +75,9 @@ def _rename(src: Path, target: Path) -> None:
     _fsync_dir(Path(target).parent)
 
 
-def _remove(path: Path) -> None:
-    """Remove what this module set aside itself (a folder's tree, or a file or link, never a link's target)."""
+def remove_written(path: Path) -> None:
+    """Remove a temp or set-aside path the caller itself wrote: a folder's tree, or a file or link (a link
+    itself, never what it points to); nothing there is no error. Not for inputs or user folders."""
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
     else:
@@ -83,22 +85,24 @@ def _remove(path: Path) -> None:
 
 
 def move_dir_into_place(src: Path, target: Path) -> None:
-    """Rename the finished folder ``src`` to ``target``, which must not be a non-empty folder: OSError then (the
-    caller tells another writer that won the race from a failure); never replaces what is there."""
+    """Rename the finished folder ``src`` to ``target``: nothing there (or an empty folder) is replaced, a
+    non-empty folder raises OSError and stays as it is (the caller tells another writer that won the race
+    from a failure)."""
     _rename(src, target)
 
 
 def replace_dir(src: Path, target: Path) -> None:
-    """Put the finished folder (or file) ``src`` in place of ``target``, whatever ``target`` is now.
+    """Put the finished folder (or file) ``src`` in place of ``target``.
 
-    A folder cannot replace another in one rename, so an existing ``target`` first moves aside (a hidden
-    sibling); if the second rename fails it moves back, and only after the swap is the set-aside copy
-    removed. ``target`` is replaced as it is (a symlink, not what it points to): callers check first that
-    it is theirs to replace.
+    A file takes one rename (over a file or a link; a folder there raises OSError and stays). A folder
+    cannot replace another in one rename, so an existing ``target`` first moves aside (a hidden sibling);
+    if the second rename fails it moves back, and only after the swap is the set-aside copy removed.
+    ``target`` is replaced as it is (a symlink, not what it points to): callers check first that it is
+    theirs to replace.
     """
     src, target = Path(src), Path(target)
-    if not src.is_dir() and not (target.is_dir() and not target.is_symlink()):
-        _rename(src, target)  # a file over a file, a link or nothing: one rename
+    if not src.is_dir():
+        _rename(src, target)
         return
     aside = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
     had = target.exists() or target.is_symlink()
@@ -111,7 +115,7 @@ def replace_dir(src: Path, target: Path) -> None:
             _rename(aside, target)
         raise
     if had:
-        _remove(aside)
+        remove_written(aside)
 
 
 @contextlib.contextmanager

@@ -10,7 +10,6 @@ their hooks, when their figures need a model.
 from __future__ import annotations
 
 import importlib.util
-import shutil
 import sys
 import tempfile
 import traceback
@@ -21,7 +20,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from registry_core._registry import Registry
-from registry_core.atomic import replace_dir
+from registry_core.atomic import remove_written, replace_dir
 from registry_core.report import ReportFigure, ReportRun
 from registry_core.report._html import Section, Table, render_page
 from registry_core.report._runs import ReportError, read_runs
@@ -182,7 +181,7 @@ def make_report(run_dirs: Sequence[Path], out: Path, reg: Registry, artifacts: S
         result = _write(runs, artifacts, tmp, reg)
         _publish(tmp, out)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        remove_written(tmp)
         raise
     result.index = out / INDEX
     return result

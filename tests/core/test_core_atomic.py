@@ -59,17 +59,20 @@ def test_replace_dir_replaces_a_link_not_its_target(tmp_path: Path) -> None:
     assert _tree(target) == {"data": "user's"}
 
 
-def test_replace_dir_puts_a_file_over_a_folder_and_a_file(tmp_path: Path) -> None:
+def test_replace_dir_puts_a_file_over_a_file_never_over_a_folder(tmp_path: Path) -> None:
     out = tmp_path / "map.tif"
     out.mkdir()
-    (out / "junk").write_text("j")
+    (out / "user's").write_text("u")
     staged = tmp_path / ".map.tif.tmp"
     staged.write_text("raster")
+    with pytest.raises(OSError):
+        replace_dir(staged, out)  # a folder named like the output is not replaced by a file
+    assert _tree(out) == {"user's": "u"}
+    (out / "user's").unlink()
+    out.rmdir()
+    out.write_text("raster 1")
     replace_dir(staged, out)
-    assert out.read_text() == "raster"
-    staged.write_text("raster 2")
-    replace_dir(staged, out)
-    assert out.read_text() == "raster 2" and sorted(p.name for p in tmp_path.iterdir()) == ["map.tif"]
+    assert out.read_text() == "raster" and sorted(p.name for p in tmp_path.iterdir()) == ["map.tif"]
 
 
 def test_a_failed_swap_restores_the_old_folder(tmp_path: Path) -> None:

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from registry_core.atomic import move_dir_into_place
+from registry_core.atomic import move_dir_into_place, remove_written
 from registry_gfm.data.stac_plan import IngestPlan
 from registry_gfm.errors import DatacubeError, IncompleteStoreError
 
@@ -156,7 +156,7 @@ def create_store(store: str | os.PathLike[str], plan: IngestPlan, chunk: int, pr
         "time": {"units": "nanoseconds since 1970-01-01", "dtype": "int64"},
     }
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
+    remove_written(tmp)  # a temp of an earlier process with our pid
     ds.to_zarr(str(tmp), mode="w-", compute=False, zarr_format=3, encoding=encoding, consolidated=False)
     group = zarr.open_group(str(tmp), mode="r+")
     group.attrs.update(_attrs(plan, chunk, provenance))
@@ -165,7 +165,7 @@ def create_store(store: str | os.PathLike[str], plan: IngestPlan, chunk: int, pr
     try:
         move_dir_into_place(tmp, path)  # atomic: the store appears whole or not at all
     except OSError:
-        shutil.rmtree(tmp, ignore_errors=True)
+        remove_written(tmp)
         if not path.exists():
             raise
         return create_store(store, plan, chunk, provenance)  # another process won the race; check it matches

@@ -10,7 +10,6 @@ and never left half-written.
 from __future__ import annotations
 
 import os
-import shutil
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -21,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from registry_core.atomic import replace_dir
+from registry_core.atomic import remove_written, replace_dir
 from registry_gfm.errors import PredictError
 
 __all__ = ["FORMATS", "RasterMeta", "check_output", "create_zarr", "finish_zarr", "publish", "staging",
@@ -83,14 +82,7 @@ def staging(out: Path, tag: str) -> Iterator[Path]:
     try:
         yield tmp
     finally:
-        _remove(tmp)
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    elif path.exists() or path.is_symlink():
-        path.unlink(missing_ok=True)
+        remove_written(tmp)
 
 
 def publish(tmp: Path, out: Path, overwrite: bool) -> None:
@@ -202,4 +194,4 @@ def zarr_to_cog(store: Path, cog: Path, meta: RasterMeta) -> None:
                                  BIGTIFF="IF_SAFER",
                                  RESAMPLING="NEAREST" if np.dtype(meta.dtype).kind in "iub" else "AVERAGE")
     finally:
-        _remove(stage)
+        remove_written(stage)
