@@ -16,21 +16,7 @@ from registry_core.training import build_optimizer, set_lr
 from registry_core.training.trainer import TrainConfig
 from registry_gfm.evaluators._batches import collate
 
-from .conftest import tiny_pipeline_config
-
-STRATA = str(Path(__file__).parents[1] / "data" / "gfm_lsat7" / "strata.tif")
-LABELS = {"labels": STRATA, "num_classes": 7, "label_values": [1, 2, 3, 4, 5, 6, 7], "min_labelled": 0.3}
-
-
-def finetune_config(store: Path, run: Path | None = None, *, head: dict[str, Any] | None = None,
-                    objective: dict[str, Any] | None = None, **data: Any) -> dict[str, Any]:
-    config = tiny_pipeline_config(store)
-    config["data"].update(LABELS, **data)
-    config["head"] = head or {"use": "segmentation", "channels": 8}
-    config["objective"] = {"use": "finetune", **(objective or {})}
-    if run is not None:
-        config["weights"] = {"use": "from-run", "path": str(run)}
-    return config
+from ..conftest import LABELS, finetune_config, tiny_pipeline_config
 
 
 def first_batch(pipeline: Any, n: int = 4, split: str = "train") -> dict[str, Any]:

@@ -37,7 +37,7 @@ import rasterio
 from pystac.extensions.projection import ProjectionExtension
 from rasterio.transform import Affine
 
-DATA = Path(__file__).parents[1] / "data" / "gfm_lsat7"
+DATA = Path(__file__).resolve().parents[3] / "tests" / "data" / "gfm_lsat7"
 #: ETM+ band id -> (common name, centre wavelength in micrometres).
 LSAT7_BANDS = {"B1": ("blue", 0.485), "B2": ("green", 0.56), "B3": ("red", 0.66), "B4": ("nir", 0.835),
                "B5": ("swir16", 1.65), "B7": ("swir22", 2.22)}
@@ -373,7 +373,7 @@ def copy_catalog(ingest_catalog: IngestCatalog, tmp_path: Path) -> Path:
     return dst / "stac" / "catalog.json"
 
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="session")
@@ -422,3 +422,19 @@ def tiny_mae_run(lsat7_store: Path, tmp_path_factory: pytest.TempPathFactory) ->
     pipeline.fit(out)
     pipeline.save(out)
     return out
+
+
+STRATA = str(DATA / "strata.tif")
+LABELS = {"labels": STRATA, "num_classes": 7, "label_values": [1, 2, 3, 4, 5, 6, 7], "min_labelled": 0.3}
+
+
+def finetune_config(store: Path, run: Path | None = None, *, head: dict[str, Any] | None = None,
+                    objective: dict[str, Any] | None = None, **data: Any) -> dict[str, Any]:
+    """The tiny pipeline finetuned on the Landsat 7 strata labels (``run``: a pretrained run's weights)."""
+    config = tiny_pipeline_config(store)
+    config["data"].update(LABELS, **data)
+    config["head"] = head or {"use": "segmentation", "channels": 8}
+    config["objective"] = {"use": "finetune", **(objective or {})}
+    if run is not None:
+        config["weights"] = {"use": "from-run", "path": str(run)}
+    return config

@@ -11,7 +11,7 @@ import pytest
 
 from registry_core import Pipeline, compose, get_registry
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE = ROOT / "examples" / "gpt-tiny.toml"
 
 

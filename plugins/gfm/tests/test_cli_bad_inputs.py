@@ -10,7 +10,7 @@ import pytest
 
 from registry_core.testing import one_error_line, run_cli
 
-CATALOG = Path(__file__).parent.parent / "data" / "gfm_lsat7" / "stac" / "catalog.json"
+CATALOG = Path(__file__).resolve().parents[3] / "tests" / "data" / "gfm_lsat7" / "stac" / "catalog.json"
 
 
 cli = run_cli

@@ -33,7 +33,7 @@ def test_run_without_a_val_split_trains_and_skips_validation_with_a_note(lsat7_s
     assert not any(k.startswith("val_") for r in records for k in r)
 
 
-STRATA = str(Path(__file__).parents[1] / "data" / "gfm_lsat7" / "strata.tif")
+STRATA = str(Path(__file__).resolve().parents[3] / "tests" / "data" / "gfm_lsat7" / "strata.tif")
 OBJECTIVES: dict[str, dict[str, Any]] = {
     "mae": {},
     "contrastive": {"objective": {"use": "contrastive"}},

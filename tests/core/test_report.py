@@ -2,7 +2,7 @@
 
 The run folders here are written as ``run --out`` writes them (pipeline.toml, lock, metrics.jsonl, summary.json)
 for a pipeline of no installed stack, so only the core's parts and toy plugins draw; the stacks' figures are
-tested with real runs in tests/llm and tests/gfm.
+tested with real runs in plugins/llm/tests and plugins/gfm/tests.
 """
 
 from __future__ import annotations

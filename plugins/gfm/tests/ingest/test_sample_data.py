@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import rasterio
 
-DATA = Path(__file__).parents[1] / "data" / "gfm_lsat7"
+DATA = Path(__file__).resolve().parents[4] / "tests" / "data" / "gfm_lsat7"
 BANDS = ("B1", "B2", "B3", "B4", "B5", "B7")
 LABELS = ("strata", "landsat96_labelled_pixels")
 

@@ -11,7 +11,7 @@ import pytest
 
 from registry_gfm.report.landcover import FALLBACK, UNLABELLED, class_colours
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[4]
 STRATA = ROOT / "tests" / "data" / "gfm_lsat7" / "strata.tif"
 TINY = ["--set", "backbone.embed_dim=32", "--set", "backbone.depth=2", "--set", "backbone.heads=2",
         "--set", "data.chip_size=16", "--set", "data.samples_per_epoch=64", "--set", "train.batch_size=8"]

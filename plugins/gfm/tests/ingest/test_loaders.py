@@ -16,7 +16,7 @@ from registry_gfm.data.stac_zarr import StacZarr, run_ingest
 
 pytestmark = pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")  # affine's `*` inside stackstac
 
-LSAT7 = Path(__file__).parents[1] / "data" / "gfm_lsat7" / "stac" / "catalog.json"
+LSAT7 = Path(__file__).resolve().parents[4] / "tests" / "data" / "gfm_lsat7" / "stac" / "catalog.json"
 BANDS = ["blue", "green", "red", "nir08"]
 
 # A third-party loader: plain rasterio windowed reads, one dask block per (item, band, chunk window). It

@@ -18,7 +18,7 @@ from registry_core import ConfigError, compose
 from registry_gfm.weights.prithvi import PrithviWeights
 from registry_gfm.weights.specs import PrithviConfig
 
-FIXTURE = Path(__file__).parents[1] / "data" / "prithvi_terratorch"
+FIXTURE = Path(__file__).resolve().parents[4] / "tests" / "data" / "prithvi_terratorch"
 #: Largest feature difference allowed against the reference module (float32, 2 blocks, 589 tokens).
 TOLERANCE = 1e-4
 

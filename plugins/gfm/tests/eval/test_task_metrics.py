@@ -13,7 +13,7 @@ from PIL import Image
 from registry_core import compose, get_registry
 from registry_gfm.evaluators._confusion import confusion, scores, write_confusion_json, write_confusion_png
 
-from .test_gfm_finetune import finetune_config
+from ..conftest import finetune_config
 
 NAMES = ["a", "b", "c", "d"]
 
@@ -65,7 +65,7 @@ def test_task_metrics_scores_the_val_split_and_writes_into_the_run(lsat7_store: 
 
 
 def test_task_metrics_needs_an_objective_with_logits(lsat7_store: Path) -> None:
-    from .conftest import tiny_pipeline_config
+    from ..conftest import tiny_pipeline_config
 
     p = compose(tiny_pipeline_config(lsat7_store)).build()
     with pytest.raises(TypeError, match="gives no class scores"):

@@ -19,7 +19,7 @@ from registry_gfm.data.stac_search import SearchError
 from registry_gfm.deploy._runner import check_scheduler
 from registry_gfm.errors import PredictError
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[4]
 CATALOG = ROOT / "tests" / "data" / "gfm_lsat7" / "stac" / "catalog.json"
 
 

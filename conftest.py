@@ -217,7 +217,7 @@ def toy_plugin(site_dir: Path) -> None:
     """The toy plugin of tests/pipeline (toy_plugin.py + toy_parts.py) installed as distribution rc-toy 0.3.0."""
     import shutil
 
-    toy = Path(__file__).parent / "pipeline"
+    toy = Path(__file__).parent / "tests" / "pipeline"
     shutil.copy(toy / "toy_plugin.py", site_dir / "rc_toy_plugin.py")
     shutil.copy(toy / "toy_parts.py", site_dir / "rc_toy_parts.py")
     info = site_dir / "rc_toy-0.3.0.dist-info"

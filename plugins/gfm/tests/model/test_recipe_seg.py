@@ -12,7 +12,7 @@ import pytest
 
 from registry_core import ConfigError, compose, get_registry
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[4]
 EXAMPLE = ROOT / "examples" / "seg-tiny.toml"
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import rasterio
 import xarray as xr
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DATA = ROOT / "tests" / "data" / "gfm_lsat7"
 
 

@@ -162,7 +162,7 @@ def reference_features(ck: dict[str, torch.Tensor], chips: torch.Tensor, heads: 
                        eps: float = 1e-5) -> torch.Tensor:
     """Prithvi's encoder written out in plain torch: conv3d patches + pos_embed, cls, pre-LN blocks, final norm.
 
-    Our own reading, for shapes no fixture covers; tests/gfm/test_gfm_weights_prithvi_parity.py holds the
+    Our own reading, for shapes no fixture covers; model/test_weights_prithvi_parity.py holds the
     comparison against TerraTorch's module itself."""
     w = ck[f"{prefix}patch_embed.proj.weight"]
     x = F.conv3d(chips, w, ck[f"{prefix}patch_embed.proj.bias"], stride=tuple(w.shape[2:])).flatten(2).transpose(1, 2)

@@ -11,7 +11,7 @@ import pytest
 
 from registry_core import Pipeline, compose, get_registry
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[4]
 EXAMPLE = ROOT / "examples" / "mae-tiny.toml"
 SHORT = ["--set", "data.samples_per_epoch=512", "--set", "train.batch_size=16", "--set", "train.eval_every=20",
          "--set", "train.log_every=10", "--set", "train.checkpoint_every=20", "--set", "train.warmup_steps=5"]

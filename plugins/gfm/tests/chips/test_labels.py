@@ -16,7 +16,7 @@ from registry_core import ConfigError, compose, get_registry
 from registry_gfm.data.datacube_reader import DatacubeError, open_cube
 from registry_gfm.data.zarr_chips import ZarrChips
 
-DATA = Path(__file__).parents[1] / "data" / "gfm_lsat7"
+DATA = Path(__file__).resolve().parents[4] / "tests" / "data" / "gfm_lsat7"
 STRATA = DATA / "strata.tif"
 SPARSE = DATA / "landsat96_labelled_pixels.tif"
 CLASSES = [1, 2, 3, 4, 5, 6, 7]

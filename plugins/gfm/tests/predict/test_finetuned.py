@@ -14,7 +14,7 @@ from registry_core import compose
 from registry_gfm.data.datacube_reader import open_cube
 from registry_gfm.deploy import load_run_model, open_scene, predict_to_file
 
-from .test_gfm_finetune import finetune_config
+from ..conftest import finetune_config
 
 
 @pytest.fixture(scope="module")
