@@ -155,7 +155,7 @@ import torch
 if opts["threads"]:
     torch.set_num_threads(opts["threads"])
 import dask.array, rasterio, tqdm, zarr  # one-time imports are not predict time
-from registry_gfm.deploy import load_run_model, model_info, open_scene, predict_to_file, requested_names
+from registry_gfm.predict import load_run_model, model_info, open_scene, predict_to_file, requested_names
 model = load_run_model(opts["run"], device=opts["device"])
 if opts.get("linear_head"):
     linear_head(model)
@@ -263,7 +263,7 @@ opts = json.loads(sys.argv[1])
 import numpy as np, rasterio, torch
 if opts["threads"]:
     torch.set_num_threads(opts["threads"])
-from registry_gfm.deploy import load_run_model
+from registry_gfm.predict import load_run_model
 tiled_inference, origin = load_tiled_inference(opts["terratorch"])
 model = load_run_model(opts["run"], device=opts["device"])  # the same SegmentationProbabilities as predict
 if opts.get("linear_head"):

@@ -2,7 +2,7 @@
 
 Builds a synthetic scene: ``dates`` x ``bands`` single-band uint16 COGs (one file per band and date, as
 STAC assets are published; deflate, 512-pixel tiles) and the matching Zarr v3 datacube in the stac-zarr
-layout (chunks (1, bands, chunk, chunk) and the codecs of ``zarr_cube.array_encoding``: Blosc lz4).
+layout (chunks (1, bands, chunk, chunk) and the codecs of ``registry_gfm.cube.store.array_encoding``: Blosc lz4).
 Then reads the same random (frames, bands, chip, chip) windows, single-process, with:
 
 * ``zarr-chips``: ``ChipDataset[i]``: window draw, valid-mask check, read through its decoded-chunk
@@ -81,7 +81,7 @@ def write_store(image: np.ndarray, path: Path, transform: tuple[float, ...], eps
     from pyproj import CRS
 
     from registry_gfm.bands import lookup_band
-    from registry_gfm.data.zarr_cube import array_encoding
+    from registry_gfm.cube.store import array_encoding
 
     t, b, h, w = image.shape
     a, _, c, _, e, f = transform
@@ -152,8 +152,8 @@ def main() -> None:
 
     import rasterio
 
-    from registry_gfm.data.specs import ZarrChipsConfig
-    from registry_gfm.data.zarr_chips import ZarrChips
+    from registry_gfm.chips.specs import ZarrChipsConfig
+    from registry_gfm.chips.zarr_chips import ZarrChips
 
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         folder = Path(tmp)

@@ -84,7 +84,7 @@ def write_floor(files: list[Path], threads: int, chunk: int, out: Path) -> float
     import numcodecs
     import rasterio
 
-    from registry_gfm.data.zarr_cube import array_encoding
+    from registry_gfm.cube.store import array_encoding
 
     (codec,) = array_encoding(6, chunk, "uint16", 0)["image"]["compressors"]
     blosc = numcodecs.Blosc(cname=codec.cname.value, clevel=codec.clevel, shuffle=numcodecs.Blosc.BITSHUFFLE)
@@ -126,7 +126,7 @@ def raw_rasterio_read(files: list[Path], threads: int) -> float:
 CHILD = """
 import json, resource, sys, time
 import dask, odc.stac, rasterio, stackstac, xarray, zarr  # one-time imports are not ingest time
-from registry_gfm.data.stac_zarr import run_ingest
+from registry_gfm.ingest.stac_zarr import run_ingest
 
 def peak_rss_mb():
     try:
@@ -158,7 +158,7 @@ def warm_cluster_ingest(catalog: Path, store: Path, chunk: int) -> float:
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
             Client(cluster) as client:
-        client.run(lambda: [__import__(m) for m in ("stackstac", "zarr", "rasterio", "registry_gfm.data.zarr_cube")]
+        client.run(lambda: [__import__(m) for m in ("stackstac", "zarr", "rasterio", "registry_gfm.cube.store")]
                    and None)
         return ingest(catalog, store, cluster.scheduler_address, chunk)["seconds"]
 

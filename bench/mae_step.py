@@ -34,7 +34,7 @@ Step = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (chips (B, C, H, 
 
 def ours(args: argparse.Namespace) -> tuple[nn.Module, Step]:
     from registry_core import compose
-    from registry_gfm.tokenizers.patching import patchify, token_grid_positions
+    from registry_gfm.tokenizers.patch_layout import patchify, token_grid_positions
 
     config = {
         # prepare=False never opens the store: the path need not exist

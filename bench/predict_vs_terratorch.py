@@ -60,7 +60,7 @@ from _timing import add_round_options
 
 def our_tile_calls(size: int, tile: int, overlap: int, block: int) -> tuple[int, int]:
     """(model tile evaluations of ``predict``, distinct tiles of its grid): every block runs every tile touching it."""
-    from registry_gfm.deploy import TileGrid
+    from registry_gfm.predict import TileGrid
 
     grid = TileGrid(size, size, tile, overlap)
     spans = [(lo, min(lo + block, size)) for lo in range(0, size, block)]

@@ -21,10 +21,10 @@ from registry_core._errors import (
     UsageError,
 )
 from registry_core._kinds import CORE_KINDS
-from registry_core._registry import ConflictError, PluginInfo, Registry, current_registry, get_registry
+from registry_core._registry import ConflictError, PluginInfo, Registry, get_registry
 from registry_core._schema import FieldInfo, describe_fields
 from registry_core._spec import CommandSpec, ComponentSpec, KindSpec, ModalitySpec, PortSpec, option
-from registry_core._transformer_options import TransformerOptions
+from registry_core.choices import TransformerOptions
 from registry_core.hookspecs import hookimpl, hookspec
 
 if TYPE_CHECKING:
@@ -85,7 +85,6 @@ __all__ = [
     "UsageError",
     "__version__",
     "compose",
-    "current_registry",
     "describe_fields",
     "get_registry",
     "hookimpl",

@@ -13,9 +13,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from registry_core._builtin import load_target
 from registry_core._errors import ConfigIssue
 from registry_core._spec import ComponentSpec, PortSpec
+from registry_core._targets import load_target
 
 __all__ = ["CORE_PORTS", "RULES", "ComposedSlot", "PortCompareError", "check_contracts", "fmt", "rewire", "same_value",
            "wire"]

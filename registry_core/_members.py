@@ -9,9 +9,9 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from registry_core._builtin import load_target
 from registry_core._errors import ComponentInterfaceError
 from registry_core._spec import ComponentSpec, KindSpec
+from registry_core._targets import load_target
 
 __all__ = ["check_members", "interface_of", "missing_members", "protocol_members"]
 

@@ -15,18 +15,28 @@ from typing import Any, Final, Literal
 
 import pluggy
 
-from registry_core import _builtin, hookspecs
 from registry_core._contracts import CORE_PORTS
-from registry_core._declare import check_command, check_modality, check_port, of_type
 from registry_core._errors import NotFoundError, PluginError, RegistryCoreError
 from registry_core._kinds import CORE_COMMANDS, CORE_KINDS, CORE_MODALITIES
-from registry_core._naming import close_matches, natural_key, nearest
 from registry_core._schema import build_config
-from registry_core._spec import NAME_RE, CommandSpec, ComponentSpec, KindSpec, ModalitySpec, PortSpec, parse_target
-from registry_core._validating import validating_registry
-from registry_core.hookspecs import PROJECT
+from registry_core._spec import (
+    NAME_RE,
+    CommandSpec,
+    ComponentSpec,
+    KindSpec,
+    ModalitySpec,
+    PortSpec,
+    check_command,
+    check_modality,
+    check_port,
+    of_type,
+    parse_target,
+)
+from registry_core._suggestions import close_matches, natural_key, nearest
+from registry_core._targets import import_target, load_command
+from registry_core.hookspecs import PROJECT, hookimpl
 
-__all__ = ["ENVIRONMENT", "ENV_BLOCK", "ENV_DISABLE_AUTOLOAD", "ENV_PLUGINS", "ConflictError", "PluginInfo", "Registry", "current_registry", "get_registry"]
+__all__ = ["ENVIRONMENT", "ENV_BLOCK", "ENV_DISABLE_AUTOLOAD", "ENV_PLUGINS", "ConflictError", "PluginInfo", "Registry", "get_registry"]
 
 #: Set to ``1`` to load no entry points (then ``REGISTRY_CORE_PLUGINS`` names what to load).
 ENV_DISABLE_AUTOLOAD: Final = "REGISTRY_CORE_DISABLE_PLUGIN_AUTOLOAD"
@@ -43,7 +53,20 @@ ENVIRONMENT: Final[dict[str, str]] = {
 
 _BUILTIN_NAME: Final = "registry_core.builtin"
 
+#: Hook specifications: the kernel's, then those the report and the CLI declare beside their code. Named, not
+#: imported, at module level (the kernel imports no layer above it); each is standard-library only.
+HOOKSPEC_MODULES: Final = ("registry_core.hookspecs", "registry_core.report.hookspecs", "registry_core.cli.hookspecs")
+
 Status = Literal["loaded", "blocked", "broken"]
+
+
+class _CoreBuilder:
+    """The core's own hook implementation: the default way to build a component (plugins' build hooks wrap it)."""
+
+    @hookimpl(trylast=True)
+    def registry_core_build_component(self, spec: ComponentSpec, config: Any) -> Any:
+        factory = import_target(spec)
+        return factory(config) if config is not None else factory()
 
 
 class ConflictError(RegistryCoreError, LookupError):
@@ -104,8 +127,9 @@ class Registry:
         use_env: bool = True,
     ) -> None:
         self._pm = pluggy.PluginManager(PROJECT)
-        self._pm.add_hookspecs(hookspecs)
-        self._pm.register(_builtin, name=_BUILTIN_NAME)
+        for name in HOOKSPEC_MODULES:
+            self._pm.add_hookspecs(importlib.import_module(name))
+        self._pm.register(_CoreBuilder(), name=_BUILTIN_NAME)
         self._plugins: dict[str, PluginInfo] = {}
         self._objects: dict[str, Any] = {}
         self._kinds: dict[str, KindSpec] = dict(CORE_KINDS)
@@ -234,7 +258,7 @@ class Registry:
                                               import_seconds=seconds)
         unknown = sorted(c.name for c in (self._pm.get_hookcallers(obj) or []) if c.spec is None)
         if unknown:
-            known = sorted(n for n in dir(hookspecs) if n.startswith(PROJECT + "_"))
+            known = sorted(n for n, c in vars(self._pm.hook).items() if n.startswith(PROJECT + "_") and c.spec is not None)
             self._mark_broken(
                 cand.name,
                 f"plugin {cand.name!r} implements unknown hook(s) {', '.join(unknown)}; known hooks: {', '.join(known)}",
@@ -439,8 +463,8 @@ class Registry:
             if command.name not in self._commands:  # its plugin broke on an earlier command
                 continue
             try:
-                _builtin.load_command(command, "arguments")
-                _builtin.load_command(command, "handler")
+                load_command(command, "arguments")
+                load_command(command, "handler")
             except PluginError as exc:
                 self._mark_broken(str(command.plugin), str(exc), traceback.format_exc())
                 broken = True
@@ -554,12 +578,12 @@ class Registry:
     def config(self, kind: str, name: str, **options: Any) -> Any:
         """Validate ``options`` for a component and return its config instance (imports no target).
 
-        While it validates, ``registry_core.current_registry()`` is this registry.
+        Names of ``option(ref=kind)`` fields must be components of this registry.
         """
         return build_config(self.get(kind, name), options, registry=self)
 
     def build(self, kind: str, name: str, **options: Any) -> Any:
-        """Validate options (``current_registry()`` is this registry meanwhile), import the target, build."""
+        """Validate options (against this registry's components), import the target, build."""
         spec = self.get(kind, name)
         config = build_config(spec, options, registry=self)
         return self.build_spec(spec, config)
@@ -586,12 +610,3 @@ def get_registry(reload: bool = False) -> Registry:
     if _REGISTRY is None or reload:
         _REGISTRY = Registry()
     return _REGISTRY
-
-
-def current_registry() -> Registry:
-    """The registry validating a config right now, else the process-wide one (``get_registry()``).
-
-    A config schema's ``__post_init__`` that looks up components (``stac-zarr``'s ``loader``) calls this, so
-    it sees the plugins of the registry that composes the pipeline rather than those of the process.
-    """
-    return validating_registry() or get_registry()

@@ -17,16 +17,12 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Union
+from typing import Any, Literal, Protocol, Union
 
-from registry_core._builtin import load_target
 from registry_core._errors import ConfigError, ConfigIssue
-from registry_core._naming import nearest
 from registry_core._spec import ComponentSpec
-from registry_core._validating import validating_with
-
-if TYPE_CHECKING:
-    from registry_core._registry import Registry
+from registry_core._suggestions import nearest
+from registry_core._targets import load_target
 
 __all__ = [
     "FieldInfo",
@@ -123,25 +119,50 @@ class _Mismatch(Exception):
     """A value does not fit a type; the message says what was expected."""
 
 
-def _coerce(value: Any, tp: Any, where: str) -> Any:
+class ComponentLookup(Protocol):
+    """What checking an ``option(ref=kind)`` needs of a registry: finding a component by kind and name."""
+
+    def get(self, kind: str, name: str) -> ComponentSpec: ...
+
+
+def _coerce(value: Any, tp: Any, where: str, registry: ComponentLookup | None = None) -> Any:
     """Check ``value`` against annotation ``tp``, converting lossless cases (int->float, list->tuple)."""
     if tp is Any or tp is object:
         return value
-    if tp is type(None):
-        if value is None:
-            return None
-        raise _Mismatch(f"expected None, got {value!r}")
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if origin in (Union, types.UnionType):
         for arg in args:
             with contextlib.suppress(_Mismatch):
-                return _coerce(value, arg, where)
+                return _coerce(value, arg, where, registry)
         raise _Mismatch(f"expected {type_name(tp)}, got {_show(value)}")
     if origin is Literal:
         if value in args and not (isinstance(value, bool) and not any(isinstance(a, bool) for a in args)):
             return value
         raise _Mismatch(f"expected one of {', '.join(repr(a) for a in args)}, got {value!r}")
+    if origin in (list, tuple, typing.Sequence, set, frozenset) or tp in (list, tuple):
+        return _coerce_sequence(value, tp, where, registry)
+    if origin in (dict, Mapping, typing.Mapping) or tp in (dict,):
+        if not isinstance(value, Mapping):
+            raise _Mismatch(f"expected a table (mapping), got {_show(value)}")
+        kt, vt = (*args, Any, Any)[:2]
+        return {_coerce(k, kt, where, registry): _coerce(v, vt, f"{where}.{k}", registry) for k, v in value.items()}
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp) and not isinstance(value, tp):
+        if not isinstance(value, Mapping):
+            raise _Mismatch(f"expected a table for {tp.__name__}, got {_show(value)}")
+        obj, issues = validate_options(tp, value, slot=where, registry=registry)
+        if issues:
+            raise _Mismatch("; ".join(i.message if i.key is None else f"{i.key}: {i.message}" for i in issues))
+        return obj
+    return _coerce_scalar(value, tp)
+
+
+def _coerce_scalar(value: Any, tp: Any) -> Any:
+    """``value`` as a None, bool, int, float, str, path or instance of class ``tp`` (anything else passes)."""
+    if tp is type(None):
+        if value is None:
+            return None
+        raise _Mismatch(f"expected None, got {value!r}")
     if tp is bool:
         if isinstance(value, bool):
             return value
@@ -156,49 +177,34 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
                 raise _Mismatch(f"expected a finite number, got {value}")
             return float(value)
         raise _Mismatch(f"expected a number, got {_show(value)}")
-    if tp is str:
-        if isinstance(value, str):
-            return value
-        raise _Mismatch(f"expected a string, got {_show(value)}")
     if tp is Path or tp is os.PathLike:
         if isinstance(value, (str, os.PathLike)):
             return Path(value)
         raise _Mismatch(f"expected a path, got {_show(value)}")
-    if origin in (list, tuple, typing.Sequence, set, frozenset) or tp in (list, tuple):
-        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple, set, frozenset)):
-            raise _Mismatch(f"expected a list, got {_show(value)}")
-        items = list(value)
-        if origin is tuple and args and not (len(args) == 2 and args[1] is Ellipsis):
-            if len(items) != len(args):
-                raise _Mismatch(f"expected {len(args)} items, got {len(items)}")
-            conv = [_coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(items, args))]
-        else:
-            item_tp = args[0] if args else Any
-            conv = [_coerce(v, item_tp, f"{where}[{i}]") for i, v in enumerate(items)]
-        if origin is tuple or tp is tuple:
-            return tuple(conv)
-        if origin in (set, frozenset):
-            return (origin)(conv)
-        return conv
-    if origin in (dict, Mapping, typing.Mapping) or tp in (dict,):
-        if not isinstance(value, Mapping):
-            raise _Mismatch(f"expected a table (mapping), got {_show(value)}")
-        kt, vt = (*args, Any, Any)[:2]
-        return {_coerce(k, kt, where): _coerce(v, vt, f"{where}.{k}") for k, v in value.items()}
-    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-        if isinstance(value, tp):
-            return value
-        if not isinstance(value, Mapping):
-            raise _Mismatch(f"expected a table for {tp.__name__}, got {_show(value)}")
-        obj, issues = validate_options(tp, value, slot=where)
-        if issues:
-            raise _Mismatch("; ".join(i.message if i.key is None else f"{i.key}: {i.message}" for i in issues))
-        return obj
-    if isinstance(tp, type):
-        if isinstance(value, tp):
-            return value
-        raise _Mismatch(f"expected {tp.__name__}, got {_show(value)}")
+    if isinstance(tp, type) and not isinstance(value, tp):
+        what = "a string" if tp is str else tp.__name__
+        raise _Mismatch(f"expected {what}, got {_show(value)}")
     return value
+
+
+def _coerce_sequence(value: Any, tp: Any, where: str, registry: ComponentLookup | None) -> Any:
+    """``value`` as the list, tuple or set ``tp`` names, each item checked against its annotation."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple, set, frozenset)):
+        raise _Mismatch(f"expected a list, got {_show(value)}")
+    items = list(value)
+    if origin is tuple and args and not (len(args) == 2 and args[1] is Ellipsis):
+        if len(items) != len(args):
+            raise _Mismatch(f"expected {len(args)} items, got {len(items)}")
+        conv = [_coerce(v, a, f"{where}[{i}]", registry) for i, (v, a) in enumerate(zip(items, args))]
+    else:
+        item_tp = args[0] if args else Any
+        conv = [_coerce(v, item_tp, f"{where}[{i}]", registry) for i, v in enumerate(items)]
+    if origin is tuple or tp is tuple:
+        return tuple(conv)
+    if origin in (set, frozenset):
+        return origin(conv)
+    return conv
 
 
 def _show(value: Any) -> str:
@@ -209,17 +215,12 @@ def _show(value: Any) -> str:
 
 
 def validate_options(
-    cls: type, options: Mapping[str, Any], slot: str, registry: Registry | None = None
+    cls: type, options: Mapping[str, Any], slot: str, registry: ComponentLookup | None = None
 ) -> tuple[Any | None, list[ConfigIssue]]:
     """Validate ``options`` against dataclass ``cls``; returns (instance or None, every issue found).
 
-    ``registry`` is the one ``current_registry()`` returns to the schema's own checks meanwhile.
+    ``registry``: where the names of ``option(ref=kind)`` fields must be found (None: not checked).
     """
-    with validating_with(registry):
-        return _validate(cls, options, slot)
-
-
-def _validate(cls: type, options: Mapping[str, Any], slot: str) -> tuple[Any | None, list[ConfigIssue]]:
     issues: list[ConfigIssue] = []
     if not isinstance(options, Mapping):
         return None, [ConfigIssue(slot, None, f"expected a table of options, got {_show(options)}")]
@@ -235,7 +236,7 @@ def _validate(cls: type, options: Mapping[str, Any], slot: str) -> tuple[Any | N
             continue
         f = fields[key]
         try:
-            conv = _coerce(value, hints.get(key, Any), f"{slot}.{key}")
+            conv = _coerce(value, hints.get(key, Any), f"{slot}.{key}", registry)
         except _Mismatch as exc:
             issues.append(ConfigIssue(slot, key, str(exc)))
             continue
@@ -251,6 +252,10 @@ def _validate(cls: type, options: Mapping[str, Any], slot: str) -> tuple[Any | N
         if choices is not None and conv not in choices:
             issues.append(ConfigIssue(slot, key, f"must be one of {', '.join(map(repr, choices))}, got {conv!r}"))
             continue
+        unknown = _unknown_reference(conv, md.get("ref"), registry)
+        if unknown:
+            issues.append(ConfigIssue(slot, key, unknown))
+            continue
         kwargs[key] = conv
     for name, f in fields.items():
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
@@ -265,30 +270,41 @@ def _validate(cls: type, options: Mapping[str, Any], slot: str) -> tuple[Any | N
         return None, [_post_init_issue(exc, slot, fields)]
 
 
+def _unknown_reference(value: Any, kind: str | None, registry: ComponentLookup | None) -> str | None:
+    """Why a ``ref`` field's value (a name, or a list of names) names no ``kind`` component of ``registry``."""
+    if kind is None or registry is None or value is None:
+        return None
+    for name in value if isinstance(value, (list, tuple)) else [value]:
+        try:
+            registry.get(kind, name)
+        except LookupError as exc:
+            return str(exc.args[0]) if exc.args else f"no {kind} named {name!r}"
+    return None
+
+
 def _post_init_issue(exc: Exception, slot: str, fields: Mapping[str, Any]) -> ConfigIssue:
     """A schema's own check that failed, with the key its message names ("option 'bbox' needs ...")."""
     named = re.match(r"options? '(\w+)'", str(exc))
     return ConfigIssue(slot, named.group(1) if named and named.group(1) in fields else None, str(exc))
 
 
-def recheck_config(config: Any, slot: str, registry: Registry | None = None) -> list[ConfigIssue]:
+def recheck_config(config: Any, slot: str) -> list[ConfigIssue]:
     """Run a config's own checks (``__post_init__``) again, on the values wiring filled in after validation."""
     if not dataclasses.is_dataclass(config) or isinstance(config, type) or not hasattr(config, "__post_init__"):
         return []
-    with validating_with(registry):
-        try:
-            dataclasses.replace(config)
-        except (ValueError, TypeError) as exc:
-            return [_post_init_issue(exc, slot, {f.name: f for f in dataclasses.fields(config)})]
+    try:
+        dataclasses.replace(config)
+    except (ValueError, TypeError) as exc:
+        return [_post_init_issue(exc, slot, {f.name: f for f in dataclasses.fields(config)})]
     return []
 
 
 def build_config(
-    spec: ComponentSpec, options: Mapping[str, Any], slot: str | None = None, registry: Registry | None = None
+    spec: ComponentSpec, options: Mapping[str, Any], slot: str | None = None, registry: ComponentLookup | None = None
 ) -> Any:
     """Validate ``options`` for ``spec`` and return the config instance (None without a schema).
 
-    ``registry``: the one ``current_registry()`` returns to the schema's own checks meanwhile.
+    ``registry``: where the names of ``option(ref=kind)`` fields must be found (None: not checked).
     """
     where = slot or f"{spec.kind} {spec.id}"
     cls = resolve_config_class(spec)

@@ -1,4 +1,5 @@
-"""Component specs: the static, import-free description of one registered component."""
+"""Specs: the static, import-free descriptions of what a plugin declares (components, kinds, modalities, ports,
+commands), and the checks the registry runs on each before accepting it."""
 
 from __future__ import annotations
 
@@ -8,9 +9,23 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
-__all__ = ["CommandSpec", "ComponentSpec", "KindSpec", "ModalitySpec", "PortSpec", "option", "parse_target"]
+from registry_core._errors import PluginError
+
+__all__ = [
+    "CommandSpec",
+    "ComponentSpec",
+    "KindSpec",
+    "ModalitySpec",
+    "PortSpec",
+    "check_command",
+    "check_modality",
+    "check_port",
+    "of_type",
+    "option",
+    "parse_target",
+]
 
 #: A valid short name: lower-case letters, digits, ``-``, ``_`` and ``.``, starting alphanumeric.
 NAME_RE: Final = re.compile(r"^[a-z0-9][a-z0-9_.\-]*$")
@@ -160,16 +175,77 @@ def option(
     max: float | None = None,
     choices: tuple[Any, ...] | None = None,
     wired: str | None = None,
+    ref: str | None = None,
 ) -> Any:
     """A config-schema field with a description and optional bounds.
 
     ``wired`` names the contract port whose value composition fills in when the user leaves the
-    field at None (e.g. ``embed_dim`` taken from the backbone). Mutable defaults are copied per instance.
+    field at None (e.g. ``embed_dim`` taken from the backbone). ``ref`` names a kind: the value (or each
+    name of a list) must be a component of that kind in the registry that validates the config (e.g.
+    ``option("stackstac", help=..., ref="stac_loader")``). Mutable defaults are copied per instance.
     """
-    metadata = {"help": help, "min": min, "max": max, "choices": choices, "wired": wired}
+    metadata = {"help": help, "min": min, "max": max, "choices": choices, "wired": wired, "ref": ref}
     if default is not _MISSING and getattr(default, "__hash__", None) is None:  # list, dict, dataclass...
         value = default
         return field(default_factory=lambda: copy.deepcopy(value), metadata=metadata)
     if default is _MISSING:
         return field(metadata=metadata)
     return field(default=default, metadata=metadata)
+
+
+# -- checks of declarations besides components (each raises PluginError naming the declaration) --------------
+
+T = TypeVar("T")
+
+
+def of_type(items: list[Any], cls: type[T], hook: str) -> list[T]:
+    """``items`` when every one is a ``cls``; PluginError naming the first that is not."""
+    for item in items:
+        if not isinstance(item, cls):
+            raise PluginError(f"{hook}() returned {item!r}, expected a {cls.__name__}")
+    return items
+
+
+def _text(value: Any, what: str) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise PluginError(f"{what} is missing or empty")
+
+
+def _target(value: Any, what: str) -> None:
+    try:
+        parse_target(value)
+    except ValueError as exc:
+        raise PluginError(f"{what}: {exc}") from None
+
+
+def check_modality(m: ModalitySpec) -> ModalitySpec:
+    if not isinstance(m.name, str) or not NAME_RE.match(m.name):
+        raise PluginError(f"modality name {m.name!r} is not a valid name (lower-case, digits, '-', '_')")
+    _text(m.summary, f"modality {m.name!r}: field 'summary'")
+    return m
+
+
+def check_port(p: PortSpec) -> PortSpec:
+    if not isinstance(p.name, str) or not p.name.isidentifier():
+        raise PluginError(f"port name {p.name!r} is not a valid name (a config field name such as 'bands')")
+    label = f"port {p.name!r}"
+    _text(p.description, f"{label}: field 'description'")
+    if not all(isinstance(s, str) for s in p.wire_from):
+        raise PluginError(f"{label}: wire_from must be slot names, got {p.wire_from!r}")
+    for attr in ("compare", "explain"):
+        fn = getattr(p, attr)
+        if isinstance(fn, str):
+            _target(fn, f"{label}: {attr}")
+        elif fn is not None and not callable(fn):
+            raise PluginError(f"{label}: {attr} must be a callable or a 'module:attr' string, got {fn!r}")
+    return p
+
+
+def check_command(c: CommandSpec) -> CommandSpec:
+    if not isinstance(c.name, str) or not NAME_RE.match(c.name):
+        raise PluginError(f"command name {c.name!r} is not a valid name (lower-case, digits, '-', '_')")
+    label = f"command {c.name!r}"
+    _text(c.help, f"{label}: field 'help'")
+    _target(c.arguments, f"{label}: arguments")
+    _target(c.handler, f"{label}: handler")
+    return c

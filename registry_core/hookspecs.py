@@ -1,7 +1,9 @@
-"""Hook specifications of registry_core: what a plugin may implement.
+"""Hook specifications of the registry itself: components, kinds, building, modalities, ports and commands.
 
 A plugin is a module (or object) registered through the entry-point group ``registry_core``; it marks
-its implementations with :data:`hookimpl`.
+its implementations with :data:`hookimpl`. The layers above the kernel declare their own hooks beside their
+code: ``registry_core.report.hookspecs`` (figures and key figures of a report) and ``registry_core.cli.hookspecs``
+(options and output of ``run``); the registry checks a plugin against all of them when it loads.
 """
 
 from __future__ import annotations
@@ -11,11 +13,7 @@ from typing import TYPE_CHECKING, Any, Final
 import pluggy
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
-    from pathlib import Path
-
     from registry_core._spec import CommandSpec, ComponentSpec, KindSpec, ModalitySpec, PortSpec
-    from registry_core.report import ReportFigure, ReportRun
 
 __all__ = ["PROJECT", "hookimpl", "hookspec"]
 
@@ -73,34 +71,5 @@ def registry_core_commands() -> list[CommandSpec]:
 
     A name the core uses, or one a plugin earlier in name order adds, is ignored and reported in
     ``Registry.problems``.
-    """
-    raise NotImplementedError
-
-
-@hookspec
-def registry_core_report_figures(run: ReportRun, out_dir: Path) -> list[ReportFigure]:
-    """Draw this plugin's figures of one finished run as PNGs inside ``out_dir``; ``[]`` for a run it does not know.
-
-    Called by ``python -m registry_core report`` for each run (import heavy modules inside the implementation).
-    File names should start with ``run.label``. A failure is reported as a warning; the other figures stay.
-    """
-    raise NotImplementedError
-
-
-@hookspec
-def registry_core_report_metrics(run: ReportRun) -> Mapping[str, float | str]:
-    """The key figures of one run for the report's summary table (``{"perplexity": 9.2}``); ``{}`` for none.
-
-    Read from ``run.summary`` (what its evaluators reported); should import nothing heavy.
-    """
-    raise NotImplementedError
-
-
-@hookspec(firstresult=True)
-def registry_core_report_artifact(path: Path, runs: Sequence[ReportRun], out_dir: Path) -> list[ReportFigure] | None:
-    """Figures of a file a run made (``report --artifact``, e.g. a predicted map), drawn inside ``out_dir``.
-
-    ``runs`` are the report's runs (the one that made the file may be among them). None: this plugin does not
-    know the file; the first plugin that answers wins, and a file no plugin knows is an error.
     """
     raise NotImplementedError

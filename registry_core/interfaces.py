@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, Final, Literal, Protocol, runtime_checkable
 
-from registry_core.names import PositionMode
+from registry_core.choices import PositionMode
 
 __all__ = [
     "PART_GROUPS",

@@ -24,12 +24,12 @@ import sys
 from collections.abc import Iterator
 from typing import Final
 
-from registry_core._builtin import import_target
 from registry_core._errors import ComponentLoadError
 from registry_core._members import interface_of, missing_members
 from registry_core._registry import Registry
 from registry_core._schema import resolve_config_class, validate_options
 from registry_core._spec import ComponentSpec
+from registry_core._targets import import_target
 
 __all__ = ["HEAVY_MODULES", "assert_plugin_ok", "check_plugin", "heavy_imports", "one_error_line", "run_cli"]
 

@@ -1,4 +1,5 @@
-"""Plugin CLI sub-commands: listed from their CommandSpecs, their code imported only when one is parsed.
+"""Sub-commands declared as CommandSpecs (every plugin's, and the core's export, report and docs): listed
+from their specs, their code imported only when one is parsed.
 
 A command whose code cannot be imported (or whose arguments function fails) raises ``PluginError``,
 which the CLI's boundary prints as one line ``error: ...`` with exit code 1; the other commands are not
@@ -9,24 +10,39 @@ from __future__ import annotations
 
 import argparse
 import functools
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Any, Final
 
-from registry_core._builtin import load_command
 from registry_core._errors import PluginError
 from registry_core._registry import Registry
 from registry_core._spec import CommandSpec
+from registry_core._targets import load_command
 from registry_core.cli._errors import CliParser, add_global_flags
 
-__all__ = ["CommandParser", "add_plugin_commands", "run_command"]
+__all__ = ["BUILTIN_COMMANDS", "CommandParser", "add_commands", "run_command"]
+
+#: The core's commands that take the plugins' route: declared statically, imported only when run.
+BUILTIN_COMMANDS: Final = (
+    CommandSpec("export", "write a trained run in another format a plugin offers (e.g. hf-gpt2)",
+                arguments="registry_core.cli._export:add_export_arguments",
+                handler="registry_core.cli._export:cmd_export"),
+    CommandSpec("report", "an HTML report of finished runs: curves, plugin figures, registry, locks",
+                arguments="registry_core.cli._report:add_report_arguments",
+                handler="registry_core.cli._report:cmd_report"),
+    CommandSpec("docs", "write the Markdown reference of components, CLI and configuration",
+                arguments="registry_core.docs:add_docs_arguments", handler="registry_core.docs:cmd_docs"),
+)
 
 
 class CommandParser(CliParser):
     """A sub-command's parser; for a plugin command, its arguments are imported and added when it is parsed."""
 
-    def __init__(self, *args: Any, command: CommandSpec | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, command: CommandSpec | None = None, registry: Registry | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._pending = command
+        #: The registry whose parser this is (an arguments function may read it, as ``export`` lists its formats).
+        self.registry = registry
 
     def parse_known_args(  # type: ignore[override]
         self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
@@ -48,13 +64,14 @@ class CommandParser(CliParser):
 
 
 def run_command(command: CommandSpec, args: argparse.Namespace) -> int:
-    """Import a plugin command's handler and run it; its return value is the exit code."""
+    """Import a command's handler and run it; its return value is the exit code."""
     return int(load_command(command, "handler")(args))
 
 
-def add_plugin_commands(sub: Any, registry: Registry) -> None:
-    """One sub-parser per plugin command (``sub`` made with ``parser_class=CommandParser``); imports nothing."""
-    for command in registry.commands().values():
-        p = sub.add_parser(command.name, help=f"{command.help} (plugin {command.plugin})", description=command.help,
-                           command=command)
+def add_commands(sub: Any, commands: Iterable[CommandSpec], registry: Registry) -> None:
+    """One sub-parser per command (``sub`` made with ``parser_class=CommandParser``); imports nothing."""
+    for command in commands:
+        by = f" (plugin {command.plugin})" if command.plugin else ""
+        p = sub.add_parser(command.name, help=command.help + by, description=command.help, command=command,
+                           registry=registry)
         p.set_defaults(func=functools.partial(run_command, command))

@@ -10,15 +10,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
-from registry_core._builtin import load_target
 from registry_core._errors import ConfigError
 from registry_core._registry import Registry, get_registry
 from registry_core._spec import ComponentSpec
+from registry_core._targets import load_target
 from registry_core.cli._render import print_json
 
-__all__ = ["add_export_command", "export_formats"]
+__all__ = ["add_export_arguments", "cmd_export", "export_formats"]
 
 
 def export_formats(reg: Registry) -> list[ComponentSpec]:
@@ -86,15 +85,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_export_command(sub: Any, reg: Registry | None = None) -> None:
-    """The ``export`` sub-parser; its ``--to`` help lists the formats the installed plugins offer."""
-    names = ", ".join(s.name for s in export_formats(reg or get_registry())) or "none installed"
-    p = sub.add_parser("export", help=f"write a trained run in another format ({names})",
-                       description="Write a trained run folder in a format a plugin offers, e.g. a Hugging Face "
-                       "folder that transformers opens.")
-    p.add_argument("run_dir", metavar="RUN_DIR", help="folder written by run / Pipeline.save")
-    p.add_argument("out", metavar="OUT", help="folder to write the export into (created; must be empty)")
-    p.add_argument("--to", required=True, metavar="FORMAT", help=f"export format: {names}")
-    p.add_argument("--overwrite", action="store_true", help="write into a non-empty OUT, replacing its files")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(func=cmd_export)
+def add_export_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``export``; ``--to`` lists the formats the parser's registry offers."""
+    reg = getattr(parser, "registry", None) or get_registry()
+    names = ", ".join(s.name for s in export_formats(reg)) or "none installed"
+    parser.description = ("Write a trained run folder in a format a plugin offers, e.g. a Hugging Face folder that "
+                          f"transformers opens (installed: {names}).")
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="folder written by run / Pipeline.save")
+    parser.add_argument("out", metavar="OUT", help="folder to write the export into (created; must be empty)")
+    parser.add_argument("--to", required=True, metavar="FORMAT", help=f"export format: {names}")
+    parser.add_argument("--overwrite", action="store_true", help="write into a non-empty OUT, replacing its files")

@@ -14,17 +14,14 @@ from typing import Any
 
 from registry_core._errors import NotFoundError, UsageError
 from registry_core._kinds import CORE_COMMANDS
-from registry_core._naming import close_matches
-from registry_core._records import show_record as _show_record
 from registry_core._registry import Registry, get_registry
 from registry_core._spec import ComponentSpec
-from registry_core.cli._commands import CommandParser, add_plugin_commands
+from registry_core._suggestions import close_matches
+from registry_core.cli._commands import BUILTIN_COMMANDS, CommandParser, add_commands
 from registry_core.cli._errors import CliParser, ErrorBoundary, add_global_flags
-from registry_core.cli._export import add_export_command
+from registry_core.cli._records import show_record as _show_record
 from registry_core.cli._render import print_json, print_table
-from registry_core.cli._report import add_report_command
 from registry_core.cli._run import add_pipeline_commands
-from registry_core.docs import add_docs_command
 
 __all__ = ["build_parser", "main"]
 
@@ -216,11 +213,9 @@ def build_parser(registry: Registry | None = None) -> argparse.ArgumentParser:
     p = sub.add_parser("doctor", help="report broken plugins, conflicts, shadowed names and import times")
     p.set_defaults(func=cmd_doctor)
 
-    add_pipeline_commands(sub)
-    add_export_command(sub, reg)
-    add_report_command(sub)
-    add_docs_command(sub, build_parser)
-    add_plugin_commands(sub, reg)
+    add_pipeline_commands(sub, reg)
+    add_commands(sub, BUILTIN_COMMANDS, reg)
+    add_commands(sub, reg.commands().values(), reg)
     return parser
 
 

@@ -9,7 +9,7 @@ import textwrap
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from registry_core._records import jsonable
+from registry_core.cli._records import jsonable
 
 __all__ = ["print_json", "print_table", "table_width", "use_rich"]
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
 from registry_core.cli._render import print_json, print_table
 
-__all__ = ["add_report_command"]
+__all__ = ["add_report_arguments", "cmd_report"]
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -34,15 +33,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_report_command(sub: Any) -> None:
-    p = sub.add_parser("report", help="an HTML report of finished runs: curves, plugin figures, registry, locks",
-                       description="Write OUT/index.html (PNG figures beside it; no network, no scripts) over run "
-                                   "folders, and print one summary row per run.")
-    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="folders written by `run --out` (or Pipeline.save)")
-    p.add_argument("--out", default="runs/report", help="report folder (default: runs/report); an earlier report "
-                   "there is replaced")
-    p.add_argument("--artifact", action="append", metavar="PATH",
-                   help="a file a run made (e.g. predict's land-cover map), drawn by the plugin that knows it "
-                        "(repeatable)")
-    p.add_argument("--json", action="store_true", help="print the summary rows and the page's path as JSON")
-    p.set_defaults(func=cmd_report)
+def add_report_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``report`` (a built-in command declared as a ``CommandSpec``, like a plugin's)."""
+    parser.description = ("Write OUT/index.html (PNG figures beside it; no network, no scripts) over run folders, "
+                          "and print one summary row per run.")
+    parser.add_argument("runs", nargs="+", metavar="RUN_DIR", help="folders written by `run --out` (or Pipeline.save)")
+    parser.add_argument("--out", default="runs/report", help="report folder (default: runs/report); an earlier "
+                        "report there is replaced")
+    parser.add_argument("--artifact", action="append", metavar="PATH",
+                        help="a file a run made (e.g. predict's land-cover map), drawn by the plugin that knows it "
+                             "(repeatable)")

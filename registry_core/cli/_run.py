@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from registry_core._errors import ConfigError, RegistryCoreError
-from registry_core._records import jsonable
-from registry_core.atomic import write_json
+from registry_core._registry import Registry
+from registry_core.cli._records import jsonable
 from registry_core.cli._render import print_json, print_table
 
 __all__ = ["add_pipeline_commands"]
@@ -78,19 +77,16 @@ def override_changes(file: str, overrides: list[str], pipeline: Any) -> list[dic
 
 
 def _warn_short_warmup(pipeline: Any) -> None:
-    """A run shorter than its warm-up never reaches its learning rate; say so before it starts."""
-    train = pipeline.train
-    if train.steps < train.warmup_steps:
-        print(f"warning: train.steps={train.steps} is less than train.warmup_steps={train.warmup_steps}: the run ends "
-              f"in warm-up and never reaches lr={train.lr} (lower warmup_steps or raise steps)", file=sys.stderr)
+    """A run shorter than its warm-up never reaches its learning rate; ``check`` says so."""
+    from registry_core.pipeline._run import short_warmup_warning
+
+    warning = short_warmup_warning(pipeline)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
 
 
-def _is_main_rank() -> bool:
-    return int(os.environ.get("RANK", "0")) == 0
-
-
-def _compose_run(args: argparse.Namespace, extra: list[str]) -> tuple[Any, Path, dict[str, Any] | None]:
-    """The pipeline to train, its run folder, and (with ``--resume``) the folder's own saved config.
+def _compose_run(args: argparse.Namespace, extra: list[str]) -> tuple[Any, Path]:
+    """The pipeline to train and its run folder.
 
     With ``--resume`` and no FILE, the run folder's ``pipeline.toml`` is the config (``--set`` and ``--steps``
     apply on top), so the first run's overrides need not be repeated; a FILE given is composed instead,
@@ -108,85 +104,49 @@ def _compose_run(args: argparse.Namespace, extra: list[str]) -> tuple[Any, Path,
         own = read_run_config(folder)
         resumed = compose(apply_overrides(own, [*(args.set or []), *extra]))
         resumed.source = folder / CONFIG_FILE
-        return resumed, folder, own
+        return resumed, folder
     pipeline = _compose(args, extra)
-    out = Path(args.out or Path("runs") / (pipeline.name or Path(args.file).stem))
-    saved = read_run_config(out) if args.resume and (out / CONFIG_FILE).is_file() else None
-    return pipeline, out, saved
+    return pipeline, Path(args.out or Path("runs") / (pipeline.name or Path(args.file).stem))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    extra = [f"train.steps={args.steps}"] if args.steps is not None else []
+    """Compose the pipeline (or the run folder's own), then ``Pipeline.run`` and print what it did."""
     from registry_core._errors import UsageError
-    from registry_core.atomic import check_output_dir
-    from registry_core.pipeline._run_dir import prepare_run_dir
+    from registry_core._registry import get_registry
 
+    extra = [f"train.steps={args.steps}"] if args.steps is not None else []
     if args.resume and args.overwrite:
         raise UsageError("--resume continues a run and --overwrite removes it; give one of them")
     if args.file is None and not (args.resume and args.out):
         raise UsageError("run needs a pipeline FILE (or --resume --out RUN_DIR to continue a run with its own "
                          "pipeline.toml)")
-    pipeline, out, saved = _compose_run(args, extra)
-    check_output_dir(out)  # a file or an uncreatable folder fails before any data is prepared
-    if _is_main_rank():  # the other ranks write nothing before rank 0 has prepared the folder
-        prepare_run_dir(out, resume=args.resume, overwrite=args.overwrite)
-        _warn_short_warmup(pipeline)
-    pipeline.run_dir = out  # data with relative outputs (text-shards' `out`) writes them inside the run folder
-    from registry_core.training.distributed import setup_distributed, teardown_distributed
-
-    ctx = setup_distributed(pipeline.train.device)
-    try:
-        return _run(args, pipeline, out, ctx, saved)
-    finally:
-        teardown_distributed(ctx)  # after fit closed its trainer (and dropped DDP): frees the group's threads
-
-
-def _run(args: argparse.Namespace, pipeline: Any, out: Path, ctx: Any, saved: dict[str, Any] | None) -> int:
-    if ctx.distributed:  # rank 0 prepares shared data first; the others then find it ready
-        import torch.distributed as dist
-
-        if not ctx.is_main:
-            dist.barrier()
-        pipeline.build()
-        if ctx.is_main:
-            dist.barrier()
-    else:
-        pipeline.build()
-    if args.resume:
-        from registry_core.pipeline._resume import check_resume_fits, model_changes
-
-        changes = model_changes(saved, pipeline.to_config()) if saved is not None else []
-        check_resume_fits(out / "checkpoints" / "last.pt", pipeline.model, changes)
-    result = pipeline.fit(out, resume=args.resume)
-    if not ctx.is_main:
+    pipeline, out = _compose_run(args, extra)
+    result = pipeline.run(out, resume=args.resume, overwrite=args.overwrite)
+    if not result.main:
         return 0
-    metrics: dict[str, Any] = {}
-    if not pipeline.has_split("val"):
-        skipped = f" and the evaluators ({', '.join(s.spec.name for s in pipeline.evaluator_slots)})"
-        print(f"note: data `{pipeline.slots['data'].spec.name}` has no 'val' split: validation"
-              f"{skipped if pipeline.evaluator_slots else ''} skipped", file=sys.stderr)
-    elif pipeline.evaluator_slots:
-        metrics = pipeline.evaluate("val")
-    pipeline.save(out)
-    summary = {"out": str(out), "step": result.step, "loss": result.loss, "val": result.val, "evaluators": metrics}
-    write_json(out / "summary.json", summary)
+    extras: dict[str, Any] = {}
+    for found in get_registry().plugin_manager.hook.registry_core_run_extras(pipeline=pipeline, result=result,
+                                                                              args=args):
+        extras.update(found or {})
     if args.json:
-        if args.sample and hasattr(pipeline.objective, "generate") and hasattr(pipeline.tokenizer, "decode"):
-            summary["sample"] = _continue(pipeline, args.sample, max_new_tokens=48, temperature=0.8, top_k=40, seed=0)
-        print_json(summary)
+        print_json({**result.summary(), **extras})
         return 0
-    print(f"trained {result.step} steps into {out}; last loss {result.loss}")
+    _print_run(result)
+    for key, value in extras.items():
+        print(f"{key}: {value}")
+    return 0
+
+
+def _print_run(result: Any) -> None:
+    print(f"trained {result.step} steps into {result.out}; last loss {result.loss}")
     if result.val:
         print("validation: " + _metrics_line(result.val))
-        curve = _val_curve(out / "metrics.jsonl")
+        curve = _val_curve(result.out / "metrics.jsonl")
         if len(curve) > 1:
             (s0, v0), (s1, v1) = curve[0], curve[-1]
             print(f"validation loss: first {v0:.4f} (step {s0}) -> last {v1:.4f} (step {s1})")
-    for name, values in metrics.items():
+    for name, values in result.evaluators.items():
         print(f"{name}: " + _metrics_line(values))
-    if args.sample and hasattr(pipeline.objective, "generate") and hasattr(pipeline.tokenizer, "decode"):
-        print("sample: " + _continue(pipeline, args.sample, max_new_tokens=48, temperature=0.8, top_k=40, seed=0))
-    return 0
 
 
 def _metrics_line(values: dict[str, Any]) -> str:
@@ -207,13 +167,6 @@ def _val_curve(metrics: Path) -> list[tuple[int, float]]:
         if isinstance(record, dict) and "val_loss" in record:
             curve.append((int(record["step"]), float(record["val_loss"])))
     return curve
-
-
-def _continue(pipeline: Any, prompt: str, **options: Any) -> str:
-    """The prompt followed by what the pipeline's objective generates for it."""
-    tok = pipeline.tokenizer
-    ids = pipeline.objective.generate(pipeline.parts, tok.encode(prompt), **options)
-    return str(prompt + tok.decode(list(ids)))
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -241,7 +194,17 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_pipeline_commands(sub: Any) -> None:
+def _add_plugin_run_arguments(parser: argparse.ArgumentParser, registry: Registry) -> None:
+    """Each plugin's ``run`` options (``registry_core_run_arguments``); one that fails is a warning, not a crash."""
+    for impl in registry.plugin_manager.hook.registry_core_run_arguments.get_hookimpls():
+        try:
+            impl.function(parser=parser)
+        except Exception as exc:
+            print(f"warning: plugin {impl.plugin_name!r} failed to add its run options: {type(exc).__name__}: {exc}",
+                  file=sys.stderr)
+
+
+def add_pipeline_commands(sub: Any, registry: Registry) -> None:
     p = sub.add_parser("check", help="resolve, validate, wire and check a pipeline file (imports no component code)")
     p.add_argument("file", help="pipeline TOML file")
     p.add_argument("--set", action="append", metavar="SLOT.KEY=VALUE", help="override an option (repeatable)")
@@ -257,9 +220,8 @@ def add_pipeline_commands(sub: Any) -> None:
                         "shape is refused)")
     p.add_argument("--overwrite", action="store_true", help="remove the run already in OUT first (keeps nothing)")
     p.add_argument("--set", action="append", metavar="SLOT.KEY=VALUE", help="override an option (repeatable)")
-    p.add_argument("--sample", default="The", metavar="PROMPT",
-                   help="after training, print a continuation of PROMPT when the objective can generate ('' for none)")
     p.set_defaults(func=cmd_run)
+    _add_plugin_run_arguments(p, registry)
 
     p = sub.add_parser("ingest", help="run the data slot's preparation (e.g. STAC search -> Zarr datacube)")
     p.add_argument("file", help="pipeline or data TOML file with a [data] table")

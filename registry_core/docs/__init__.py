@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from registry_core.docs._generate import (
     BUNDLED_DISTRIBUTIONS,
-    add_docs_command,
+    add_docs_arguments,
     bundled_registry,
+    cmd_docs,
     reference_pages,
     write_pages,
 )
 
-__all__ = ["BUNDLED_DISTRIBUTIONS", "add_docs_command", "bundled_registry", "reference_pages", "write_pages"]
+__all__ = ["BUNDLED_DISTRIBUTIONS", "add_docs_arguments", "bundled_registry", "cmd_docs", "reference_pages",
+           "write_pages"]

@@ -10,9 +10,9 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from registry_core._kinds import CORE_COMMANDS, CORE_DISTRIBUTION
-from registry_core._records import show_record
 from registry_core._registry import Registry
 from registry_core._spec import ComponentSpec
+from registry_core.cli._records import show_record
 from registry_core.docs._markdown import code, literal, options_table, page, table
 from registry_core.pipeline._compose import LIST_SLOTS, SLOTS
 from registry_core.pipeline._toml import dumps

@@ -8,12 +8,11 @@ documents what ``list`` sees instead.
 from __future__ import annotations
 
 import argparse
-import functools
 import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 from registry_core import atomic
 from registry_core._kinds import CORE_DISTRIBUTION
@@ -21,7 +20,8 @@ from registry_core._registry import Registry
 from registry_core.docs._markdown import HEADER
 from registry_core.hookspecs import PROJECT
 
-__all__ = ["BUNDLED_DISTRIBUTIONS", "add_docs_command", "bundled_registry", "reference_pages", "write_pages"]
+__all__ = ["BUNDLED_DISTRIBUTIONS", "add_docs_arguments", "bundled_registry", "cmd_docs", "reference_pages",
+           "write_pages"]
 
 #: The distributions this repository ships (the core and its two bundled plugins).
 BUNDLED_DISTRIBUTIONS: Final = (CORE_DISTRIBUTION, "registry-llm", "registry-gfm")
@@ -92,7 +92,10 @@ def write_pages(out: Path, pages: dict[str, str]) -> tuple[list[str], list[str]]
     return changed, removed
 
 
-def cmd_docs(args: argparse.Namespace, build_parser: ParserFactory) -> int:
+def cmd_docs(args: argparse.Namespace) -> int:
+    """Write the reference of the bundled distributions (or, ``--all-plugins``, of every installed one) into OUT."""
+    from registry_core.cli._main import build_parser
+
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         print(f"error: {out} is a file; expected a folder for the reference (or a path to create)", file=sys.stderr)
@@ -119,10 +122,8 @@ def cmd_docs(args: argparse.Namespace, build_parser: ParserFactory) -> int:
     return 0
 
 
-def add_docs_command(sub: Any, build_parser: ParserFactory) -> None:
-    """The ``docs`` sub-command; ``build_parser`` makes the parser whose commands ``cli.md`` documents."""
-    p = sub.add_parser("docs", help="write the Markdown reference of components, CLI and configuration")
-    p.add_argument("out", metavar="OUT", help="folder to write into (docs/reference in this repository)")
-    p.add_argument("--all-plugins", action="store_true",
-                   help="document every installed plugin (as `list` sees them), not only the bundled distributions")
-    p.set_defaults(func=functools.partial(cmd_docs, build_parser=build_parser))
+def add_docs_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``docs`` (a built-in command declared as a ``CommandSpec``, like a plugin's)."""
+    parser.add_argument("out", metavar="OUT", help="folder to write into (docs/reference in this repository)")
+    parser.add_argument("--all-plugins", action="store_true", help="document every installed plugin (as `list` "
+                        "sees them), not only the bundled distributions")

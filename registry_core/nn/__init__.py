@@ -9,7 +9,7 @@ of position ids) lives here too, over N-d position ids.
 
 from __future__ import annotations
 
-from registry_core.names import ACTIVATIONS, POSITION_MODES
+from registry_core.choices import ACTIVATIONS, POSITION_MODES
 from registry_core.nn.attention import Rotary, SelfAttention
 from registry_core.nn.attention_maps import attention_probabilities, record_attention
 from registry_core.nn.block import Block

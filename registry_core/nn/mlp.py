@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from registry_core.names import ACTIVATIONS
+from registry_core.choices import ACTIVATIONS
 
 __all__ = ["MLP"]
 

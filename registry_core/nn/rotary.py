@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import torch
 
-from registry_core.names import ROTARY_CONVENTIONS
+from registry_core.choices import ROTARY_CONVENTIONS
 from registry_core.nn.positions import token_positions
 
 __all__ = ["apply_rotary", "axial_rotary", "check_convention", "rotary_angles", "rotary_table", "rotate_half",
@@ -21,7 +21,7 @@ __all__ = ["apply_rotary", "axial_rotary", "check_convention", "rotary_angles", 
 
 
 def check_convention(name: str, convention: str) -> None:
-    """Raise unless ``convention`` is one of :data:`registry_core.names.ROTARY_CONVENTIONS`."""
+    """Raise unless ``convention`` is one of :data:`registry_core.choices.ROTARY_CONVENTIONS`."""
     if convention not in ROTARY_CONVENTIONS:
         raise ValueError(
             f"{name} convention must be {' or '.join(map(repr, ROTARY_CONVENTIONS))}, got {convention!r}"

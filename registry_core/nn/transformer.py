@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from registry_core.names import POSITION_MODES
+from registry_core.choices import POSITION_MODES
 from registry_core.nn.attention import Rotary
 from registry_core.nn.block import Block
 from registry_core.nn.gather import check_token_index, gather_tokens

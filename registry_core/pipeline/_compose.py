@@ -18,9 +18,9 @@ from typing import Any, Final
 
 from registry_core._contracts import ComposedSlot, check_contracts, wire
 from registry_core._errors import ConfigError, ConfigIssue
-from registry_core._naming import nearest
 from registry_core._registry import Registry, get_registry
 from registry_core._schema import recheck_config, resolve_config_class, validate_options
+from registry_core._suggestions import nearest
 from registry_core.pipeline._size_check import size_issues
 from registry_core.pipeline._train_config import TrainConfig
 
@@ -236,7 +236,7 @@ def compose_config(config: Mapping[str, Any] | str | Path, registry: Registry | 
     issues += wire(everything, reg.ports())
     for s in everything.values():  # a wired value passes the component's own checks too (rope-2d's head_dim)
         if s.wired:
-            issues += recheck_config(s.config, s.slot, reg)
+            issues += recheck_config(s.config, s.slot)
     issues += check_contracts(everything, reg.ports())
     if not issues:
         issues += size_issues(slots, train)

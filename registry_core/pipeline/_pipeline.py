@@ -14,6 +14,7 @@ from registry_core._registry import Registry
 from registry_core.pipeline import _lock, _persist
 from registry_core.pipeline._compose import Composition, apply_overrides, compose_config, load_toml
 from registry_core.pipeline._lock import LockMismatch, expand_files
+from registry_core.pipeline._run import RunResult, run_pipeline
 from registry_core.pipeline._toml import dumps
 from registry_core.pipeline._train_config import TrainConfig
 
@@ -326,6 +327,15 @@ class Pipeline:
         write = (lambda: self.write_config(out)) if trainer.ctx.is_main else None
         with trainer:
             return trainer.fit(resume=resume, on_ready=write)
+
+    def run(self, out_dir: str | Path, *, resume: bool = False, overwrite: bool = False) -> RunResult:
+        """Everything ``python -m registry_core run`` does: prepare ``out_dir``, build, train, evaluate, save.
+
+        ``resume`` continues the run in ``out_dir`` (a model that no longer fits its checkpoint is refused);
+        ``overwrite`` removes the run already there first; without either a folder holding a run is refused.
+        Under torchrun every rank calls it; rank 0 evaluates, saves and writes ``summary.json``.
+        """
+        return run_pipeline(self, out_dir, resume=resume, overwrite=overwrite)
 
     def evaluate(self, split: str = "val") -> dict[str, dict[str, float]]:
         """Every evaluator's metrics on ``split``, by the evaluator's qualified id."""

@@ -66,7 +66,8 @@ def test_help_lists_plugin_commands_with_their_plugin(make_dist, site_dir: Path)
 def test_help_and_list_import_no_command_code(make_dist, site_dir: Path, cli_modules, args: list[str]) -> None:
     install(make_dist, site_dir)
     loaded = cli_modules(*args)
-    assert [m for m in ("rc_hello_impl", "registry_llm.commands", "torch") if m in loaded] == []
+    own = ("registry_core.cli._export", "registry_core.cli._report", "registry_core.docs")  # the core's, same route
+    assert [m for m in ("rc_hello_impl", "registry_llm.commands", "torch", *own) if m in loaded] == []
 
 
 def test_a_command_whose_code_is_missing_is_a_one_line_error(make_dist, site_dir: Path) -> None:
@@ -149,3 +150,13 @@ def test_the_core_knows_its_own_command_names() -> None:
 
     sub = next(a for a in build_parser(Registry(autoload=False, use_env=False))._actions if a.dest == "command")
     assert tuple(sub.choices) == CORE_COMMANDS  # type: ignore[arg-type]
+
+
+def test_export_report_and_docs_are_declared_as_plugins_declare_commands() -> None:
+    from registry_core._kinds import CORE_COMMANDS
+    from registry_core.cli._commands import BUILTIN_COMMANDS
+
+    assert [c.name for c in BUILTIN_COMMANDS] == ["export", "report", "docs"]
+    assert all(c.name in CORE_COMMANDS and c.plugin is None for c in BUILTIN_COMMANDS)
+    out = cli("report", "--help")
+    assert out.returncode == 0 and "Write OUT/index.html" in " ".join(out.stdout.split())

@@ -110,18 +110,37 @@ def registry_core_components():
 """
 
 
-def test_config_checks_see_the_registry_that_validates(make_dist) -> None:
-    from registry_core import current_registry, get_registry
-    from registry_gfm.data.specs import StacZarrConfig
+def test_a_ref_option_is_checked_against_the_registry_that_validates(make_dist) -> None:
+    from registry_core import get_registry
+    from registry_gfm.ingest.specs import StacZarrConfig
 
     process_wide = get_registry()
-    assert current_registry() is process_wide  # nothing validating: the process-wide registry
     make_dist("loaders", LOADER_PLUGIN)
     reg = Registry(use_env=False)
     options = {"catalog": "catalog.json", "assets": ["red"], "loader": "my-loader"}
-    with pytest.raises(ConfigError, match="option 'loader': no stac_loader named 'my-loader'"):
+    with pytest.raises(ConfigError, match=r"\[data_source gfm:stac-zarr\.loader\] no stac_loader named 'my-loader'") as err:
         process_wide.config("data_source", "stac-zarr", **options)
+    assert err.value.issues[0].key == "loader"
     assert reg.config("data_source", "stac-zarr", **options).loader == "my-loader"
     config, issues = validate_options(StacZarrConfig, options, "data", registry=reg)
     assert issues == [] and config.loader == "my-loader"
-    assert current_registry() is process_wide  # reset after validating
+    _, issues = validate_options(StacZarrConfig, {**options, "loader": "stackstak"}, "data", registry=reg)
+    assert [(i.key, i.message.split(";")[0]) for i in issues] == [("loader", "no stac_loader named 'stackstak'")]
+    assert "stackstac" in issues[0].message  # the close match
+
+
+@dataclass
+class Picks:
+    names: list[str] = option([], help="positional encoders", ref="positional_encoder")
+
+
+def test_each_name_of_a_ref_list_is_checked_and_none_without_a_registry() -> None:
+    from registry_core import get_registry
+
+    reg = get_registry()
+    config, issues = validate_options(Picks, {"names": ["rope", "alibi"]}, "x", registry=reg)
+    assert issues == [] and config.names == ["rope", "alibi"]
+    _, issues = validate_options(Picks, {"names": ["rope", "ropee"]}, "x", registry=reg)
+    assert [i.key for i in issues] == ["names"] and "'ropee'" in issues[0].message
+    config, issues = validate_options(Picks, {"names": ["ropee"]}, "x")  # no registry given: not checked
+    assert issues == [] and config.names == ["ropee"]

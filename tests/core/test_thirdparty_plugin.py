@@ -55,7 +55,7 @@ def test_recipes_still_compose_with_the_replacement(geoextras: Registry) -> None
 
 
 def test_an_unknown_spectral_index_names_the_option(geoextras: Registry) -> None:
-    with pytest.raises(ConfigError, match="option 'indices'"):
+    with pytest.raises(ConfigError, match=r"\[tokenizer\.indices\] no spectral_index named 'nvdi'; did you mean 'ndvi'"):
         Pipeline.from_toml(PACKAGE / "pipeline.toml", geoextras, overrides=['tokenizer.indices=["nvdi"]'])
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from registry_core import LockMismatch, Pipeline, Registry, compose
+from registry_core import LockMismatch, OutputPathError, Pipeline, Registry, UsageError, compose
 from registry_core.pipeline._toml import dumps
 
 
@@ -99,21 +99,96 @@ def test_check_imports_nothing_heavy(toy_registry: Registry, good: dict, tmp_pat
     assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
-def test_run_command_trains_saves_and_resumes(toy_registry: Registry, good: dict, tmp_path: Path) -> None:
+def _toy_file(good: dict, tmp_path: Path) -> Path:
     path = tmp_path / "toy.toml"
     path.write_text(dumps(good))
-    out = cli("run", str(path), "--out", "r", "--steps", "10", "--set", "train.lr=0.02", cwd=tmp_path)
+    return path
+
+
+def test_run_command_trains_and_writes_the_run_folder(toy_registry: Registry, good: dict, tmp_path: Path) -> None:
+    out = cli("run", str(_toy_file(good, tmp_path)), "--out", "r", "--steps", "10", "--set", "train.lr=0.02",
+              cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     run = tmp_path / "r"
     assert "trained 10 steps" in out.stdout and "toy:toy-loss" in out.stdout
-    for name in ("metrics.jsonl", "pipeline.toml", "pipeline.lock.json", "model.safetensors", "checkpoints/last.pt"):
+    for name in ("metrics.jsonl", "pipeline.toml", "pipeline.lock.json", "model.safetensors", "checkpoints/last.pt",
+                 "summary.json"):
         assert (run / name).is_file(), name
     assert "lr = 0.02" in (run / "pipeline.toml").read_text()
+
+
+def test_run_command_resumes_a_run_to_more_steps(toy_registry: Registry, good: dict, tmp_path: Path) -> None:
+    path = _toy_file(good, tmp_path)
+    assert cli("run", str(path), "--out", "r", "--steps", "10", cwd=tmp_path).returncode == 0
     again = cli("run", str(path), "--out", "r", "--steps", "20", "--resume", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
-    assert json.loads((run / "summary.json").read_text())["step"] == 20
-    bad = cli("run", str(path), "--set", "backbone.embed_dim=abc", cwd=tmp_path)
+    assert json.loads((tmp_path / "r" / "summary.json").read_text())["step"] == 20
+
+
+def test_run_command_reports_a_bad_override_in_one_line(toy_registry: Registry, good: dict, tmp_path: Path) -> None:
+    bad = cli("run", str(_toy_file(good, tmp_path)), "--set", "backbone.embed_dim=abc", cwd=tmp_path)
     assert bad.returncode == 1 and "[backbone.embed_dim] expected an int" in bad.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_pipeline_run_is_the_run_command_in_python(toy_registry: Registry, good: dict, tmp_path: Path) -> None:
+    good["train"]["steps"] = 6
+    result = compose(good, toy_registry).run(tmp_path / "r")
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert result.summary() == summary and summary["step"] == 6 and result.main
+    assert set(result.evaluators) == {"toy:toy-loss"} and result.val is not None
+    assert Pipeline.load(tmp_path / "r", toy_registry).built
+    with pytest.raises(OutputPathError, match="already holds a run"):
+        compose(good, toy_registry).run(tmp_path / "r")
+    good["train"]["steps"] = 8
+    with pytest.warns(UserWarning, match="the cosine decay continues"):
+        assert compose(good, toy_registry).run(tmp_path / "r", resume=True).step == 8
+    assert compose(good, toy_registry).run(tmp_path / "r", overwrite=True).step == 8
+    records = [json.loads(x) for x in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in records if "loss" in r]
+    assert sorted(steps) == sorted(set(steps)) and max(steps) == 8  # started over: no step logged twice
+    with pytest.raises(UsageError, match="give one of them"):
+        compose(good, toy_registry).run(tmp_path / "r", resume=True, overwrite=True)
+
+
+RUN_HOOKS = """
+from registry_core import hookimpl
+
+@hookimpl
+def registry_core_run_arguments(parser):
+    parser.add_argument("--shout", default="", help="a word to shout after the run")
+
+@hookimpl
+def registry_core_run_extras(pipeline, result, args):
+    return {"shout": f"{args.shout.upper()} after {result.step} steps of {pipeline.name}"} if args.shout else None
+"""
+
+BROKEN_RUN_HOOK = """
+from registry_core import hookimpl
+
+@hookimpl
+def registry_core_run_arguments(parser):
+    raise RuntimeError("no options today")
+"""
+
+
+def test_plugins_add_run_options_and_output(toy_registry: Registry, good: dict, tmp_path: Path, make_dist) -> None:
+    make_dist("shout", RUN_HOOKS)
+    path = _toy_file(good, tmp_path)
+    out = cli("run", str(path), "--out", "r", "--steps", "4", "--shout", "done", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[-1] == "shout: DONE after 4 steps of toy"
+    js = cli("run", str(path), "--out", "r2", "--steps", "4", "--shout", "ok", "--json", cwd=tmp_path)
+    assert json.loads(js.stdout)["shout"] == "OK after 4 steps of toy"
+    assert "shout" not in json.loads((tmp_path / "r2" / "summary.json").read_text())  # the run's record is the core's
+
+
+def test_a_plugin_failing_to_add_run_options_is_a_warning(toy_registry: Registry, good: dict, tmp_path: Path,
+                                                          make_dist) -> None:
+    make_dist("broken-run", BROKEN_RUN_HOOK)
+    out = cli("run", str(_toy_file(good, tmp_path)), "--out", "r", "--steps", "2", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "warning: plugin 'broken-run' failed to add its run options: RuntimeError: no options today" in out.stderr
 
 
 RUN_THEN_CHECK_THREADS = """

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from registry_core import current_registry
+from registry_core import get_registry
 from registry_geoextras.interfaces import SpectralIndex
 from registry_geoextras.specs import GeoPatchConfig
 from registry_gfm import PatchEmbed, PatchTokenizer, band_key
@@ -112,7 +112,7 @@ class GeoPatchTokenizer(PatchTokenizer):
 
     def __init__(self, config: GeoPatchConfig) -> None:
         super().__init__(config)
-        registry = current_registry()
+        registry = get_registry()
         self.indices: list[SpectralIndex] = [registry.build("spectral_index", name) for name in config.indices]
         self._normalization: Normalization | None = None
 

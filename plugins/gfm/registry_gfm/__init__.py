@@ -7,13 +7,14 @@ through ``registry_gfm.plugin``) loads no torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from registry_gfm._lazy import lazy_names
 
 if TYPE_CHECKING:
     from registry_gfm.bands import band_key
     from registry_gfm.positions.placement import Placement, as_placement
-    from registry_gfm.tokenizers.patch import PatchEmbed, PatchTokenizer
+    from registry_gfm.tokenizers.patch_tokenizer import PatchEmbed, PatchTokenizer
     from registry_gfm.tokenizers.specs import PatchConfig
 
 __version__ = "0.1.0"
@@ -21,20 +22,13 @@ __version__ = "0.1.0"
 #: Public name -> the module that defines it, imported when the name is first read.
 _LAZY = {
     "PatchConfig": "registry_gfm.tokenizers.specs",
-    "PatchEmbed": "registry_gfm.tokenizers.patch",
-    "PatchTokenizer": "registry_gfm.tokenizers.patch",
+    "PatchEmbed": "registry_gfm.tokenizers.patch_tokenizer",
+    "PatchTokenizer": "registry_gfm.tokenizers.patch_tokenizer",
     "Placement": "registry_gfm.positions.placement",
     "as_placement": "registry_gfm.positions.placement",
     "band_key": "registry_gfm.bands",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'registry_gfm' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_LAZY[name]), name)
-    globals()[name] = value
-    return value
-
+__getattr__ = lazy_names(__name__, _LAZY)
 
 __all__ = ["PatchConfig", "PatchEmbed", "PatchTokenizer", "Placement", "__version__", "as_placement", "band_key"]

@@ -105,7 +105,8 @@ def predict(args: argparse.Namespace) -> int:
 
     Bad input raises errors of the ``RegistryCoreError`` hierarchy, which the CLI prints as one ``error:`` line.
     """
-    from registry_gfm.deploy import (
+    from registry_gfm.errors import PredictError
+    from registry_gfm.predict import (
         check_output,
         check_scheduler,
         check_tiling,
@@ -116,7 +117,6 @@ def predict(args: argparse.Namespace) -> int:
         predict_to_file,
         requested_names,
     )
-    from registry_gfm.errors import PredictError
 
     if args.probabilities and args.embeddings:
         raise PredictError("--probabilities and --embeddings exclude each other: a run writes class probabilities "

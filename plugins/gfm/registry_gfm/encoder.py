@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from registry_gfm.positions.placement import Placement
-from registry_gfm.tokenizers.patching import as_5d, patch_grid, token_grid_positions
+from registry_gfm.tokenizers.patch_layout import as_5d, patch_grid, token_grid_positions
 
 __all__ = ["ImageEncoder", "chip_placement"]
 

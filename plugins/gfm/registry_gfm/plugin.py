@@ -6,10 +6,11 @@ from typing import TYPE_CHECKING
 
 from registry_core import CommandSpec, ComponentSpec, KindSpec, ModalitySpec, PortSpec, hookimpl
 from registry_gfm.backbones.specs import SPECS as BACKBONES
-from registry_gfm.data.specs import KINDS
-from registry_gfm.data.specs import SPECS as DATA
+from registry_gfm.chips.specs import SPECS as CHIPS
 from registry_gfm.evaluators.specs import SPECS as EVALUATORS
 from registry_gfm.heads.specs import SPECS as HEADS
+from registry_gfm.ingest.specs import KINDS
+from registry_gfm.ingest.specs import SPECS as INGEST
 from registry_gfm.objectives.specs import SPECS as OBJECTIVES
 from registry_gfm.positions.specs import SPECS as POSITIONS
 from registry_gfm.recipes.specs import SPECS as RECIPES
@@ -30,7 +31,7 @@ def registry_core_kinds() -> list[KindSpec]:
 
 @hookimpl
 def registry_core_components() -> list[ComponentSpec]:
-    return [*DATA, *TOKENIZERS, *POSITIONS, *BACKBONES, *OBJECTIVES, *HEADS, *EVALUATORS, *WEIGHTS, *RECIPES]
+    return [*INGEST, *CHIPS, *TOKENIZERS, *POSITIONS, *BACKBONES, *OBJECTIVES, *HEADS, *EVALUATORS, *WEIGHTS, *RECIPES]
 
 
 @hookimpl

@@ -15,8 +15,10 @@ from registry_llm.tokenizers.specs import SPECS as TOKENIZERS
 from registry_llm.weights.specs import SPECS as WEIGHTS
 
 if TYPE_CHECKING:
+    import argparse
     from collections.abc import Mapping
     from pathlib import Path
+    from typing import Any
 
     from registry_core.report import ReportFigure, ReportRun
 
@@ -53,3 +55,22 @@ def registry_core_report_metrics(run: ReportRun) -> Mapping[str, float]:
     from registry_llm.report import key_figures
 
     return key_figures(run)
+
+
+@hookimpl
+def registry_core_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """``run --sample PROMPT``: after training, a continuation of PROMPT by a language model."""
+    parser.add_argument("--sample", default="The", metavar="PROMPT",
+                        help="after training, print a continuation of PROMPT when the objective can generate "
+                             "('' for none; plugin llm)")
+
+
+@hookimpl
+def registry_core_run_extras(pipeline: Any, args: argparse.Namespace) -> Mapping[str, str] | None:
+    """The ``--sample`` continuation (48 tokens, temperature 0.8, top-k 40, seed 0) of a generative run."""
+    prompt = getattr(args, "sample", "")
+    if not prompt or not hasattr(pipeline.objective, "generate") or not hasattr(pipeline.tokenizer, "decode"):
+        return None
+    from registry_llm.commands import continue_prompt
+
+    return {"sample": continue_prompt(pipeline, prompt, max_new_tokens=48, temperature=0.8, top_k=40, seed=0)}

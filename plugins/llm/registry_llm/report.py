@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from registry_core.report import ReportFigure, ReportRun
-from registry_core.report.figures import Heatmap, heatmaps
+from registry_core.report.figures import Heatmap, RecordedAttention, attention_figure, heatmaps
 
 __all__ = ["PROMPT", "is_text_run", "key_figures", "run_figures"]
 
@@ -83,31 +83,27 @@ def _attention_figure(run: ReportRun, pipeline: Any, out_dir: Path) -> ReportFig
     """Each head of the last attention layer on :data:`PROMPT`; None without a tokenizer or attention layers."""
     import torch
 
-    from registry_core.nn import SelfAttention, eval_mode, record_attention
-
     parts, tokenizer = pipeline.parts, pipeline.tokenizer
-    layers = [m for m in parts.backbone.modules() if isinstance(m, SelfAttention)]
     hidden = getattr(pipeline.objective, "hidden", None)
-    if not layers or not callable(getattr(tokenizer, "encode", None)) or not callable(hidden):
+    if not callable(getattr(tokenizer, "encode", None)) or not callable(hidden):
         return None
     ids = tokenizer.encode(PROMPT)[:MAX_TOKENS]
     batch = torch.tensor([ids], dtype=torch.long)
-    with eval_mode(parts), torch.no_grad(), record_attention(layers[-1]) as weights:
-        hidden(parts, batch)
-    probs = weights[-1][0]  # (H, T, T)
     labels = [_token_label(tokenizer, i) for i in ids]
-    causal = bool(getattr(parts.backbone, "causal", False))
-    kind = "causal" if causal else "bidirectional"
-    # token labels on the first head only: the others share its axes (and each label costs drawing time)
-    panels = [Heatmap(f"head {h}", probs[h].numpy(), "key token", "query token", labels, labels, ticks=h == 0)
-              for h in range(probs.shape[0])]
-    image = heatmaps(out_dir / f"{run.label}-attention.png", panels, title=f"{run.name}: last layer on a prompt",
-                     columns=min(4, len(panels)), vmin=0.0, vmax=1.0, panel_size=3.4)
-    what = "nothing above the diagonal: each token sees only itself and earlier ones" if causal else "every pair"
-    caption = (f"Attention weights of layer {len(layers)} of {len(layers)} of the trained {kind} "
-               f"{run.slot('backbone').get('use', 'backbone')} on {len(ids)} tokens of a Python-docs sentence, per "
-               f"head (rows: queries, columns: keys; {what}).")
-    return ReportFigure("Attention", f"{run.label}: {kind} attention", caption, image)
+
+    def panels(recorded: RecordedAttention) -> list[list[Heatmap]]:
+        # token labels on the first head only: the others share its axes (and each label costs drawing time)
+        heads = [Heatmap(f"head {h}", recorded.weights[h], "key token", "query token", labels, labels, ticks=h == 0)
+                 for h in range(recorded.weights.shape[0])]
+        return [heads[i:i + 4] for i in range(0, len(heads), 4)]
+
+    def caption(recorded: RecordedAttention) -> str:
+        what = ("nothing above the diagonal: each token sees only itself and earlier ones" if recorded.causal
+                else "every pair")
+        return f"on {len(ids)} tokens of a Python-docs sentence, per head (rows: queries, columns: keys; {what})."
+
+    return attention_figure(run, out_dir, parts, lambda: hidden(parts, batch), panels, caption,
+                            title=f"{run.name}: last layer on a prompt", vmin=0.0, vmax=1.0, panel_size=3.4)
 
 
 def run_figures(run: ReportRun, out_dir: Path) -> list[ReportFigure]:

@@ -1,4 +1,4 @@
-"""Land-cover scores from a confusion matrix: overall accuracy, per-class IoU and F1, mIoU, macro-F1; JSON + PNG.
+"""Land-cover scores from a confusion matrix: overall accuracy, per-class IoU and F1, mIoU, macro-F1; JSON.
 
 Rows are the true class, columns the predicted one. A class that appears neither in the labels nor in the
 predictions has no IoU or F1 (NaN in the per-class lists) and is left out of the means, as in mmsegmentation
@@ -17,7 +17,7 @@ import numpy as np
 
 from registry_core.atomic import atomic_path
 
-__all__ = ["confusion", "scores", "write_confusion_json", "write_confusion_png"]
+__all__ = ["confusion", "scores", "write_confusion_json"]
 
 
 def confusion(pred: np.ndarray, label: np.ndarray, num_classes: int, ignore_index: int) -> np.ndarray:
@@ -61,39 +61,4 @@ def write_confusion_json(path: Path, matrix: np.ndarray, names: Sequence[str], m
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         tmp.write_text(text + "\n")
-    return path
-
-
-def write_confusion_png(path: Path, matrix: np.ndarray, names: Sequence[str], title: str = "") -> Path:
-    """A heat map of the row-normalised matrix (recall per true class) with the counts written in each cell."""
-    from PIL import Image, ImageDraw, ImageFont
-
-    cm = np.asarray(matrix, np.int64)
-    k = cm.shape[0]
-    rows = cm.sum(axis=1, keepdims=True)
-    share = np.divide(cm, rows, out=np.zeros(cm.shape, np.float64), where=rows > 0)
-    font = ImageFont.load_default()
-    cell, label_w = 56, max(8 * max((len(n) for n in names), default=4), 60) + 12
-    top = 40 + label_w
-    width, height = label_w + cell * k + 10, top + cell * k + 10
-    image = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(image)
-    draw.text((6, 6), title or "confusion matrix (rows: true, columns: predicted; colour: share of the row)",
-              fill="black", font=font)
-    for j, name in enumerate(names):  # column labels, written vertically
-        txt = Image.new("RGB", (label_w, 14), "white")
-        ImageDraw.Draw(txt).text((2, 1), name, fill="black", font=font)
-        image.paste(txt.rotate(90, expand=True), (label_w + j * cell + cell // 2 - 7, 36))
-    for i, name in enumerate(names):
-        y = top + i * cell
-        draw.text((6, y + cell // 2 - 6), name, fill="black", font=font)
-        for j in range(k):
-            x = label_w + j * cell
-            v = share[i, j]
-            colour = (int(255 - 200 * v), int(255 - 150 * v), 255)  # white -> blue
-            draw.rectangle([x, y, x + cell - 2, y + cell - 2], fill=colour, outline=(200, 200, 200))
-            draw.text((x + 4, y + cell // 2 - 6), str(int(cm[i, j])), fill="white" if v > 0.6 else "black", font=font)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        image.save(tmp, format="PNG")
     return path

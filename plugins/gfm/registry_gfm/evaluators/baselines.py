@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from registry_core.atomic import write_text
-from registry_gfm.evaluators._batches import in_run_dir
+from registry_gfm.batches import in_run_dir
 from registry_gfm.evaluators._confusion import confusion, scores
 from registry_gfm.evaluators.specs import BaselinesConfig
 from registry_gfm.evaluators.task_metrics import class_names_of, split_confusion

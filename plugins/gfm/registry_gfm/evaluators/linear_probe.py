@@ -19,7 +19,7 @@ import torch
 
 from registry_core.nn import eval_mode
 from registry_core.training import to_device
-from registry_gfm.evaluators._batches import batches, chips_of, grid_of, model_device
+from registry_gfm.batches import batches, chips_of, grid_of, model_device
 from registry_gfm.evaluators._probe import features, fit_linear_probe
 from registry_gfm.evaluators.specs import LinearProbeConfig
 

@@ -29,7 +29,7 @@ import torch
 
 from registry_core.nn import eval_mode
 from registry_core.training import to_device
-from registry_gfm.evaluators._batches import (
+from registry_gfm.batches import (
     band_names,
     batches,
     chips_of,
@@ -107,7 +107,7 @@ class ReconstructionEvaluator:
         data_range = hi - lo
         psnr = 10 * math.log10(data_range**2 / mse) if mse > 0 and data_range > 0 else math.inf
         if cfg.out is not None and rows:
-            from registry_gfm.evaluators._render import write_grid_png
+            from registry_gfm.render import write_grid_png
 
             channels = rows[0]["input"].shape[0]
             self.last_png = write_grid_png(in_run_dir(pipeline, cfg.out), rows, band_names(pipeline, channels))

@@ -3,7 +3,7 @@
 The objective's ``logits(parts, batch)`` gives class scores; their argmax is compared with the batch's
 ``label`` wherever it is not ``ignore_index``. The confusion matrix of the whole split is scored by
 :mod:`registry_gfm.evaluators._confusion` and, with ``out`` set, saved as ``<out>.json`` and ``<out>.png``
-(a relative ``out`` lands in the run's folder).
+(drawn by :func:`registry_gfm.render.write_confusion_png`; a relative ``out`` lands in the run's folder).
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ import torch
 
 from registry_core.nn import eval_mode
 from registry_core.training import to_device
-from registry_gfm.evaluators._batches import batches, in_run_dir, model_device
-from registry_gfm.evaluators._confusion import confusion, scores, write_confusion_json, write_confusion_png
+from registry_gfm.batches import batches, in_run_dir, model_device
+from registry_gfm.evaluators._confusion import confusion, scores, write_confusion_json
 from registry_gfm.evaluators.specs import TaskMetricsConfig
+from registry_gfm.render import write_confusion_png
 
 __all__ = ["TaskMetricsEvaluator", "build", "class_names_of", "split_confusion"]
 

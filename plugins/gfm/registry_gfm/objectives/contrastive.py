@@ -43,7 +43,7 @@ from registry_gfm.objectives._views import (
 )
 from registry_gfm.objectives.specs import ContrastiveConfig
 from registry_gfm.positions.placement import Placement
-from registry_gfm.tokenizers.patching import (
+from registry_gfm.tokenizers.patch_layout import (
     grid_from_positions,
     patch_grid,
     patchify,

@@ -26,7 +26,7 @@ from registry_gfm.encoder import chip_placement
 from registry_gfm.heads.features import TokenFeatures
 from registry_gfm.objectives.specs import FinetuneConfig
 from registry_gfm.positions.placement import placement_of
-from registry_gfm.tokenizers.patching import as_5d, grid_from_positions
+from registry_gfm.tokenizers.patch_layout import as_5d, grid_from_positions
 
 __all__ = ["FinetuneObjective", "build", "encoder_parts"]
 

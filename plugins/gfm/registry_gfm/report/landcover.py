@@ -18,9 +18,9 @@ import numpy as np
 
 from registry_core.report import ReportFigure, ReportRun
 from registry_core.report.figures import image_panels
-from registry_gfm.data.datacube_reader import CubeInfo, open_cube
-from registry_gfm.data.labels import LabelSpec, prepare_labels
-from registry_gfm.evaluators._render import rgb_indices, stretch
+from registry_gfm.chips.labels import LabelSpec, prepare_labels
+from registry_gfm.cube.reader import CubeInfo, open_cube
+from registry_gfm.render import rgb_indices, stretch
 
 __all__ = ["UNLABELLED", "class_colours", "landcover_figures"]
 

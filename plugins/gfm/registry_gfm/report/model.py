@@ -17,13 +17,12 @@ import numpy as np
 import torch
 
 from registry_core import Pipeline
-from registry_core.nn import SelfAttention, eval_mode, record_attention
 from registry_core.report import ReportFigure, ReportRun
-from registry_core.report.figures import Heatmap, heatmaps
-from registry_gfm.evaluators._batches import band_names, chips_of, collate
-from registry_gfm.evaluators._render import rgb_indices, stretch
+from registry_core.report.figures import Heatmap, RecordedAttention, attention_figure, heatmaps
+from registry_gfm.batches import band_names, chips_of, collate
 from registry_gfm.positions.placement import placement_of
-from registry_gfm.tokenizers.patching import grid_from_positions
+from registry_gfm.render import rgb_indices, stretch
+from registry_gfm.tokenizers.patch_layout import grid_from_positions
 
 __all__ = ["model_figures"]
 
@@ -78,41 +77,48 @@ def _positions_figure(run: ReportRun, pipeline: Any, batch: dict[str, Any], grid
         "half of the dimensions waves along x, the second along y.", image)
 
 
+def _attention_panels(pipeline: Any, batch: dict[str, Any], grid: tuple[int, int, int],
+                      recorded: RecordedAttention) -> list[list[Heatmap]]:
+    """The chip and each head's full attention matrix; with a cls token, its attention over the patch grid."""
+    probs = recorded.weights  # (H, P + N, P + N)
+    prefix = int(getattr(pipeline.parts.backbone, "num_prefix_tokens", 0))
+    _, gh, gw = grid
+    first = [Heatmap("chip (RGB)", _rgb(pipeline, batch, grid), colorbar=False, ticks=False)]
+    # the colour scale stops at the 99th percentile of patch-to-patch weights: a cls "sink" would hide the rest
+    top = [float(np.percentile(probs[h][prefix:, prefix:], 99)) for h in range(probs.shape[0])]
+    first += [Heatmap(f"head {h}", np.minimum(probs[h], top[h]), "key token", "query token")
+              for h in range(probs.shape[0])]
+    if not prefix:
+        return [first]
+    cls = probs[:, 0, prefix:].reshape(probs.shape[0], -1, gh, gw).mean(axis=1)  # (H, gh, gw); groups averaged
+    # no colour bars here (each costs a layout pass): brighter is more attention, as the caption says
+    second = [Heatmap("cls -> patches, mean of heads", cls.mean(axis=0), colorbar=False, ticks=False)]
+    second += [Heatmap(f"cls -> patches, head {h}", cls[h], colorbar=False, ticks=False) for h in range(cls.shape[0])]
+    return [first, second]
+
+
+def _attention_caption(prefix: int, grid: tuple[int, int, int], recorded: RecordedAttention) -> str:
+    """What the attention figure shows, after "... of the trained <kind> <backbone> "."""
+    _, gh, gw = grid
+    cls_note = (f"; second row: the cls token's attention over the {gh} x {gw} patch grid, brighter is more"
+                if prefix else "")
+    return (f"on one validation chip ({recorded.weights.shape[-1]} tokens{', cls first' if prefix else ''}), per "
+            "head: every token attends to every other, before and after it in patch order (colours stop at the "
+            f"99th percentile of patch-to-patch weights){cls_note}.")
+
+
 def _attention_figure(run: ReportRun, pipeline: Any, batch: dict[str, Any], grid: tuple[int, int, int],
                       out_dir: Path) -> ReportFigure | None:
     """The chip, each head's full attention matrix and the cls token's attention over the patch grid."""
     parts = pipeline.parts
-    layers = [m for m in parts.backbone.modules() if isinstance(m, SelfAttention)]
-    if not layers:
-        return None
-    with eval_mode(parts), torch.no_grad(), record_attention(layers[-1]) as weights:
-        parts.backbone(parts.embed(batch["patches"]), parts.positional, placement_of(batch))
-    probs = weights[-1][0].numpy()  # (H, P + N, P + N)
     prefix = int(getattr(parts.backbone, "num_prefix_tokens", 0))
-    causal = bool(getattr(parts.backbone, "causal", False))
-    kind = "causal" if causal else "bidirectional"
-    _, gh, gw = grid
-    panels = [Heatmap("chip (RGB)", _rgb(pipeline, batch, grid), colorbar=False, ticks=False)]
-    # the colour scale stops at the 99th percentile of patch-to-patch weights: a cls "sink" would hide the rest
-    top = [float(np.percentile(probs[h][prefix:, prefix:], 99)) for h in range(probs.shape[0])]
-    panels += [Heatmap(f"head {h}", np.minimum(probs[h], top[h]), "key token", "query token")
-               for h in range(probs.shape[0])]
-    if prefix:
-        cls = probs[:, 0, prefix:].reshape(probs.shape[0], -1, gh, gw).mean(axis=1)  # (H, gh, gw); groups averaged
-        # no colour bars here (each costs a layout pass): brighter is more attention, as the caption says
-        panels.append(Heatmap("cls -> patches, mean of heads", cls.mean(axis=0), colorbar=False, ticks=False))
-        panels += [Heatmap(f"cls -> patches, head {h}", cls[h], colorbar=False, ticks=False)
-                   for h in range(cls.shape[0])]
-    image = heatmaps(out_dir / f"{run.label}-attention.png", panels, title=f"{run.name}: last layer on a chip",
-                     columns=1 + probs.shape[0], panel_size=2.6)
-    tokens = probs.shape[-1]
-    cls_note = (f"; second row: the cls token's attention over the {gh} x {gw} patch grid, brighter is more"
-                if prefix else "")
-    caption = (f"Attention weights of layer {len(layers)} of {len(layers)} of the trained {kind} "
-               f"{run.slot('backbone').get('use', 'backbone')} on one validation chip ({tokens} tokens"
-               f"{', cls first' if prefix else ''}), per head: every token attends to every other, before and after "
-               f"it in patch order (colours stop at the 99th percentile of patch-to-patch weights){cls_note}.")
-    return ReportFigure("Attention", f"{run.label}: {kind} attention", caption, image)
+
+    def forward() -> object:  # every patch of the chip, none masked
+        return parts.backbone(parts.embed(batch["patches"]), parts.positional, placement_of(batch))
+
+    return attention_figure(run, out_dir, parts, forward, lambda rec: _attention_panels(pipeline, batch, grid, rec),
+                            lambda rec: _attention_caption(prefix, grid, rec), title=f"{run.name}: last layer on a chip",
+                            panel_size=2.6)
 
 
 def model_figures(run: ReportRun, out_dir: Path) -> list[ReportFigure]:

@@ -48,7 +48,7 @@ SPECS: list[ComponentSpec] = [
     ComponentSpec(
         kind="tokenizer",
         name="patch",
-        target="registry_gfm.tokenizers.patch:build_patch",
+        target="registry_gfm.tokenizers.patch_tokenizer:build_patch",
         summary="Patches of C bands x p x p (x tubelet frames), MAE (p, q, c) order, with valid fractions; "
         "linear (Conv3d) projection, optional SatMAE band groups.",
         modality="imagery",

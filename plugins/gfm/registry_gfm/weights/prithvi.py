@@ -176,7 +176,7 @@ class PrithviWeights:
         from registry_core.nn import Transformer
         from registry_gfm.encoder import ImageEncoder
         from registry_gfm.positions.sincos import SinCos3D
-        from registry_gfm.tokenizers.patch import PatchEmbed
+        from registry_gfm.tokenizers.patch_tokenizer import PatchEmbed
 
         d = self.dims
         embed = PatchEmbed(len(self.bands), d.embed_dim, d.patch_size, tubelet=d.tubelet)

@@ -14,10 +14,10 @@ import torch
 import xarray as xr
 
 from registry_gfm.bands import lookup_band
-from registry_gfm.data.band_stats import load_band_stats
-from registry_gfm.data.datacube_reader import DatacubeError, open_cube
-from registry_gfm.data.specs import ZarrChipsConfig
-from registry_gfm.data.zarr_chips import ZarrChips, stats_path
+from registry_gfm.chips.specs import ZarrChipsConfig
+from registry_gfm.chips.zarr_chips import ZarrChips, stats_path
+from registry_gfm.cube.band_stats import load_band_stats
+from registry_gfm.cube.reader import DatacubeError, open_cube
 
 NAMES = ("B02", "B03", "B04", "B8A")
 TRANSFORM = (30.0, 0.0, 499520.0, 0.0, -30.0, 4000000.0)
@@ -297,33 +297,58 @@ def test_per_time_scale_and_offset_coords(tmp_path: Path) -> None:
     assert stats.scaled_std[0] == pytest.approx(both.std(), rel=1e-7)
 
 
-def test_band_selection_by_alias_and_clear_errors(cube: tuple[Path, np.ndarray, np.ndarray]) -> None:
+def test_bands_are_picked_by_alias(cube: tuple[Path, np.ndarray, np.ndarray]) -> None:
     store, _, _ = cube
     ok = chips(store, chip_size=16, bands=["SR_B5", "red", "b02"], mean=[0.0] * 3, std=[1.0] * 3)
     assert ok.bands == ["B8A", "B04", "B02"]  # SR_B5: nir08 on Landsat 8/9, swir16 on Landsat 7 (not in the store)
-    with pytest.raises(DatacubeError, match=r"'SR_B4' is ambiguous in the store \(it matches B04, B8A\)"):
-        chips(store, bands=["SR_B4"]).prepare()  # red on Landsat 8/9, nir08 on Landsat 7: both are here
+
+
+def test_missing_bands_are_named_next_to_the_store_bands(cube: tuple[Path, np.ndarray, np.ndarray]) -> None:
+    store, _, _ = cube
     with pytest.raises(DatacubeError) as info:
         chips(store, bands=["B02", "swir16", "B99"]).prepare()
     text = str(info.value)
     assert "'swir16' is not in the store" in text and "'B99' is not in the store" in text
     assert "its bands are B02 (blue), B03 (green), B04 (red), B8A (nir08)" in text and str(store) in text
-    with pytest.raises(DatacubeError, match="more than once"):
-        chips(store, bands=["red", "B04"]).prepare()
-    with pytest.raises(DatacubeError, match="frames=4 needs more"):
-        chips(store, frames=4).prepare()
-    with pytest.raises(DatacubeError, match="smaller than chip_size=128"):
-        chips(store, chip_size=128).prepare()
-    with pytest.raises(DatacubeError, match=r"mean \(2 values\) and std \(2 values\) must give one value per band: 4"):
-        chips(store, mean=[0.0, 0.0], std=[1.0, 1.0]).prepare()
-    with pytest.raises(DatacubeError, match="no 48x48 grid chip of the train split"):
-        chips(store, chip_size=48, min_valid=1.0, frames=3, mean=[0.0] * 4, std=[1.0] * 4).dataset("train")
-    with pytest.raises(ValueError, match="unknown split 'test'"):
-        chips(store, mean=[0.0] * 4, std=[1.0] * 4).dataset("test")
+
+
+def test_a_source_without_val_fraction_has_no_val_split(cube: tuple[Path, np.ndarray, np.ndarray]) -> None:
+    store, _, _ = cube
     no_val = chips(store, mean=[0.0] * 4, std=[1.0] * 4, val_fraction=0.0)
     assert no_val.has_split("train") and not no_val.has_split("val")
-    with pytest.raises(ValueError, match="has no 'val' split: val_fraction is 0; set val_fraction > 0"):
-        no_val.dataset("val")
+
+
+UNIT = {"mean": [0.0] * 4, "std": [1.0] * 4}
+
+#: Options the source refuses, the step that finds it ("prepare", or the split read) and the error it raises.
+REFUSED = [
+    # SR_B4 is red on Landsat 8/9, nir08 on Landsat 7: both are in the store
+    pytest.param({"bands": ["SR_B4"]}, "prepare", DatacubeError,
+                 r"'SR_B4' is ambiguous in the store \(it matches B04, B8A\)", id="ambiguous-alias"),
+    pytest.param({"bands": ["red", "B04"]}, "prepare", DatacubeError, "more than once", id="band-twice"),
+    pytest.param({"frames": 4}, "prepare", DatacubeError, "frames=4 needs more", id="too-many-frames"),
+    pytest.param({"chip_size": 128}, "prepare", DatacubeError, "smaller than chip_size=128", id="chip-too-large"),
+    pytest.param({"mean": [0.0, 0.0], "std": [1.0, 1.0]}, "prepare", DatacubeError,
+                 r"mean \(2 values\) and std \(2 values\) must give one value per band: 4", id="stats-per-band"),
+    pytest.param({"chip_size": 48, "min_valid": 1.0, "frames": 3, **UNIT}, "train", DatacubeError,
+                 "no 48x48 grid chip of the train split", id="no-usable-chip"),
+    pytest.param(UNIT, "test", ValueError, "unknown split 'test'", id="unknown-split"),
+    pytest.param({**UNIT, "val_fraction": 0.0}, "val", ValueError,
+                 "has no 'val' split: val_fraction is 0; set val_fraction > 0", id="no-val-split"),
+]
+
+
+def _prepare_or_read(store: Path, options: dict[str, Any], step: str) -> object:
+    source = chips(store, **options)
+    return source.prepare() if step == "prepare" else source.dataset(step)
+
+
+@pytest.mark.parametrize(("options", "step", "error", "message"), REFUSED)
+def test_bad_bands_shapes_or_splits_are_refused(cube: tuple[Path, np.ndarray, np.ndarray], options: dict[str, Any],
+                                                 step: str, error: type[Exception], message: str) -> None:
+    store, _, _ = cube
+    with pytest.raises(error, match=message):
+        _prepare_or_read(store, options, step)
 
 
 def test_config_checks() -> None:
@@ -421,7 +446,7 @@ def test_landsat7_scene_chips(tmp_path: Path) -> None:
 def test_chunk_cache_reads_equal_direct_reads(tmp_path: Path) -> None:
     import zarr
 
-    from registry_gfm.data.chunk_cache import ChunkCache
+    from registry_gfm.cube.chunk_cache import ChunkCache
 
     data = np.arange(3 * 2 * 37 * 45, dtype=np.uint16).reshape(3, 2, 37, 45)  # edge chunks are partial
     array = zarr.create_array(str(tmp_path / "a.zarr"), shape=data.shape, chunks=(1, 2, 8, 8), dtype="uint16")
@@ -447,7 +472,7 @@ def test_chunk_cache_file_reads_match_zarr(tmp_path: Path, codec: str) -> None:
     import zarr
     from zarr.codecs import BloscCodec, ZstdCodec
 
-    from registry_gfm.data.chunk_cache import ChunkCache, ChunkFiles
+    from registry_gfm.cube.chunk_cache import ChunkCache, ChunkFiles
 
     data = np.arange(2 * 3 * 40 * 36, dtype=np.uint16).reshape(2, 3, 40, 36)
     data[1, :, 16:, :] = 7  # left unwritten below: those chunks read as the fill value 7

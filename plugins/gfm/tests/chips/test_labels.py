@@ -13,8 +13,8 @@ from pyproj import Transformer
 from rasterio.transform import Affine
 
 from registry_core import ConfigError, compose, get_registry
-from registry_gfm.data.datacube_reader import DatacubeError, open_cube
-from registry_gfm.data.zarr_chips import ZarrChips
+from registry_gfm.chips.zarr_chips import ZarrChips
+from registry_gfm.cube.reader import DatacubeError, open_cube
 
 DATA = Path(__file__).resolve().parents[4] / "tests" / "data" / "gfm_lsat7"
 STRATA = DATA / "strata.tif"

@@ -13,7 +13,7 @@ from rasterio.windows import Window
 from stackstac.raster_spec import RasterSpec
 from stackstac.rio_reader import AutoParallelRioReader
 
-from registry_gfm.data.stac_loaders import fill_aware_reader
+from registry_gfm.ingest.loaders import fill_aware_reader
 
 pytestmark = pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")  # affine's `*` inside stackstac
 

@@ -22,7 +22,7 @@ from registry_gfm.evaluators.specs import LinearProbeConfig
 from registry_gfm.objectives.mae import MAEObjective
 from registry_gfm.objectives.specs import MAEConfig
 from registry_gfm.positions.sincos import SinCos2D
-from registry_gfm.tokenizers.patch import PatchTokenizer
+from registry_gfm.tokenizers.patch_tokenizer import PatchTokenizer
 from registry_gfm.tokenizers.specs import PatchConfig
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")

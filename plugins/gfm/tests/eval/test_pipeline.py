@@ -15,10 +15,10 @@ import torch
 from PIL import Image
 
 from registry_core import compose
-from registry_gfm.evaluators._render import grid_size
 from registry_gfm.evaluators.linear_probe import LinearProbeEvaluator
 from registry_gfm.evaluators.reconstruction import ReconstructionEvaluator
 from registry_gfm.evaluators.specs import LinearProbeConfig, ReconstructionConfig
+from registry_gfm.render import grid_size
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 

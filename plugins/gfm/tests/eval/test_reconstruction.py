@@ -14,15 +14,15 @@ from PIL import Image
 from registry_core.interfaces import ModelParts
 from registry_gfm.backbones.specs import ViTConfig
 from registry_gfm.backbones.vit import build as build_vit
-from registry_gfm.evaluators._batches import collate, sample_noise
-from registry_gfm.evaluators._render import grid_size
+from registry_gfm.batches import collate, sample_noise
 from registry_gfm.evaluators.reconstruction import ReconstructionEvaluator
 from registry_gfm.evaluators.reconstruction import build as build_reconstruction
 from registry_gfm.evaluators.specs import SPECS, ReconstructionConfig
 from registry_gfm.objectives.mae import MAEObjective
 from registry_gfm.objectives.specs import MAEConfig
 from registry_gfm.positions.sincos import SinCos2D
-from registry_gfm.tokenizers.patch import PatchTokenizer
+from registry_gfm.render import grid_size
+from registry_gfm.tokenizers.patch_tokenizer import PatchTokenizer
 from registry_gfm.tokenizers.specs import PatchConfig
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")

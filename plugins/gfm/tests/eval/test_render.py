@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from registry_gfm.evaluators._render import (
+from registry_gfm.render import (
     GridRow,
     apply_stretch,
     error_map,

@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 
 from registry_core import compose, get_registry
-from registry_gfm.evaluators._confusion import confusion, scores, write_confusion_json, write_confusion_png
+from registry_gfm.evaluators._confusion import confusion, scores, write_confusion_json
+from registry_gfm.render import write_confusion_png
 
 from ..conftest import finetune_config
 

@@ -11,10 +11,10 @@ import pytest
 import xarray as xr
 
 from registry_core import ConfigError, get_registry
-from registry_gfm.data.stac_plan import PlanError
-from registry_gfm.data.stac_search import SearchError
-from registry_gfm.data.stac_zarr import IngestError, StacZarr
-from registry_gfm.data.zarr_cube import IncompleteStoreError, open_datacube
+from registry_gfm.cube.store import IncompleteStoreError, open_datacube
+from registry_gfm.ingest.plan import PlanError
+from registry_gfm.ingest.search import SearchError
+from registry_gfm.ingest.stac_zarr import IngestError, StacZarr
 
 if TYPE_CHECKING:
     from tests.gfm.conftest import IngestCatalog

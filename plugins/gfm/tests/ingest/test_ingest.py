@@ -16,8 +16,8 @@ from registry_core import get_registry
 
 if TYPE_CHECKING:
     from tests.gfm.conftest import IngestCatalog
-from registry_gfm.data.stac_zarr import StacZarr, run_ingest
-from registry_gfm.data.zarr_cube import DatacubeError
+from registry_gfm.cube.store import DatacubeError
+from registry_gfm.ingest.stac_zarr import StacZarr, run_ingest
 
 BANDS = ["B1", "B2", "B3", "B4", "B5", "B7"]
 

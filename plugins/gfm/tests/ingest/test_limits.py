@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 
 from registry_core import get_registry
-from registry_gfm.data.specs import MAX_LOCAL_WORKERS
-from registry_gfm.data.stac_plan import PlanError
-from registry_gfm.data.stac_search import SearchError
-from registry_gfm.deploy._runner import check_scheduler
+from registry_gfm.dask_runtime import MAX_LOCAL_WORKERS
 from registry_gfm.errors import PredictError
+from registry_gfm.ingest.plan import PlanError
+from registry_gfm.ingest.search import SearchError
+from registry_gfm.predict import check_scheduler
 
 ROOT = Path(__file__).resolve().parents[4]
 CATALOG = ROOT / "tests" / "data" / "gfm_lsat7" / "stac" / "catalog.json"

@@ -11,8 +11,8 @@ import pytest
 import xarray as xr
 
 from registry_core import ConfigError, get_registry
-from registry_gfm.data.stac_plan import PlanError
-from registry_gfm.data.stac_zarr import StacZarr, run_ingest
+from registry_gfm.ingest.plan import PlanError
+from registry_gfm.ingest.stac_zarr import StacZarr, run_ingest
 
 pytestmark = pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")  # affine's `*` inside stackstac
 
@@ -81,7 +81,7 @@ def test_bundled_loaders_are_registered_components() -> None:
 
 
 def test_a_misspelt_loader_is_a_config_error_with_suggestions(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"option 'loader': no stac_loader named 'stakstac'; did you mean 'stackstac'"):
+    with pytest.raises(ConfigError, match=r"\.loader\] no stac_loader named 'stakstac'; did you mean 'stackstac'"):
         get_registry().build("data_source", "stac-zarr", catalog=str(tmp_path / "catalog.json"), assets=BANDS,
                              loader="stakstac")
 

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from registry_gfm.data.stac_zarr import run_ingest
-from registry_gfm.data.zarr_cube import MARKERS, IncompleteStoreError, open_datacube
+from registry_gfm.cube.store import MARKERS, IncompleteStoreError, open_datacube
+from registry_gfm.ingest.stac_zarr import run_ingest
 
 if TYPE_CHECKING:
     from tests.gfm.conftest import IngestCatalog
@@ -47,7 +47,7 @@ def test_sigkill_mid_ingest_then_rerun_equals_an_uninterrupted_run(ingest_catalo
                                                                    tmp_path: Path) -> None:
     store = tmp_path / "killed.zarr"
     opts = options(ingest_catalog.catalog_json, store, scheduler="synchronous")
-    code = f"from registry_gfm.data.stac_zarr import run_ingest; run_ingest({json.dumps(opts)}, progress=False)"
+    code = f"from registry_gfm.ingest.stac_zarr import run_ingest; run_ingest({json.dumps(opts)}, progress=False)"
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     markers = store / MARKERS
     deadline = time.monotonic() + 120

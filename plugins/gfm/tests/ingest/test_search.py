@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pytest
 
-from registry_gfm.data.cloud_mask import MASKS, clear_pixels
-from registry_gfm.data.stac_search import SearchError, SearchParams, matches_filter, search_items
+from registry_gfm.ingest.cloud_mask import MASKS, clear_pixels
+from registry_gfm.ingest.search import SearchError, SearchParams, matches_filter, search_items
 
 if TYPE_CHECKING:
     from tests.gfm.conftest import IngestCatalog

@@ -13,7 +13,7 @@ from registry_core import ConfigError, compose
 from registry_gfm.objectives._views import Augmentation, apply_augmentation, draw_augmentation, pick_frames
 from registry_gfm.objectives.contrastive import info_nce
 from registry_gfm.objectives.specs import ContrastiveConfig
-from registry_gfm.tokenizers.patching import patchify, token_grid_positions, unpatchify
+from registry_gfm.tokenizers.patch_layout import patchify, token_grid_positions, unpatchify
 
 BANDS = ["blue", "green", "red", "nir08", "swir16", "swir22"]
 DAY = 86400

@@ -14,7 +14,7 @@ from torch.nn import functional as F
 from registry_core import ConfigError, compose
 from registry_core.training import build_optimizer, set_lr
 from registry_core.training.trainer import TrainConfig
-from registry_gfm.evaluators._batches import collate
+from registry_gfm.batches import collate
 
 from ..conftest import LABELS, finetune_config, tiny_pipeline_config
 

@@ -10,7 +10,7 @@ import torch
 from registry_core import compose
 from registry_gfm.encoder import ImageEncoder
 from registry_gfm.objectives.mae import random_masking
-from registry_gfm.tokenizers.patching import patchify, token_grid_positions
+from registry_gfm.tokenizers.patch_layout import patchify, token_grid_positions
 
 BANDS = ["blue", "green", "red", "nir08", "swir16", "swir22"]
 

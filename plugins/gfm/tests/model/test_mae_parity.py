@@ -8,7 +8,7 @@ import torch
 from registry_core import compose
 from registry_core.nn import load_parts
 from registry_gfm.positions.sincos import sincos_2d_table
-from registry_gfm.tokenizers.patching import patchify, token_grid_positions
+from registry_gfm.tokenizers.patch_layout import patchify, token_grid_positions
 from registry_gfm.weights._prithvi_keys import HF_VITMAE_V5
 
 transformers = pytest.importorskip("transformers")

@@ -7,8 +7,8 @@ import torch
 from torch.nn import functional as F
 
 from registry_core import get_registry
-from registry_gfm.tokenizers.patch import PatchEmbed, PatchTokenizer, group_indices
-from registry_gfm.tokenizers.patching import patch_grid, patchify, token_grid_positions, unpatchify
+from registry_gfm.tokenizers.patch_layout import patch_grid, patchify, token_grid_positions, unpatchify
+from registry_gfm.tokenizers.patch_tokenizer import PatchEmbed, PatchTokenizer, group_indices
 from registry_gfm.tokenizers.specs import PatchConfig
 
 BANDS = ["blue", "green", "red", "nir08", "swir16", "swir22"]

@@ -10,7 +10,7 @@ from registry_core import get_registry
 from registry_gfm.positions.placement import Placement
 from registry_gfm.positions.sincos import SinCos2D, SinCos3D, sincos_2d_table, sincos_3d_table, time_features
 from registry_gfm.positions.specs import MetadataOptions, SinCos3DConfig
-from registry_gfm.tokenizers.patching import token_grid_positions
+from registry_gfm.tokenizers.patch_layout import token_grid_positions
 
 
 def reference_1d(dim: int, pos: np.ndarray) -> np.ndarray:

@@ -430,7 +430,7 @@ def test_the_stacks_own_parts_take_a_v2_tl_checkpoint(tmp_path: Path) -> None:
     from registry_gfm.objectives.specs import MAEConfig
     from registry_gfm.positions.sincos import SinCos3D
     from registry_gfm.positions.specs import MetadataOptions
-    from registry_gfm.tokenizers.patch import PatchEmbed
+    from registry_gfm.tokenizers.patch_tokenizer import PatchEmbed
 
     ck = checkpoint("v2", scales=True, dec_width=32, dec_depth=2)
     w = weights(save(ck, tmp_path / "tl.safetensors"), heads=4, decoder_heads=4, fills="encoder+decoder")

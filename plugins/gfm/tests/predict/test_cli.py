@@ -18,9 +18,17 @@ from torch import nn
 
 from registry_core import compose
 from registry_core.cli import main
-from registry_gfm.data.datacube_reader import open_cube
-from registry_gfm.deploy import PredictError, load_run_model, model_info, open_scene, pipeline_model, predict_to_file
-from registry_gfm.deploy.run_model import PatchEmbeddings, SegmentationProbabilities
+from registry_gfm.cube.reader import open_cube
+from registry_gfm.predict import (
+    PatchEmbeddings,
+    PredictError,
+    SegmentationProbabilities,
+    load_run_model,
+    model_info,
+    open_scene,
+    pipeline_model,
+    predict_to_file,
+)
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 

@@ -12,7 +12,7 @@ import rasterio
 import zarr
 from rasterio.transform import Affine
 
-from registry_gfm.deploy import Scene, open_scene, predict_blocks, predict_to_file
+from registry_gfm.predict import Scene, open_scene, predict_blocks, predict_to_file
 
 TRANSFORM = Affine(30.0, 0.0, 630000.0, 0.0, -30.0, 228000.0)
 BANDS = ["blue", "green", "red"]

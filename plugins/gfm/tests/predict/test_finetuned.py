@@ -11,8 +11,8 @@ import torch
 import zarr
 
 from registry_core import compose
-from registry_gfm.data.datacube_reader import open_cube
-from registry_gfm.deploy import load_run_model, open_scene, predict_to_file
+from registry_gfm.cube.reader import open_cube
+from registry_gfm.predict import load_run_model, open_scene, predict_to_file
 
 from ..conftest import finetune_config
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from registry_gfm.deploy._grid import TileGrid, blend_ramp, blend_window, reflect_index, tiles_along
+from registry_gfm.predict._grid import TileGrid, blend_ramp, blend_window, reflect_index, tiles_along
 
 
 @pytest.mark.parametrize(("size", "tile", "stride"), [(1, 64, 48), (64, 64, 48), (65, 64, 48), (1001, 64, 48),

@@ -14,9 +14,9 @@ import zarr
 from rasterio.crs import CRS
 from rasterio.transform import Affine
 
-from registry_gfm.data.datacube_reader import open_cube
-from registry_gfm.data.stac_plan import PlanError
-from registry_gfm.deploy import PredictError, Scene, check_scene, open_scene, predict_blocks, predict_to_file
+from registry_gfm.cube.reader import open_cube
+from registry_gfm.ingest.plan import PlanError
+from registry_gfm.predict import PredictError, Scene, check_scene, open_scene, predict_blocks, predict_to_file
 
 TRANSFORM = Affine(30.0, 0.0, 630000.0, 0.0, -30.0, 228000.0)
 LSAT7_BANDS = ["blue", "green", "red", "nir08", "swir16", "swir22"]

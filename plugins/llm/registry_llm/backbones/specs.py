@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from registry_core import ComponentSpec, TransformerOptions, option
-from registry_core.names import POSITION_MODES
+from registry_core.choices import POSITION_MODES
 
 
 @dataclass

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from registry_core import ComponentSpec, option
-from registry_core.names import ROTARY_CONVENTIONS, PositionMode
+from registry_core.choices import ROTARY_CONVENTIONS, PositionMode
 
 #: Used when neither the user nor composition set ``max_positions``.
 DEFAULT_MAX_POSITIONS: Final = 1024

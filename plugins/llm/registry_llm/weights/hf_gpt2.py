@@ -17,8 +17,8 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from registry_core.atomic import atomic_path, write_json
+from registry_core.choices import Activation
 from registry_core.interfaces import ModelParts
-from registry_core.names import Activation
 from registry_core.nn import KeyRule, KeyTable, load_parts, part_tensors
 from registry_llm.weights.specs import HFGPT2Config
 

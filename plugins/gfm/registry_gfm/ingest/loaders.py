@@ -17,7 +17,7 @@ import numpy as np
 import pystac
 import xarray as xr
 
-from registry_gfm.data.stac_plan import Grid
+from registry_gfm.ingest.plan import Grid
 
 __all__ = ["Loader", "build_odc_stac", "build_stackstac", "fill_aware_reader", "load_odc_stac",
            "load_stackstac"]

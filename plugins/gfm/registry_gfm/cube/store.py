@@ -28,13 +28,15 @@ import shutil
 import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from registry_core.atomic import move_dir_into_place, remove_written
-from registry_gfm.data.stac_plan import IngestPlan
 from registry_gfm.errors import DatacubeError, IncompleteStoreError
+
+if TYPE_CHECKING:
+    from registry_gfm.ingest.plan import IngestPlan  # the ingest's plan: read for its fields, never imported here
 
 __all__ = ["DatacubeError", "IncompleteStoreError", "array_encoding", "create_store", "finish_store", "open_datacube",
            "plan_fingerprint", "region_done", "regions", "write_block", "write_region"]

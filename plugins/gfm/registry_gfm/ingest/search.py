@@ -18,7 +18,7 @@ from typing import Any
 import pystac
 
 from registry_core import RegistryCoreError
-from registry_gfm.data.specs import parse_time
+from registry_gfm.ingest.validators import parse_time
 
 __all__ = ["SearchError", "SearchParams", "matches_filter", "matches_query", "search_items"]
 

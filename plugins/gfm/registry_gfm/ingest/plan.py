@@ -19,8 +19,8 @@ import pystac
 
 from registry_core import RegistryCoreError
 from registry_gfm import bands as band_catalog
-from registry_gfm.data.cloud_mask import MASKS, CloudMask
-from registry_gfm.data.specs import epsg_code
+from registry_gfm.ingest.cloud_mask import MASKS, CloudMask
+from registry_gfm.ingest.validators import epsg_code
 
 __all__ = [
     "MASK_BAND", "MAX_GRID_PIXELS", "BandInfo", "Grid", "IngestPlan", "PlanError", "check_grid_size",

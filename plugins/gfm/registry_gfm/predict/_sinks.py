@@ -98,7 +98,7 @@ def create_zarr(store: Path, meta: RasterMeta, shape: tuple[int, int, int], chun
     import xarray as xr
     import zarr
 
-    from registry_gfm.data.zarr_cube import array_encoding
+    from registry_gfm.cube.store import array_encoding
 
     bands, height, width = shape
     a, _, c, _, e, f = meta.transform
@@ -151,7 +151,7 @@ def write_zarr_block(block: np.ndarray, *, store: str, nodata: float, block_info
 
 def finish_zarr(store: Path) -> None:
     """Mark the store complete and consolidate its metadata, as a finished ingest is."""
-    from registry_gfm.data.zarr_cube import finish_store
+    from registry_gfm.cube.store import finish_store
 
     finish_store(store)
 

@@ -1,7 +1,7 @@
-"""Rendering of multispectral chips for people: RGB band picking, percentile stretch, a reconstruction grid PNG.
+"""Imagery drawn for people: RGB band picking, percentile stretch, the reconstruction grid and confusion-matrix PNGs.
 
-Arrays are ``(C, H, W)`` float numpy (one frame of a chip). Pillow writes the PNG; matplotlib (a dependency of
-registry-gfm, imported lazily) gives the error map its viridis colormap.
+Arrays are ``(C, H, W)`` float numpy (one frame of a chip). The PNGs are drawn through
+``registry_core.report.figures`` (matplotlib, imported when drawing), like every figure of the report.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 from registry_gfm.bands import SENSORS, Sensor, band_key, get_sensor
 
 __all__ = ["GridRow", "apply_stretch", "error_map", "grid_size", "rgb_indices", "stretch", "stretch_limits",
-           "write_grid_png"]
+           "write_confusion_png", "write_grid_png"]
 
 #: Grey shown for masked patches in the "masked" panel (stretched units, 0..1).
 MASK_GREY = 0.5
@@ -167,6 +167,75 @@ def _default_scale(height: int, width: int) -> int:
     return max(1, 128 // max(height, width))
 
 
+def _check_grid(items: Sequence[GridRow], bands: Sequence[str], titles: Sequence[str] | None,
+                scale: int | None) -> tuple[tuple[int, int, int], int]:
+    """The rows' ``(C, H, W)`` and the upsampling; ValueError naming the bad argument."""
+    if not items:
+        raise ValueError("write_grid_png: no rows to draw")
+    if titles is not None and len(titles) != 4:
+        raise ValueError(f"write_grid_png: titles must name the 4 panels, got {list(titles)}")
+    c, h, w = np.asarray(items[0].input).shape
+    if len(bands) != c:
+        raise ValueError(f"write_grid_png: {len(bands)} band names {list(bands)} for {c}-band arrays")
+    k = scale if scale is not None else _default_scale(h, w)
+    if k < 1:
+        raise ValueError(f"write_grid_png: scale must be >= 1, got {k}")
+    return (c, h, w), k
+
+
+def _row_panels(i: int, row: GridRow, idx: list[int], shape: tuple[int, int, int], low: float,
+                high: float) -> tuple[list[np.ndarray], np.ndarray]:
+    """Row ``i``'s input, masked and reconstruction panels ``(H, W, 3)`` in [0, 1], and its error map."""
+    _, h, w = shape
+    inp, rec = np.asarray(row.input, dtype=np.float64), np.asarray(row.reconstruction, dtype=np.float64)
+    if inp.shape != shape or rec.shape != shape:
+        raise ValueError(f"write_grid_png: row {i} has input {inp.shape} and reconstruction {rec.shape}, "
+                         f"expected {shape} for both")
+    valid = row.valid
+    if valid is not None and np.asarray(valid).ndim == 3:
+        valid = np.asarray(valid)[idx]
+    lo, hi = stretch_limits(inp[idx], low, high, valid)
+    shown = apply_stretch(inp[idx], lo, hi, valid)
+    masked = shown.copy()
+    if row.mask is not None:
+        m = np.asarray(row.mask, dtype=bool)
+        if m.shape == shape:
+            m = m[idx].any(axis=0)
+        if m.shape != (h, w):
+            raise ValueError(f"write_grid_png: row {i} mask has shape {m.shape}, expected {(h, w)} or {shape}")
+        masked[:, m] = MASK_GREY
+    recon = apply_stretch(rec[idx], lo, hi)  # shown wherever finite: also the model's gap filling
+    return [p.transpose(1, 2, 0) for p in (shown, masked, recon)], error_map(inp, rec, row.valid)
+
+
+def _error_panels(errors: Sequence[np.ndarray]) -> tuple[list[np.ndarray], float]:
+    """Each error map through viridis from 0 to the 99th percentile of all valid errors (invalid: black)."""
+    finite = np.concatenate([e[np.isfinite(e)] for e in errors])
+    vmax = float(np.percentile(finite, 99)) if finite.size else 0.0
+    out = []
+    for err in errors:
+        ok = np.isfinite(err)
+        scaled = np.clip(np.where(ok, err, 0.0) / vmax, 0.0, 1.0) if vmax > 0 else np.zeros_like(err)
+        rgb = _colormap(scaled)
+        rgb[~ok] = 0.0
+        out.append(rgb)
+    return out, vmax
+
+
+def _canvas(panels: Sequence[Sequence[np.ndarray]], h: int, w: int, k: int, titles: bool) -> np.ndarray:
+    """The grid's white ``(height, width, 3)`` uint8 canvas with each panel upsampled ``k`` times in place."""
+    width, height = grid_size(len(panels), h, w, k, titles)
+    canvas = np.full((height, width, 3), 255, dtype=np.uint8)
+    top = (HEADER if titles else 0) + PAD
+    for r, row_panels in enumerate(panels):
+        y = top + r * (h * k + PAD)
+        for j, panel in enumerate(row_panels):
+            x = PAD + j * (w * k + PAD)
+            big = np.repeat(np.repeat(panel, k, axis=0), k, axis=1)
+            canvas[y:y + h * k, x:x + w * k] = np.round(big * 255).astype(np.uint8)
+    return canvas
+
+
 def write_grid_png(
     path: str | Path,
     rows: Sequence[GridRow | Mapping[str, Any] | Sequence[Any]],
@@ -190,73 +259,31 @@ def write_grid_png(
     Panels are upsampled by ``scale`` (default: to about 128 pixels, nearest neighbour); the image size is
     :func:`grid_size`. ``titles=None`` leaves out the header. Written atomically; returns the path.
     """
-    from PIL import Image, ImageDraw
-
-    from registry_core.atomic import atomic_path
+    from registry_core.report.figures import image_png
 
     items = [_as_row(r) for r in rows]
-    if not items:
-        raise ValueError("write_grid_png: no rows to draw")
-    if titles is not None and len(titles) != 4:
-        raise ValueError(f"write_grid_png: titles must name the 4 panels, got {list(titles)}")
-    c, h, w = np.asarray(items[0].input).shape
-    if len(bands) != c:
-        raise ValueError(f"write_grid_png: {len(bands)} band names {list(bands)} for {c}-band arrays")
-    k = scale if scale is not None else _default_scale(h, w)
-    if k < 1:
-        raise ValueError(f"write_grid_png: scale must be >= 1, got {k}")
+    shape, k = _check_grid(items, bands, titles, scale)
     idx = list(rgb_indices(bands, sensor))
-
-    panels: list[list[np.ndarray]] = []
-    errors: list[np.ndarray] = []
-    for i, row in enumerate(items):
-        inp, rec = np.asarray(row.input, dtype=np.float64), np.asarray(row.reconstruction, dtype=np.float64)
-        if inp.shape != (c, h, w) or rec.shape != (c, h, w):
-            raise ValueError(f"write_grid_png: row {i} has input {inp.shape} and reconstruction {rec.shape}, "
-                             f"expected {(c, h, w)} for both")
-        valid = row.valid
-        if valid is not None and np.asarray(valid).ndim == 3:
-            valid = np.asarray(valid)[idx]
-        lo, hi = stretch_limits(inp[idx], low, high, valid)
-        shown = apply_stretch(inp[idx], lo, hi, valid)
-        masked = shown.copy()
-        if row.mask is not None:
-            m = np.asarray(row.mask, dtype=bool)
-            if m.shape == (c, h, w):
-                m = m[idx].any(axis=0)
-            if m.shape != (h, w):
-                raise ValueError(f"write_grid_png: row {i} mask has shape {m.shape}, expected {(h, w)} or "
-                                 f"{(c, h, w)}")
-            masked[:, m] = MASK_GREY
-        recon = apply_stretch(rec[idx], lo, hi)  # shown wherever finite: also the model's gap filling
-        errors.append(error_map(inp, rec, row.valid))
-        panels.append([p.transpose(1, 2, 0) for p in (shown, masked, recon)])
-
-    finite = np.concatenate([e[np.isfinite(e)] for e in errors])
-    vmax = float(np.percentile(finite, 99)) if finite.size else 0.0
-    for row_panels, err in zip(panels, errors):
-        ok = np.isfinite(err)
-        scaled = np.clip(np.where(ok, err, 0.0) / vmax, 0.0, 1.0) if vmax > 0 else np.zeros_like(err)
-        rgb = _colormap(scaled)
-        rgb[~ok] = 0.0
-        row_panels.append(rgb)
-
-    width, height = grid_size(len(items), h, w, k, titles is not None)
-    canvas = np.full((height, width, 3), 255, dtype=np.uint8)
-    top = (HEADER if titles is not None else 0) + PAD
-    for r, row_panels in enumerate(panels):
-        y = top + r * (h * k + PAD)
-        for j, panel in enumerate(row_panels):
-            x = PAD + j * (w * k + PAD)
-            big = np.repeat(np.repeat(panel, k, axis=0), k, axis=1)
-            canvas[y:y + h * k, x:x + w * k] = np.round(big * 255).astype(np.uint8)
-    image = Image.fromarray(canvas, "RGB")
+    drawn = [_row_panels(i, row, idx, shape, low, high) for i, row in enumerate(items)]
+    errors, vmax = _error_panels([err for _, err in drawn])
+    panels = [[*row_panels, err] for (row_panels, _), err in zip(drawn, errors)]
+    _, h, w = shape
+    labels: list[tuple[int, int, str]] = []
     if titles is not None:
-        draw = ImageDraw.Draw(image)
-        labels = [*titles[:3], f"{titles[3]} 0-{vmax:.3g}"]
-        for j, label in enumerate(labels):
-            draw.text((PAD + j * (w * k + PAD) + 1, 1), label, fill=(0, 0, 0))
-    target = Path(path)
-    with atomic_path(target) as tmp:
-        image.save(tmp, format="PNG")
-    return target
+        names = [*titles[:3], f"{titles[3]} 0-{vmax:.3g}"]
+        labels = [(PAD + j * (w * k + PAD) + 1, 1, name) for j, name in enumerate(names)]
+    return image_png(path, _canvas(panels, h, w, k, titles is not None), labels=labels)
+
+
+def write_confusion_png(path: Path, matrix: np.ndarray, names: Sequence[str], title: str = "") -> Path:
+    """A heat map of the row-normalised matrix (recall per true class) with the counts written in each cell."""
+    from registry_core.report.figures import Heatmap, heatmaps
+
+    cm = np.asarray(matrix, np.int64)
+    rows = cm.sum(axis=1, keepdims=True)
+    share = np.divide(cm, rows, out=np.zeros(cm.shape, np.float64), where=rows > 0)
+    counts = [[str(int(v)) for v in row] for row in cm]
+    panel = Heatmap("", share, "predicted class", "true class", list(names), list(names), cell_text=counts)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return heatmaps(path, [panel], title=title or "confusion matrix (rows: true, columns: predicted; colour: share of "
+                    "the row)", cmap="Blues", vmin=0.0, vmax=1.0, panel_size=max(4.6, 0.45 * len(names) + 2.0))

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from registry_gfm.tokenizers.patching import as_5d, pad_to_multiple, patch_grid, patchify, token_grid_positions
+from registry_gfm.tokenizers.patch_layout import as_5d, pad_to_multiple, patch_grid, patchify, token_grid_positions
 from registry_gfm.tokenizers.specs import PatchConfig
 
 __all__ = ["PatchEmbed", "PatchTokenizer", "build_patch", "group_indices"]

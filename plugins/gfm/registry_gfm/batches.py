@@ -1,4 +1,4 @@
-"""What the imagery evaluators share: batches of tokenized samples, eval mode, patch grids and chips."""
+"""What the imagery evaluators and the report share: batches of tokenized samples, patch grids, chips, band names."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from registry_gfm.tokenizers.patching import grid_from_positions, unpatchify
+from registry_gfm.tokenizers.patch_layout import grid_from_positions, unpatchify
 
 __all__ = ["band_names", "batches", "chips_of", "grid_of", "in_run_dir", "model_device", "sample_noise"]
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from registry_gfm.deploy._scene import Scene, check_scene, match_bands
 from registry_gfm.errors import PredictError
+from registry_gfm.predict._scene import Scene, check_scene, match_bands
 
 __all__ = ["RasterWindows", "open_datacube_scene", "open_raster_scene", "open_scene", "open_stac_scene"]
 
@@ -134,7 +134,7 @@ def open_datacube_scene(path: str, wanted: Sequence[str], *, time: int = 0, phys
     import dask.array as da
     import xarray as xr
 
-    from registry_gfm.data.datacube_reader import open_cube, select_bands
+    from registry_gfm.cube.reader import open_cube, select_bands
 
     info = open_cube(path)
     ntime, _, height, width = info.shape
@@ -165,7 +165,7 @@ def open_stac_scene(path: str, wanted: Sequence[str], *, physical: bool = True) 
     import dask.array as da
     import pystac
 
-    from registry_gfm.data.stac_plan import make_plan
+    from registry_gfm.ingest.plan import make_plan
 
     try:
         item = pystac.Item.from_file(path)

@@ -1,4 +1,4 @@
-"""The core's own hook implementations (the default way to build a component) and target loading."""
+"""Loading what a ``"package.module:attr"`` target names: component factories, plugin commands, hooks' helpers."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from typing import Any, Literal
 
 from registry_core._errors import ComponentLoadError, PluginError
 from registry_core._spec import CommandSpec, ComponentSpec, parse_target
-from registry_core.hookspecs import hookimpl
 
 __all__ = ["import_target", "load_command", "load_target"]
 
@@ -46,9 +45,3 @@ def load_command(command: CommandSpec, part: Literal["arguments", "handler"]) ->
     if not callable(fn):
         raise PluginError(f"command {command.name!r} of plugin {command.plugin!r}: {part} {target!r} is not callable")
     return fn
-
-
-@hookimpl(trylast=True)
-def registry_core_build_component(spec: ComponentSpec, config: Any) -> Any:
-    factory = import_target(spec)
-    return factory(config) if config is not None else factory()

@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from registry_gfm.deploy._grid import BLENDS, Blend, TileGrid, blend_window, reflect_index
-from registry_gfm.deploy._model import ModelInfo, model_info
-from registry_gfm.deploy._scene import Scene
 from registry_gfm.errors import PredictError
+from registry_gfm.predict._grid import BLENDS, Blend, TileGrid, blend_window, reflect_index
+from registry_gfm.predict._scene import Scene
+from registry_gfm.predict._tile_model import ModelInfo, model_info
 
 __all__ = ["CLASS_NODATA", "BlockPlan", "check_tiling", "class_map", "output_transform", "predict_block",
            "predict_blocks"]
@@ -160,7 +160,7 @@ def predict_blocks(scene: Scene, model: Any, *, tile: int = 64, overlap: int = 1
 
     Chunks are output blocks of ``block_size / factor`` pixels; pixels without a valid input pixel are
     NaN. ``tile`` and ``overlap`` are in input pixels; ``blend`` weighs the overlapping tiles (see
-    :func:`~registry_gfm.deploy._grid.blend_ramp`). Nothing is computed until the array is.
+    :func:`~registry_gfm.predict._grid.blend_ramp`). Nothing is computed until the array is.
     """
     import dask
     import dask.array as da

@@ -32,15 +32,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from registry_gfm.data.band_stats import BandStats, compute_band_stats, load_band_stats, save_band_stats
-from registry_gfm.data.chip_windows import Region, grid_windows, random_window, split_region, window_rng
-from registry_gfm.data.chunk_cache import ChunkCache
-from registry_gfm.data.datacube_reader import CubeInfo, open_cube, select_bands
-from registry_gfm.data.labels import STORE_PREFIX, LabelSpec, prepare_labels
+from registry_gfm.chips.labels import STORE_PREFIX, LabelSpec, prepare_labels
+from registry_gfm.chips.windows import Region, grid_windows, random_window, split_region, window_rng
+from registry_gfm.cube.band_stats import BandStats, compute_band_stats, load_band_stats, save_band_stats
+from registry_gfm.cube.chunk_cache import ChunkCache
+from registry_gfm.cube.reader import CubeInfo, open_cube, select_bands
 from registry_gfm.errors import DatacubeError
 
 if TYPE_CHECKING:
-    from registry_gfm.data.specs import ZarrChipsConfig
+    from registry_gfm.chips.specs import ZarrChipsConfig
 
 __all__ = ["ChipDataset", "ChipLabels", "ZarrChips", "build_zarr_chips", "chip_label", "stats_path"]
 

@@ -9,12 +9,11 @@ slices back; the ``zarr-chips`` data source samples training chips from the same
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import sys
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -23,12 +22,7 @@ import numpy as np
 
 from registry_core import RegistryCoreError
 from registry_core.atomic import check_output_dir
-from registry_gfm.data.cloud_mask import clear_pixels
-from registry_gfm.data.specs import StacZarrConfig, scheduler_problem
-from registry_gfm.data.stac_loaders import Loader
-from registry_gfm.data.stac_plan import MASK_BAND, BandInfo, IngestPlan, PlanError, make_plan
-from registry_gfm.data.stac_search import SearchParams, search_items
-from registry_gfm.data.zarr_cube import (
+from registry_gfm.cube.store import (
     create_store,
     finish_store,
     open_datacube,
@@ -38,7 +32,13 @@ from registry_gfm.data.zarr_cube import (
     store_status,
     write_block,
 )
+from registry_gfm.dask_runtime import GDAL_CACHE_BYTES, dask_scheduler, progress_bar, scheduler_get
 from registry_gfm.errors import DatacubeError
+from registry_gfm.ingest.cloud_mask import clear_pixels
+from registry_gfm.ingest.loaders import Loader
+from registry_gfm.ingest.plan import MASK_BAND, BandInfo, IngestPlan, PlanError, make_plan
+from registry_gfm.ingest.search import SearchParams, search_items
+from registry_gfm.ingest.specs import StacZarrConfig
 
 __all__ = ["IngestError", "StacZarr", "TimeSliceDataset", "build_stac_zarr", "run_ingest"]
 
@@ -46,10 +46,6 @@ log = logging.getLogger(__name__)
 
 #: Regions per worker thread in one wave of the local scheduler (each wave reopens the COGs it reads).
 _REGIONS_PER_WORKER = 8
-#: GDAL's block cache during a local ingest. Every block is read once, so a large cache only costs:
-#: windowed COG reads ran 20% faster with 8-64 MB than with GDAL's default (5% of RAM), and used less memory.
-#: ``local:N`` workers get it through their environment; a cluster given by address keeps its own settings.
-_GDAL_CACHE_BYTES = 64 << 20
 
 
 class IngestError(RegistryCoreError, RuntimeError):
@@ -77,47 +73,6 @@ class TimeSliceDataset:
             "item_id": str(sl["item_id"].values),
             "bands": [str(b) for b in cube["band"].values],
         }
-
-
-@contextlib.contextmanager
-def dask_scheduler(spec: str) -> Iterator[Any]:
-    """``threads``/``synchronous`` -> that name; ``local:N`` -> a Client on a new LocalCluster; else Client(address)."""
-    if spec in ("threads", "synchronous"):
-        yield spec
-        return
-    from distributed import Client, LocalCluster
-
-    if spec.startswith("local:"):
-        problem = scheduler_problem(spec)
-        if problem is not None:
-            raise ValueError(f"scheduler {problem}")
-        n = int(spec.split(":", 1)[1])
-        with (
-            LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                         env={"GDAL_CACHEMAX": str(_GDAL_CACHE_BYTES >> 20)}) as cluster,
-            Client(cluster) as client,
-        ):
-            yield client
-        return
-    with Client(spec) as client:
-        yield client
-
-
-def _scheduler_get(scheduler: Any) -> Any:
-    """dask's ``get`` function for a local scheduler name (a client stays as it is).
-
-    Given a name, ``dask.compute`` first imports ``distributed`` to look for a default client: 1-2 s per
-    ingest process that never uses it.
-    """
-    if scheduler == "threads":
-        import dask.threaded
-
-        return dask.threaded.get
-    if scheduler == "synchronous":
-        import dask.local
-
-        return dask.local.get_sync
-    return scheduler
 
 
 class StacZarr:
@@ -219,7 +174,7 @@ class StacZarr:
         """Find scenes without one clear pixel: an error naming them, or drop them (``empty_scenes``)."""
         import dask
 
-        (counts,) = dask.compute(clear.sum(axis=(1, 2)), scheduler=_scheduler_get(scheduler))
+        (counts,) = dask.compute(clear.sum(axis=(1, 2)), scheduler=scheduler_get(scheduler))
         empty = [i for i, n in enumerate(counts) if n == 0]
         if not empty:
             return plan, image, clear
@@ -267,7 +222,8 @@ class StacZarr:
         if not todo:
             return
         try:
-            with _tqdm(len(todo), progress, store) as bar:
+            with progress_bar(len(todo), f"ingest {Path(store).name}", "region", enabled=progress,
+                              lines=True) as bar:
                 if isinstance(scheduler, str):
                     _run_local(todo, scheduler, bar)
                 else:
@@ -293,10 +249,10 @@ def _run_local(tasks: list[Any], scheduler: str, bar: Any) -> None:
     workers = 1 if scheduler == "synchronous" else 2 * (os.cpu_count() or 1)
     kwargs = {"num_workers": workers} if scheduler == "threads" else {}
     wave = _REGIONS_PER_WORKER * workers
-    with rasterio.Env(GDAL_CACHEMAX=_GDAL_CACHE_BYTES):
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):
         for start in range(0, len(tasks), wave):
             batch = tasks[start : start + wave]
-            dask.compute(*batch, scheduler=_scheduler_get(scheduler), **kwargs)
+            dask.compute(*batch, scheduler=scheduler_get(scheduler), **kwargs)
             bar.update(len(batch))
 
 
@@ -308,43 +264,6 @@ def _run_distributed(tasks: list[Any], client: Any, bar: Any) -> None:
     for fut in as_completed(client.compute(tasks)):
         fut.result()
         bar.update(1)
-
-
-class _NullBar:
-    def update(self, n: int) -> None:
-        pass
-
-
-class _LineBar:
-    """Progress for logs and CI (stderr not a terminal): one plain line at each tenth of the regions."""
-
-    def __init__(self, total: int, label: str) -> None:
-        self.total, self.label, self.done, self.tenths = total, label, 0, 0
-
-    def update(self, n: int) -> None:
-        self.done += n
-        tenths = self.done * 10 // max(self.total, 1)
-        if tenths > self.tenths:
-            self.tenths = tenths
-            print(f"{self.label}: {self.done}/{self.total} regions ({self.done * 100 // max(self.total, 1)}%)",
-                  file=sys.stderr, flush=True)
-
-
-@contextlib.contextmanager
-def _tqdm(total: int, enabled: bool, store: str) -> Iterator[Any]:
-    if not enabled:
-        yield _NullBar()
-        return
-    if not sys.stderr.isatty():
-        yield _LineBar(total, f"ingest {Path(store).name}")
-        return
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=total, desc=f"ingest {Path(store).name}", unit="region", file=sys.stderr)
-    try:
-        yield bar
-    finally:
-        bar.close()
 
 
 def _source_fingerprint(store: Path) -> str | None:

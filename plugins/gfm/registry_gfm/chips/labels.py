@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from registry_core.atomic import sha256_file, write_bytes
-from registry_gfm.data.datacube_reader import CubeInfo
+from registry_gfm.cube.reader import CubeInfo
 from registry_gfm.errors import DatacubeError
 
 __all__ = ["STORE_PREFIX", "LabelSpec", "label_cache_path", "prepare_labels"]

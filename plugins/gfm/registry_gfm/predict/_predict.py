@@ -14,12 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from registry_gfm.deploy._engine import CLASS_NODATA, class_map, output_transform, predict_blocks
-from registry_gfm.deploy._grid import Blend
-from registry_gfm.deploy._model import model_info
-from registry_gfm.deploy._runner import check_scheduler, run_blocks
-from registry_gfm.deploy._scene import Scene
-from registry_gfm.deploy._sinks import (
+from registry_gfm.dask_runtime import run_blocks, scheduler_problem
+from registry_gfm.errors import PredictError
+from registry_gfm.predict._engine import CLASS_NODATA, class_map, output_transform, predict_blocks
+from registry_gfm.predict._grid import Blend
+from registry_gfm.predict._scene import Scene
+from registry_gfm.predict._sinks import (
     RasterMeta,
     check_output,
     create_zarr,
@@ -29,9 +29,17 @@ from registry_gfm.deploy._sinks import (
     write_zarr_block,
     zarr_to_cog,
 )
-from registry_gfm.errors import PredictError
+from registry_gfm.predict._tile_model import model_info
 
-__all__ = ["PredictResult", "predict_to_file"]
+__all__ = ["PredictResult", "check_scheduler", "predict_to_file"]
+
+
+def check_scheduler(spec: str) -> str:
+    """``spec`` when it names a dask scheduler; PredictError saying which forms are accepted otherwise."""
+    problem = scheduler_problem(spec)
+    if problem is None:
+        return spec
+    raise PredictError(f"--scheduler {problem}")
 
 
 @dataclass(frozen=True)

@@ -94,12 +94,10 @@ def _band_meta(store: str, raw: Any, name: str) -> StoredBand:
     )
 
 
-def open_cube(store: str | Path) -> CubeInfo:
-    """Open ``store`` with xarray (lazily: no pixels are read) and check it is a complete datacube."""
-    import numpy as np
+def _open_complete(path: str) -> Any:
+    """The store as a lazy xarray Dataset; DatacubeError when it is missing, unreadable or not complete."""
     import xarray as xr
 
-    path = str(store)
     if "://" not in path and not Path(path).exists():
         raise DatacubeError(f"datacube store {path} does not exist; run the stac-zarr ingest first")
     try:
@@ -108,12 +106,17 @@ def open_cube(store: str | Path) -> CubeInfo:
             ds = xr.open_zarr(path, chunks=None)
     except Exception as exc:  # zarr and xarray raise many types for a store they cannot parse
         raise DatacubeError(f"cannot open datacube store {path} with xarray.open_zarr: {exc}") from exc
-    attrs = dict(ds.attrs)
-    if attrs.get("complete") is not True:
+    complete = ds.attrs.get("complete")
+    if complete is not True:
         raise DatacubeError(
-            f"datacube store {path} is not complete (attrs['complete'] is {attrs.get('complete')!r}): the ingest "
+            f"datacube store {path} is not complete (attrs['complete'] is {complete!r}): the ingest "
             "is still running or was interrupted; rerun it to finish the store before reading chips"
         )
+    return ds
+
+
+def _check_arrays(ds: Any, path: str) -> None:
+    """``image`` (time, band, y, x) and ``valid`` (time, y, x) exist and agree in shape."""
     for var, dims in (("image", ("time", "band", "y", "x")), ("valid", ("time", "y", "x"))):
         if var not in ds.variables:
             raise DatacubeError(f"datacube store {path} has no {var!r} variable (expected dims {dims})")
@@ -124,7 +127,10 @@ def open_cube(store: str | Path) -> CubeInfo:
         raise DatacubeError(
             f"datacube store {path}: 'valid' shape {ds['valid'].shape} does not match 'image' {image.shape}"
         )
-    names = [str(n) for n in ds["band"].values.tolist()]
+
+
+def _band_tables(attrs: dict[str, Any], names: list[str], path: str) -> list[Any]:
+    """``attrs['bands']``: one table per band, in band order (empty tables when the store has none)."""
     meta = attrs.get("bands") or [{} for _ in names]
     if not isinstance(meta, list) or len(meta) != len(names):
         raise DatacubeError(
@@ -136,6 +142,20 @@ def open_cube(store: str | Path) -> CubeInfo:
             raise DatacubeError(
                 f"datacube store {path}: attrs['bands'][{i}] describes {raw.get('name')!r} but band {i} is {name!r}"
             )
+    return meta
+
+
+def open_cube(store: str | Path) -> CubeInfo:
+    """Open ``store`` with xarray (lazily: no pixels are read) and check it is a complete datacube."""
+    import numpy as np
+
+    path = str(store)
+    ds = _open_complete(path)
+    attrs = dict(ds.attrs)
+    _check_arrays(ds, path)
+    image = ds["image"]
+    names = [str(n) for n in ds["band"].values.tolist()]
+    meta = _band_tables(attrs, names, path)
     transform = attrs.get("transform")
     if not (isinstance(transform, (list, tuple)) and len(transform) >= 6):
         raise DatacubeError(f"datacube store {path}: attrs['transform'] should be six numbers a..f, got {transform!r}")

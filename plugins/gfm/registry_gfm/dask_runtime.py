@@ -1,0 +1,149 @@
+"""The dask schedulers and progress bars of ingest and predict: one place that names, opens and reports them.
+
+A scheduler is ``threads``, ``synchronous``, ``local:N`` (a new local cluster of N worker processes) or a
+distributed scheduler's address (``tcp://host:8786``). :func:`scheduler_problem` checks a name with the
+standard library alone (the light manifests call it); dask, distributed and tqdm load when a scheduler
+opens or a bar starts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import sys
+from collections.abc import Iterator
+from typing import Any, Final
+
+__all__ = ["GDAL_CACHE_BYTES", "MAX_LOCAL_WORKERS", "dask_scheduler", "progress_bar", "run_blocks",
+           "scheduler_get", "scheduler_problem"]
+
+#: Most worker processes a ``local:N`` cluster may start (each one a Python process with its own GDAL cache).
+MAX_LOCAL_WORKERS: Final = 256
+#: GDAL's block cache during a local ingest. Every block is read once, so a large cache only costs:
+#: windowed COG reads ran 20% faster with 8-64 MB than with GDAL's default (5% of RAM), and used less memory.
+#: ``local:N`` workers get it through their environment; a cluster given by address keeps its own settings.
+GDAL_CACHE_BYTES: Final = 64 << 20
+
+
+def scheduler_problem(spec: str) -> str | None:
+    """None when ``spec`` names a scheduler, else what is wrong with it (the caller adds where it came from)."""
+    if spec in ("threads", "synchronous") or "://" in spec:
+        return None
+    match = re.fullmatch(r"local:([+-]?\d+)", spec)
+    if match is None:
+        return (f"{spec!r} is unknown; expected threads, synchronous, local:N (N worker processes) or a scheduler "
+                "address such as tcp://host:8786")
+    n = int(match.group(1))
+    if not 1 <= n <= MAX_LOCAL_WORKERS:
+        return f"{spec!r} asks for {n} worker processes; expected local:N with 1 <= N <= {MAX_LOCAL_WORKERS}"
+    return None
+
+
+@contextlib.contextmanager
+def dask_scheduler(spec: str) -> Iterator[Any]:
+    """``threads``/``synchronous`` -> that name; ``local:N`` -> a Client on a new LocalCluster; else Client(address)."""
+    if spec in ("threads", "synchronous"):
+        yield spec
+        return
+    from distributed import Client, LocalCluster
+
+    if spec.startswith("local:"):
+        problem = scheduler_problem(spec)
+        if problem is not None:
+            raise ValueError(f"scheduler {problem}")
+        n = int(spec.split(":", 1)[1])
+        with (
+            LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+                         env={"GDAL_CACHEMAX": str(GDAL_CACHE_BYTES >> 20)}) as cluster,
+            Client(cluster) as client,
+        ):
+            yield client
+        return
+    with Client(spec) as client:
+        yield client
+
+
+def scheduler_get(scheduler: Any) -> Any:
+    """dask's ``get`` function for a local scheduler name (a client stays as it is).
+
+    Given a name, ``dask.compute`` first imports ``distributed`` to look for a default client: 1-2 s per
+    ingest process that never uses it.
+    """
+    if scheduler == "threads":
+        import dask.threaded
+
+        return dask.threaded.get
+    if scheduler == "synchronous":
+        import dask.local
+
+        return dask.local.get_sync
+    return scheduler
+
+
+class _NullBar:
+    """The bar of a run without progress: counts nothing, prints nothing."""
+
+    def update(self, n: int) -> None:
+        pass
+
+
+class _LineBar:
+    """Progress for logs and CI (stderr not a terminal): one plain line at each tenth of the work."""
+
+    def __init__(self, total: int, label: str, unit: str) -> None:
+        self.total, self.label, self.unit, self.done, self.tenths = total, label, unit, 0, 0
+
+    def update(self, n: int) -> None:
+        self.done += n
+        tenths = self.done * 10 // max(self.total, 1)
+        if tenths > self.tenths:
+            self.tenths = tenths
+            print(f"{self.label}: {self.done}/{self.total} {self.unit}s ({self.done * 100 // max(self.total, 1)}%)",
+                  file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def progress_bar(total: int, desc: str, unit: str, *, enabled: bool = True, lines: bool = False,
+                 leave: bool = True) -> Iterator[Any]:
+    """A bar with ``update(n)`` on stderr: none when not ``enabled``; with ``lines``, a plain line per tenth of
+    ``total`` when stderr is not a terminal (logs, CI); otherwise a tqdm bar (kept at the end when ``leave``)."""
+    if not enabled:
+        yield _NullBar()
+        return
+    if lines and not sys.stderr.isatty():
+        yield _LineBar(total, desc, unit)
+        return
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=leave)
+    try:
+        yield bar
+    finally:
+        bar.close()
+
+
+def run_blocks(writes: Any, scheduler: str, *, progress: bool, desc: str = "predict") -> int:
+    """Compute ``writes`` (a dask array with one chunk per block, each chunk's task writing its block and
+    returning a count) and return the sum of the counts, with a bar of blocks when ``progress``.
+
+    A local scheduler counts finished blocks through a dask callback; a distributed one through its futures.
+    """
+    name = writes.name
+    with (dask_scheduler(scheduler) as sched,
+          progress_bar(writes.npartitions, desc, "block", enabled=progress, leave=False) as bar):
+        if isinstance(sched, str):
+            from dask.callbacks import Callback
+
+            def posttask(key: Any, result: Any, dsk: Any, state: Any, worker_id: Any) -> None:
+                if isinstance(key, tuple) and key and key[0] == name:
+                    bar.update(1)
+
+            with Callback(posttask=posttask):
+                return int(writes.compute(scheduler=sched).sum())
+        from distributed import as_completed
+
+        total = 0
+        for future in as_completed(sched.compute(list(writes.to_delayed().ravel()))):
+            total += int(future.result().sum())
+            bar.update(1)
+        return total

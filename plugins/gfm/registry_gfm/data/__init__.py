@@ -1,1 +1,0 @@
-"""data components of registry_gfm (keep this file light: no heavy imports)."""

@@ -1,0 +1,129 @@
+"""The whole run workflow behind ``Pipeline.run`` and the CLI's ``run``: prepare the run folder, build (rank 0
+first under torchrun), check a resumed model against its checkpoint, train, evaluate, save, write ``summary.json``.
+
+Progress and notes go to stderr (the trainer's lines, a short warm-up, a data source without a validation
+split); the result comes back as a :class:`RunResult`, which the CLI prints.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from registry_core._errors import UsageError
+from registry_core.atomic import check_output_dir, write_json
+
+__all__ = ["SUMMARY_FILE", "RunResult", "is_main_rank", "run_pipeline", "short_warmup_warning"]
+
+#: What a finished run writes last: its step, losses and evaluator metrics (``report`` reads it).
+SUMMARY_FILE: Final = "summary.json"
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What one run did: where it wrote, its last step and loss, validation losses and evaluator metrics.
+
+    On the other ranks of a distributed run ``main`` is False and nothing was evaluated or saved.
+    """
+
+    out: Path
+    step: int
+    loss: float | None
+    #: Validation metrics at the end (None without validation data).
+    val: dict[str, float] | None = None
+    #: Each evaluator's metrics on the validation split, by its qualified id.
+    evaluators: dict[str, dict[str, float]] = field(default_factory=dict)
+    main: bool = True
+
+    def summary(self) -> dict[str, Any]:
+        """The record ``summary.json`` holds."""
+        return {"out": str(self.out), "step": self.step, "loss": self.loss, "val": self.val,
+                "evaluators": self.evaluators}
+
+
+def is_main_rank() -> bool:
+    """Whether this process is rank 0 (or the only one): the rank that prepares the folder and writes results."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def short_warmup_warning(pipeline: Any) -> str | None:
+    """Why a run shorter than its warm-up never reaches its learning rate, or None."""
+    train = pipeline.train
+    if train.steps >= train.warmup_steps:
+        return None
+    return (f"train.steps={train.steps} is less than train.warmup_steps={train.warmup_steps}: the run ends in "
+            f"warm-up and never reaches lr={train.lr} (lower warmup_steps or raise steps)")
+
+
+def run_pipeline(pipeline: Any, out: str | Path, *, resume: bool = False, overwrite: bool = False) -> RunResult:
+    """Train ``pipeline`` (a composed ``Pipeline``) into the run folder ``out`` and save it there.
+
+    ``resume`` continues the run in ``out`` from its last checkpoint (a model whose shapes no longer fit it is
+    refused, naming the changed options); ``overwrite`` first removes the run already in ``out``. Without
+    either, a folder holding a run is refused. Under torchrun every rank calls this.
+    """
+    from registry_core.pipeline._persist import CONFIG_FILE, read_run_config
+    from registry_core.pipeline._run_dir import prepare_run_dir
+
+    out = Path(out)
+    if resume and overwrite:
+        raise UsageError("resume continues a run and overwrite removes it; give one of them")
+    check_output_dir(out)  # a file or an uncreatable folder fails before any data is prepared
+    saved = read_run_config(out) if resume and (out / CONFIG_FILE).is_file() else None
+    if is_main_rank():  # the other ranks write nothing before rank 0 has prepared the folder
+        prepare_run_dir(out, resume=resume, overwrite=overwrite)
+        warning = short_warmup_warning(pipeline)
+        if warning:
+            print(f"warning: {warning}", file=sys.stderr)
+    pipeline.run_dir = out  # data with relative outputs (text-shards' `out`) writes them inside the run folder
+    from registry_core.training.distributed import setup_distributed, teardown_distributed
+
+    ctx = setup_distributed(pipeline.train.device)
+    try:
+        _build(pipeline, ctx)
+        if resume:
+            _check_resume(pipeline, out, saved)
+        return _train_and_save(pipeline, out, ctx.is_main, resume)
+    finally:
+        teardown_distributed(ctx)  # after fit closed its trainer (and dropped DDP): frees the group's threads
+
+
+def _build(pipeline: Any, ctx: Any) -> None:
+    """Build the pipeline; under torchrun rank 0 first (it prepares shared data), the others then find it ready."""
+    if not ctx.distributed:
+        pipeline.build()
+        return
+    import torch.distributed as dist
+
+    if not ctx.is_main:
+        dist.barrier()
+    pipeline.build()
+    if ctx.is_main:
+        dist.barrier()
+
+
+def _check_resume(pipeline: Any, out: Path, saved: dict[str, Any] | None) -> None:
+    from registry_core.pipeline._resume import check_resume_fits, model_changes
+
+    changes = model_changes(saved, pipeline.to_config()) if saved is not None else []
+    check_resume_fits(out / "checkpoints" / "last.pt", pipeline.model, changes)
+
+
+def _train_and_save(pipeline: Any, out: Path, main: bool, resume: bool) -> RunResult:
+    trained = pipeline.fit(out, resume=resume)
+    if not main:
+        return RunResult(out, trained.step, trained.loss, trained.val, main=False)
+    metrics: dict[str, dict[str, float]] = {}
+    if not pipeline.has_split("val"):
+        skipped = f" and the evaluators ({', '.join(s.spec.name for s in pipeline.evaluator_slots)})"
+        print(f"note: data `{pipeline.slots['data'].spec.name}` has no 'val' split: validation"
+              f"{skipped if pipeline.evaluator_slots else ''} skipped", file=sys.stderr)
+    elif pipeline.evaluator_slots:
+        metrics = pipeline.evaluate("val")
+    pipeline.save(out)
+    result = RunResult(out, trained.step, trained.loss, trained.val, metrics)
+    write_json(out / SUMMARY_FILE, result.summary())
+    return result
