@@ -164,17 +164,9 @@ class Transformer(nn.Module):
         ``taps`` (block indices, negative from the end) appends the final-normed output of each of those
         blocks to ``tapped``, in ``taps`` order: the multi-level features of dense-prediction heads.
         """
-        b, t, d = x.shape
-        if d != self.embed_dim:
-            raise ValueError(f"input has width {d}, the backbone expects embed_dim {self.embed_dim}")
+        t = x.shape[1]
+        mode = self._check_input(x, positional, cache, keep_index is not None)
         offset = cache.length if cache is not None else 0
-        if cache is not None and (keep_index is not None or self.num_prefix_tokens):
-            raise ValueError("a KV cache cannot be combined with keep_index or prefix tokens; decode without them")
-        if self.max_positions is not None and offset + t > self.max_positions:
-            raise ValueError(f"sequence of {offset + t} tokens is longer than max_positions {self.max_positions}")
-        mode = getattr(positional, "mode", None) if positional is not None else None
-        if mode is not None and mode not in POSITION_MODES:
-            raise ValueError(f"positional encoder mode {mode!r} is not one of {', '.join(POSITION_MODES)}")
         grid = int(getattr(positional, "grid", 1))
         if positions is None and offset > 0:
             # Cached decoding continues at ``offset``. Made on the host: encoders read their range without
@@ -183,16 +175,9 @@ class Transformer(nn.Module):
             positions = torch.arange(offset, offset + t)
         if mode == "additive":
             x = positional(x, positions)
-        if keep_index is not None:
-            index = check_token_index(keep_index, b, t)
-            x = gather_tokens(x, index)  # (B, T_keep, D): dropped tokens go no further
-            if keep is not None:
-                if tuple(keep.shape) != (b, t):
-                    raise ValueError(f"keep mask must be (B, T) = ({b}, {t}), got {tuple(keep.shape)}")
-                keep = gather_tokens(keep, index)
-            if mode in ("rotary", "attention_bias"):
-                positions = self._gather_positions(positional, positions, index, t, grid)
-            t = index.shape[1]
+        if keep_index is not None:  # (B, T_keep, D): dropped tokens go no further
+            x, keep, positions = self._gather_kept(x, keep, keep_index, positional, positions, mode, grid)
+            t = x.shape[1]
         rotary = self._rotary(positional, positions) if mode == "rotary" else None
         bias = self._bias(positional, positions, grid, offset, t, cache) if mode == "attention_bias" else None
         if self.num_prefix_tokens:
@@ -216,6 +201,36 @@ class Transformer(nn.Module):
         if cache is not None:
             cache.advance(t)
         return self.ln_f(x)
+
+    def _gather_kept(self, x: torch.Tensor, keep: torch.Tensor | None, keep_index: torch.Tensor, positional: Any,
+                     positions: torch.Tensor | None, mode: str | None,
+                     grid: int) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """The kept tokens of ``x`` in ``keep_index`` order, with their keep mask and (rotary, bias) positions."""
+        b, t = x.shape[0], x.shape[1]
+        index = check_token_index(keep_index, b, t)
+        x = gather_tokens(x, index)
+        if keep is not None:
+            if tuple(keep.shape) != (b, t):
+                raise ValueError(f"keep mask must be (B, T) = ({b}, {t}), got {tuple(keep.shape)}")
+            keep = gather_tokens(keep, index)
+        if mode in ("rotary", "attention_bias"):
+            positions = self._gather_positions(positional, positions, index, t, grid)
+        return x, keep, positions
+
+    def _check_input(self, x: torch.Tensor, positional: Any, cache: KVCache | None, gathers: bool) -> str | None:
+        """The positional encoder's mode, once ``x`` (after the cached tokens) is one the stack can run."""
+        t, d = x.shape[1], x.shape[2]
+        if d != self.embed_dim:
+            raise ValueError(f"input has width {d}, the backbone expects embed_dim {self.embed_dim}")
+        offset = cache.length if cache is not None else 0
+        if cache is not None and (gathers or self.num_prefix_tokens):
+            raise ValueError("a KV cache cannot be combined with keep_index or prefix tokens; decode without them")
+        if self.max_positions is not None and offset + t > self.max_positions:
+            raise ValueError(f"sequence of {offset + t} tokens is longer than max_positions {self.max_positions}")
+        mode = getattr(positional, "mode", None) if positional is not None else None
+        if mode is not None and mode not in POSITION_MODES:
+            raise ValueError(f"positional encoder mode {mode!r} is not one of {', '.join(POSITION_MODES)}")
+        return mode
 
     def _tap_order(self, taps: Sequence[int], tapped: list[torch.Tensor] | None) -> list[int]:
         """``taps`` as block indices in ``[0, depth)``, checked; ``tapped`` must be given with them."""
