@@ -110,6 +110,16 @@ def load_parts(
         plan.append((dest, src))
         report.loaded.append(key)
     missing = [named(k) for k in model if group_of(k) in groups and k not in tensors]
+    problems = _fit_problems(pieces, missing, unexpected, misshapen, groups)
+    if problems:
+        raise CheckpointError(f"{source} does not fit the model: " + "; ".join(problems))
+    _copy(plan)
+    return report
+
+
+def _fit_problems(pieces: list[str], missing: list[str], unexpected: list[str], misshapen: list[str],
+                  groups: tuple[str, ...]) -> list[str]:
+    """Each way a checkpoint does not fit the model, in words with the first keys."""
     problems = [f"{len(pieces)} fused tensor(s) lack pieces: {key_listing(pieces)}"] if pieces else []
     if missing:
         problems.append(f"{len(missing)} tensor(s) of the model's {' + '.join(groups)} are missing: {key_listing(missing)}")
@@ -117,8 +127,11 @@ def load_parts(
         problems.append(f"{len(unexpected)} unexpected tensor(s) that the model lacks: {key_listing(unexpected)}")
     if misshapen:
         problems.append(f"{len(misshapen)} tensor(s) of another shape: {key_listing(misshapen)}")
-    if problems:
-        raise CheckpointError(f"{source} does not fit the model: " + "; ".join(problems))
+    return problems
+
+
+def _copy(plan: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+    """Copy each source into its destination; rows past a shorter source (a padded vocabulary) become zeros."""
     with torch.no_grad():
         for dest, src in plan:
             rows = src.shape[0] if src.dim() else 0
@@ -127,4 +140,3 @@ def load_parts(
                 dest[rows:].zero_()  # rows past their table (padding of a vocabulary): never real entries
             else:
                 dest.copy_(src)
-    return report
