@@ -1,4 +1,5 @@
-"""Atomic file writes: the one way every writer of the project puts a file in place (and a file's sha256).
+"""Atomic file writes: the one way every writer of the project puts a file in place (and a file's sha256), and
+the one way an output is removed (``remove_output``: only what carries the project's marker).
 
 Each function writes to a temp file beside the target, fsyncs it, renames it over the target and fsyncs
 the folder, so a crash at any point leaves the old file or the new one, never a torn one; a failed write
@@ -17,17 +18,22 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Final
 
 from registry_core._errors import OutputPathError
 
 __all__ = [
+    "OUTPUT_MARKER",
     "atomic_path",
     "check_output_dir",
+    "mark_output",
     "move_dir_into_place",
     "move_into_place",
+    "output_kind",
+    "removal_problem",
+    "remove_output",
     "remove_written",
     "replace_dir",
     "sha256_file",
@@ -38,6 +44,14 @@ __all__ = [
 
 #: Mode of every file written here: ``mkstemp`` makes owner-only files, these are ordinary ones.
 FILE_MODE: Final = 0o644
+
+#: The file that marks a folder as an output the project wrote: ``{"writer": ..., "kind": ..., "id": ...}``.
+OUTPUT_MARKER: Final = ".registry-core-output.json"
+_WRITER: Final = "registry-core"
+
+#: Reads the kind of output a path is (None: not one of ours); ``output_kind`` for folders, a plugin's own for
+#: files that carry the marker inside (predict's GeoTIFF tags).
+MarkerReader = Callable[[Path], str | None]
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -91,15 +105,19 @@ def move_dir_into_place(src: Path, target: Path) -> None:
     _rename(src, target)
 
 
-def replace_dir(src: Path, target: Path) -> None:
-    """Put the finished folder (or file) ``src`` in place of ``target``.
+def replace_dir(src: Path, target: Path, *, kind: str, inputs: Iterable[str | Path] = (),
+                marked: MarkerReader | None = None) -> None:
+    """Put the finished folder (or file) ``src`` in place of ``target``, an output of ``kind``.
 
-    A file takes one rename (over a file or a link; a folder there raises OSError and stays). A folder
-    cannot replace another in one rename, so an existing ``target`` first moves aside (a hidden sibling);
-    if the second rename fails it moves back, and only after the swap is the set-aside copy removed.
-    ``target`` is replaced as it is (a symlink, not what it points to): callers check first that it is
-    theirs to replace.
+    Something already at ``target`` is replaced only when ``remove_output`` could remove it (our marker of
+    ``kind``, no link, no protected folder, no input); OutputPathError naming why otherwise, before any change.
+    A file takes one rename (a folder there raises OSError and stays). A folder cannot replace another in one
+    rename, so an existing ``target`` first moves aside (a hidden sibling); if the second rename fails it moves
+    back, and only after the swap is the set-aside copy removed.
     """
+    problem = removal_problem(target, kind, inputs=inputs, marked=marked or output_kind)
+    if problem:
+        raise OutputPathError(problem)
     src, target = Path(src), Path(target)
     if not src.is_dir():
         _rename(src, target)
@@ -179,3 +197,87 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
         while block := fh.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+# -- outputs: marked when written, removed only when marked ---------------------------------------------------
+
+
+def mark_output(folder: str | Path, kind: str) -> None:
+    """Mark ``folder``, an output this project is writing, as ours and of ``kind`` (run, report, export, ...)."""
+    write_json(Path(folder) / OUTPUT_MARKER, {"writer": _WRITER, "kind": kind, "id": uuid.uuid4().hex})
+
+
+def output_kind(path: str | Path) -> str | None:
+    """The kind of output the folder ``path`` is, by its marker; None for no marker, a link, a file, a bad marker."""
+    path = Path(path)
+    marker = path / OUTPUT_MARKER
+    if path.is_symlink() or not path.is_dir() or marker.is_symlink() or not marker.is_file():
+        return None
+    try:
+        with marker.open("rb") as fh:
+            record = json.loads(fh.read(4096))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("writer") != _WRITER or not isinstance(record.get("kind"), str):
+        return None
+    return str(record["kind"])
+
+
+def _protected(real: Path) -> str | None:
+    """Why the resolved ``real`` is never removed: the filesystem root, the home folder, the working folder or
+    a folder above it."""
+    here = Path.cwd().resolve()
+    if real == Path(real.anchor):
+        return "the filesystem root"
+    if real == Path.home().resolve():
+        return "the home folder"
+    if real == here or real in here.parents:
+        return "the working folder" if real == here else "a folder above the working folder"
+    return None
+
+
+def removal_problem(path: str | Path, kind: str, *, inputs: Iterable[str | Path] = (),
+                    marked: MarkerReader = output_kind) -> str | None:
+    """Why ``path`` may not be removed as an output of ``kind`` (None: it may, or nothing is there).
+
+    Refused: a symbolic link; the filesystem root, home, working folder or one above it; a path that is or
+    holds one of ``inputs``; anything but an empty folder without the project's marker of ``kind`` (``marked``
+    reads it).
+    """
+    path = Path(path)
+    if path.is_symlink():
+        return (f"{path} is a symbolic link; the project removes only the outputs it wrote, never a link or what "
+                "it points to")
+    if not path.exists():
+        return None
+    real = path.resolve()
+    why = _protected(real)
+    if why:
+        return f"{path} is {why}; it is never removed"
+    for given in inputs:
+        source = Path(given).resolve()
+        if source == real or source.is_relative_to(real):
+            return f"{path} is or holds {given}, an input of this command; it is never removed"
+    if path.is_dir() and not any(path.iterdir()):
+        return None  # an empty folder holds nothing to lose
+    found = marked(path)
+    if found != kind:
+        what = "carries no registry-core marker" if found is None else f"is a {found} output"
+        return (f"{path} {what}, so it was not written as a {kind} output of registry-core; it is left as it is "
+                "(remove it yourself, or choose another path)")
+    return None
+
+
+def remove_output(path: str | Path, kind: str, *, inputs: Iterable[str | Path] = (),
+                  marked: MarkerReader = output_kind) -> None:
+    """The project's one removal of an output (``--overwrite``, stale builds): ``path`` goes only when it carries
+    our marker of ``kind`` and is no protected folder or input (see ``removal_problem``); OutputPathError
+    naming why otherwise. Links inside are removed as links, never followed."""
+    path = Path(path)
+    problem = removal_problem(path, kind, inputs=inputs, marked=marked)
+    if problem:
+        raise OutputPathError(problem)
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()

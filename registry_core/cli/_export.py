@@ -15,9 +15,13 @@ from registry_core._errors import ConfigError
 from registry_core._registry import Registry, get_registry
 from registry_core._spec import ComponentSpec
 from registry_core._targets import load_target
+from registry_core.atomic import OUTPUT_MARKER, mark_output, removal_problem
 from registry_core.cli._render import print_json
 
-__all__ = ["add_export_arguments", "cmd_export", "export_formats"]
+__all__ = ["EXPORT_KIND", "add_export_arguments", "cmd_export", "export_formats"]
+
+#: The output kind an export folder is marked with: only such a folder takes a later ``--overwrite``.
+EXPORT_KIND = "export"
 
 
 def export_formats(reg: Registry) -> list[ComponentSpec]:
@@ -43,11 +47,18 @@ def _format(reg: Registry, name: str) -> ComponentSpec | str:
     return spec
 
 
-def _out_problem(out: Path, overwrite: bool) -> str | None:
+def _out_problem(out: Path, run: Path, overwrite: bool) -> str | None:
     if out.exists() and not out.is_dir():
         return f"output {out} is a file; expected a folder to write the export into"
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        return f"output folder {out} is not empty; choose another folder or pass --overwrite"
+    real_out, real_run = out.resolve(), run.resolve()
+    if real_out.is_relative_to(real_run) or real_run.is_relative_to(real_out):
+        return f"output folder {out} is, holds or lies inside the run folder {run}; choose a folder outside it"
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            return f"output folder {out} is not empty; choose another folder or pass --overwrite"
+        problem = removal_problem(out, EXPORT_KIND, inputs=[run])
+        if problem:
+            return f"--overwrite refused: {problem}"
     return None
 
 
@@ -59,7 +70,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     run, out = Path(args.run_dir), Path(args.out)
     if not (run / "pipeline.toml").is_file():
         return _fail(f"{run} is not a run folder (no pipeline.toml); expected a folder written by run or Pipeline.save")
-    problem = _out_problem(out, args.overwrite)
+    problem = _out_problem(out, run, args.overwrite)
     if problem:
         return _fail(problem)
     assert spec.exporter is not None
@@ -77,7 +88,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         written = Path(exporter(pipeline, out))
     except ValueError as exc:
         return _fail(f"cannot export {run} as {spec.name}: {exc}")
-    files = sorted(p.name for p in written.iterdir()) if written.is_dir() else [written.name]
+    if written.is_dir():
+        mark_output(written, EXPORT_KIND)  # what lets a later --overwrite write here again
+    files = sorted(p.name for p in written.iterdir() if p.name != OUTPUT_MARKER) if written.is_dir() else [written.name]
     if args.json:
         print_json({"run": str(run), "format": spec.id, "out": str(written), "files": files})
     else:
@@ -94,4 +107,4 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", metavar="RUN_DIR", help="folder written by run / Pipeline.save")
     parser.add_argument("out", metavar="OUT", help="folder to write the export into (created; must be empty)")
     parser.add_argument("--to", required=True, metavar="FORMAT", help=f"export format: {names}")
-    parser.add_argument("--overwrite", action="store_true", help="write into a non-empty OUT, replacing its files")
+    parser.add_argument("--overwrite", action="store_true", help="write into an earlier export of registry-core in OUT (it carries its marker), replacing its files")

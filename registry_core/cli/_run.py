@@ -218,7 +218,7 @@ def add_pipeline_commands(sub: Any, registry: Registry) -> None:
     p.add_argument("--resume", action="store_true",
                    help="continue the run in OUT from OUT/checkpoints/last.pt (an override that changes the model's "
                         "shape is refused)")
-    p.add_argument("--overwrite", action="store_true", help="remove the run already in OUT first (keeps nothing)")
+    p.add_argument("--overwrite", action="store_true", help="remove the run already in OUT first (keeps nothing); only a run folder registry-core wrote (it carries its marker), never a link, an input or the working folder")
     p.add_argument("--set", action="append", metavar="SLOT.KEY=VALUE", help="override an option (repeatable)")
     p.set_defaults(func=cmd_run)
     _add_plugin_run_arguments(p, registry)

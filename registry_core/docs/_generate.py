@@ -84,11 +84,11 @@ def write_pages(out: Path, pages: dict[str, str]) -> tuple[list[str], list[str]]
     for path in sorted(out.rglob("*.md")):
         rel = path.relative_to(out).as_posix()
         if rel not in pages and _generated(path):
-            path.unlink()
+            atomic.remove_written(path)  # a page this generator wrote (its header says so)
             removed.append(rel)
     for folder in sorted((p for p in out.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
         if not any(folder.iterdir()):
-            folder.rmdir()
+            atomic.remove_output(folder, "reference")  # empty: nothing to lose
     return changed, removed
 
 

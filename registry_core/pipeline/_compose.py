@@ -10,6 +10,7 @@ Order: (1) resolve every name and validate every option, (2) wire shared values 
 from __future__ import annotations
 
 import copy
+import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -41,6 +42,9 @@ SLOTS: Final[dict[str, str]] = {
 LIST_SLOTS: Final[dict[str, str]] = {"evaluators": "evaluator"}
 REQUIRED_SLOTS: Final = ("data", "tokenizer", "backbone", "objective")
 #: Other top-level keys, with what each one does (``docs`` prints this table).
+#: What a pipeline ``name`` may be: a name, never a path (the default run folder is ``runs/<name>``).
+PIPELINE_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
 META_KEYS: Final[dict[str, str]] = {
     "name": "the pipeline's name: `run` writes into runs/<name> unless --out is given (default: the file's stem)",
     "description": "free text, written back into the saved pipeline.toml",
@@ -189,6 +193,10 @@ def _top_level_issues(config: Mapping[str, Any]) -> list[ConfigIssue]:
     for key in ("name", "description"):
         if key in config and not isinstance(config[key], str):
             issues.append(ConfigIssue(key, None, f"expected a string, got {config[key]!r}"))
+    name = config.get("name")
+    if isinstance(name, str) and not PIPELINE_NAME.fullmatch(name):
+        issues.append(ConfigIssue("name", None, f"expected a plain name (letters, digits, '.', '_', '-'; no path): "
+                                                f"`run` writes into runs/<name>, got {name!r}"))
     return issues
 
 

@@ -7,6 +7,7 @@ split); the result comes back as a :class:`RunResult`, which the CLI prints.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from dataclasses import dataclass, field
@@ -58,6 +59,21 @@ def short_warmup_warning(pipeline: Any) -> str | None:
             f"warm-up and never reaches lr={train.lr} (lower warmup_steps or raise steps)")
 
 
+def run_inputs(pipeline: Any) -> list[Path]:
+    """What a run reads, which ``--overwrite`` must never remove: the pipeline file, the tokenizer's and weights'
+    files, and every option (of any slot, a list's items too) naming a path that exists."""
+    found = [Path(pipeline.source)] if getattr(pipeline, "source", None) else []
+    found += list(pipeline.files().values())
+    for slot in pipeline.all_slots():
+        config = slot.config
+        for f in dataclasses.fields(config) if dataclasses.is_dataclass(config) else ():
+            value = getattr(config, f.name)
+            for item in value if isinstance(value, (list, tuple)) else [value]:
+                if isinstance(item, (str, Path)) and str(item) and Path(item).exists():
+                    found.append(Path(item))
+    return found
+
+
 def run_pipeline(pipeline: Any, out: str | Path, *, resume: bool = False, overwrite: bool = False) -> RunResult:
     """Train ``pipeline`` (a composed ``Pipeline``) into the run folder ``out`` and save it there.
 
@@ -66,15 +82,16 @@ def run_pipeline(pipeline: Any, out: str | Path, *, resume: bool = False, overwr
     either, a folder holding a run is refused. Under torchrun every rank calls this.
     """
     from registry_core.pipeline._persist import CONFIG_FILE, read_run_config
-    from registry_core.pipeline._run_dir import prepare_run_dir
+    from registry_core.pipeline._run_dir import discard_unused_run_dir, mark_run_dir, prepare_run_dir
 
     out = Path(out)
     if resume and overwrite:
         raise UsageError("resume continues a run and overwrite removes it; give one of them")
     check_output_dir(out)  # a file or an uncreatable folder fails before any data is prepared
     saved = read_run_config(out) if resume and (out / CONFIG_FILE).is_file() else None
+    fresh = False
     if is_main_rank():  # the other ranks write nothing before rank 0 has prepared the folder
-        prepare_run_dir(out, resume=resume, overwrite=overwrite)
+        fresh = prepare_run_dir(out, resume=resume, overwrite=overwrite, inputs=run_inputs(pipeline))
         warning = short_warmup_warning(pipeline)
         if warning:
             print(f"warning: {warning}", file=sys.stderr)
@@ -86,7 +103,13 @@ def run_pipeline(pipeline: Any, out: str | Path, *, resume: bool = False, overwr
         _build(pipeline, ctx)
         if resume:
             _check_resume(pipeline, out, saved)
+        if fresh:
+            mark_run_dir(out)  # a folder this run started in: the one --overwrite may remove later
         return _train_and_save(pipeline, out, ctx.is_main, resume)
+    except BaseException:
+        if fresh:
+            discard_unused_run_dir(out)  # bad input leaves no folder behind
+        raise
     finally:
         teardown_distributed(ctx)  # after fit closed its trainer (and dropped DDP): frees the group's threads
 

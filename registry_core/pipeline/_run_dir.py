@@ -1,18 +1,23 @@
 """A run folder: what marks one, and the rule that ``run`` never silently replaces a finished or partial run.
 
 A folder is a run folder when it holds any file a run writes (:data:`RUN_MARKERS`); an empty or
-unrelated folder is not one and may be trained into. Imports nothing heavy.
+unrelated folder is not one and may be trained into. A folder a run creates carries the project's output marker,
+and only such a folder is ever removed (``--overwrite``). Imports nothing heavy.
 """
 
 from __future__ import annotations
 
-import shutil
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Final
 
 from registry_core._errors import OutputPathError
+from registry_core.atomic import OUTPUT_MARKER, mark_output, remove_output
 
-__all__ = ["RUN_MARKERS", "RunFolderError", "prepare_run_dir", "run_markers"]
+__all__ = ["RUN_KIND", "RUN_MARKERS", "RunFolderError", "discard_unused_run_dir", "mark_run_dir", "prepare_run_dir", "run_markers"]
+
+#: The kind of output marker a run folder carries (``atomic.mark_output``).
+RUN_KIND: Final = "run"
 
 #: Entries a run writes into its folder (``Pipeline.fit`` and ``Pipeline.save``).
 RUN_MARKERS: Final = ("pipeline.toml", "pipeline.lock.json", "metrics.jsonl", "checkpoints", "model.safetensors",
@@ -28,23 +33,37 @@ def run_markers(out: Path) -> list[str]:
     return [name for name in RUN_MARKERS if (out / name).exists()] if out.is_dir() else []
 
 
-def prepare_run_dir(out: Path, resume: bool = False, overwrite: bool = False) -> None:
-    """Refuse to train into a run folder unless resuming it, or remove it first with ``overwrite``.
+def prepare_run_dir(out: Path, resume: bool = False, overwrite: bool = False, inputs: Iterable[Path] = ()) -> bool:
+    """Refuse to train into a run folder unless resuming it, or remove it first with ``overwrite``; True when the
+    folder is missing or empty now (the run then marks it as its own once the pipeline has built: bad input
+    leaves nothing behind).
 
-    ``overwrite`` keeps nothing: the whole folder goes (never the working folder or one above it).
+    ``overwrite`` removes only a run folder this project wrote (its marker says so), never a link, the home or
+    working folder or one above it, or a folder holding one of ``inputs`` (``atomic.remove_output``).
     """
     if out.exists() and not out.is_dir():
         raise RunFolderError(f"run folder {out} is a file; give --out a folder")
     found = run_markers(out)
-    if not found or resume:
-        return
-    if not overwrite:
-        raise RunFolderError(
-            f"{out} already holds a run ({', '.join(found)}); continue it with --resume --out {out}, "
-            f"or start over with --overwrite (removes everything in {out})"
-        )
-    here = Path.cwd().resolve()
-    target = out.resolve()
-    if target == here or target in here.parents:
-        raise RunFolderError(f"--overwrite would remove {out}, which holds the working folder; give --out a subfolder")
-    shutil.rmtree(target)
+    if found and not resume:
+        if not overwrite:
+            raise RunFolderError(
+                f"{out} already holds a run ({', '.join(found)}); continue it with --resume --out {out}, "
+                f"or start over with --overwrite (removes everything in {out})"
+            )
+        try:
+            remove_output(out, RUN_KIND, inputs=inputs)
+        except OutputPathError as exc:
+            raise RunFolderError(f"--overwrite refused: {exc}") from None
+    return not out.exists() or not any(out.iterdir())
+
+
+def discard_unused_run_dir(out: Path) -> None:
+    """Remove a run folder this run marked but then wrote nothing into (it failed before training)."""
+    if out.is_dir() and not out.is_symlink() and [p.name for p in out.iterdir()] == [OUTPUT_MARKER]:
+        remove_output(out, RUN_KIND)
+
+
+def mark_run_dir(out: Path) -> None:
+    """Create the run folder (when missing) and mark it as a run folder registry-core wrote."""
+    out.mkdir(parents=True, exist_ok=True)
+    mark_output(out, RUN_KIND)

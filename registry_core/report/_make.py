@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from registry_core._registry import Registry
-from registry_core.atomic import remove_written, replace_dir
+from registry_core.atomic import mark_output, removal_problem, remove_written, replace_dir
 from registry_core.report import ReportFigure, ReportRun
 from registry_core.report._html import Section, Table, render_page
 from registry_core.report._runs import ReportError, read_runs
@@ -31,6 +31,8 @@ __all__ = ["ReportError", "ReportResult", "make_report"]
 PNG_SIGNATURE: Final = b"\x89PNG\r\n\x1a\n"
 #: The page's file name inside the output folder.
 INDEX: Final = "index.html"
+#: The kind of output marker a report folder carries: only such a folder is replaced by the next report.
+REPORT_KIND: Final = "report"
 
 
 @dataclass
@@ -150,20 +152,22 @@ def _artifact_figures(reg: Registry, path: Path, runs: Sequence[ReportRun], coll
 def _check_out(out: Path, runs: Sequence[ReportRun], artifacts: Sequence[Path]) -> None:
     if out.exists() and not out.is_dir():
         raise ReportError(f"output {out} is a file; expected a folder for the report")
-    if out.is_dir() and any(out.iterdir()) and not (out / INDEX).is_file():
-        raise ReportError(f"output folder {out} is not empty and holds no earlier report ({INDEX}); "
-                          "choose another --out or empty it")
-    for run in runs:
-        if out.resolve() == run.path.resolve() or run.path.resolve().is_relative_to(out.resolve()):
-            raise ReportError(f"output folder {out} would replace run folder {run.path}; choose another --out")
     for path in artifacts:
         if not path.exists():
             raise ReportError(f"artifact {path} does not exist")
+    problem = removal_problem(out, REPORT_KIND, inputs=_inputs(runs, artifacts))
+    if problem:
+        raise ReportError(f"--out: {problem}")
 
 
-def _publish(tmp: Path, out: Path) -> None:
-    """Put the finished folder in place of ``out``; an earlier report is removed only after the swap."""
-    replace_dir(tmp, out)
+def _inputs(runs: Sequence[ReportRun], artifacts: Sequence[Path]) -> list[Path]:
+    return [run.path for run in runs] + list(artifacts)
+
+
+def _publish(tmp: Path, out: Path, runs: Sequence[ReportRun], artifacts: Sequence[Path]) -> None:
+    """Mark the finished folder as a report and put it in place of ``out`` (an earlier report, removed after the swap)."""
+    mark_output(tmp, REPORT_KIND)
+    replace_dir(tmp, out, kind=REPORT_KIND, inputs=_inputs(runs, artifacts))
 
 
 def make_report(run_dirs: Sequence[Path], out: Path, reg: Registry, artifacts: Sequence[Path] = ()) -> ReportResult:
@@ -179,7 +183,7 @@ def make_report(run_dirs: Sequence[Path], out: Path, reg: Registry, artifacts: S
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         result = _write(runs, artifacts, tmp, reg)
-        _publish(tmp, out)
+        _publish(tmp, out, runs, artifacts)
     except BaseException:
         remove_written(tmp)
         raise

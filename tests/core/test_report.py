@@ -94,11 +94,39 @@ def _busy_out(root: Path) -> list[str]:
     return ["a"]
 
 
+def _website(root: Path) -> list[str]:
+    """A folder that looks like a report (an index.html) but is a user's site with other files."""
+    write_run(root / "a")
+    (root / "rep" / "css").mkdir(parents=True)
+    (root / "rep" / "index.html").write_text("<html>my site</html>")
+    (root / "rep" / "css" / "site.css").write_text("body {}")
+    return ["a"]
+
+
+def _artifact_inside(root: Path) -> list[str]:
+    """An earlier report of ours, with the artifact to draw inside it."""
+    write_run(root / "a")
+    assert cli("report", "a", "--out", "rep", cwd=root).returncode == 0
+    (root / "rep" / "map.tif").write_bytes(b"II*\x00")
+    return ["a", "--artifact", "rep/map.tif"]
+
+
+def _linked_out(root: Path) -> list[str]:
+    """--out a link to another folder (here a report of ours): neither the link nor its target is replaced."""
+    write_run(root / "a")
+    assert cli("report", "a", "--out", "real", cwd=root).returncode == 0
+    (root / "rep").symlink_to(root / "real")
+    return ["a"]
+
+
 @pytest.mark.parametrize(("setup", "message"), [
     (lambda root: ["missing"], "error: run folder missing does not exist"),
     (_not_a_run, "error: data is not a run folder: it has no pipeline.toml"),
     (_bad_metrics, "error: a/metrics.jsonl:2 is not a JSON record"),
-    (_busy_out, "error: output folder rep is not empty and holds no earlier report"),
+    (_busy_out, "error: --out: rep carries no registry-core marker, so it was not written as a report output"),
+    (_website, "error: --out: rep carries no registry-core marker, so it was not written as a report output"),
+    (_artifact_inside, "error: --out: rep is or holds rep/map.tif, an input of this command; it is never removed"),
+    (_linked_out, "error: --out: rep is a symbolic link; the project removes only the outputs it wrote"),
     (lambda root: [write_run(root / "a").name, "--artifact", "nope.tif"], "error: artifact nope.tif does not exist"),
 ])
 def test_bad_input_is_one_line_exit_1_and_nothing_written(tmp_path: Path, setup, message: str) -> None:

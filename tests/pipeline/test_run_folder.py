@@ -91,3 +91,62 @@ def test_a_folder_without_a_run_is_trained_into_and_kept(toy_registry: Registry,
     out = cli("run", "toy.toml", "--out", "plain", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "plain" / "readme.txt").read_text() == "unrelated"
+
+
+def _project(root: Path) -> Path:
+    """A user's project folder that happens to hold a run file name (summary.json)."""
+    (root / "proj" / "src").mkdir(parents=True)
+    (root / "proj" / "src" / "main.py").write_text("print('mine')")
+    (root / "proj" / "summary.json").write_text("{}")
+    return root / "proj"
+
+
+def _home_like(root: Path) -> Path:
+    """A decoy home folder: dotfiles, documents, and a checkpoints/ folder."""
+    for sub in ("Documents", "checkpoints"):
+        (root / "home" / sub).mkdir(parents=True)
+    (root / "home" / ".bashrc").write_text("export PS1=$")
+    (root / "home" / "Documents" / "thesis.txt").write_text("years of work")
+    return root / "home"
+
+
+def _link_to_run(root: Path) -> Path:
+    """A link to a finished run of ours: --overwrite removes neither."""
+    assert cli("run", "toy.toml", "--out", "real", cwd=root).returncode == 0
+    (root / "link").symlink_to(root / "real", target_is_directory=True)
+    return root / "link"
+
+
+def _run_holding_its_input(root: Path) -> Path:
+    """A finished run of ours whose folder now holds the pipeline file the next run reads."""
+    assert cli("run", "toy.toml", "--out", "held", cwd=root).returncode == 0
+    (root / "held" / "toy.toml").write_text((root / "toy.toml").read_text())
+    return root / "held"
+
+
+@pytest.mark.parametrize(("setup", "file", "why"), [
+    (_project, "toy.toml", "proj carries no registry-core marker, so it was not written as a run output"),
+    (_home_like, "toy.toml", "home carries no registry-core marker, so it was not written as a run output"),
+    (_link_to_run, "toy.toml", "link is a symbolic link"),
+    (_run_holding_its_input, "held/toy.toml", "held is or holds held/toy.toml, an input of this command"),
+])
+def test_overwrite_removes_only_a_run_folder_we_wrote(good: dict, tmp_path: Path, setup, file: str, why: str) -> None:
+    good["train"].update(steps=2, checkpoint_every=2, log_every=2)
+    (tmp_path / "toy.toml").write_text(dumps(good))
+    out = setup(tmp_path)
+    before = {p: snapshot(p) for p in (tmp_path,)}
+    done = cli("run", file, "--out", out.name, "--overwrite", cwd=tmp_path)
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: --overwrite refused: ") and why in lines[0], lines
+    assert {p: snapshot(p) for p in (tmp_path,)} == before
+
+
+@pytest.mark.parametrize("name", ["/tmp/escape", "../up", "a/b", ".hidden", ""])
+def test_a_pipeline_name_is_a_name_not_a_path(good: dict, tmp_path: Path, name: str) -> None:
+    good["name"] = name
+    (tmp_path / "toy.toml").write_text(dumps(good))
+    done = cli("run", "toy.toml", "--overwrite", cwd=tmp_path)
+    assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith("error: ") and "expected a plain name" in done.stderr and repr(name) in done.stderr
+    assert not (tmp_path / "runs").exists()

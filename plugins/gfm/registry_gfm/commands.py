@@ -57,7 +57,7 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
                     help="OUT.tif (Cloud-Optimized GeoTIFF: tiled, deflate, overviews, nodata set) or OUT.zarr "
                          "(the datacube layout, readable as predict input); an existing one is refused unless "
                          "--overwrite, and the output appears only when complete")
-    io.add_argument("--overwrite", action="store_true", help="replace an existing --output (atomically, at the end)")
+    io.add_argument("--overwrite", action="store_true", help="replace an earlier prediction at --output (atomically, at the end); never an input or a file or folder registry-core did not write")
     io.add_argument("--bands", metavar="A,B,C", help="names of the GeoTIFF's bands in file order (one per band), "
                     "for files without band descriptions or with other names")
     io.add_argument("--band-map", metavar="INPUT=MODEL,...",
@@ -121,7 +121,7 @@ def predict(args: argparse.Namespace) -> int:
     if args.probabilities and args.embeddings:
         raise PredictError("--probabilities and --embeddings exclude each other: a run writes class probabilities "
                            "or patch embeddings")
-    check_output(args.output, args.overwrite)  # bad input fails before the model loads
+    check_output(args.output, args.overwrite, inputs=[args.input, args.run])  # fails before the model loads
     check_scheduler(args.scheduler)
     band_map = parse_band_map(args.band_map)
     names = [b.strip() for b in args.bands.split(",")] if args.bands else None

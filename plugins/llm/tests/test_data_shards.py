@@ -94,11 +94,14 @@ def test_embedded_corpus_default_and_idempotent_prepare(tmp_path: Path, tok: BPE
     again = shards(tmp_path, rejects=str(tmp_path / "rejects.jsonl")).attach_tokenizer(tok)
     again.prepare()
     assert again.stats.get("up_to_date") and again.manifest()["build"] == build
+    (tmp_path / "shards" / "build-notes").mkdir()  # a user's folder named like a build: never swept
+    (tmp_path / "shards" / "build-notes" / "todo.txt").write_text("mine")
     changed = shards(tmp_path, dedup="none", quality_filter=False).attach_tokenizer(tok)
     changed.prepare()
     man = changed.manifest()
     assert man["build"] != build and man["n_documents"] == len(topics)
     assert not (tmp_path / "shards" / build).exists()
+    assert (tmp_path / "shards" / "build-notes" / "todo.txt").read_text() == "mine"
 
 
 def test_switching_a_rule_off_keeps_its_documents(tmp_path: Path, tok: BPETokenizer) -> None:

@@ -145,7 +145,16 @@ def test_export_refuses_a_non_empty_out_and_a_folder_that_is_no_run(trained: tup
     done = cli("export", str(run), "--to", "hf-gpt2", str(busy))
     assert done.returncode == 1 and "is not empty" in done.stderr and "--overwrite" in done.stderr
     assert [p.name for p in busy.iterdir()] == ["keep.txt"]
-    assert cli("export", str(run), "--to", "hf-gpt2", str(busy), "--overwrite").returncode == 0
+    done = cli("export", str(run), "--to", "hf-gpt2", str(busy), "--overwrite")  # a folder we did not write
+    assert done.returncode == 1 and "--overwrite refused" in done.stderr and "carries no registry-core marker" in done.stderr
+    assert [p.name for p in busy.iterdir()] == ["keep.txt"]
+    ours = tmp_path / "hf"
+    assert cli("export", str(run), "--to", "hf-gpt2", str(ours)).returncode == 0
+    assert cli("export", str(run), "--to", "hf-gpt2", str(ours), "--overwrite").returncode == 0  # our earlier export
+    for inside in (run, run / "hf"):  # into the run itself, or a folder inside it
+        done = cli("export", str(run), "--to", "hf-gpt2", str(inside), "--overwrite")
+        assert done.returncode == 1 and "inside the run folder" in done.stderr, done.stderr
+    assert not (run / "hf").exists() and not (run / "config.json").exists()
     done = cli("export", str(tmp_path / "nowhere"), "--to", "hf-gpt2", str(tmp_path / "y"))
     assert done.returncode == 1 and "is not a run folder (no pipeline.toml)" in done.stderr
 

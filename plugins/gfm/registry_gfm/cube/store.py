@@ -24,7 +24,6 @@ import datetime as dt
 import hashlib
 import json
 import os
-import shutil
 import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -256,7 +255,7 @@ def finish_store(store: str | os.PathLike[str], extra_attrs: Mapping[str, Any] |
         # Consolidated metadata is a zarr-python extension to v3; it spares readers a directory listing.
         warnings.simplefilter("ignore")
         zarr.consolidate_metadata(str(store))
-    shutil.rmtree(Path(store) / MARKERS, ignore_errors=True)
+    remove_written(Path(store) / MARKERS)  # the region markers this ingest wrote
 
 
 def store_status(store: str | os.PathLike[str]) -> str | None:

@@ -93,7 +93,7 @@ def predict_to_file(scene: Scene, model: Any, output: str | Path, *, tile: int =
     ``probabilities`` its blended per-class probabilities; other models write their float32 outputs
     (NaN where not valid). The output has the input's CRS, and its transform scaled by the model's factor.
     """
-    out, fmt = check_output(output, overwrite)
+    out, fmt = check_output(output, overwrite, inputs=[scene.path])
     check_scheduler(scheduler)
     info = model_info(model)
     values = predict_blocks(scene, model, tile=tile, overlap=overlap, blend=blend, batch_size=batch_size,
@@ -119,7 +119,7 @@ def predict_to_file(scene: Scene, model: Any, output: str | Path, *, tile: int =
         finish_zarr(store)
         if fmt == "cog":
             zarr_to_cog(store, tmp, meta)
-        publish(tmp, out, overwrite)
+        publish(tmp, out, overwrite, inputs=[scene.path])
     seconds = time.perf_counter() - started
     height, width = scene.shape
     return PredictResult(out, fmt, (int(array.shape[0]), int(array.shape[1]), int(array.shape[2])), _disk_size(out),

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,14 +20,21 @@ from typing import Any
 
 import numpy as np
 
-from registry_core.atomic import remove_written, replace_dir
+from registry_core import OutputPathError
+from registry_core.atomic import mark_output, output_kind, removal_problem, remove_written, replace_dir
 from registry_gfm.errors import PredictError
 
-__all__ = ["FORMATS", "RasterMeta", "check_output", "create_zarr", "finish_zarr", "publish", "staging",
+__all__ = ["FORMATS", "OUTPUT_TAG", "PREDICT_KIND", "RasterMeta", "check_output", "create_zarr", "finish_zarr",
+           "local_paths", "predict_kind", "publish", "staging",
            "write_zarr_block", "zarr_to_cog"]
 
 #: Output formats by file suffix.
 FORMATS = {".tif": "cog", ".tiff": "cog", ".zarr": "zarr"}
+#: The output kind a prediction is marked with (a store's marker file, a GeoTIFF's tag), so --overwrite
+#: replaces an earlier prediction and nothing else.
+PREDICT_KIND = "predict"
+#: The GeoTIFF metadata tag holding the output kind.
+OUTPUT_TAG = "REGISTRY_CORE_OUTPUT"
 #: Tile side of the COG (and of its overviews, which GDAL adds until the image fits in one tile).
 COG_BLOCK = 256
 #: GDAL's block cache while converting to a COG. With GDAL's default (5% of RAM) the peak grew with the
@@ -59,9 +66,10 @@ class RasterMeta:
         return int(code) if code is not None else None
 
 
-def check_output(path: str | Path, overwrite: bool) -> tuple[Path, str]:
-    """The output path (absolute) and format; refuses an unknown suffix, a missing folder, or an existing
-    output without ``overwrite``."""
+def check_output(path: str | Path, overwrite: bool, inputs: Iterable[str | Path] = ()) -> tuple[Path, str]:
+    """The output path (absolute) and format; refuses an unknown suffix, a missing folder, an existing output
+    without ``overwrite``, and with it anything but an earlier prediction (never an input, a link or a folder
+    this project did not write)."""
     out = Path(path).absolute()
     fmt = FORMATS.get(out.suffix.lower())
     if fmt is None:
@@ -71,7 +79,29 @@ def check_output(path: str | Path, overwrite: bool) -> tuple[Path, str]:
         raise PredictError(f"--output {path}: folder {out.parent} does not exist")
     if (out.exists() or out.is_symlink()) and not overwrite:
         raise PredictError(f"--output {path} exists; pass --overwrite to replace it (it is left untouched)")
+    problem = removal_problem(out, PREDICT_KIND, inputs=local_paths(inputs), marked=predict_kind)
+    if problem:
+        raise PredictError(f"--output --overwrite refused: {problem}")
     return out, fmt
+
+
+def local_paths(paths: Iterable[str | Path]) -> list[Path]:
+    """The paths among ``paths`` that name local files (not URLs)."""
+    return [Path(p) for p in paths if "://" not in str(p)]
+
+
+def predict_kind(path: Path) -> str | None:
+    """The output kind ``path`` is marked with: a GeoTIFF's ``REGISTRY_CORE_OUTPUT`` tag, a store's marker file."""
+    if path.is_symlink() or not path.is_file():
+        return output_kind(path)
+    import rasterio
+
+    try:
+        with rasterio.open(path) as src:
+            tag = src.tags().get(OUTPUT_TAG)
+    except Exception:  # not a raster rasterio reads: not an output of ours
+        return None
+    return tag if isinstance(tag, str) else None
 
 
 @contextmanager
@@ -85,11 +115,17 @@ def staging(out: Path, tag: str) -> Iterator[Path]:
         remove_written(tmp)
 
 
-def publish(tmp: Path, out: Path, overwrite: bool) -> None:
-    """Rename the finished ``tmp`` to ``out``; an existing ``out`` is replaced only with ``overwrite``."""
+def publish(tmp: Path, out: Path, overwrite: bool, inputs: Iterable[str | Path] = ()) -> None:
+    """Mark the finished ``tmp`` as a prediction and rename it to ``out``; an existing ``out`` is replaced only with
+    ``overwrite``, and only when it is an earlier prediction (see ``check_output``)."""
     if (out.exists() or out.is_symlink()) and not overwrite:
         raise PredictError(f"--output {out} appeared while predicting; pass --overwrite to replace it")
-    replace_dir(tmp, out)
+    if tmp.is_dir():
+        mark_output(tmp, PREDICT_KIND)
+    try:
+        replace_dir(tmp, out, kind=PREDICT_KIND, inputs=local_paths(inputs), marked=predict_kind)
+    except OutputPathError as exc:
+        raise PredictError(f"--output --overwrite refused: {exc}") from None
 
 
 def create_zarr(store: Path, meta: RasterMeta, shape: tuple[int, int, int], chunk: int) -> None:
@@ -189,6 +225,7 @@ def zarr_to_cog(store: Path, cog: Path, meta: RasterMeta) -> None:
                 import json
 
                 dst.update_tags(classes=json.dumps(list(meta.classes)))
+            dst.update_tags(**{OUTPUT_TAG: PREDICT_KIND})  # what marks the file as ours (--overwrite)
         with rasterio.Env(GDAL_CACHEMAX=_GDAL_CACHE_BYTES):
             rasterio.shutil.copy(stage, cog, driver="COG", COMPRESS="DEFLATE", BLOCKSIZE=COG_BLOCK,
                                  BIGTIFF="IF_SAFER",

@@ -240,12 +240,32 @@ def test_a_failed_prediction_leaves_the_old_output_and_no_temporary_files(scene_
                                                                           tmp_path: Path) -> None:
     tif, _ = scene_tif
     old = tmp_path / "out.tif"
-    old.write_bytes(b"previous result")
+    bands = ["B02", "B03", "B04"]
+    predict_to_file(open_scene(tif, bands), Identity(bands), old, scheduler="synchronous")  # an earlier prediction
+    previous = old.read_bytes()
     with pytest.raises(RuntimeError, match="model failed"):
-        predict_to_file(open_scene(tif, ["B02", "B03", "B04"]), Failing(["B02", "B03", "B04"]), old, overwrite=True,
-                        scheduler="synchronous")
-    assert old.read_bytes() == b"previous result"
+        predict_to_file(open_scene(tif, bands), Failing(bands), old, overwrite=True, scheduler="synchronous")
+    assert old.read_bytes() == previous
     assert [p.name for p in tmp_path.iterdir()] == ["out.tif"]
+
+
+def test_overwrite_replaces_an_earlier_prediction_and_nothing_else(scene_tif: tuple[Path, np.ndarray],
+                                                                  tmp_path: Path) -> None:
+    tif, _ = scene_tif
+    bands = ["B02", "B03", "B04"]
+    for name in ("out.tif", "out.zarr"):
+        predict_to_file(open_scene(tif, bands), Identity(bands), tmp_path / name, scheduler="synchronous")
+        predict_to_file(open_scene(tif, bands), Identity(bands), tmp_path / name, overwrite=True,
+                        scheduler="synchronous")
+    (tmp_path / "mine.zarr").mkdir()
+    (tmp_path / "mine.zarr" / "notes.txt").write_text("not a prediction")
+    (tmp_path / "theirs.tif").write_bytes(tif.read_bytes())  # a GeoTIFF nobody marked
+    for name in ("mine.zarr", "theirs.tif"):
+        with pytest.raises(PredictError, match="carries no registry-core marker"):
+            predict_to_file(open_scene(tif, bands), Identity(bands), tmp_path / name, overwrite=True)
+    with pytest.raises(PredictError, match="an input of this command"):
+        predict_to_file(open_scene(tif, bands), Identity(bands), tif, overwrite=True)
+    assert (tmp_path / "mine.zarr" / "notes.txt").read_text() == "not a prediction"
 
 
 class WrongShape(Identity):

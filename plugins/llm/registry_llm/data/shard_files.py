@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,9 +20,10 @@ from typing import Any
 import numpy as np
 
 from registry_core import RegistryCoreError
-from registry_core.atomic import sha256_file
+from registry_core.atomic import mark_output, output_kind, remove_output, remove_written, sha256_file
 
 __all__ = [
+    "BUILD_KIND",
     "MANIFEST",
     "ShardError",
     "ShardInfo",
@@ -33,6 +33,9 @@ __all__ = [
     "remove_stale_builds",
     "verify_shards",
 ]
+
+#: The output kind a shard build folder is marked with: only such a folder is swept as a stale build.
+BUILD_KIND = "shard-build"
 
 MANIFEST = "manifest.json"
 FORMAT = "registry-llm/text-shards"
@@ -72,6 +75,7 @@ class ShardWriter:
     def __init__(self, out: Path, build: str, dtype: np.dtype[Any], shard_tokens: int) -> None:
         self.out, self.build, self.dtype, self.shard_tokens = out, build, dtype, shard_tokens
         (out / build).mkdir(parents=True, exist_ok=False)
+        mark_output(out / build, BUILD_KIND)  # only a marked build is ever swept as stale
         self.shards: list[ShardInfo] = []
         self._fh: Any = None
         self._hash: Any = None
@@ -130,7 +134,7 @@ class ShardWriter:
         if self._fh is not None:
             self._fh.close()
             self._fh = None
-        shutil.rmtree(self.out / self.build, ignore_errors=True)
+        remove_written(self.out / self.build)
 
 
 def read_manifest(out: Path) -> dict[str, Any]:
@@ -176,7 +180,8 @@ def verify_shards(out: Path, manifest: dict[str, Any], checksums: bool = True) -
 
 
 def remove_stale_builds(out: Path, keep: str | None) -> None:
-    """Delete ``build-*`` folders other than ``keep`` (left over from replaced or failed builds)."""
+    """Delete ``build-*`` folders other than ``keep`` that a build of ours left (replaced or failed builds); a
+    folder of that name without our marker (a user's) is left as it is."""
     for d in out.glob("build-*"):
-        if d.is_dir() and d.name != keep:
-            shutil.rmtree(d, ignore_errors=True)
+        if d.name != keep and output_kind(d) == BUILD_KIND:
+            remove_output(d, BUILD_KIND)

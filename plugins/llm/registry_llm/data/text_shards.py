@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from registry_core import ConfigError, ConfigIssue, RegistryCoreError
-from registry_core.atomic import move_into_place, write_json
+from registry_core.atomic import move_into_place, remove_written, write_json
 from registry_llm.data.dedup import DedupIndex
 from registry_llm.data.document_batches import BatchSettings, run_batches
 from registry_llm.data.embedded_corpus import embedded_documents, embedded_fingerprint
@@ -252,7 +252,7 @@ class TextShards:
             writer.abort()
             if rejects is not None and rejects_tmp is not None:
                 rejects.close()
-                rejects_tmp.unlink(missing_ok=True)
+                remove_written(rejects_tmp)
             raise
         stats: dict[str, Any] = {k: counts[k] for k in sorted(counts)}
         stats["seconds"] = round(time.perf_counter() - start, 3)
