@@ -40,6 +40,7 @@ __all__ = [
     "write_bytes",
     "write_json",
     "write_text",
+    "writer_lock",
 ]
 
 #: Mode of every file written here: ``mkstemp`` makes owner-only files, these are ordinary ones.
@@ -281,3 +282,61 @@ def remove_output(path: str | Path, kind: str, *, inputs: Iterable[str | Path] =
         shutil.rmtree(path)
     elif path.exists():
         path.unlink()
+
+
+# -- one writer per output -------------------------------------------------------------------------------------
+
+
+def _lock_path(output: Path) -> Path:
+    return output.with_name(f".{output.name}.registry-core.lock")
+
+
+def _try_lock(lock: Path) -> int | None:
+    """An open, locked descriptor of ``lock`` (created when missing), or None when another process holds it."""
+    import fcntl
+
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, FILE_MODE)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        try:  # the holder before us may have removed the file as it let go: lock the file that is there now
+            same = os.fstat(fd).st_ino == os.stat(lock).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            return fd
+        os.close(fd)
+
+
+def _holder(lock: Path) -> str:
+    try:
+        return lock.read_text(encoding="utf-8").strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+@contextlib.contextmanager
+def writer_lock(output: str | Path, what: str = "output") -> Iterator[None]:
+    """Be the one process writing ``output`` for the block: an advisory lock on a hidden file beside it (holding
+    our pid), removed on exit. A second writer gets OutputPathError naming the holder's pid, before any change.
+
+    ``what`` names the output in that message (``--out``, ``store``, ``--output``).
+    """
+    output = Path(output).absolute()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    lock = _lock_path(output)
+    fd = _try_lock(lock)
+    if fd is None:
+        raise OutputPathError(f"{what} {output} is being written by another process (pid {_holder(lock)}); wait "
+                              "for it to finish, or choose another path")
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            lock.unlink()  # while still holding it: a waiting writer then locks a fresh file
+        os.close(fd)

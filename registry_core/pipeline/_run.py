@@ -7,6 +7,7 @@ split); the result comes back as a :class:`RunResult`, which the CLI prints.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import sys
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from registry_core._errors import UsageError
-from registry_core.atomic import check_output_dir, write_json
+from registry_core.atomic import check_output_dir, write_json, writer_lock
 
 __all__ = ["SUMMARY_FILE", "RunResult", "is_main_rank", "run_pipeline", "short_warmup_warning"]
 
@@ -79,18 +80,27 @@ def run_pipeline(pipeline: Any, out: str | Path, *, resume: bool = False, overwr
 
     ``resume`` continues the run in ``out`` from its last checkpoint (a model whose shapes no longer fit it is
     refused, naming the changed options); ``overwrite`` first removes the run already in ``out``. Without
-    either, a folder holding a run is refused. Under torchrun every rank calls this.
+    either, a folder holding a run is refused. One process writes a run folder at a time (rank 0 holds its
+    writer lock; a second run into it is refused naming the holder). Under torchrun every rank calls this.
     """
     from registry_core.pipeline._persist import CONFIG_FILE, read_run_config
-    from registry_core.pipeline._run_dir import discard_unused_run_dir, mark_run_dir, prepare_run_dir
 
     out = Path(out)
     if resume and overwrite:
         raise UsageError("resume continues a run and overwrite removes it; give one of them")
     check_output_dir(out)  # a file or an uncreatable folder fails before any data is prepared
     saved = read_run_config(out) if resume and (out / CONFIG_FILE).is_file() else None
+    main = is_main_rank()  # the other ranks write nothing before rank 0 has prepared the folder
+    with writer_lock(out, "--out") if main else contextlib.nullcontext():
+        return _run_in(pipeline, out, main, resume, overwrite, saved)
+
+
+def _run_in(pipeline: Any, out: Path, main: bool, resume: bool, overwrite: bool,
+            saved: dict[str, Any] | None) -> RunResult:
+    from registry_core.pipeline._run_dir import discard_unused_run_dir, mark_run_dir, prepare_run_dir
+
     fresh = False
-    if is_main_rank():  # the other ranks write nothing before rank 0 has prepared the folder
+    if main:
         fresh = prepare_run_dir(out, resume=resume, overwrite=overwrite, inputs=run_inputs(pipeline))
         warning = short_warmup_warning(pipeline)
         if warning:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from registry_core.atomic import (
     remove_output,
     replace_dir,
     sha256_file,
+    writer_lock,
 )
 
 
@@ -205,3 +207,16 @@ def test_only_atomic_removes_files() -> None:
         "registry_llm/data/shard_files.py: remove_written",  # the build this process aborts
         "registry_llm/data/text_shards.py: remove_written",  # its own rejects temp file
     ]
+
+
+def test_one_writer_per_output(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    with writer_lock(out, "--out"):
+        lock = tmp_path / ".run.registry-core.lock"
+        assert lock.read_text().strip() == str(os.getpid())
+        busy = pytest.raises(OutputPathError, match=rf"--out {out} is being written by another process \(pid {os.getpid()}\)")
+        with busy, writer_lock(out, "--out"):  # a second open file: flock refuses it as it refuses another process
+            pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # the lock file goes with the writer
+    with writer_lock(out):
+        pass

@@ -150,3 +150,28 @@ def test_a_pipeline_name_is_a_name_not_a_path(good: dict, tmp_path: Path, name: 
     assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
     assert done.stderr.startswith("error: ") and "expected a plain name" in done.stderr and repr(name) in done.stderr
     assert not (tmp_path / "runs").exists()
+
+
+HOLD = """
+import sys, time
+from registry_core.atomic import writer_lock
+with writer_lock(sys.argv[1], "--out"):
+    print("held", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_a_second_run_into_a_folder_being_written_is_refused(good: dict, tmp_path: Path) -> None:
+    (tmp_path / "toy.toml").write_text(dumps(good))
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path / "r")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        done = cli("run", "toy.toml", "--out", "r", cwd=tmp_path)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        f"error: --out {tmp_path / 'r'} is being written by another process (pid {holder.pid}); wait for it to "
+        "finish, or choose another path"]
+    assert not (tmp_path / "r").exists()

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from registry_core import RegistryCoreError
-from registry_core.atomic import check_output_dir
+from registry_core.atomic import check_output_dir, writer_lock
 from registry_gfm.cube.store import (
     create_store,
     finish_store,
@@ -148,7 +148,7 @@ class StacZarr:
                 print(f"ingest: store {self.store} is already complete (same items, bands, grid and chunking); "
                       "nothing to do", file=sys.stderr, flush=True)
             return self.store
-        with dask_scheduler(c.scheduler) as scheduler:
+        with writer_lock(self.store, "store"), dask_scheduler(c.scheduler) as scheduler:  # one ingest per store
             image = load(plan.items, plan.band_names, plan.grid, plan.dtype, plan.nodata, c.chunk_size, c.resampling)
             clear = None
             if plan.mask is not None:

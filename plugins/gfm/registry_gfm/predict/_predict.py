@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from registry_core.atomic import writer_lock
 from registry_gfm.dask_runtime import run_blocks, scheduler_problem
 from registry_gfm.errors import PredictError
 from registry_gfm.predict._engine import CLASS_NODATA, class_map, output_transform, predict_blocks
@@ -108,7 +109,7 @@ def predict_to_file(scene: Scene, model: Any, output: str | Path, *, tile: int =
                       provenance={"component": "gfm:predict", "input": scene.path, "input_bands": list(scene.bands),
                                   "model": type(model).__name__, "tile": tile, "overlap": overlap, "blend": blend})
     started = time.perf_counter()
-    with staging(out, "tmp") as tmp, staging(out, "blocks.zarr") as blocks:
+    with writer_lock(out, "--output"), staging(out, "tmp") as tmp, staging(out, "blocks.zarr") as blocks:
         store = tmp if fmt == "zarr" else blocks
         create_zarr(store, meta, tuple(array.shape), block_size // info.factor)
         writes = array.map_blocks(write_zarr_block, store=str(store), nodata=nodata, dtype=np.int64,

@@ -198,3 +198,18 @@ def test_static_catalog_served_over_http_reads_cogs_over_http(ingest_catalog: In
     assert b.attrs["provenance"]["items"][0]["assets"]["red"].startswith(http_files)
     np.testing.assert_array_equal(a["image"].values, b["image"].values)
     np.testing.assert_array_equal(a["valid"].values, b["valid"].values)
+
+
+def test_a_second_ingest_into_one_store_is_refused(ingest_catalog: IngestCatalog, tmp_path: Path) -> None:
+    from registry_core import OutputPathError
+    from registry_core.atomic import writer_lock
+
+    store = tmp_path / "cube.zarr"
+    source = build(catalog=str(ingest_catalog.catalog_json), collections=["utm"], assets=["red", "nir08"],
+                   store=str(store), chunk_size=32)
+    busy = pytest.raises(OutputPathError, match=r"store .*cube.zarr is being written by another process")
+    with writer_lock(store, "store"), busy:  # another ingest writing this store, as flock sees it
+        source.prepare()
+    assert not store.exists()
+    source.prepare()
+    assert xr.open_zarr(store).sizes["band"] == 2

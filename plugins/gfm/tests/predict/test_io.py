@@ -291,3 +291,15 @@ def test_tiling_options_and_model_outputs_are_checked(scene_tif: tuple[Path, np.
         bad = Identity(["B02"])
         bad.channels = 0
         predict_blocks(scene, bad)
+
+
+def test_a_second_writer_of_one_output_is_refused(scene_tif: tuple[Path, np.ndarray], tmp_path: Path) -> None:
+    from registry_core import OutputPathError
+    from registry_core.atomic import writer_lock
+
+    tif, _ = scene_tif
+    bands = ["B02", "B03", "B04"]
+    busy = pytest.raises(OutputPathError, match=r"is being written by another process \(pid \d+\)")
+    with writer_lock(tmp_path / "out.tif", "--output"), busy:  # another predict into out.tif, as flock sees it
+        predict_to_file(open_scene(tif, bands), Identity(bands), tmp_path / "out.tif", scheduler="synchronous")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
