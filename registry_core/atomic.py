@@ -32,6 +32,7 @@ __all__ = [
     "move_dir_into_place",
     "move_into_place",
     "output_kind",
+    "path_inside",
     "removal_problem",
     "remove_output",
     "remove_written",
@@ -340,3 +341,23 @@ def writer_lock(output: str | Path, what: str = "output") -> Iterator[None]:
         with contextlib.suppress(OSError):
             lock.unlink()  # while still holding it: a waiting writer then locks a fresh file
         os.close(fd)
+
+
+# -- paths a config names --------------------------------------------------------------------------------------
+
+
+def path_inside(folder: str | Path, path: str | Path, what: str) -> Path:
+    """``path`` (relative: inside ``folder``) when it stays inside ``folder`` after resolving ``..`` and links;
+    OutputPathError naming ``what`` otherwise. An absolute ``path`` is the user's explicit choice and is kept.
+
+    For outputs a run writes (evaluator files, shards) and for files a command reads from a run folder.
+    """
+    given = Path(path)
+    if given.is_absolute():
+        return given
+    base = Path(folder)
+    target = base / given
+    if not target.resolve().is_relative_to(base.resolve()):
+        raise OutputPathError(f"{what} {str(path)!r} leaves the folder {base}; give a path inside it (or an absolute "
+                              "path, to write elsewhere on purpose)")
+    return target

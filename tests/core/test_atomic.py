@@ -220,3 +220,16 @@ def test_one_writer_per_output(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # the lock file goes with the writer
     with writer_lock(out):
         pass
+
+
+def test_a_config_path_stays_inside_its_folder(tmp_path: Path) -> None:
+    from registry_core.atomic import path_inside
+
+    run = tmp_path / "run"
+    (run / "sub").mkdir(parents=True)
+    (run / "out-link").symlink_to(tmp_path, target_is_directory=True)
+    assert path_inside(run, "sub/x.png", "evaluator option 'out'") == run / "sub" / "x.png"
+    assert path_inside(run, tmp_path / "elsewhere.png", "out") == tmp_path / "elsewhere.png"  # explicit: absolute
+    for escaping in ("../x.png", "sub/../../x.png", "out-link/x.png"):
+        with pytest.raises(OutputPathError, match=f"evaluator option 'out' '{escaping}' leaves the folder {run}"):
+            path_inside(run, escaping, "evaluator option 'out'")

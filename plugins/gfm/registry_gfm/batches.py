@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from registry_core.atomic import path_inside
 from registry_gfm.tokenizers.patch_layout import grid_from_positions, unpatchify
 
 __all__ = ["band_names", "batches", "chips_of", "grid_of", "in_run_dir", "model_device", "sample_noise"]
@@ -97,7 +98,9 @@ def band_names(pipeline: Any, channels: int) -> list[str]:
 
 
 def in_run_dir(pipeline: Any, path: str | Path) -> Path:
-    """``path``, or for a relative one the same path inside the pipeline's run folder when it has one."""
-    target = Path(path)
+    """``path``, or for a relative one the same path inside the pipeline's run folder when it has one (a relative
+    path that leaves the run folder, through ``..`` or a link, is an OutputPathError naming it)."""
     run_dir = getattr(pipeline, "run_dir", None)
-    return Path(run_dir) / target if not target.is_absolute() and run_dir is not None else target
+    if run_dir is None:
+        return Path(path)
+    return path_inside(run_dir, path, "evaluator option 'out'")

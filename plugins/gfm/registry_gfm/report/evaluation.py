@@ -19,12 +19,16 @@ __all__ = ["evaluation_figures"]
 
 
 def _in_run(run: ReportRun, value: Any, suffix: str = "") -> Path | None:
-    """An evaluator's ``out`` option as a path (relative ones lie in the run folder); None when unset."""
+    """An evaluator's ``out`` option as a file inside the run folder; None when unset. A run folder is untrusted
+    input: a path that leaves it (absolute, ``..``, a link out) is refused with ValueError, which the report
+    shows as a warning, and nothing outside is read."""
     if not isinstance(value, str) or not value:
         return None
-    path = Path(value)
-    path = path if path.is_absolute() else run.path / path
-    return path.with_suffix(suffix) if suffix else path
+    path = run.path / (Path(value).with_suffix(suffix) if suffix else Path(value))
+    if Path(value).is_absolute() or not path.resolve().is_relative_to(run.path.resolve()):
+        raise ValueError(f"run {run.path}: evaluator option 'out' {value!r} points outside the run folder; "
+                         "the report reads only files inside it")
+    return path
 
 
 def _copy(src: Path, out_dir: Path, name: str) -> Path:

@@ -76,3 +76,23 @@ def test_the_demo_chain_reports_reconstructions_segmentation_and_the_land_cover_
     assert "of run seg" in caption and "agrees with the labels on" in caption
     for name in ("developed", "agriculture", "herbaceous", "shrubland", "forest", "water", "sediment"):
         assert f"</span>{name}</li>" in page.text  # the legend names every class beside its colour
+
+
+@pytest.mark.parametrize("out", ["ABSOLUTE", "../secret.png", "inside-link.png"])
+def test_a_run_folder_pointing_outside_itself_is_not_followed(tiny_mae_run: Path, tmp_path: Path, out: str) -> None:
+    """A run folder is untrusted input: an evaluator ``out`` naming a file outside it is never copied."""
+    import shutil
+
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(b"\x89PNG\r\n\x1a\n" + b"a decoy secret")
+    run = tmp_path / "run"
+    shutil.copytree(tiny_mae_run, run)
+    (run / "inside-link.png").symlink_to(secret)
+    value = str(secret) if out == "ABSOLUTE" else out
+    with (run / "pipeline.toml").open("a") as fh:
+        fh.write(f'\n[[evaluators]]\nuse = "gfm:reconstruction"\nout = "{value}"\n')
+    done = cli("report", "run", "--out", "rep", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "points outside the run folder; the report reads only files inside it" in done.stderr
+    copied = [p for p in (tmp_path / "rep").rglob("*") if p.is_file() and b"a decoy secret" in p.read_bytes()]
+    assert copied == []

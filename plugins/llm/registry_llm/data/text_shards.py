@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from registry_core import ConfigError, ConfigIssue, RegistryCoreError
-from registry_core.atomic import move_into_place, remove_written, write_json
+from registry_core.atomic import move_into_place, path_inside, remove_written, write_json
 from registry_llm.data.dedup import DedupIndex
 from registry_llm.data.document_batches import BatchSettings, run_batches
 from registry_llm.data.embedded_corpus import embedded_documents, embedded_fingerprint
@@ -73,9 +73,9 @@ class TextShards:
     # -- inputs --------------------------------------------------------------------------------
 
     def attach_run_dir(self, run_dir: Path) -> TextShards:
-        """Put a relative ``out`` inside the run folder, so a run's shards stay with the run (``run --out``)."""
-        if not self.out.is_absolute():
-            self.out = Path(run_dir) / self.out
+        """Put a relative ``out`` inside the run folder, so a run's shards stay with the run (``run --out``); one
+        that would leave it (``..``) is an OutputPathError naming the option."""
+        self.out = path_inside(run_dir, self.out, "text-shards option 'out'")
         return self
 
     def attach_tokenizer(self, tokenizer: Any) -> TextShards:
