@@ -45,8 +45,8 @@ class _Normalised:
         """(B, C, H, W) float32 tensor on the device: normalised, 0 where not valid (as in training)."""
         import torch
 
-        x = (tiles - self._mean) / self._std
-        x *= valid[:, None]
+        # where() and not a product: an invalid pixel may hold NaN or inf, and NaN * 0 is NaN
+        x = np.where(valid[:, None], (tiles - self._mean) / self._std, 0.0)
         return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)
 
     def run(self, fn: Any, tiles: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -111,9 +111,19 @@ class PatchEmbeddings(_Normalised):
 
 
 def _device(device: str | None) -> str:
+    """``device``, checked here (a name torch knows, and a device this machine has); None: cuda when there is one."""
     import torch
 
-    return device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        kind = torch.device(device).type
+    except RuntimeError:
+        raise PredictError(f"--device {device!r} is not a device name; expected cpu, cuda, cuda:N or mps") from None
+    available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
+    if not available.get(kind, False):
+        raise PredictError(f"--device {device!r}: this machine has no {kind} device; use --device cpu")
+    return device
 
 
 def pipeline_model(pipeline: Any, *, embeddings: bool = False, device: str | None = None, name: str = "run",

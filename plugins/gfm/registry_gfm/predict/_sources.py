@@ -109,8 +109,12 @@ def open_raster_scene(path: str, wanted: Sequence[str], *, names: Sequence[str] 
             descriptions = [d or "" for d in src.descriptions]
             scales, offsets = list(src.scales), list(src.offsets)
             block_h, block_w = src.block_shapes[0] if count else (_CHUNK, _CHUNK)
+            complex_bands = [i + 1 for i, d in enumerate(src.dtypes) if np.dtype(d).kind == "c"]
     except rasterio.errors.RasterioError as exc:
         raise _open_error(path, exc) from None
+    if complex_bands:
+        raise PredictError(f"input {path}: bands {complex_bands} hold complex numbers; expected real-valued pixels "
+                           "(take the amplitude or the real part first)")
     if names is not None:
         if len(names) != count:
             raise PredictError(f"--bands names {len(names)} bands ({', '.join(names)}) but input {path} has {count}")

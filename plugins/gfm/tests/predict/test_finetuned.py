@@ -65,3 +65,29 @@ def test_the_class_map_has_the_scenes_georeference_and_follows_the_model(seg_run
     valid = np.asarray(group["valid"][0, :32, :32]).astype(bool)
     assert np.array_equal(classes[:32, :32][valid], expected[valid])
     assert (classes[:32, :32][~valid] == 255).all()
+
+
+def test_non_finite_invalid_pixels_change_no_other_pixel(seg_run: Path) -> None:
+    """An invalid pixel holding NaN or inf is an invalid pixel: the tile around it comes out as with a zero there."""
+    model = load_run_model(seg_run, device="cpu")
+    rng = np.random.default_rng(0)
+    tiles = rng.uniform(0.0, 0.3, size=(2, len(model.bands), 32, 32)).astype(np.float32)
+    valid = np.ones((2, 32, 32), bool)
+    valid[:, 3:5, 7:9] = False
+    clean = tiles.copy()
+    clean[:, :, 3:5, 7:9] = 0.0
+    poisoned = tiles.copy()
+    poisoned[0, :, 3:5, 7:9] = np.nan
+    poisoned[1, :, 3:5, 7:9] = np.inf
+    expected, got = model(clean, valid), model(poisoned, valid)
+    assert np.isfinite(got).all() and np.array_equal(expected, got)
+
+
+def test_the_device_is_checked_by_us(seg_run: Path) -> None:
+    from registry_gfm.errors import PredictError
+
+    with pytest.raises(PredictError, match=r"--device 'nonsense' is not a device name; expected cpu, cuda, cuda:N"):
+        load_run_model(seg_run, device="nonsense")
+    if not torch.cuda.is_available():
+        with pytest.raises(PredictError, match=r"--device 'cuda': this machine has no cuda device; use --device cpu"):
+            load_run_model(seg_run, device="cuda")

@@ -303,3 +303,10 @@ def test_a_second_writer_of_one_output_is_refused(scene_tif: tuple[Path, np.ndar
     with writer_lock(tmp_path / "out.tif", "--output"), busy:  # another predict into out.tif, as flock sees it
         predict_to_file(open_scene(tif, bands), Identity(bands), tmp_path / "out.tif", scheduler="synchronous")
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_complex_pixels_are_refused_naming_the_bands(tmp_path: Path) -> None:
+    data = (np.ones((2, 8, 8)) + 1j * np.ones((2, 8, 8))).astype(np.complex64)
+    tif = write_tif(tmp_path / "slc.tif", data, names=["B02", "B03"], nodata=None)
+    with pytest.raises(PredictError, match=r"input .*slc.tif: bands \[1, 2\] hold complex numbers; expected real"):
+        open_scene(tif, ["B02", "B03"])
