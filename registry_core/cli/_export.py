@@ -8,10 +8,9 @@ written in its format (``hf-gpt2`` needs learned positions, say).
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from registry_core._errors import ConfigError
+from registry_core._errors import ConfigError, RegistryCoreError, UsageError
 from registry_core._registry import Registry, get_registry
 from registry_core._spec import ComponentSpec
 from registry_core._targets import load_target
@@ -30,8 +29,8 @@ def export_formats(reg: Registry) -> list[ComponentSpec]:
 
 
 def _fail(message: str, code: int = 1) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return code
+    """Raise the error the CLI's boundary reports (one `error:` line, or the JSON error document): exit ``code``."""
+    raise (UsageError if code == 2 else RegistryCoreError)(message)
 
 
 def _format(reg: Registry, name: str) -> ComponentSpec | str:

@@ -32,6 +32,8 @@ class ReportRun:
     summary: Mapping[str, Any] = field(default_factory=dict)
     #: The records of ``metrics.jsonl``, in order (``[]`` when absent).
     metrics: Sequence[Mapping[str, Any]] = ()
+    #: What reading the folder skipped (a torn or foreign line of ``metrics.jsonl``), for the report's problems.
+    notes: Sequence[str] = ()
 
     @property
     def name(self) -> str:

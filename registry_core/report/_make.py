@@ -193,6 +193,8 @@ def make_report(run_dirs: Sequence[Path], out: Path, reg: Registry, artifacts: S
 
 def _write(runs: Sequence[ReportRun], artifacts: Sequence[Path], root: Path, reg: Registry) -> ReportResult:
     collector = _Collector(root)
+    for run in runs:
+        collector.warnings.extend(run.notes)
     rows = [summary_row(run, _key_figures(reg, run, collector)) for run in runs]
     curves = Section("Training curves", intro="Training and validation loss of every run, from its metrics.jsonl.")
     for run in runs:

@@ -13,12 +13,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from registry_core._errors import RegistryCoreError
 from registry_core.report import ReportRun
 
 __all__ = ["ReportError", "read_runs"]
 
 
-class ReportError(ValueError):
+class ReportError(RegistryCoreError, ValueError):
     """A report cannot be made: a run folder or artifact is missing or unreadable, or the output is in the way."""
 
 
@@ -29,22 +30,25 @@ def _json(path: Path) -> Any:
         raise ReportError(f"{path} is not readable JSON: {exc}") from None
 
 
-def _metrics(path: Path) -> list[dict[str, Any]]:
-    """The records of ``metrics.jsonl``; a line that is not a JSON object is an error naming file and line."""
+def _metrics(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """The records of ``metrics.jsonl``, and a note for each line skipped (not UTF-8, not a JSON object: a log
+    torn by a crash, or bytes from elsewhere), naming file and line."""
     if not path.is_file():
-        return []
-    rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
+        return [], []
+    rows, notes = [], []
+    for number, raw in enumerate(path.read_bytes().splitlines(), 1):
+        if not raw.strip():
             continue
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ReportError(f"{path}:{number} is not a JSON record: {exc}") from None
+            record = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            notes.append(f"{path}:{number} is not a JSON record ({exc}); line skipped")
+            continue
         if not isinstance(record, dict):
-            raise ReportError(f"{path}:{number} is not a JSON object: {line[:60]!r}")
+            notes.append(f"{path}:{number} is not a JSON object ({raw[:60]!r}); line skipped")
+            continue
         rows.append(record)
-    return rows
+    return rows, notes
 
 
 def read_run(path: Path, label: str) -> ReportRun:
@@ -66,7 +70,8 @@ def read_run(path: Path, label: str) -> ReportRun:
     for name, value in (("pipeline.lock.json", lock), ("summary.json", summary)):
         if not isinstance(value, dict):
             raise ReportError(f"{path / name} should hold a JSON object, got {type(value).__name__}")
-    return ReportRun(path, label, config, lock, summary, _metrics(path / "metrics.jsonl"))
+    metrics, notes = _metrics(path / "metrics.jsonl")
+    return ReportRun(path, label, config, lock, summary, metrics, notes)
 
 
 def _labels(paths: Sequence[Path]) -> list[str]:

@@ -75,12 +75,6 @@ def test_json_output_and_a_second_report_replacing_the_first(tmp_path: Path) -> 
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp folder left
 
 
-def _bad_metrics(root: Path) -> list[str]:
-    write_run(root / "a")
-    (root / "a" / "metrics.jsonl").write_text('{"step": 1, "loss": 2.0}\nnot json\n')
-    return ["a"]
-
-
 def _not_a_run(root: Path) -> list[str]:
     (root / "data").mkdir()
     (root / "data" / "x.txt").write_text("x")
@@ -122,7 +116,6 @@ def _linked_out(root: Path) -> list[str]:
 @pytest.mark.parametrize(("setup", "message"), [
     (lambda root: ["missing"], "error: run folder missing does not exist"),
     (_not_a_run, "error: data is not a run folder: it has no pipeline.toml"),
-    (_bad_metrics, "error: a/metrics.jsonl:2 is not a JSON record"),
     (_busy_out, "error: --out: rep carries no registry-core marker, so it was not written as a report output"),
     (_website, "error: --out: rep carries no registry-core marker, so it was not written as a report output"),
     (_artifact_inside, "error: --out: rep is or holds rep/map.tif, an input of this command; it is never removed"),
@@ -197,3 +190,28 @@ def test_the_core_report_imports_no_torch_and_list_no_matplotlib(tmp_path: Path,
     assert (tmp_path / "rep" / "index.html").is_file()
     assert "torch" not in loaded and "matplotlib" in loaded
     assert "matplotlib" not in cli_modules("list")
+
+
+def test_a_torn_or_foreign_metrics_line_is_skipped_with_a_warning(tmp_path: Path) -> None:
+    write_run(tmp_path / "a")
+    first = len((tmp_path / "a" / "metrics.jsonl").read_bytes().splitlines()) + 1
+    with (tmp_path / "a" / "metrics.jsonl").open("ab") as fh:
+        fh.write(b'not json\n\xff\xfe{"step"\n[1, 2]\n{"step": 9, "loss": 1.5}\n')
+    out = cli("report", "a", "--out", "rep", "--json", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    warnings = json.loads(out.stdout)["warnings"]
+    assert [w.split(" is not ")[0] for w in warnings] == [f"a/metrics.jsonl:{first + n}" for n in (0, 1, 2)]
+    assert all(w.endswith("line skipped") for w in warnings)
+
+
+@pytest.mark.parametrize(("command", "code"), [
+    (["report", "missing", "--out", "rep"], 1),
+    (["export", "missing", "x", "--to", "hf-gpt2"], 1),
+    (["export", "missing", "x", "--to", "onnx"], 2),
+])
+def test_report_and_export_errors_are_json_with_json(tmp_path: Path, command: list[str], code: int) -> None:
+    out = cli(*command, "--json", cwd=tmp_path)
+    assert out.returncode == code
+    doc = json.loads(out.stdout)
+    assert doc["ok"] is False and doc["exit_code"] == code
+    assert "missing" in doc["error"] or "'onnx'" in doc["error"]
