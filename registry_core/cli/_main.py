@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -230,9 +231,20 @@ def _unknown_command(reg: Registry, word: str) -> UsageError | NotFoundError:
     return NotFoundError(message) if broken else UsageError(message)
 
 
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: Any = None, line: str | None = None) -> None:
+    """A Python warning as the CLI prints every note: one ``warning: ...`` line on stderr."""
+    print(f"warning: {message}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse and run one command; every error it raises is reported by the one boundary (``registry_core.cli._errors``)."""
-    words = list(sys.argv[1:] if argv is None else argv)
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning  # not Python's file, line and source: one line per warning
+        return _main(list(sys.argv[1:] if argv is None else argv))
+
+
+def _main(words: list[str]) -> int:
     boundary = ErrorBoundary.for_words(words)
     try:
         reg = get_registry()

@@ -49,24 +49,37 @@ def _shape_mismatch(saved: Mapping[str, Any], model: Mapping[str, Any]) -> str |
     return None
 
 
-def check_resume_fits(checkpoint: Path, model: Any, changes: list[tuple[str, Any, Any]]) -> None:
-    """Raise ResumeMismatch naming the changed keys when ``model`` cannot take the checkpoint's weights.
-
-    The checkpoint is memory-mapped, so only its tensor headers are read here.
-    """
+def _read_checkpoint(checkpoint: Path) -> Mapping[str, Any] | None:
+    """The checkpoint memory-mapped (only tensor headers are read); None when missing or unreadable (the
+    trainer's own load then reports it, with its path)."""
     if not checkpoint.is_file():
-        return
+        return None
     import torch
-
-    from registry_core.training.checkpoint import clean_state_dict
 
     try:
         ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:  # an unreadable checkpoint is reported by the trainer's own load, with its path
+    except Exception:
+        return None
+    return ckpt if isinstance(ckpt, Mapping) else None
+
+
+def check_resume_fits(checkpoint: Path, model: Any, changes: list[tuple[str, Any, Any]], steps: int | None = None) -> None:
+    """Raise ResumeMismatch naming the changed keys when ``model`` cannot take the checkpoint's weights, and when
+    the checkpoint is already at ``steps`` or beyond (resuming would do nothing).
+    """
+    ckpt = _read_checkpoint(checkpoint)
+    if ckpt is None:
         return
-    saved = ckpt.get("model") if isinstance(ckpt, dict) else None
+    step = ckpt.get("step")
+    if steps is not None and isinstance(step, int) and step >= steps:
+        raise ResumeMismatch(f"cannot resume from {checkpoint}: the run is already at step {step} and train.steps "
+                             f"is {steps}, so there is nothing to train; give more steps (--steps {step + 1} or "
+                             "more)")
+    saved = ckpt.get("model")
     if not isinstance(saved, Mapping):
         return
+    from registry_core.training.checkpoint import clean_state_dict
+
     problem = _shape_mismatch(saved, clean_state_dict(model.state_dict()))
     if problem is None:
         return

@@ -142,7 +142,7 @@ def _check_resume(pipeline: Any, out: Path, saved: dict[str, Any] | None) -> Non
     from registry_core.pipeline._resume import check_resume_fits, model_changes
 
     changes = model_changes(saved, pipeline.to_config()) if saved is not None else []
-    check_resume_fits(out / "checkpoints" / "last.pt", pipeline.model, changes)
+    check_resume_fits(out / "checkpoints" / "last.pt", pipeline.model, changes, steps=pipeline.train.steps)
 
 
 def _train_and_save(pipeline: Any, out: Path, main: bool, resume: bool) -> RunResult:

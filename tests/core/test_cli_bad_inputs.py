@@ -219,7 +219,7 @@ def test_a_damaged_run_folder_is_named_and_left_as_it_was(cli: Cli, toy: Path, t
     whole = checkpoint.read_bytes()
     checkpoint.write_bytes(whole[: len(whole) // 2])
     before = snapshot(toy_run)
-    line = one_error(cli("run", str(toy), "--out", "run", "--resume"), 1)
+    line = one_error(cli("run", str(toy), "--out", "run", "--resume", "--steps", "8"), 1)
     assert line.startswith("error: checkpoint run/checkpoints/last.pt could not be read as a trainer checkpoint (")
     assert line.endswith("); expected a checkpoint the trainer wrote, not a truncated or damaged file")
     assert snapshot(toy_run) == before
@@ -228,9 +228,13 @@ def test_a_damaged_run_folder_is_named_and_left_as_it_was(cli: Cli, toy: Path, t
     metrics = toy_run / "metrics.jsonl"
     metrics.write_bytes(b'{"step": 1, "loss": 2.0}\n\xff\xfe\n')
     before = snapshot(toy_run)
-    assert one_error(cli("run", str(toy), "--out", "run", "--resume"), 1) == \
-        "error: run/metrics.jsonl line 2 is not UTF-8 text; expected the JSON lines a run writes (move the file " \
-        "away to start a new log)"
+    done = cli("run", str(toy), "--out", "run", "--resume", "--steps", "8")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.splitlines() == [  # the longer schedule's note (one line, as every warning), then the error
+        "warning: checkpoint run/checkpoints/last.pt was scheduled for 4 steps, this run for 8; the cosine decay "
+        "continues on the new length",
+        "error: run/metrics.jsonl line 2 is not UTF-8 text; expected the JSON lines a run writes (move the file "
+        "away to start a new log)"]
     assert snapshot(toy_run) == before
 
 

@@ -73,13 +73,13 @@ def test_resume_refuses_an_override_that_changes_the_models_shape(first_run: Pat
                                                                    with_file: bool) -> None:
     before = snapshot(first_run)
     file = ["toy.toml"] if with_file else []
-    out = cli("run", *file, "--resume", "--out", "r", "--set", "backbone.embed_dim=16", cwd=tmp_path)
+    out = cli("run", *file, "--resume", "--out", "r", "--steps", "6", "--set", "backbone.embed_dim=16", cwd=tmp_path)
     assert out.returncode == 1
     line = out.stderr.strip().splitlines()[-1]
     assert line.startswith("error: cannot resume from r/checkpoints/last.pt: the overrides change the model's shape")
     assert "backbone.embed_dim was 32, now 16" in line and "has shape [" in line
     assert snapshot(first_run) == before
-    fine = cli("run", *file, "--resume", "--out", "r", "--set", "train.lr=0.02", cwd=tmp_path)  # no shape change
+    fine = cli("run", *file, "--resume", "--out", "r", "--steps", "6", "--set", "train.lr=0.02", cwd=tmp_path)
     assert fine.returncode == 0, fine.stderr
 
 
@@ -175,3 +175,14 @@ def test_a_second_run_into_a_folder_being_written_is_refused(good: dict, tmp_pat
         f"error: --out {tmp_path / 'r'} is being written by another process (pid {holder.pid}); wait for it to "
         "finish, or choose another path"]
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("steps", ["4", "1"])
+def test_resuming_a_run_that_has_nothing_left_to_train_is_refused(first_run: Path, tmp_path: Path, steps: str) -> None:
+    before = snapshot(first_run)
+    out = cli("run", "--resume", "--out", "r", "--steps", steps, cwd=tmp_path)
+    assert out.returncode == 1
+    assert out.stderr.strip().splitlines()[-1] == (
+        f"error: cannot resume from r/checkpoints/last.pt: the run is already at step 4 and train.steps is {steps}, "
+        "so there is nothing to train; give more steps (--steps 5 or more)")
+    assert snapshot(first_run) == before
