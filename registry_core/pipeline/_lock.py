@@ -32,8 +32,10 @@ def expand_files(slot: str, paths: Iterable[Path]) -> dict[str, Path]:
     return out
 
 
-def make_lock(slots: Iterable[ComposedSlot], files: Mapping[str, Path], root: Path | None = None) -> dict[str, Any]:
-    """Every slot's qualified id, provider distribution and version, and the files' hashes.
+def make_lock(slots: Iterable[ComposedSlot], files: Mapping[str, Path], root: Path | None = None,
+              data: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Every slot's qualified id, provider distribution and version, the files' hashes, and (``data``) the data
+    source's fingerprint: what the run trained on, which ``--resume`` checks.
 
     File paths are written relative to ``root`` when they lie inside it (a saved pipeline's folder).
     """
@@ -48,6 +50,7 @@ def make_lock(slots: Iterable[ComposedSlot], files: Mapping[str, Path], root: Pa
             for s in slots
         ],
         "files": {name: {"path": shown(p), "sha256": sha256_file(p)} for name, p in files.items()},
+        **({"data": dict(data)} if data is not None else {}),
     }
 
 

@@ -174,8 +174,16 @@ class Pipeline:
         return out
 
     def lock(self, files: Mapping[str, Path] | None = None, root: Path | None = None) -> dict[str, Any]:
-        """Every component's qualified id, provider distribution and version, and file hashes."""
-        return _lock.make_lock(self.all_slots(), self.files() if files is None else files, root)
+        """Every component's qualified id, provider distribution and version, file hashes, and (once built) the
+        data source's ``fingerprint()`` when it has one."""
+        return _lock.make_lock(self.all_slots(), self.files() if files is None else files, root,
+                               self.data_fingerprint())
+
+    def data_fingerprint(self) -> dict[str, Any] | None:
+        """What the built data source trains on (its ``fingerprint()``), or None (not built, or no fingerprint)."""
+        source = self._built.components.get("data") if self._built else None
+        found = getattr(source, "fingerprint", None)
+        return dict(found()) if callable(found) else None
 
     def check_lock(self, lock: Mapping[str, Any], strict: bool = False) -> list[str]:
         """Compare a recorded lock with what is installed now; warn (or raise LockMismatch when strict)."""

@@ -13,7 +13,7 @@ from typing import Any
 
 from registry_core._errors import RegistryCoreError
 
-__all__ = ["ResumeMismatch", "check_resume_fits", "model_changes"]
+__all__ = ["ResumeMismatch", "check_resume_data", "check_resume_fits", "model_changes"]
 
 
 class ResumeMismatch(RegistryCoreError, ValueError):
@@ -47,6 +47,25 @@ def _shape_mismatch(saved: Mapping[str, Any], model: Mapping[str, Any]) -> str |
         if a != b:
             return f"the checkpoint's {name} has shape {list(a)}, the model built now {list(b)}"
     return None
+
+
+def check_resume_data(out: Path, now: Mapping[str, Any] | None) -> None:
+    """Raise ResumeMismatch naming both when the run in ``out`` trained on other data than ``now`` (the data
+    fingerprints in its lock; ``source`` names them and is not compared, so a moved datacube still resumes)."""
+    import json
+
+    try:
+        lock = json.loads((out / "pipeline.lock.json").read_bytes())
+    except (OSError, ValueError):
+        return  # no lock (or an unreadable one, which loading the run reports): nothing recorded to compare
+    before = lock.get("data") if isinstance(lock, dict) else None
+    if not isinstance(before, Mapping) or now is None:
+        return
+    differ = sorted(k for k in set(before) | set(now) if k != "source" and before.get(k) != now.get(k))
+    if differ:
+        raise ResumeMismatch(f"cannot resume {out}: it trained on {before.get('source', 'other data')}, this run reads "
+                             f"{now.get('source', 'other data')}, and they differ ({', '.join(differ)}); resume with "
+                             "the run's own data, or start over with --overwrite")
 
 
 def _read_checkpoint(checkpoint: Path) -> Mapping[str, Any] | None:

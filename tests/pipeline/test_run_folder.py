@@ -186,3 +186,13 @@ def test_resuming_a_run_that_has_nothing_left_to_train_is_refused(first_run: Pat
         f"error: cannot resume from r/checkpoints/last.pt: the run is already at step 4 and train.steps is {steps}, "
         "so there is nothing to train; give more steps (--steps 5 or more)")
     assert snapshot(first_run) == before
+
+
+def test_resuming_on_other_data_is_refused_naming_both(first_run: Path, tmp_path: Path) -> None:
+    before = snapshot(first_run)
+    out = cli("run", "--resume", "--out", "r", "--steps", "6", "--set", "data.samples=77", cwd=tmp_path)
+    assert out.returncode == 1
+    assert out.stderr.strip().splitlines()[-1] == (
+        "error: cannot resume r: it trained on toy text (64 samples), this run reads toy text (77 samples), and they "
+        "differ (samples); resume with the run's own data, or start over with --overwrite")
+    assert snapshot(first_run) == before

@@ -35,6 +35,11 @@ class ToyData:
     def prepare(self) -> None:
         self.prepared += 1
 
+    def fingerprint(self) -> dict[str, Any]:
+        """What the run trains on (its lock records it; --resume compares it)."""
+        c = self.config
+        return {"source": f"toy text ({c.samples} samples)", "samples": c.samples, "vocab": c.vocab}
+
     def dataset(self, split: str) -> ToyWindows:
         c = self.config
         return ToyWindows(c.vocab, c.seq_len, c.samples if split == "train" else 8, offset=0 if split == "train" else 5)

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from registry_core.atomic import sha256_file
 from registry_gfm.chips.labels import STORE_PREFIX, LabelSpec, prepare_labels
 from registry_gfm.chips.windows import Region, grid_windows, random_window, split_region, window_rng
 from registry_gfm.cube.band_stats import BandStats, compute_band_stats, load_band_stats, save_band_stats
@@ -308,6 +309,14 @@ class ZarrChips:
         self._norm = (mean, std)
         log.info("zarr-chips normalises with the weights' mean / std: %s / %s", mean.tolist(), std.tolist())
         return self
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What this source trains on, for the run's lock: the datacube's content hash (shape, bands, times,
+        attributes) and the label raster's sha256; ``source`` names them (a resumed run must train on the same)."""
+        labels = self.config.labels
+        label_hash = sha256_file(labels) if labels and not labels.startswith(STORE_PREFIX) and Path(labels).is_file() else labels
+        return {"source": f"datacube {self.config.store}" + (f" with labels {labels}" if labels else ""),
+                "datacube": self.info.fingerprint, "labels": label_hash}
 
     @property
     def info(self) -> CubeInfo:

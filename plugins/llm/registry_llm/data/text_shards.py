@@ -280,6 +280,13 @@ class TextShards:
         """The current ``manifest.json`` of ``out``."""
         return read_manifest(self.out)
 
+    def fingerprint(self) -> dict[str, Any]:
+        """What this source trains on, for the run's lock: a hash of its shards' sha256s (the tokens themselves,
+        whatever the build's id); ``source`` names the shard folder (a resumed run must train on the same)."""
+        shards = self.manifest()["shards"]
+        digest = hashlib.sha256("".join(f"{s['sha256']}{s['idx_sha256']}" for s in shards).encode()).hexdigest()
+        return {"source": f"text shards {self.out}", "shards": digest}
+
     def _check_tokenizer(self, manifest: dict[str, Any]) -> None:
         if self.tokenizer is None or not getattr(self.tokenizer, "trained", True):
             return
