@@ -125,7 +125,7 @@ def replace_dir(src: Path, target: Path, *, kind: str, inputs: Iterable[str | Pa
         _rename(src, target)
         return
     aside = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
-    had = target.exists() or target.is_symlink()
+    had = target.exists()  # (a link there was refused above)
     if had:
         _rename(target, aside)
     try:

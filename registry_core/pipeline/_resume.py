@@ -52,13 +52,14 @@ def _shape_mismatch(saved: Mapping[str, Any], model: Mapping[str, Any]) -> str |
 def check_resume_data(out: Path, now: Mapping[str, Any] | None) -> None:
     """Raise ResumeMismatch naming both when the run in ``out`` trained on other data than ``now`` (the data
     fingerprints in its lock; ``source`` names them and is not compared, so a moved datacube still resumes)."""
-    import json
+    from registry_core.pipeline._lock import LockMismatch, read_lock
+    from registry_core.pipeline._persist import LOCK_FILE
 
     try:
-        lock = json.loads((out / "pipeline.lock.json").read_bytes())
-    except (OSError, ValueError):
+        lock = read_lock(out / LOCK_FILE)
+    except LockMismatch:
         return  # no lock (or an unreadable one, which loading the run reports): nothing recorded to compare
-    before = lock.get("data") if isinstance(lock, dict) else None
+    before = lock.get("data")
     if not isinstance(before, Mapping) or now is None:
         return
     differ = sorted(k for k in set(before) | set(now) if k != "source" and before.get(k) != now.get(k))
