@@ -22,12 +22,13 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Final
 
-from registry_core._errors import OutputPathError
+from registry_core._errors import FileFormatError, OutputPathError
 
 __all__ = [
     "OUTPUT_MARKER",
     "atomic_path",
     "check_output_dir",
+    "file_inside",
     "mark_output",
     "move_dir_into_place",
     "move_into_place",
@@ -346,18 +347,39 @@ def writer_lock(output: str | Path, what: str = "output") -> Iterator[None]:
 # -- paths a config names --------------------------------------------------------------------------------------
 
 
-def path_inside(folder: str | Path, path: str | Path, what: str) -> Path:
+def path_inside(folder: str | Path, path: str | Path, what: str, *, allow_absolute: bool = True) -> Path:
     """``path`` (relative: inside ``folder``) when it stays inside ``folder`` after resolving ``..`` and links;
-    OutputPathError naming ``what`` otherwise. An absolute ``path`` is the user's explicit choice and is kept.
+    OutputPathError naming ``what`` otherwise. An absolute ``path`` is kept when ``allow_absolute`` (the user's
+    explicit choice), else refused like one that climbs out.
 
     For outputs a run writes (evaluator files, shards) and for files a command reads from a run folder.
     """
     given = Path(path)
-    if given.is_absolute():
-        return given
     base = Path(folder)
+    if given.is_absolute():
+        if allow_absolute:
+            return given
+        raise OutputPathError(f"{what} {str(path)!r} is outside the run folder {base}; give a path inside it, or "
+                              "pass --outputs-anywhere to `run` to write there on purpose")
     target = base / given
     if not target.resolve().is_relative_to(base.resolve()):
-        raise OutputPathError(f"{what} {str(path)!r} leaves the folder {base}; give a path inside it (or an absolute "
-                              "path, to write elsewhere on purpose)")
+        hint = "(or an absolute path, to write elsewhere on purpose)" if allow_absolute else \
+            "(or pass --outputs-anywhere to `run` and give an absolute path, to write elsewhere on purpose)"
+        raise OutputPathError(f"{what} {str(path)!r} leaves the folder {base}; give a path inside it {hint}")
+    return target
+
+
+def file_inside(folder: str | Path, name: str | Path, what: str = "run folder") -> Path:
+    """``folder/name`` when it lies inside ``folder`` after resolving ``..`` and links; FileFormatError otherwise.
+
+    For what a command reads from a folder it did not write (a run folder is untrusted input): a file there
+    that is a link out of it, or a recorded name that is absolute or climbs out, is refused, never read.
+    """
+    given = Path(name)
+    base = Path(folder)
+    target = base / given
+    if given.is_absolute() or not target.resolve().is_relative_to(base.resolve()):
+        problem = (f"{given} is a link to {target.resolve()}, outside the folder" if target.is_symlink() and
+                   not given.is_absolute() else f"the path {str(name)!r} lies outside the folder")
+        raise FileFormatError(f"{what} {base}: {problem}; a {what} is read only from the files inside it")
     return target

@@ -12,12 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from registry_core.cli._main import build_parser, main
+    from registry_core.cli._render import print_json
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "main", "print_json"]
 
 
 def __getattr__(name: str) -> Any:
-    """``main`` and ``build_parser``, imported on first use: the registry reads ``cli.hookspecs`` alone."""
+    """``main``, ``build_parser`` and ``print_json`` (what a plugin command prints for ``--json``), imported on first use: the registry reads ``cli.hookspecs`` alone."""
     if name in __all__:
-        return getattr(importlib.import_module("registry_core.cli._main"), name)
+        home = "registry_core.cli._render" if name == "print_json" else "registry_core.cli._main"
+        return getattr(importlib.import_module(home), name)
     raise AttributeError(f"module 'registry_core.cli' has no attribute {name!r}")

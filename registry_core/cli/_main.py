@@ -21,7 +21,7 @@ from registry_core._suggestions import close_matches
 from registry_core.cli._commands import BUILTIN_COMMANDS, CommandParser, add_commands
 from registry_core.cli._errors import CliParser, ErrorBoundary, add_global_flags
 from registry_core.cli._records import show_record as _show_record
-from registry_core.cli._render import print_json, print_table
+from registry_core.cli._render import json_stdout, print_json, print_table
 from registry_core.cli._run import add_pipeline_commands
 
 __all__ = ["build_parser", "main"]
@@ -246,6 +246,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(words: list[str]) -> int:
     boundary = ErrorBoundary.for_words(words)
+    with json_stdout(boundary.json):  # --json: stdout holds the JSON document alone, whatever else prints
+        return _run_command(words, boundary)
+
+
+def _run_command(words: list[str], boundary: ErrorBoundary) -> int:
     try:
         reg = get_registry()
         command = next((w for w in words if not w.startswith("-")), None)

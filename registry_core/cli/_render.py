@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import sys
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, TextIO
 
 from registry_core.cli._records import jsonable
 
-__all__ = ["print_json", "print_table", "table_width", "use_rich"]
+__all__ = ["json_stdout", "print_json", "print_table", "table_width", "use_rich"]
 
 #: The last column is never wrapped narrower than this, however narrow the terminal.
 _MIN_LAST_COLUMN = 24
@@ -28,8 +29,29 @@ def use_rich(stream: TextIO) -> bool:
     return True
 
 
+#: Where a ``--json`` command's document goes: the real stdout, set aside while the command runs (see
+#: :func:`json_stdout`), so that whatever else prints (a plugin at import, a library) cannot corrupt it.
+_json_stream: TextIO | None = None
+
+
+@contextlib.contextmanager
+def json_stdout(enabled: bool) -> Iterator[None]:
+    """While a ``--json`` command runs, stdout is stderr for everyone but :func:`print_json`."""
+    global _json_stream
+    if not enabled:
+        yield
+        return
+    saved, _json_stream = _json_stream, sys.stdout
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        _json_stream = saved
+
+
 def print_json(value: Any, stream: TextIO | None = None) -> None:
-    stream = stream or sys.stdout
+    """``value`` as an indented JSON document: the one thing a ``--json`` command prints on stdout."""
+    stream = stream or _json_stream or sys.stdout
     json.dump(jsonable(value), stream, indent=2)
     stream.write("\n")
 

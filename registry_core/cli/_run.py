@@ -121,7 +121,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError("run needs a pipeline FILE (or --resume --out RUN_DIR to continue a run with its own "
                          "pipeline.toml)")
     pipeline, out = _compose_run(args, extra)
-    result = pipeline.run(out, resume=args.resume, overwrite=args.overwrite)
+    result = pipeline.run(out, resume=args.resume, overwrite=args.overwrite, outputs_anywhere=args.outputs_anywhere)
     if not result.main:
         return 0
     extras: dict[str, Any] = {}
@@ -220,6 +220,9 @@ def add_pipeline_commands(sub: Any, registry: Registry) -> None:
                         "shape is refused)")
     p.add_argument("--overwrite", action="store_true", help="remove the run already in OUT first (keeps nothing); only a run folder registry-core wrote (it carries its marker), never a link, an input or the working folder")
     p.add_argument("--set", action="append", metavar="SLOT.KEY=VALUE", help="override an option (repeatable)")
+    p.add_argument("--outputs-anywhere", action="store_true",
+                   help="let evaluators write to absolute paths outside OUT (their relative paths always stay inside "
+                        "it); off by default, since a resumed run's config may come from elsewhere")
     p.set_defaults(func=cmd_run)
     _add_plugin_run_arguments(p, registry)
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from registry_core._contracts import ComposedSlot
 from registry_core._errors import RegistryCoreError
-from registry_core.atomic import sha256_file
+from registry_core.atomic import file_inside, sha256_file
 
 __all__ = ["LockMismatch", "check_lock", "expand_files", "make_lock", "read_lock", "sha256_file", "verify_files"]
 
@@ -89,10 +89,11 @@ def read_lock(path: Path) -> dict[str, Any]:
 
 
 def verify_files(lock: Mapping[str, Any], folder: Path, lock_path: Path) -> None:
-    """Every file the lock records exists (relative paths under ``folder``) and has its recorded sha256."""
+    """Every file the lock records exists (relative paths under ``folder``, never out of it) and has its recorded
+    sha256. Absolute paths are files the run used from elsewhere (its data, another run's weights): only hashed."""
     for name, entry in lock.get("files", {}).items():
         p = Path(entry["path"])
-        p = p if p.is_absolute() else folder / p
+        p = p if p.is_absolute() else file_inside(folder, p)
         if not p.is_file():
             raise LockMismatch(f"{name} ({p}) recorded in {lock_path} is missing")
         if sha256_file(p) != entry["sha256"]:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from registry_core._errors import ConfigError, FileFormatError
-from registry_core.atomic import atomic_path, write_json, write_text
+from registry_core.atomic import atomic_path, file_inside, write_json, write_text
 from registry_core.pipeline._compose import load_toml
 from registry_core.pipeline._lock import check_lock, read_lock, verify_files
 from registry_core.pipeline._toml import dumps
@@ -47,7 +47,7 @@ def load_weights(model: Any, out_dir: Path) -> None:
     or holds other tensors than the model's, is a FileFormatError naming it."""
     from safetensors.torch import load_model
 
-    path = out_dir / WEIGHTS_FILE
+    path = file_inside(out_dir, WEIGHTS_FILE)
     try:
         load_model(model, str(path))
     except Exception as exc:  # safetensors raises its own types for a corrupt header; torch RuntimeError for keys
@@ -56,11 +56,12 @@ def load_weights(model: Any, out_dir: Path) -> None:
 
 
 def read_run_config(out: Path) -> dict[str, Any]:
-    """A run folder's ``pipeline.toml``, its tokenizer's relative ``path`` made absolute (saved under the folder)."""
-    config = load_toml(out / CONFIG_FILE)
+    """A run folder's ``pipeline.toml``, its tokenizer's ``path`` made absolute: saved under the folder, so a path
+    that is absolute or leaves the folder (an untrusted run folder's) is refused."""
+    config = load_toml(file_inside(out, CONFIG_FILE))
     tok = config.get("tokenizer", {})
-    if isinstance(tok, dict) and isinstance(tok.get("path"), str) and not Path(tok["path"]).is_absolute():
-        tok["path"] = str(out / tok["path"])
+    if isinstance(tok, dict) and isinstance(tok.get("path"), str):
+        tok["path"] = str(file_inside(out, tok["path"]))
     return config
 
 
@@ -75,11 +76,11 @@ def read_saved_config(out: Path, strict: bool = False) -> dict[str, Any]:
         raise ConfigError(f"run folder {out} {what}; expected a folder written by `python -m registry_core run X.toml "
                           "--out DIR` or Pipeline.save", slot=str(out))
     config = read_run_config(out)
-    lock_path = out / LOCK_FILE
+    lock_path = file_inside(out, LOCK_FILE)
     if lock_path.is_file():
         lock = read_lock(lock_path)
         check_lock(lock, strict=strict)
         verify_files(lock, out, lock_path)
-    if not (out / WEIGHTS_FILE).is_file():
+    if not file_inside(out, WEIGHTS_FILE).is_file():
         raise FileNotFoundError(f"{out / WEIGHTS_FILE} is missing; expected the weights written by Pipeline.save")
     return config

@@ -91,6 +91,9 @@ class Pipeline:
         self.source = source
         #: The folder of the last ``fit`` (or a loaded pipeline's folder): evaluators write files there.
         self.run_dir: Path | None = None
+        #: Whether evaluators may write to absolute paths outside ``run_dir`` (``run --outputs-anywhere``): off, since
+        #: a resumed run's config may come from a run folder from elsewhere.
+        self.outputs_anywhere = False
         #: A loaded pipeline's folder: every build fills the model with its saved weights, not a fresh init.
         self._saved_weights: Path | None = None
         self._built: _Built | None = None
@@ -336,13 +339,16 @@ class Pipeline:
         with trainer:
             return trainer.fit(resume=resume, on_ready=write)
 
-    def run(self, out_dir: str | Path, *, resume: bool = False, overwrite: bool = False) -> RunResult:
+    def run(self, out_dir: str | Path, *, resume: bool = False, overwrite: bool = False,
+            outputs_anywhere: bool = False) -> RunResult:
         """Everything ``python -m registry_core run`` does: prepare ``out_dir``, build, train, evaluate, save.
 
         ``resume`` continues the run in ``out_dir`` (a model that no longer fits its checkpoint is refused);
         ``overwrite`` removes the run already there first; without either a folder holding a run is refused.
+        ``outputs_anywhere`` lets evaluators write to absolute paths outside the run folder.
         Under torchrun every rank calls it; rank 0 evaluates, saves and writes ``summary.json``.
         """
+        self.outputs_anywhere = outputs_anywhere
         return run_pipeline(self, out_dir, resume=resume, overwrite=overwrite)
 
     def evaluate(self, split: str = "val") -> dict[str, dict[str, float]]:

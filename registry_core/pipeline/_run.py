@@ -75,6 +75,18 @@ def run_inputs(pipeline: Any) -> list[Path]:
     return found
 
 
+def check_evaluator_outputs(pipeline: Any, out: Path) -> None:
+    """OutputPathError when an evaluator's ``out`` option (the convention for a file it writes) leaves the run
+    folder: through ``..`` or a link, or an absolute path unless ``pipeline.outputs_anywhere``."""
+    from registry_core.atomic import path_inside
+
+    for slot in getattr(pipeline, "evaluator_slots", ()):
+        value = getattr(slot.config, "out", None)
+        if isinstance(value, (str, Path)) and str(value):
+            path_inside(out, value, "evaluator option 'out'",
+                        allow_absolute=bool(getattr(pipeline, "outputs_anywhere", False)))
+
+
 def run_pipeline(pipeline: Any, out: str | Path, *, resume: bool = False, overwrite: bool = False) -> RunResult:
     """Train ``pipeline`` (a composed ``Pipeline``) into the run folder ``out`` and save it there.
 
@@ -89,6 +101,7 @@ def run_pipeline(pipeline: Any, out: str | Path, *, resume: bool = False, overwr
     if resume and overwrite:
         raise UsageError("resume continues a run and overwrite removes it; give one of them")
     check_output_dir(out)  # a file or an uncreatable folder fails before any data is prepared
+    check_evaluator_outputs(pipeline, out)  # before any data is prepared or a step trained
     saved = read_run_config(out) if resume and (out / CONFIG_FILE).is_file() else None
     main = is_main_rank()  # the other ranks write nothing before rank 0 has prepared the folder
     with writer_lock(out, "--out") if main else contextlib.nullcontext():

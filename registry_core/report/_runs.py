@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from registry_core._errors import RegistryCoreError
+from registry_core.atomic import file_inside
 from registry_core.report import ReportRun
 
 __all__ = ["ReportError", "read_runs"]
@@ -57,7 +58,8 @@ def read_run(path: Path, label: str) -> ReportRun:
         raise ReportError(f"run folder {path} does not exist")
     if not path.is_dir():
         raise ReportError(f"{path} is not a run folder (a file); expected a folder written by `run --out`")
-    config_path = path / "pipeline.toml"
+    config_path, lock_path, summary_path, metrics_path = (
+        file_inside(path, name) for name in ("pipeline.toml", "pipeline.lock.json", "summary.json", "metrics.jsonl"))
     if not config_path.is_file():
         raise ReportError(f"{path} is not a run folder: it has no pipeline.toml (expected a folder written by "
                           "`python -m registry_core run --out` or Pipeline.save)")
@@ -65,12 +67,12 @@ def read_run(path: Path, label: str) -> ReportRun:
         config = tomllib.loads(config_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ReportError(f"{config_path} is not valid TOML: {exc}") from None
-    lock = _json(path / "pipeline.lock.json") if (path / "pipeline.lock.json").is_file() else {}
-    summary = _json(path / "summary.json") if (path / "summary.json").is_file() else {}
+    lock = _json(lock_path) if lock_path.is_file() else {}
+    summary = _json(summary_path) if summary_path.is_file() else {}
     for name, value in (("pipeline.lock.json", lock), ("summary.json", summary)):
         if not isinstance(value, dict):
             raise ReportError(f"{path / name} should hold a JSON object, got {type(value).__name__}")
-    metrics, notes = _metrics(path / "metrics.jsonl")
+    metrics, notes = _metrics(metrics_path)
     return ReportRun(path, label, config, lock, summary, metrics, notes)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -126,3 +127,26 @@ def test_a_plugin_that_exits_in_a_hook_is_broken_too(make_dist: Callable[..., ob
     assert out.returncode == 0, out.stderr
     row = next(line for line in out.stdout.splitlines() if line.strip().startswith("hookquit"))
     assert "broken" in row and "registry_core_components() failed: SystemExit: 4" in row
+
+
+@pytest.mark.parametrize("words", [["list", "--json"], ["plugins", "--json"], ["show", "no-such-thing", "--json"],
+                                   ["check", "missing.toml", "--json"]])
+def test_json_holds_whatever_a_plugin_prints(make_dist: Callable[..., object], tmp_path: Path,
+                                             words: list[str]) -> None:
+    """stdout of a ``--json`` command is one JSON document, even when a plugin prints at import and in a hook."""
+    make_dist("chatty", """
+        import sys
+        from registry_core import hookimpl
+
+        print("hello from chatty at import")
+        sys.stdout.write("no newline either")
+
+        @hookimpl
+        def registry_core_components():
+            print("and from a hook")
+            return []
+    """)
+    out = cli(*words, cwd=tmp_path)
+    document = json.loads(out.stdout)  # the whole of stdout parses: nothing else was printed there
+    assert isinstance(document, (list, dict))
+    assert "hello from chatty at import" in out.stderr and "and from a hook" in out.stderr

@@ -98,9 +98,11 @@ def band_names(pipeline: Any, channels: int) -> list[str]:
 
 
 def in_run_dir(pipeline: Any, path: str | Path) -> Path:
-    """``path``, or for a relative one the same path inside the pipeline's run folder when it has one (a relative
-    path that leaves the run folder, through ``..`` or a link, is an OutputPathError naming it)."""
+    """``path``, or for a relative one the same path inside the pipeline's run folder when it has one. A path that
+    leaves the run folder (``..``, a link, or an absolute one unless the run allows ``outputs_anywhere``) is an
+    OutputPathError naming it: a resumed run's config may come from a run folder from elsewhere."""
     run_dir = getattr(pipeline, "run_dir", None)
     if run_dir is None:
         return Path(path)
-    return path_inside(run_dir, path, "evaluator option 'out'")
+    return path_inside(run_dir, path, "evaluator option 'out'",
+                       allow_absolute=bool(getattr(pipeline, "outputs_anywhere", False)))

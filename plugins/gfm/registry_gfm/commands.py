@@ -123,6 +123,10 @@ def predict(args: argparse.Namespace) -> int:
                            "or patch embeddings")
     check_output(args.output, args.overwrite, inputs=[args.input, args.run])  # fails before the model loads
     check_scheduler(args.scheduler)
+    if "://" in args.scheduler:  # a scheduler given by address answers now, not after the model has loaded
+        from registry_gfm.dask_runtime import probe_scheduler
+
+        probe_scheduler(args.scheduler)
     band_map = parse_band_map(args.band_map)
     names = [b.strip() for b in args.bands.split(",")] if args.bands else None
     if "://" not in args.input and not Path(args.input).exists():
@@ -133,17 +137,17 @@ def predict(args: argparse.Namespace) -> int:
     if args.probabilities and info.classes is None:
         raise PredictError(f"--probabilities: run {args.run} writes values, not class probabilities")
     check_tiling(info, tile=args.tile, overlap=args.overlap, blend=args.blend, batch_size=args.batch_size,
-                 block_size=args.block_size)
+                 block_size=args.block_size, compute_batch=args.compute_batch)
     scene = open_scene(args.input, requested_names(info.bands, band_map), names=names, time=args.time,
                        physical=info.physical)
     result = predict_to_file(scene, model, args.output, tile=args.tile, overlap=args.overlap, blend=args.blend,
                              batch_size=args.batch_size, block_size=args.block_size, probabilities=args.probabilities,
                              scheduler=args.scheduler, overwrite=args.overwrite, progress=not args.quiet)
     if getattr(args, "json", False):
-        import json
+        from registry_core.cli import print_json
 
-        print(json.dumps({"output": str(result.output), "format": result.format, "shape": list(result.shape),
-                    "bytes": result.size, "seconds": result.seconds, "pixels": result.pixels}, indent=2))
+        print_json({"output": str(result.output), "format": result.format, "shape": list(result.shape),
+                    "bytes": result.size, "seconds": result.seconds, "pixels": result.pixels})
     else:
         print(result.summary())
     return 0

@@ -14,8 +14,10 @@ import sys
 from collections.abc import Iterator
 from typing import Any, Final
 
-__all__ = ["GDAL_CACHE_BYTES", "MAX_LOCAL_WORKERS", "dask_scheduler", "progress_bar", "run_blocks",
-           "scheduler_get", "scheduler_problem"]
+from registry_gfm.errors import SchedulerError
+
+__all__ = ["ADDRESS_SCHEMES", "CONNECT_TIMEOUT", "GDAL_CACHE_BYTES", "MAX_LOCAL_WORKERS", "dask_scheduler",
+           "probe_scheduler", "progress_bar", "run_blocks", "scheduler_get", "scheduler_problem"]
 
 #: Most worker processes a ``local:N`` cluster may start (each one a Python process with its own GDAL cache).
 MAX_LOCAL_WORKERS: Final = 256
@@ -25,10 +27,35 @@ MAX_LOCAL_WORKERS: Final = 256
 GDAL_CACHE_BYTES: Final = 64 << 20
 
 
+#: The address schemes of dask.distributed's comms.
+ADDRESS_SCHEMES: Final = ("tcp", "tls", "ucx", "ws", "wss")
+#: Seconds to wait for a scheduler given by address to answer before saying so.
+CONNECT_TIMEOUT: Final = 10.0
+
+
+def _address_problem(spec: str) -> str | None:
+    """None when ``spec`` reads as ``scheme://host:port``, else what is wrong with it."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(spec)
+    if parts.scheme == "inproc" and parts.netloc:  # a cluster in this very process (LocalCluster(processes=False))
+        return None
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if parts.scheme not in ADDRESS_SCHEMES or not parts.hostname or port is None or parts.path not in ("", "/"):
+        return (f"{spec!r} is not a scheduler address; expected SCHEME://HOST:PORT with SCHEME one of "
+                f"{', '.join(ADDRESS_SCHEMES)}, such as tcp://127.0.0.1:8786")
+    return None
+
+
 def scheduler_problem(spec: str) -> str | None:
     """None when ``spec`` names a scheduler, else what is wrong with it (the caller adds where it came from)."""
-    if spec in ("threads", "synchronous") or "://" in spec:
+    if spec in ("threads", "synchronous"):
         return None
+    if "://" in spec:
+        return _address_problem(spec)
     match = re.fullmatch(r"local:([+-]?\d+)", spec)
     if match is None:
         return (f"{spec!r} is unknown; expected threads, synchronous, local:N (N worker processes) or a scheduler "
@@ -50,7 +77,7 @@ def dask_scheduler(spec: str) -> Iterator[Any]:
     if spec.startswith("local:"):
         problem = scheduler_problem(spec)
         if problem is not None:
-            raise ValueError(f"scheduler {problem}")
+            raise SchedulerError(f"scheduler {problem}")
         n = int(spec.split(":", 1)[1])
         with (
             LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
@@ -59,8 +86,44 @@ def dask_scheduler(spec: str) -> Iterator[Any]:
         ):
             yield client
         return
-    with Client(spec) as client:
+    problem = scheduler_problem(spec)
+    if problem is not None:
+        raise SchedulerError(f"scheduler {problem}")
+    probe_scheduler(spec)
+    with Client(spec, timeout=CONNECT_TIMEOUT) as client:
         yield client
+
+
+def probe_scheduler(address: str, timeout: float = CONNECT_TIMEOUT) -> None:
+    """SchedulerError unless a dask scheduler answers at ``address`` within ``timeout`` seconds.
+
+    ``Client(address, timeout=...)`` waits forever on a port that accepts connections but does not speak
+    dask's protocol (an HTTP server, a dashboard); this asks the scheduler for its identity under a deadline.
+    """
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from distributed.comm import connect
+
+    async def identity() -> Any:
+        comm = await connect(address, timeout=timeout)
+        try:
+            await comm.write({"op": "identity", "reply": True})
+            return await comm.read()
+        finally:
+            await comm.close()
+
+    try:
+        with ThreadPoolExecutor(1) as pool:  # its own event loop, also under a caller's running one (Jupyter)
+            reply = pool.submit(asyncio.run, asyncio.wait_for(identity(), timeout)).result()
+    except (TimeoutError, OSError) as exc:
+        reason = f"{type(exc).__name__}: {exc}" if str(exc) else f"no answer within {timeout:g} s"
+        raise SchedulerError(f"scheduler {address}: no dask scheduler answered ({reason}); start one with "
+                             "`dask scheduler` or check the address and port") from None
+    kind = reply.get("type") if isinstance(reply, dict) else None
+    if kind != "Scheduler":
+        raise SchedulerError(f"scheduler {address} answered as {kind or 'something else'}, not a dask scheduler; "
+                             "give the scheduler's address (the one `dask scheduler` prints)")
 
 
 def scheduler_get(scheduler: Any) -> Any:

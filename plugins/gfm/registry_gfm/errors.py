@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from registry_core import RegistryCoreError
 
-__all__ = ["DatacubeError", "IncompleteStoreError", "PredictError"]
+__all__ = ["DatacubeError", "IncompleteStoreError", "PredictError", "SchedulerError"]
 
 
 class DatacubeError(RegistryCoreError, ValueError):
@@ -19,3 +19,7 @@ class IncompleteStoreError(DatacubeError):
 class PredictError(RegistryCoreError, ValueError):
     """``predict`` cannot run as asked: a bad option, input scene, model or output path; the message names it
     and says what was expected."""
+
+
+class SchedulerError(RegistryCoreError, ValueError):
+    """A dask scheduler that is malformed, does not answer or is not a scheduler; the message names its address."""

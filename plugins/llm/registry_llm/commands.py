@@ -7,7 +7,6 @@ torch until then (the pipeline is loaded inside the handler).
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
 from registry_core import RegistryCoreError
@@ -54,7 +53,9 @@ def generate(args: argparse.Namespace) -> int:
     text = continue_prompt(pipeline, args.prompt, max_new_tokens=args.max_tokens, temperature=args.temperature,
                            top_k=args.top_k, top_p=args.top_p, seed=args.seed)
     if getattr(args, "json", False):
-        print(json.dumps({"dir": str(args.dir), "prompt": args.prompt, "text": text}, indent=2))
+        from registry_core.cli import print_json
+
+        print_json({"dir": str(args.dir), "prompt": args.prompt, "text": text})
     else:
         print(text)
     return 0

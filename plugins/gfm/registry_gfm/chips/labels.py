@@ -93,6 +93,9 @@ def _reproject(info: CubeInfo, spec: LabelSpec) -> np.ndarray:
     fill = -1  # "no label" while reprojecting; becomes ignore_index at the end
     indices = np.full(src.shape, fill, np.int32)
     labelled = np.ones(src.shape, bool) if nodata is None else src != nodata
+    if not labelled.any():
+        raise DatacubeError(f"label raster {path} holds no label: every one of its {src.size} pixels is its nodata "
+                            f"value {nodata:g}; expected class codes where the classes are known")
     present = np.unique(src[labelled])
     unknown = [int(v) for v in present if int(v) not in lookup]
     if unknown:
@@ -145,16 +148,41 @@ def _save(path: Path, labels: np.ndarray) -> None:
     write_bytes(path, buffer.getvalue())  # atomic: concurrent ranks write the same bytes, a reader sees all or none
 
 
+def _check_cache(path: Path, info: CubeInfo, spec: LabelSpec) -> None:
+    """DatacubeError unless ``path`` holds what ``_reproject`` caches: integer class indices on the cube's grid.
+
+    The cache is read memory-mapped with pickles refused, so a damaged or foreign file is named here, not met
+    later as a broadcast error in a data-loader worker."""
+    expected = tuple(info.shape[2:])
+    try:
+        cached = np.load(path, mmap_mode="r", allow_pickle=False)
+        problem = None
+        if cached.shape != expected:
+            problem = f"its shape is {cached.shape}, the datacube's grid is {expected}"
+        elif not np.issubdtype(cached.dtype, np.integer):
+            problem = f"it holds {cached.dtype} values, not class indices"
+    except (OSError, ValueError, EOFError) as exc:
+        problem = f"it is not a readable .npy array ({exc})"
+    if problem is not None:
+        raise DatacubeError(f"label cache {path} (labels {spec.source} on the grid of {info.store}) is damaged or "
+                            f"not ours: {problem}; delete it and it is rebuilt from the label raster")
+
+
 def prepare_labels(info: CubeInfo, spec: LabelSpec) -> Path | None:
     """Check the labels and make sure they are on the datacube grid: the cached ``.npy`` of a raster (written
     on first use), or None for a store variable (read chip by chip from the store)."""
     if spec.source.startswith(STORE_PREFIX):
         _from_store(info, spec)
         return None
+    if Path(spec.source).is_dir():
+        raise DatacubeError(f"label raster {spec.source} is a folder; expected a raster file (a GeoTIFF of class "
+                            "codes) or 'store:NAME'")
     if not Path(spec.source).is_file():
         raise DatacubeError(f"label raster {spec.source} does not exist")
     path = label_cache_path(info, spec)
-    if not path.exists():
+    if path.exists():
+        _check_cache(path, info, spec)
+    else:
         log.info("reprojecting labels %s onto the grid of %s (once; cached as %s)", spec.source, info.store, path)
         labels = _reproject(info, spec)
         try:

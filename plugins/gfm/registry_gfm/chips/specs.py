@@ -74,6 +74,10 @@ class ZarrChipsConfig:
         if self.label_values is not None and self.num_classes is not None and len(self.label_values) != self.num_classes:
             raise ValueError(f"option 'label_values' gives {len(self.label_values)} values for num_classes="
                              f"{self.num_classes}; expected one raster value per class")
+        if self.label_values is not None and len(set(self.label_values)) != len(self.label_values):
+            twice = sorted({v for v in self.label_values if self.label_values.count(v) > 1})
+            raise ValueError(f"option 'label_values' {list(self.label_values)} names the raster value(s) "
+                             f"{', '.join(map(str, twice))} for more than one class; expected one distinct value per class")
         if self.class_names is not None and self.num_classes is not None and len(self.class_names) != self.num_classes:
             raise ValueError(f"option 'class_names' gives {len(self.class_names)} names for num_classes="
                              f"{self.num_classes}; expected one name per class")

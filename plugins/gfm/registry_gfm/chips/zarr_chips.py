@@ -337,7 +337,8 @@ class ZarrChips:
         info = open_cube(cfg.store)
         ntime, _, height, width = info.shape
         if cfg.frames > ntime:
-            raise DatacubeError(f"datacube store {cfg.store} has {ntime} time steps; frames={cfg.frames} needs more")
+            raise DatacubeError(f"datacube store {cfg.store} has {ntime} time step{'s' if ntime != 1 else ''}; option "
+                                f"'frames' = {cfg.frames} needs at least {cfg.frames} (lower 'frames', or ingest more dates)")
         if cfg.chip_size > min(height, width):
             raise DatacubeError(
                 f"datacube store {cfg.store} is {height}x{width} pixels, smaller than chip_size={cfg.chip_size}"

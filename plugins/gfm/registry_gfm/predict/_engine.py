@@ -20,16 +20,44 @@ from registry_gfm.predict._grid import BLENDS, Blend, TileGrid, blend_window, re
 from registry_gfm.predict._scene import Scene
 from registry_gfm.predict._tile_model import ModelInfo, model_info
 
-__all__ = ["CLASS_NODATA", "BlockPlan", "check_tiling", "class_map", "output_transform", "predict_block",
-           "predict_blocks"]
+__all__ = ["CLASS_NODATA", "MAX_TILE", "MAX_TILES_PER_CALL", "BlockPlan", "check_tiling", "class_map", "machine_memory",
+           "output_transform", "predict_block", "predict_blocks", "task_bytes"]
 
 #: The value of a class map where the input is not valid.
 CLASS_NODATA = 255
 
 
+#: Largest ``--tile`` side in pixels, and most patch tokens one tile may hold (attention is quadratic in them).
+MAX_TILE = 4096
+MAX_TILE_TOKENS = 16384
+#: Most tiles per call (``--batch-size``) or per forward pass (``--compute-batch``).
+MAX_TILES_PER_CALL = 4096
+
+
+def machine_memory() -> int:
+    """This machine's physical memory in bytes (0 when the platform does not say)."""
+    import os
+
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):
+        return 0
+
+
+def task_bytes(info: ModelInfo, *, tile: int, batch_size: int, compute_batch: int, block_size: int) -> int:
+    """A lower bound of one block task's memory: its float32 tiles in flight and its float64 window and sums."""
+    tiles = 4 * max(batch_size, compute_batch) * info.channels * tile * tile
+    window = 8 * (block_size + 2 * tile) ** 2 * info.channels
+    sums = 8 * (block_size // info.factor) ** 2 * (len(info.outputs) + 1)
+    return tiles + window + sums
+
+
 def check_tiling(info: ModelInfo, *, tile: int, overlap: int, blend: str, batch_size: int,
-                 block_size: int) -> None:
-    """Every problem of the tiling options for this model, reported at once."""
+                 block_size: int, compute_batch: int = 1, memory: int | None = None) -> None:
+    """Every problem of the tiling options for this model, reported at once, before anything is allocated.
+
+    ``memory``: the bytes one block task may use (default: half this machine's memory).
+    """
     problems: list[str] = []
     if tile < 1:
         problems.append(f"--tile {tile} must be a positive number of pixels")
@@ -38,17 +66,31 @@ def check_tiling(info: ModelInfo, *, tile: int, overlap: int, blend: str, batch_
                         f"try {max(info.multiple, tile // info.multiple * info.multiple)}")
     elif tile % info.factor:
         problems.append(f"--tile {tile} must be a multiple of {info.factor} (input pixels per output pixel)")
+    elif tile > MAX_TILE or (tile // info.multiple) ** 2 > MAX_TILE_TOKENS:
+        side = min(MAX_TILE, int(MAX_TILE_TOKENS ** 0.5) * info.multiple)
+        problems.append(f"--tile {tile} is too large: at most {side} pixels for this model (patch size "
+                        f"{info.multiple}, at most {MAX_TILE_TOKENS} patches per tile)")
     if not 0 <= overlap < max(tile, 1):
         problems.append(f"--overlap {overlap} must be at least 0 and smaller than --tile {tile}")
     elif overlap % info.factor:
         problems.append(f"--overlap {overlap} must be a multiple of {info.factor} (input pixels per output pixel)")
     if blend not in BLENDS:
         problems.append(f"--blend {blend!r} is unknown; expected one of {', '.join(BLENDS)}")
-    if batch_size < 1:
-        problems.append(f"--batch-size {batch_size} must be at least 1")
+    for flag, value in (("--batch-size", batch_size), ("--compute-batch", compute_batch)):
+        if not 1 <= value <= MAX_TILES_PER_CALL:
+            problems.append(f"{flag} {value} must be between 1 and {MAX_TILES_PER_CALL} tiles")
     if block_size < 1 or block_size % info.factor:
         problems.append(f"--block-size {block_size} must be a positive multiple of {info.factor} "
                         "(input pixels per output pixel)")
+    elif block_size < tile:
+        problems.append(f"--block-size {block_size} must hold at least one tile (--tile {tile})")
+    if not problems:
+        budget = machine_memory() // 2 if memory is None else memory
+        need = task_bytes(info, tile=tile, batch_size=batch_size, compute_batch=compute_batch, block_size=block_size)
+        if budget and need > budget:
+            problems.append(f"one block task would hold at least {need / 2**30:.3g} GiB (--tile {tile}, --batch-size "
+                            f"{batch_size}, --compute-batch {compute_batch}, --block-size {block_size}), more than the "
+                            f"{budget / 2**30:.3g} GiB allowed (half this machine's memory); lower them")
     if problems:
         raise PredictError("; ".join(problems))
 
@@ -166,7 +208,8 @@ def predict_blocks(scene: Scene, model: Any, *, tile: int = 64, overlap: int = 1
     import dask.array as da
 
     info = model_info(model)
-    check_tiling(info, tile=tile, overlap=overlap, blend=blend, batch_size=batch_size, block_size=block_size)
+    check_tiling(info, tile=tile, overlap=overlap, blend=blend, batch_size=batch_size, block_size=block_size,
+                 compute_batch=int(getattr(model, "compute_batch", 1)))
     if scene.image.shape[0] != len(info.bands):
         raise PredictError(f"input {scene.path} gives {scene.image.shape[0]} bands, the model needs {len(info.bands)} "
                            f"({', '.join(info.bands)})")

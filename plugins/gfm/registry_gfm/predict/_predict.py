@@ -7,6 +7,7 @@ blocks, whatever the scene size.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,12 +28,15 @@ from registry_gfm.predict._sinks import (
     finish_zarr,
     publish,
     staging,
+    sweep_staging,
     write_zarr_block,
     zarr_to_cog,
 )
 from registry_gfm.predict._tile_model import model_info
 
 __all__ = ["PredictResult", "check_scheduler", "predict_to_file"]
+
+log = logging.getLogger(__name__)
 
 
 def check_scheduler(spec: str) -> str:
@@ -109,9 +113,23 @@ def predict_to_file(scene: Scene, model: Any, output: str | Path, *, tile: int =
                       provenance={"component": "gfm:predict", "input": scene.path, "input_bands": list(scene.bands),
                                   "model": type(model).__name__, "tile": tile, "overlap": overlap, "blend": blend})
     started = time.perf_counter()
-    with writer_lock(out, "--output"), staging(out, "tmp") as tmp, staging(out, "blocks.zarr") as blocks:
+    with writer_lock(out, "--output"):
+        for stale in sweep_staging(out):  # a killed earlier predict's
+            log.info("removed %s, the staging of an interrupted predict", stale)
+        _write(array, scene, out, fmt, meta, info.factor, block_size, nodata, scheduler, progress, overwrite)
+    seconds = time.perf_counter() - started
+    seconds = time.perf_counter() - started
+    height, width = scene.shape
+    return PredictResult(out, fmt, (int(array.shape[0]), int(array.shape[1]), int(array.shape[2])), _disk_size(out),
+                         seconds, height * width)
+
+
+def _write(array: Any, scene: Scene, out: Path, fmt: str, meta: RasterMeta, factor: int, block_size: int,
+           nodata: float, scheduler: str, progress: bool, overwrite: bool) -> None:
+    """Compute ``array`` block by block into a staging store, convert it (COG) and publish it as ``out``."""
+    with staging(out, "tmp") as tmp, staging(out, "blocks.zarr") as blocks:
         store = tmp if fmt == "zarr" else blocks
-        create_zarr(store, meta, tuple(array.shape), block_size // info.factor)
+        create_zarr(store, meta, tuple(array.shape), block_size // factor)
         writes = array.map_blocks(write_zarr_block, store=str(store), nodata=nodata, dtype=np.int64,
                                   chunks=((1,), (1,) * len(array.chunks[1]), (1,) * len(array.chunks[2])))
         if run_blocks(writes, scheduler, progress=progress) == 0:
@@ -121,7 +139,3 @@ def predict_to_file(scene: Scene, model: Any, output: str | Path, *, tile: int =
         if fmt == "cog":
             zarr_to_cog(store, tmp, meta)
         publish(tmp, out, overwrite, inputs=[scene.path])
-    seconds = time.perf_counter() - started
-    height, width = scene.shape
-    return PredictResult(out, fmt, (int(array.shape[0]), int(array.shape[1]), int(array.shape[2])), _disk_size(out),
-                         seconds, height * width)

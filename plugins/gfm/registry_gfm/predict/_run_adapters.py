@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from registry_gfm.errors import PredictError
+from registry_gfm.predict._engine import MAX_TILES_PER_CALL
 
 __all__ = ["COMPUTE_BATCH", "PatchEmbeddings", "SegmentationProbabilities", "load_run_model", "pipeline_model"]
 
@@ -31,8 +32,8 @@ class _Normalised:
     """The shared half of both adapters: bands, normalisation and the device."""
 
     def __init__(self, norm: Mapping[str, Any], device: str, compute_batch: int = COMPUTE_BATCH) -> None:
-        if compute_batch < 1:
-            raise PredictError(f"--compute-batch {compute_batch} must be at least 1")
+        if not 1 <= compute_batch <= MAX_TILES_PER_CALL:
+            raise PredictError(f"--compute-batch {compute_batch} must be between 1 and {MAX_TILES_PER_CALL} tiles")
         self.compute_batch = compute_batch
         self.bands = [str(b) for b in norm["bands"]]
         self._mean = np.asarray(norm["mean"], np.float32)[None, :, None, None]

@@ -15,7 +15,10 @@ import numpy as np
 from registry_gfm.bands import band_key, normalize_name
 from registry_gfm.errors import PredictError
 
-__all__ = ["Scene", "check_scene", "match_bands", "parse_band_map", "requested_names"]
+__all__ = ["MAX_SCENE_PIXELS", "Scene", "check_scene", "match_bands", "parse_band_map", "requested_names"]
+
+#: Most pixels one prediction covers: the same bound as an ingest's grid (65536 x 65536).
+MAX_SCENE_PIXELS = 2**32
 
 
 @dataclass(frozen=True)
@@ -114,4 +117,8 @@ def check_scene(scene: Scene) -> Scene:
     height, width = scene.shape
     if height == 0 or width == 0 or scene.image.shape[0] == 0:
         raise PredictError(f"input {scene.path} is empty: {scene.image.shape[0]} bands of {height} x {width} pixels")
+    if height * width > MAX_SCENE_PIXELS:
+        raise PredictError(f"input {scene.path} is {width} x {height} pixels ({height * width:.3g}), more than the "
+                           f"{MAX_SCENE_PIXELS:.3g} one prediction may cover; cut it into smaller scenes (e.g. with "
+                           "gdal_translate -srcwin) and predict each")
     return scene

@@ -104,6 +104,26 @@ def predict_kind(path: Path) -> str | None:
     return tag if isinstance(tag, str) else None
 
 
+#: The tags of predict's staging paths beside an output (see :func:`staging`).
+STAGING_TAGS = ("tmp", "blocks.zarr")
+
+
+def sweep_staging(out: Path) -> list[Path]:
+    """Remove the staging paths a killed earlier predict to ``out`` left; call it holding ``out``'s writer lock.
+
+    Only names :func:`staging` makes for this output match (``.NAME.TAG-PID-HEX8``), and with the lock held no
+    other predict is writing them. Returns what was removed.
+    """
+    import re
+
+    tags = "|".join(re.escape(t) for t in STAGING_TAGS)
+    pattern = re.compile(rf"\.{re.escape(out.name)}\.(?:{tags})-\d+-[0-9a-f]{{8}}")
+    stale = sorted(p for p in out.parent.glob(f".{out.name}.*") if pattern.fullmatch(p.name))
+    for path in stale:
+        remove_written(path)
+    return stale
+
+
 @contextmanager
 def staging(out: Path, tag: str) -> Iterator[Path]:
     """A hidden temporary path next to ``out`` (same file system, so the final rename is atomic); removed

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from registry_core import FileFormatError
+from registry_core.atomic import file_inside
 from registry_core.interfaces import ModelParts
 from registry_core.nn.load_parts import load_parts
 from registry_gfm.weights.specs import FromRunConfig
@@ -42,7 +43,7 @@ class RunWeights:
 
     def files(self) -> list[Path]:
         """The run's weights, whose hash goes into the lock."""
-        return [self.path / "model.safetensors"]
+        return [file_inside(self.path, "model.safetensors")]
 
     def input_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The per-band mean and std the run trained with: pinned in its pipeline.toml, else recomputed from
@@ -65,7 +66,7 @@ class RunWeights:
         """Copy the run's encoder tensors into ``parts``; missing, unexpected or misshapen keys are errors."""
         from safetensors.torch import load_file
 
-        file = self.path / "model.safetensors"
+        file = file_inside(self.path, "model.safetensors")
         try:
             every = load_file(str(file))
         except Exception as exc:  # safetensors raises its own error types for a corrupt header

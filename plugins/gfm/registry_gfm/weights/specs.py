@@ -70,13 +70,18 @@ def read_run_config(path: str) -> dict[str, Any]:
     """The ``pipeline.toml`` of a run folder (stdlib only, so composition can check the run's ports)."""
     import tomllib
 
+    from registry_core.atomic import file_inside
+
     folder = Path(path)
-    config_file = folder / "pipeline.toml"
-    if not (folder / "model.safetensors").is_file() or not config_file.is_file():
+    config_file = file_inside(folder, "pipeline.toml")
+    if not file_inside(folder, "model.safetensors").is_file() or not config_file.is_file():
         raise ValueError(f"run folder {path} has no pipeline.toml and model.safetensors; expected a finished run "
                          "(python -m registry_core run X.toml --out FOLDER writes them when it ends)")
-    with config_file.open("rb") as f:
-        return tomllib.load(f)
+    try:
+        with config_file.open("rb") as f:
+            return tomllib.load(f)
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{config_file} is not valid TOML: {exc}") from None
 
 
 @dataclass
@@ -90,6 +95,12 @@ class FromRunConfig:
 
     def __post_init__(self) -> None:
         self.run_config = read_run_config(self.path)
+        modality = {slot: _modality(kind, self._run_option(slot, "use"))
+                    for slot, kind in (("data", "data_source"), ("tokenizer", "tokenizer"), ("backbone", "backbone"))}
+        if "text" in modality.values():
+            shown = ", ".join(f"{slot} `{self._run_option(slot, 'use')}`" for slot in modality)
+            raise ValueError(f"run folder {self.path} is a text run ({shown}): from-run loads the encoder of an "
+                             "imagery run (a patch tokenizer and an image backbone), such as runs/mae-tiny")
 
     def _run_option(self, slot: str, key: str) -> Any:
         table = self.run_config.get(slot, {})
@@ -118,6 +129,18 @@ class FromRunConfig:
         """The `layer_norm_eps` port: the epsilon the run's backbone trained with, as the run set it or as its
         own weights wired it (run folders leave wired values out); None: the run kept the backbone default."""
         return _run_layer_norm_eps(self.run_config, depth=0)
+
+
+def _modality(kind: str, use: Any) -> str | None:
+    """The registered modality of the component a run's slot used (None: not named, or not installed here)."""
+    if not isinstance(use, str):
+        return None
+    from registry_core import get_registry
+
+    try:
+        return get_registry().get(kind, use).modality
+    except LookupError:
+        return None
 
 
 def _run_layer_norm_eps(run_config: dict[str, Any], depth: int) -> float | None:

@@ -193,10 +193,14 @@ def test_output_is_bit_identical_for_every_batch_size_block_size_and_local_sched
 
 
 @pytest.mark.slow
-def test_output_is_bit_identical_on_a_local_cluster(mix_scene: Scene, tmp_path: Path) -> None:
+def test_output_is_bit_identical_on_a_local_cluster(mix_scene: Scene, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     import cloudpickle
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the worker processes cannot import this test module
+    # Names pickled by reference carry this module's import name (``plugins.gfm.tests...`` under importlib mode):
+    # the workers, spawned with this process's sys.path, find it from the repository root however pytest started.
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[4]))
     model = PositionalMix()
     predict_to_file(mix_scene, model, tmp_path / "threads.zarr", tile=32, overlap=12, block_size=64)
     predict_to_file(mix_scene, model, tmp_path / "cluster.zarr", tile=32, overlap=12, block_size=128, batch_size=5,

@@ -282,7 +282,7 @@ def test_tiling_options_and_model_outputs_are_checked(scene_tif: tuple[Path, np.
         predict_blocks(scene, model, tile=40, overlap=8)
     with pytest.raises(PredictError, match=r"--overlap 32 must be at least 0 and smaller than --tile 32"):
         predict_blocks(scene, model, tile=32, overlap=32)
-    with pytest.raises(PredictError, match=r"--overlap -1 .*; --batch-size 0 must be at least 1"):
+    with pytest.raises(PredictError, match=r"--overlap -1 .*; --batch-size 0 must be between 1 and 4096 tiles"):
         predict_blocks(scene, model, tile=32, overlap=-1, batch_size=0)
     with pytest.raises(PredictError, match=r"model WrongShape returned shape \((\d+), 3, 16, 16\) .* expected "
                                            r"\(\1, 3, 32, 32\)"):
