@@ -326,7 +326,7 @@ REFUSED = [
     pytest.param({"bands": ["SR_B4"]}, "prepare", DatacubeError,
                  r"'SR_B4' is ambiguous in the store \(it matches B04, B8A\)", id="ambiguous-alias"),
     pytest.param({"bands": ["red", "B04"]}, "prepare", DatacubeError, "more than once", id="band-twice"),
-    pytest.param({"frames": 4}, "prepare", DatacubeError, "frames=4 needs more", id="too-many-frames"),
+    pytest.param({"frames": 4}, "prepare", DatacubeError, "option 'frames' = 4 needs at least 4", id="too-many-frames"),
     pytest.param({"chip_size": 128}, "prepare", DatacubeError, "smaller than chip_size=128", id="chip-too-large"),
     pytest.param({"mean": [0.0, 0.0], "std": [1.0, 1.0]}, "prepare", DatacubeError,
                  r"mean \(2 values\) and std \(2 values\) must give one value per band: 4", id="stats-per-band"),
