@@ -6,7 +6,9 @@ random states of python, numpy and torch (of every rank), the data position and 
 
 from __future__ import annotations
 
+import pickle
 import random
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -55,6 +57,24 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
         torch.save(obj, tmp)
 
 
+def _unreadable(path: Path, exc: Exception) -> FileFormatError:
+    """The error for a file torch cannot read as a weights-only checkpoint, with the line of torch's that says why."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
+    why = lines[0]
+    for i, line in enumerate(lines):  # torch's reason follows its marker, on the same line or the next
+        if "WeightsUnpickler error:" in line:
+            rest = line.split("WeightsUnpickler error:", 1)[1].strip()
+            why = rest or (lines[i + 1] if i + 1 < len(lines) else why)
+            break
+    return FileFormatError(f"checkpoint {path} could not be read as a trainer checkpoint ({_printable(why)}); expected "
+                           "a checkpoint the trainer wrote, not a truncated or damaged file")
+
+
+def _printable(text: str) -> str:
+    """``text`` without terminal escape sequences and control characters (torch bolds parts of its messages)."""
+    return re.sub(r"\x1b\[[0-9;]*[A-Za-z]|[\x00-\x1f\x7f]", "", text)
+
+
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a checkpoint written by the trainer; tensors and plain values only (``weights_only=True``)."""
     path = Path(path)
@@ -62,10 +82,15 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        if found is None:
+            raise _unreadable(path, exc) from exc
+        raise FileFormatError(f"checkpoint {path} was refused: it names the Python object {_printable(found.group(1))}, "
+                              "which only an unsafe load would build (a pickle can run code that way); a trainer "
+                              "checkpoint holds tensors and plain values only") from exc
     except Exception as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]  # torch's messages run to paragraphs
-        raise FileFormatError(f"checkpoint {path} could not be read as a trainer checkpoint ({first}); expected a "
-                              "checkpoint the trainer wrote, not a truncated or damaged file") from exc
+        raise _unreadable(path, exc) from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT_VERSION:
         got = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
         raise FileFormatError(f"checkpoint {path} has format {got!r}; expected trainer checkpoint format {FORMAT_VERSION}")

@@ -9,6 +9,7 @@ and never left half-written.
 
 from __future__ import annotations
 
+import atexit
 import os
 import uuid
 import warnings
@@ -131,8 +132,49 @@ def staging(out: Path, tag: str) -> Iterator[Path]:
     tmp = out.with_name(f".{out.name}.{tag}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     try:
         yield tmp
+    except BaseException:
+        # Interrupted (Ctrl-C) or failed: block writes may still be in flight on dask's worker threads and zarr's IO
+        # loop, and land after a removal. Remove once they settle, and again at exit, once the worker threads have
+        # been joined and zarr's loop has drained (atexit runs after both, and this handler before zarr's own).
+        _drain_zarr_writes(ZARR_DRAIN_SECONDS)
+        remove_written(tmp)
+        atexit.register(_remove_at_exit, tmp)
+        raise
     finally:
         remove_written(tmp)
+
+
+#: Longest wait for zarr's in-flight writes before a staging path is removed (and again at exit).
+ZARR_DRAIN_SECONDS = 10.0
+
+
+def _drain_zarr_writes(timeout: float) -> None:
+    """Wait (at most ``timeout`` s) until zarr's IO event loop runs no task: no chunk write is left in flight."""
+    import asyncio
+    import sys
+    import time
+
+    sync = sys.modules.get("zarr.core.sync")
+    loop = getattr(sync, "loop", [None])[0] if sync is not None else None
+    if loop is None or not loop.is_running():
+        return
+
+    async def pending() -> int:
+        return sum(1 for task in asyncio.all_tasks() if task is not asyncio.current_task())
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if asyncio.run_coroutine_threadsafe(pending(), loop).result(timeout=1.0) == 0:
+                return
+        except Exception:  # the loop stopped or is stuck: nothing more to wait for here
+            return
+        time.sleep(0.05)
+
+
+def _remove_at_exit(tmp: Path) -> None:
+    _drain_zarr_writes(ZARR_DRAIN_SECONDS)
+    remove_written(tmp)
 
 
 def publish(tmp: Path, out: Path, overwrite: bool, inputs: Iterable[str | Path] = ()) -> None:
