@@ -117,3 +117,53 @@ def test_a_worker_address_is_not_a_scheduler() -> None:
         worker = next(iter(cluster.workers.values())).address
         with pytest.raises(SchedulerError, match=f"scheduler {worker} answered as Worker, not a dask scheduler"):
             probe_scheduler(worker)
+
+
+def test_the_device_is_checked_by_us(tiny_mae_run: Path, scene: Path, tmp_path: Path) -> None:
+    line = one_error_line(predict(tiny_mae_run, scene, tmp_path / "out.tif", "--device", "nonsense"))
+    assert line.startswith("error: --device 'nonsense' is not a device name; expected cpu, cuda, cuda:N"), line
+    import torch
+
+    if not torch.cuda.is_available():
+        line = one_error_line(predict(tiny_mae_run, scene, tmp_path / "out.tif", "--device", "cuda"))
+        assert line == "error: --device 'cuda': this machine has no cuda device; use --device cpu", line
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_complex_pixels_are_refused(tiny_mae_run: Path, tmp_path: Path) -> None:
+    path = tmp_path / "slc.tif"
+    with rasterio.open(path, "w", driver="GTiff", dtype="complex64", count=len(BANDS), height=16, width=16,
+                       crs="EPSG:32119", transform=TRANSFORM) as dst:
+        dst.write(np.ones((len(BANDS), 16, 16), np.complex64) * (1 + 1j))
+        for i, name in enumerate(BANDS, start=1):
+            dst.set_band_description(i, name)
+    line = one_error_line(predict(tiny_mae_run, path, tmp_path / "out.tif"))
+    assert line.startswith(f"error: input {path}: bands [1, 2, 3, 4, 5, 6] hold complex numbers; expected real"), line
+    assert not (tmp_path / "out.tif").exists()
+
+
+def test_non_finite_pixels_are_invalid_pixels_not_poison(tiny_mae_run: Path, tmp_path: Path) -> None:
+    """16 NaN / inf pixels take out the patches they lie in, not the tiles around them; a scene whose pixels are
+    mostly non-finite still has valid pixels to predict."""
+    rng = np.random.default_rng(3)
+    data = rng.uniform(0.01, 0.3, size=(len(BANDS), 64, 64)).astype(np.float32)
+    data[:, 10:14, 20:22] = np.nan
+    data[:, 40:42, 50:54] = np.inf
+    sparse = data.copy()
+    sparse[:, rng.random((64, 64)) < 4 / 9] = np.nan  # 5/9 of the pixels finite
+    outputs = {}
+    for name, pixels in (("bad", data), ("sparse", sparse)):
+        path = tmp_path / f"{name}.tif"
+        with rasterio.open(path, "w", driver="GTiff", dtype="float32", count=len(BANDS), height=64, width=64,
+                           crs="EPSG:32119", transform=TRANSFORM) as dst:
+            dst.write(pixels)
+            for i, band in enumerate(BANDS, start=1):
+                dst.set_band_description(i, band)
+        out = tmp_path / f"{name}-emb.tif"
+        done = predict(tiny_mae_run, path, out)
+        assert done.returncode == 0, done.stderr
+        with rasterio.open(out) as src:
+            outputs[name] = src.read(1)
+    # patch size 4: the NaN block (rows 10-13, cols 20-21) lies in patch (2-3, 5); the inf one in (10, 12-13)
+    assert np.isnan(outputs["bad"]).sum() <= 4, np.argwhere(np.isnan(outputs["bad"]))
+    assert np.isfinite(outputs["sparse"]).any()
