@@ -91,3 +91,16 @@ def test_run_and_generate_json_print_only_their_summary(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     record = json.loads(out.stdout)
     assert record["prompt"] == "line" and record["text"].startswith("line") and record["dir"] == "out"
+
+
+def test_a_user_folder_as_shard_out_keeps_its_build_named_folders(tmp_path: Path) -> None:
+    """text-shards sweeps stale builds of its own only: a user's ``build-*`` folder in ``data.out`` is never removed."""
+    write_corpus(tmp_path)
+    (tmp_path / "shards" / "build-notes").mkdir(parents=True)
+    (tmp_path / "shards" / "build-notes" / "todo.txt").write_text("mine")
+    (tmp_path / "shards" / "build-1234-abcd").mkdir()  # named exactly like a build, but not marked as ours
+    (tmp_path / "shards" / "build-1234-abcd" / "keep.txt").write_text("mine too")
+    done = cli("run", str(tiny(tmp_path)), "--out", "out", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "shards" / "build-notes" / "todo.txt").read_text() == "mine"
+    assert (tmp_path / "shards" / "build-1234-abcd" / "keep.txt").read_text() == "mine too"
