@@ -33,7 +33,6 @@ from registry_core.training.data_order import StripedBatchSampler
 from registry_core.training.distributed import (
     DistContext,
     all_gather_objects,
-    mean_across_ranks,
     setup_distributed,
     sum_across_ranks,
     teardown_distributed,
@@ -448,12 +447,16 @@ class Trainer:
         return record
 
     def _train_step(self, batches: Iterator[Any]) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
-        """Forward/backward over the accumulation micro-batches.
+        """Forward/backward over the accumulation micro-batches: the gradient of one big batch.
 
-        Returns the loss averaged over micro-batches and ranks, the global gradient norm (before clipping),
-        and this rank's model metrics over its micro-batches (counts summed, the others averaged).
+        Each micro-batch's loss is a mean over what it counts (``model.loss_weight``: its tokens, pixels or
+        pairs; else one per micro-batch). The backward pass takes ``loss * count``; once DDP has averaged the
+        gradients over ranks they are rescaled by ``ranks / total count``, so N micro-batches on R ranks give
+        the loss and gradient of the per-count mean over the whole global batch. Returns that loss, the global
+        gradient norm (before clipping), and this rank's model metrics (counts summed, the others averaged).
         """
         loss_sum = torch.zeros((), device=self.ctx.device)
+        weight_sum = torch.zeros((), device=self.ctx.device)
         metric_sums: dict[str, torch.Tensor] = {}
         for k in range(self.accum):
             batch = to_device(next(batches), self.ctx.device)
@@ -462,19 +465,37 @@ class Trainer:
             sync = self._train_model.no_sync() if inner else contextlib.nullcontext()  # type: ignore[operator]
             with sync:
                 loss, metrics = self._forward(self._train_model, batch)
-                (loss / self.accum).backward()
-            loss_sum += loss.detach().float()
+                weight = self._micro_weight(metrics)
+                (loss * weight).backward()
+            loss_sum += loss.detach().float() * weight
+            weight_sum += weight
             for name, value in metrics.items():
                 part = torch.as_tensor(value, device=self.ctx.device).detach().float().reshape(())
                 part = part if name in self._counts else part / self.accum
                 metric_sums[name] = metric_sums[name] + part if name in metric_sums else part
-        loss_mean = mean_across_ranks(loss_sum / self.accum, self.ctx)
+        totals = sum_across_ranks(torch.stack([loss_sum, weight_sum]), self.ctx)
+        total_weight = totals[1].clamp(min=1e-12)  # nothing counted anywhere: zero loss and gradient
+        scale = self.ctx.world_size / total_weight  # DDP averaged over ranks; undo that, divide by the total count
+        for param in self._params:
+            if param.grad is not None:
+                param.grad.mul_(scale.to(param.grad.dtype))
+        loss_mean = totals[0] / total_weight
         if self.config.grad_clip:
             norm = torch.nn.utils.clip_grad_norm_(self._params, self.config.grad_clip)
         else:
             grads = [p.grad for p in self._params if p.grad is not None]
             norm = torch.nn.utils.get_total_norm(grads) if grads else torch.zeros(())
         return loss_mean, norm.to(loss_mean.device, torch.float32), metric_sums
+
+    def _micro_weight(self, metrics: Mapping[str, Any]) -> torch.Tensor:
+        """What a micro-batch's loss averages over (``metrics[model.loss_weight]``), or 1 without a loss_weight."""
+        if self._loss_weight is None:
+            return torch.ones((), device=self.ctx.device)
+        if self._loss_weight not in metrics:
+            raise ValueError(f"model {type(self.model).__name__} names loss_weight {self._loss_weight!r} but its "
+                             f"forward returned no such metric (it returned {sorted(metrics)})")
+        value = torch.as_tensor(metrics[self._loss_weight], device=self.ctx.device)
+        return value.detach().float().reshape(())
 
     def _result(
         self, loss: float | None, val: dict[str, float] | None, resumed_from: int | None, units: float | None

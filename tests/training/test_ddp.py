@@ -55,6 +55,16 @@ def _close(a: dict[int, float], b: dict[int, float]) -> None:
 
 
 @pytest.mark.slow
+def test_two_ranks_weigh_their_micro_batches_by_what_they_count(tmp_path: Path) -> None:
+    """A loss averaged over a varying number of targets per rank and micro-batch: 2 ranks x 2 micro-batches give the
+    losses of the whole batch on one rank (an equal-weight average of the four micro-batch means would not)."""
+    weighted = ["--steps", "6", "--batch", "8", "--dropout", "0", "--weighted"]
+    _single(tmp_path / "one", *weighted)
+    _torchrun(tmp_path / "two", *weighted, "--micro", "2")
+    _close(_losses(tmp_path / "two"), _losses(tmp_path / "one"))
+
+
+@pytest.mark.slow
 def test_two_ranks_match_one_rank_and_resume_across_rank_counts(tmp_path: Path) -> None:
     _single(tmp_path / "one", *COMMON)
     one = _losses(tmp_path / "one")

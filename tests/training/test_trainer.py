@@ -38,6 +38,28 @@ def test_accumulation_matches_one_big_batch(tiny: ModuleType, tmp_path: Path) ->
         assert torch.allclose(p, q, rtol=1e-4, atol=1e-6), name
 
 
+def test_accumulation_weighs_micro_batches_by_what_they_count(tiny: ModuleType, tmp_path: Path) -> None:
+    """A loss that is a mean over a varying number of targets (``loss_weight``): N micro-batches give the loss and
+    gradient of the per-target mean over the whole batch, not the mean of the micro-batch means."""
+    data = tiny.TinyRegression()
+    counts = [int((data.y[epoch_order(64, 0, 0)[i:i + 2]] > 0).sum()) for i in range(0, 8, 2)]
+    assert len(set(counts)) > 1, counts  # the first step's micro-batches count different numbers of targets
+    runs = {}
+    for name, micro in (("whole", 8), ("split", 2)):
+        torch.manual_seed(0)
+        trainer = Trainer(tiny.WeightedModel(dropout=0.0), data, tiny.make_config(micro_batch_size=micro),
+                          tmp_path / name)
+        trainer.fit()
+        runs[name] = trainer
+    a = [r["loss"] for r in _metrics(tmp_path / "whole")]
+    b = [r["loss"] for r in _metrics(tmp_path / "split")]
+    assert b == pytest.approx(a, rel=1e-5)
+    assert [r["grad_norm"] for r in _metrics(tmp_path / "split")] == pytest.approx(
+        [r["grad_norm"] for r in _metrics(tmp_path / "whole")], rel=1e-5)
+    for (name, p), q in zip(runs["whole"].model.named_parameters(), runs["split"].model.parameters()):
+        assert torch.allclose(p, q, rtol=1e-4, atol=1e-6), name
+
+
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny: ModuleType, tmp_path: Path) -> None:
     # Put an inf sample at stream position 41: inside step 6 (positions 40-47) of batch 8.
     poison = int(epoch_order(64, 0, 0)[41])

@@ -80,6 +80,21 @@ class CountingModel(TinyModel):
         return loss, {**metrics, "rows": torch.tensor(float(len(batch["y"]))), "kept": kept}
 
 
+class WeightedModel(TinyModel):
+    """TinyModel whose loss is a mean over the rows with ``y > 0`` only, as masked-LM's is over its masked tokens:
+    micro-batches count different numbers of targets, so only ``loss_weight`` makes accumulation exact."""
+
+    count_metrics = ("kept",)
+    loss_weight = "kept"
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        h = self.drop(torch.nn.functional.gelu(self.norm(self.inp(batch["x"]))))
+        pred = self.out(h)
+        kept = (batch["y"] > 0).float()
+        loss = (kept * (pred - batch["y"]) ** 2).sum() / kept.sum().clamp(min=1.0)
+        return loss, {"kept": kept.sum()}
+
+
 def make_config(**overrides: Any) -> TrainConfig:
     """A quick config for the tiny task; every test overrides what it is about."""
     base: dict[str, Any] = {
@@ -129,11 +144,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dropout", type=float, default=0.1)
     parser.add_argument("--stall-after", type=int, default=None, help="block after serving this many samples")
     parser.add_argument("--resume", action="store_true")
-    parser.add_argument("--counts", action="store_true", help="train CountingModel (count metrics, a loss weight)")
+    parser.add_argument("--counts", action="store_true", help="train CountingModel (count metrics)")
+    parser.add_argument("--weighted", action="store_true", help="train WeightedModel (a loss weight: its targets)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)  # the same kernels in every run, so CPU results repeat bit for bit
     torch.manual_seed(0)
-    model = (CountingModel if args.counts else TinyModel)(dropout=args.dropout)
+    model = (WeightedModel if args.weighted else CountingModel if args.counts else TinyModel)(dropout=args.dropout)
     config = make_config(
         steps=args.steps, batch_size=args.batch, micro_batch_size=args.micro, checkpoint_every=args.ckpt_every
     )

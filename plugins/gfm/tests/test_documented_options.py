@@ -45,7 +45,7 @@ OBJECTIVES: dict[str, dict[str, Any]] = {
 def test_imagery_val_loss_is_the_mean_of_a_direct_pass_and_counts_are_totals(
         objective: str, lsat7_store: Path, tmp_path: Path) -> None:
     """mae and contrastive report their loss as a metric too: it is not added to the loss a second time;
-    their counts (masked_tokens, pairs) are whole totals of the pass; batches weigh by the declared loss weight."""
+    their counts (masked_tokens, masked_pixels, pairs) are whole totals of the pass; batches weigh by the declared loss weight."""
     import torch
     from torch.utils.data import default_collate
 
@@ -71,4 +71,4 @@ def test_imagery_val_loss_is_the_mean_of_a_direct_pass_and_counts_are_totals(
     assert got["loss"] == pytest.approx(loss_sum / weight, rel=1e-5)
     for key in counts:
         assert got[key] == round(totals[key]) and isinstance(got[key], int)
-    assert {"mae": {"masked_tokens"}, "contrastive": {"pairs"}, "finetune": set()}[objective] == counts
+    assert {"mae": {"masked_tokens", "masked_pixels"}, "contrastive": {"pairs"}, "finetune": set()}[objective] == counts

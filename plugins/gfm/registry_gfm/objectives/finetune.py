@@ -40,7 +40,12 @@ def encoder_parts(parts: ModelParts) -> list[nn.Module]:
 
 
 class FinetuneObjective(nn.Module):
-    """``objective(parts, batch) -> (loss, {"acc": ...})``; ``logits(parts, batch_or_chips)`` for inference."""
+    """``objective(parts, batch) -> (loss, {"acc": ..., "label_weight": ...})``; ``logits(parts, batch_or_chips)``
+    for inference."""
+
+    #: The loss is a mean over the labelled targets (class-weighted when ``class_weights`` is set): accumulation,
+    #: ranks and validation weigh each batch by that total, so they compute the mean over the whole batch or split.
+    loss_weight = "label_weight"
 
     def __init__(self, config: FinetuneConfig) -> None:
         super().__init__()
@@ -121,8 +126,19 @@ class FinetuneObjective(nn.Module):
         if "label" not in batch:
             raise KeyError("objective 'finetune' needs labelled samples: give the data source `labels` "
                            "(a label raster) and `num_classes`")
-        loss, correct, labelled = self.loss(self.logits(parts, batch), batch["label"])
-        return loss, {"acc": correct.float() / labelled.clamp(min=1).float()}
+        label = batch["label"]
+        loss, correct, labelled = self.loss(self.logits(parts, batch), label)
+        return loss, {"acc": correct.float() / labelled.clamp(min=1).float(), "label_weight": self._weight(label)}
+
+    def _weight(self, label: torch.Tensor) -> torch.Tensor:
+        """What the loss is a mean over: the labelled targets, each counted by its class weight when given."""
+        label = label.long()
+        labelled = label != self.ignore_index
+        weight: torch.Tensor | None = self.class_weights  # type: ignore[assignment]
+        if weight is None:
+            return labelled.sum().float()
+        safe = torch.where(labelled, label, torch.zeros_like(label)).clamp(0, weight.numel() - 1).to(weight.device)
+        return (weight[safe] * labelled.to(weight.device)).sum()
 
     # -- optimisation -------------------------------------------------------------------------
 

@@ -44,9 +44,10 @@ class MAEObjective(nn.Module):
     is made in ``bind``, sized from the bound patch embedding (bands, patch size, tubelet, band groups).
     """
 
-    #: ``masked_tokens`` is a count: the trainer sums it (the loss is a mean over valid masked pixels, which
-    #: it does not report, so validation weighs batches by samples).
-    count_metrics = ("masked_tokens",)
+    #: Counts the trainer sums; the loss is a mean over ``masked_pixels`` (valid pixel values of masked tokens),
+    #: so accumulation, ranks and validation weigh each batch by it: the per-pixel mean of one big batch.
+    count_metrics = ("masked_tokens", "masked_pixels")
+    loss_weight = "masked_pixels"
 
     def __init__(self, config: MAEConfig) -> None:
         super().__init__()
@@ -156,7 +157,7 @@ class MAEObjective(nn.Module):
         # With nothing usable masked, num and den are 0: the loss is a zero that keeps the graph (and needs no
         # host sync to decide so).
         loss = num / den.clamp(min=1.0)
-        return loss, {"loss": float(loss.detach()), "masked_tokens": float(mask.sum()),
+        return loss, {"loss": float(loss.detach()), "masked_tokens": float(mask.sum()), "masked_pixels": float(den),
                       "valid_share": float(den) / max(hidden, 1.0)}
 
     @torch.no_grad()

@@ -93,6 +93,24 @@ def test_the_loss_skips_ignored_pixels_and_weights_classes_like_cross_entropy(ls
         objective.loss(logits, torch.full_like(label, 9))
 
 
+def test_label_weight_makes_micro_batches_add_up_to_the_big_batch(lsat7_store: Path) -> None:
+    """The class-weighted labelled total of each micro-batch (``label_weight``, the objective's ``loss_weight``)
+    weighs its loss into the big batch's, as the trainer does; an equal-weight mean of the parts does not."""
+    weights = [1.0, 2.0, 0.5, 1.0, 3.0, 1.0, 1.0]
+    objective = compose(finetune_config(lsat7_store, objective={"class_weights": weights})).build().objective
+    assert objective.loss_weight == "label_weight"
+    logits = torch.randn(8, 7, 8, 8, generator=torch.Generator().manual_seed(0))
+    label = torch.randint(0, 7, (8, 8, 8), generator=torch.Generator().manual_seed(1))
+    for i in range(8):
+        label[i, : i + 1] = 255  # fewer labels in later chips: micro-batches count different totals
+    whole = float(objective.loss(logits, label)[0])
+    parts = [(float(objective.loss(logits[i:i + 2], label[i:i + 2])[0]), float(objective._weight(label[i:i + 2])))
+             for i in range(0, 8, 2)]
+    total = sum(w for _, w in parts)
+    assert sum(loss * w for loss, w in parts) / total == pytest.approx(whole, rel=1e-5)
+    assert abs(sum(loss for loss, _ in parts) / 4 - whole) > 1e-4
+
+
 def test_a_frozen_encoder_stays_as_loaded_while_the_head_learns(lsat7_store: Path, tiny_mae_run: Path,
                                                                tmp_path: Path) -> None:
     config = finetune_config(lsat7_store, tiny_mae_run)

@@ -156,3 +156,39 @@ def test_feature_api_returns_cls_first_for_chips_of_any_grid() -> None:
     torch.testing.assert_close(encoder(chips_b), direct, rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError, match="height=18 is not a multiple of 4"):
         encoder(torch.randn(1, 6, 18, 16))
+
+
+def test_masked_pixels_weigh_micro_batches_into_the_big_batch_loss_and_gradient() -> None:
+    """With clouds, micro-batches hold different numbers of valid masked pixels: weighting each micro-batch's loss by
+    ``masked_pixels`` (the objective's ``loss_weight``, what the trainer does) gives the big batch's loss and
+    gradient; an equal-weight mean of the micro-batch losses does not."""
+    pipe = built()
+    big = batch(b=8, seed=3)
+    big["noise"] = torch.rand(8, 16, generator=torch.Generator().manual_seed(4))
+    cloud = torch.rand(8, 16, 16, generator=torch.Generator().manual_seed(5)) < torch.linspace(0.0, 0.9, 8)[:, None, None]
+    big["pixel_valid"] = ~cloud
+    assert pipe.model.loss_weight == "masked_pixels" and "masked_pixels" in pipe.model.count_metrics
+
+    def grads() -> list[torch.Tensor]:
+        out = [p.grad.clone() if p.grad is not None else torch.zeros_like(p) for p in pipe.model.parameters()]
+        pipe.model.zero_grad(set_to_none=True)
+        return out
+
+    pipe.model.zero_grad(set_to_none=True)
+    loss, _ = pipe.model(big)
+    loss.backward()
+    whole = grads()
+    parts = [{k: (v[i:i + 2] if k != "positions" else v) for k, v in big.items()} for i in range(0, 8, 2)]
+    weighted, plain, total = 0.0, 0.0, 0.0
+    for part in parts:
+        part_loss, metrics = pipe.model(part)
+        w = float(metrics["masked_pixels"])
+        (part_loss * w).backward()
+        value = float(part_loss.detach())
+        weighted, plain, total = weighted + value * w, plain + value / 4, total + w
+    split = [g / total for g in grads()]
+    value = float(loss.detach())
+    assert weighted / total == pytest.approx(value, rel=1e-5)
+    assert abs(plain - value) > 1e-3 * abs(value)  # equal weights would be wrong here
+    for a, b in zip(whole, split):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
