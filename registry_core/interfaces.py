@@ -148,8 +148,9 @@ class Objective(Protocol):
 
     Optional attributes the trainer reads: ``count_metrics`` (names of metrics that count things, e.g.
     ``("tokens",)``: summed over micro-batches, ranks and a validation pass, logged as integers; other
-    metrics are averaged) and ``loss_weight`` (the count metric the loss is a mean over: validation weighs
-    each batch's loss by it, so its loss is the mean over the whole split, e.g. per token).
+    metrics are averaged) and ``loss_weight`` (the metric the loss is a mean over, e.g. its tokens: training
+    weighs each micro-batch's loss and gradient by it across accumulation and ranks, and validation each
+    batch's loss, so both are the mean over the whole batch or split, as one big batch would give).
     """
 
     def bind(self, parts: ModelParts) -> None:
