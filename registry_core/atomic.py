@@ -352,7 +352,8 @@ def path_inside(folder: str | Path, path: str | Path, what: str, *, allow_absolu
     OutputPathError naming ``what`` otherwise. An absolute ``path`` is kept when ``allow_absolute`` (the user's
     explicit choice), else refused like one that climbs out.
 
-    For outputs a run writes (evaluator files, shards) and for files a command reads from a run folder.
+    For outputs a run writes (evaluator files, shards); what a command reads from a run folder goes through
+    :func:`file_inside`.
     """
     given = Path(path)
     base = Path(folder)

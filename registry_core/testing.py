@@ -19,6 +19,7 @@ import dataclasses
 import importlib.util
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -31,7 +32,8 @@ from registry_core._schema import resolve_config_class, validate_options
 from registry_core._spec import ComponentSpec
 from registry_core._targets import import_target
 
-__all__ = ["HEAVY_MODULES", "assert_plugin_ok", "check_plugin", "heavy_imports", "one_error_line", "run_cli"]
+__all__ = ["HEAVY_MODULES", "assert_plugin_ok", "check_plugin", "heavy_imports", "one_error_line", "run_cli",
+           "sigint_as_in_a_terminal"]
 
 #: Modules that listing, showing and importing a plugin must never pull in.
 HEAVY_MODULES: Final = ("torch", "numpy", "xarray", "rasterio", "dask", "zarr", "tokenizers", "pandas", "scipy")
@@ -66,6 +68,21 @@ def one_error_line(out: subprocess.CompletedProcess[str], code: int = 1) -> str:
     lines = out.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), out.stderr
     return lines[0]
+
+
+@contextlib.contextmanager
+def sigint_as_in_a_terminal() -> Iterator[None]:
+    """Processes started inside get SIGINT's default action, as a terminal's foreground job has, even when this one
+    was started with SIGINT ignored (a background job of a non-interactive shell, some CI runners): an ignored
+    signal stays ignored across exec, and Python then installs no KeyboardInterrupt handler at all. For tests that
+    send a command Ctrl-C."""
+    before = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # a Python handler is reset to the default by exec
+    try:
+        yield
+    finally:
+        if before is not None:
+            signal.signal(signal.SIGINT, before)
 
 
 def _check_spec(spec: ComponentSpec) -> list[str]:

@@ -11,7 +11,6 @@ The toy plugin of tests/pipeline stands in for a real stack: a training step tak
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import pathlib
@@ -19,7 +18,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ import pytest
 import torch
 
 from registry_core.pipeline._toml import dumps
-from registry_core.testing import one_error_line, run_cli
+from registry_core.testing import one_error_line, run_cli, sigint_as_in_a_terminal
 from registry_core.training import load_checkpoint
 
 pytestmark = pytest.mark.usefixtures("toy_registry")
@@ -37,18 +36,6 @@ def _cli_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k != "REGISTRY_CORE_DEBUG"}
 
 
-@contextlib.contextmanager
-def _sigint_as_in_a_terminal() -> Iterator[None]:
-    """Processes started inside get SIGINT's default action, as a terminal's foreground job has, even when this one
-    was started with SIGINT ignored (a background job of a non-interactive shell, some CI runners): an ignored
-    signal stays ignored across exec, and Python then installs no KeyboardInterrupt handler at all."""
-    before = signal.getsignal(signal.SIGINT)
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # a Python handler is reset to the default by exec
-    try:
-        yield
-    finally:
-        if before is not None:
-            signal.signal(signal.SIGINT, before)
 
 
 def _wait_until(done: Callable[[], bool], proc: subprocess.Popen[bytes], log: Path, what: str,
@@ -91,7 +78,7 @@ def test_ctrl_c_mid_run_exits_130_and_the_run_resumes_from_its_checkpoint(good: 
     run = tmp_path / "r"
     checkpoint = run / "checkpoints" / "last.pt"
     log = tmp_path / "run.stderr"
-    with log.open("wb") as err, _sigint_as_in_a_terminal():
+    with log.open("wb") as err, sigint_as_in_a_terminal():
         # its own session: Ctrl-C goes to the terminal's whole foreground process group, so we signal the group
         proc = subprocess.Popen([sys.executable, "-m", "registry_core", "run", "toy.toml", "--out", "r"], cwd=tmp_path,
                                 stdout=subprocess.DEVNULL, stderr=err, env=_cli_env(), start_new_session=True)

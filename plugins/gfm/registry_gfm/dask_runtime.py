@@ -74,10 +74,10 @@ def dask_scheduler(spec: str) -> Iterator[Any]:
         return
     from distributed import Client, LocalCluster
 
+    problem = scheduler_problem(spec)
+    if problem is not None:
+        raise SchedulerError(f"scheduler {problem}")
     if spec.startswith("local:"):
-        problem = scheduler_problem(spec)
-        if problem is not None:
-            raise SchedulerError(f"scheduler {problem}")
         n = int(spec.split(":", 1)[1])
         with (
             LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
@@ -86,9 +86,6 @@ def dask_scheduler(spec: str) -> Iterator[Any]:
         ):
             yield client
         return
-    problem = scheduler_problem(spec)
-    if problem is not None:
-        raise SchedulerError(f"scheduler {problem}")
     probe_scheduler(spec)
     with Client(spec, timeout=CONNECT_TIMEOUT) as client:
         yield client

@@ -116,9 +116,7 @@ class FinetuneObjective(nn.Module):
         weight: torch.Tensor | None = self.class_weights  # type: ignore[assignment]
         total = F.cross_entropy(logits.float(), label, weight=weight, ignore_index=self.ignore_index,
                                 reduction="sum", label_smoothing=self.config.label_smoothing)
-        safe = torch.where(labelled, label, torch.zeros_like(label))
-        denom = (weight[safe] * labelled).sum() if weight is not None else labelled.sum()
-        loss = total / denom.clamp(min=1e-12) if bool(labelled.any()) else total * 0.0
+        loss = total / self._weight(label).clamp(min=1e-12) if bool(labelled.any()) else total * 0.0
         correct = ((logits.argmax(dim=1) == label) & labelled).sum()
         return loss, correct, labelled.sum()
 

@@ -14,11 +14,12 @@ import numpy as np
 
 from registry_gfm.bands import band_key, normalize_name
 from registry_gfm.errors import PredictError
+from registry_gfm.ingest.plan import MAX_GRID_PIXELS
 
 __all__ = ["MAX_SCENE_PIXELS", "Scene", "check_scene", "match_bands", "parse_band_map", "requested_names"]
 
-#: Most pixels one prediction covers: the same bound as an ingest's grid (65536 x 65536).
-MAX_SCENE_PIXELS = 2**32
+#: Most pixels one prediction covers: an ingest's grid bound (65536 x 65536).
+MAX_SCENE_PIXELS = MAX_GRID_PIXELS
 
 
 @dataclass(frozen=True)

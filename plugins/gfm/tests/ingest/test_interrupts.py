@@ -8,14 +8,12 @@ as it lands, so the interrupt arrives when the first region is marked and many a
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
 import tomllib
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +21,7 @@ import pytest
 import xarray as xr
 
 from registry_core import get_registry
-from registry_core.testing import run_cli
+from registry_core.testing import run_cli, sigint_as_in_a_terminal
 from registry_gfm.cube.store import MARKERS, IncompleteStoreError, open_datacube
 
 pytestmark = pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")
@@ -35,18 +33,6 @@ CATALOG = ROOT / "tests" / "data" / "gfm_lsat7" / "stac" / "catalog.json"
 OVERRIDES = {"catalog": str(CATALOG), "collections": ["landsat7-crop"], "chunk_size": 16}
 
 
-@contextlib.contextmanager
-def _sigint_as_in_a_terminal() -> Iterator[None]:
-    """Processes started inside get SIGINT's default action, as a terminal's foreground job has, even when this one
-    was started with SIGINT ignored (a background job of a non-interactive shell, some CI runners): an ignored
-    signal stays ignored across exec, and Python then installs no KeyboardInterrupt handler at all."""
-    before = signal.getsignal(signal.SIGINT)
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # a Python handler is reset to the default by exec
-    try:
-        yield
-    finally:
-        if before is not None:
-            signal.signal(signal.SIGINT, before)
 
 
 def ingest_args(store: str, scheduler: str) -> list[str]:
@@ -77,7 +63,7 @@ def test_ctrl_c_mid_ingest_exits_130_and_the_same_command_finishes_the_store(uni
     markers = store / MARKERS
     log = tmp_path / "ingest.stderr"
     env = {k: v for k, v in os.environ.items() if k != "REGISTRY_CORE_DEBUG"}
-    with log.open("wb") as err, _sigint_as_in_a_terminal():
+    with log.open("wb") as err, sigint_as_in_a_terminal():
         # its own session: Ctrl-C goes to the terminal's whole foreground process group, so we signal the group
         proc = subprocess.Popen([sys.executable, "-m", "registry_core", *ingest_args("c.zarr", scheduler)],
                                 cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=err, env=env, start_new_session=True)

@@ -18,7 +18,6 @@ lands while the next block is read and computed; an interrupt that lands while a
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pathlib
 import pickle
@@ -27,7 +26,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +38,7 @@ from rasterio.transform import Affine
 
 from registry_core import compose
 from registry_core.pipeline._toml import dumps
-from registry_core.testing import one_error_line, run_cli
+from registry_core.testing import one_error_line, run_cli, sigint_as_in_a_terminal
 from registry_gfm.cube.reader import open_cube
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
@@ -87,18 +86,6 @@ def _cli_env(**extra: str) -> dict[str, str]:
     return {**{k: v for k, v in os.environ.items() if k != "REGISTRY_CORE_DEBUG"}, **extra}
 
 
-@contextlib.contextmanager
-def _sigint_as_in_a_terminal() -> Iterator[None]:
-    """Processes started inside get SIGINT's default action, as a terminal's foreground job has, even when this one
-    was started with SIGINT ignored (a background job of a non-interactive shell, some CI runners): an ignored
-    signal stays ignored across exec, and Python then installs no KeyboardInterrupt handler at all."""
-    before = signal.getsignal(signal.SIGINT)
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # a Python handler is reset to the default by exec
-    try:
-        yield
-    finally:
-        if before is not None:
-            signal.signal(signal.SIGINT, before)
 
 
 class Predict:
@@ -108,7 +95,7 @@ class Predict:
         self.out = out
         self.log = out.with_name(f"predict-{out.name}.stderr")
         args = ["predict", str(run), "--input", str(scene), "--output", str(out), "--embeddings", "--quiet", *options]
-        with self.log.open("wb") as err, _sigint_as_in_a_terminal():
+        with self.log.open("wb") as err, sigint_as_in_a_terminal():
             self.proc = subprocess.Popen([sys.executable, "-m", "registry_core", *args], cwd=out.parent,
                                          stdout=subprocess.DEVNULL, stderr=err, env=env or _cli_env(),
                                          start_new_session=True)
