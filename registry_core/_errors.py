@@ -73,6 +73,10 @@ class ConfigError(RegistryCoreError, ValueError):
         head = "1 config error" if len(lines) == 1 else f"{len(lines)} config errors"
         super().__init__(head + ":\n  " + "\n  ".join(lines))
 
+    def __reduce__(self) -> tuple[type[ConfigError], tuple[list[ConfigIssue]]]:
+        # the issues, not the joined message, rebuild it: a copy (pickled to another rank) prints the same lines
+        return type(self), (self.issues,)
+
     @property
     def slots(self) -> list[str]:
         return sorted({i.slot for i in self.issues})

@@ -93,7 +93,8 @@ def run_pipeline(pipeline: Any, out: str | Path, *, resume: bool = False, overwr
     ``resume`` continues the run in ``out`` from its last checkpoint (a model whose shapes no longer fit it is
     refused, naming the changed options); ``overwrite`` first removes the run already in ``out``. Without
     either, a folder holding a run is refused. One process writes a run folder at a time (rank 0 holds its
-    writer lock; a second run into it is refused naming the holder). Under torchrun every rank calls this.
+    writer lock; a second run into it is refused naming the holder). Under torchrun every rank calls this, and a
+    rank that refuses (the folder, the data, the checkpoint) ends every rank promptly with the same error.
     """
     from registry_core.pipeline._persist import CONFIG_FILE, read_run_config
 
@@ -103,52 +104,67 @@ def run_pipeline(pipeline: Any, out: str | Path, *, resume: bool = False, overwr
     check_output_dir(out)  # a file or an uncreatable folder fails before any data is prepared
     check_evaluator_outputs(pipeline, out)  # before any data is prepared or a step trained
     saved = read_run_config(out) if resume and (out / CONFIG_FILE).is_file() else None
-    main = is_main_rank()  # the other ranks write nothing before rank 0 has prepared the folder
-    with writer_lock(out, "--out") if main else contextlib.nullcontext():
-        return _run_in(pipeline, out, main, resume, overwrite, saved)
-
-
-def _run_in(pipeline: Any, out: Path, main: bool, resume: bool, overwrite: bool,
-            saved: dict[str, Any] | None) -> RunResult:
-    from registry_core.pipeline._run_dir import discard_unused_run_dir, mark_run_dir, prepare_run_dir
-
-    fresh = False
-    if main:
-        fresh = prepare_run_dir(out, resume=resume, overwrite=overwrite, inputs=run_inputs(pipeline))
-        warning = short_warmup_warning(pipeline)
-        if warning:
-            print(f"warning: {warning}", file=sys.stderr)
-    pipeline.run_dir = out  # data with relative outputs (text-shards' `out`) writes them inside the run folder
     from registry_core.training.distributed import setup_distributed, teardown_distributed
 
     ctx = setup_distributed(pipeline.train.device)
     try:
-        _build(pipeline, ctx)
-        if resume:
-            _check_resume(pipeline, out, saved)
-        if fresh:
-            mark_run_dir(out)  # a folder this run started in: the one --overwrite may remove later
-        return _train_and_save(pipeline, out, ctx.is_main, resume)
-    except BaseException:
-        if fresh:
-            discard_unused_run_dir(out)  # bad input leaves no folder behind
-        raise
+        with contextlib.ExitStack() as held:
+            fresh = _prepare(pipeline, out, ctx, held, resume, overwrite)
+            return _run_in(pipeline, out, ctx, fresh, resume, saved)
     finally:
         teardown_distributed(ctx)  # after fit closed its trainer (and dropped DDP): frees the group's threads
 
 
+def _prepare(pipeline: Any, out: Path, ctx: Any, held: contextlib.ExitStack, resume: bool, overwrite: bool) -> bool:
+    """Rank 0 takes the folder's writer lock (held until ``held`` closes) and prepares it; under torchrun every
+    rank then learns how that went, and a refusal ends every rank with the same error. True for a new folder."""
+    from registry_core.pipeline._run_dir import prepare_run_dir
+    from registry_core.training.distributed import one_outcome
+
+    fresh = False
+    with one_outcome(ctx):  # the other ranks write nothing before rank 0 has prepared the folder
+        if ctx.is_main:
+            held.enter_context(writer_lock(out, "--out"))
+            fresh = prepare_run_dir(out, resume=resume, overwrite=overwrite, inputs=run_inputs(pipeline))
+            warning = short_warmup_warning(pipeline)
+            if warning:
+                print(f"warning: {warning}", file=sys.stderr)
+    return fresh
+
+
+def _run_in(pipeline: Any, out: Path, ctx: Any, fresh: bool, resume: bool, saved: dict[str, Any] | None) -> RunResult:
+    from registry_core.pipeline._run_dir import discard_unused_run_dir, mark_run_dir
+    from registry_core.training.distributed import one_outcome
+
+    pipeline.run_dir = out  # data with relative outputs (text-shards' `out`) writes them inside the run folder
+    try:
+        _build(pipeline, ctx)
+        if resume:
+            with one_outcome(ctx):
+                _check_resume(pipeline, out, saved)
+        if fresh:
+            mark_run_dir(out)  # a folder this run started in: the one --overwrite may remove later
+        return _train_and_save(pipeline, out, ctx, resume)
+    except BaseException:
+        if fresh:
+            discard_unused_run_dir(out)  # bad input leaves no folder behind
+        raise
+
+
 def _build(pipeline: Any, ctx: Any) -> None:
-    """Build the pipeline; under torchrun rank 0 first (it prepares shared data), the others then find it ready."""
+    """Build the pipeline; under torchrun rank 0 first (it prepares shared data), the others then find it ready.
+    A rank that cannot build ends every rank with its error."""
+    from registry_core.training.distributed import one_outcome
+
     if not ctx.distributed:
         pipeline.build()
         return
-    import torch.distributed as dist
-
-    if not ctx.is_main:
-        dist.barrier()
-    pipeline.build()
-    if ctx.is_main:
-        dist.barrier()
+    with one_outcome(ctx):
+        if ctx.is_main:
+            pipeline.build()
+    with one_outcome(ctx):
+        if not ctx.is_main:
+            pipeline.build()
 
 
 def _check_resume(pipeline: Any, out: Path, saved: dict[str, Any] | None) -> None:
@@ -160,10 +176,19 @@ def _check_resume(pipeline: Any, out: Path, saved: dict[str, Any] | None) -> Non
     check_resume_fits(out / "checkpoints" / "last.pt", pipeline.model, changes, steps=pipeline.train.steps)
 
 
-def _train_and_save(pipeline: Any, out: Path, main: bool, resume: bool) -> RunResult:
+def _train_and_save(pipeline: Any, out: Path, ctx: Any, resume: bool) -> RunResult:
+    """Train on every rank; rank 0 then evaluates and saves, and the other ranks end with its error if it fails."""
+    from registry_core.training.distributed import one_outcome
+
     trained = pipeline.fit(out, resume=resume)
-    if not main:
-        return RunResult(out, trained.step, trained.loss, trained.val, main=False)
+    result = RunResult(out, trained.step, trained.loss, trained.val, main=False)
+    with one_outcome(ctx):
+        if ctx.is_main:
+            result = _evaluate_and_save(pipeline, out, trained)
+    return result
+
+
+def _evaluate_and_save(pipeline: Any, out: Path, trained: Any) -> RunResult:
     metrics: dict[str, dict[str, float]] = {}
     if not pipeline.has_split("val"):
         skipped = f" and the evaluators ({', '.join(s.spec.name for s in pipeline.evaluator_slots)})"

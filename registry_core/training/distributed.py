@@ -13,19 +13,26 @@ bind the default group when imported (10 references on torch 2.13, default argum
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import importlib
 import os
+import pickle
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.distributed as dist
 
+from registry_core._errors import RegistryCoreError, UsageError
+
 __all__ = [
     "DistContext",
+    "RankFailed",
     "all_gather_objects",
     "mean_across_ranks",
+    "one_outcome",
     "setup_distributed",
     "sum_across_ranks",
     "teardown_distributed",
@@ -132,3 +139,65 @@ def all_gather_objects(obj: Any, ctx: DistContext) -> list[Any]:
     out: list[Any] = [None] * ctx.world_size
     dist.all_gather_object(out, obj)
     return out
+
+
+class RankFailed(RegistryCoreError):
+    """Another rank's error, on a rank that did not fail itself: its message is that rank's message, word for word
+    (used when the original exception cannot be rebuilt here)."""
+
+
+class _RankFailedUsage(RankFailed, UsageError):
+    """Another rank's usage error (the CLI exits 2 for it, as on the rank that raised it)."""
+
+
+def _describe(error: BaseException) -> tuple[bytes | None, str, bool]:
+    """What other ranks need to raise ``error`` too: the pickled exception when a copy prints the same, its
+    message, and whether it is a usage error."""
+    blob: bytes | None
+    try:
+        blob = pickle.dumps(error)
+        copy = pickle.loads(blob)
+        if type(copy) is not type(error) or str(copy) != str(error):
+            blob = None
+    except Exception:  # an exception that does not pickle is sent as its message
+        blob = None
+    return blob, str(error), isinstance(error, UsageError)
+
+
+def _rebuild(described: tuple[bytes | None, str, bool]) -> Exception:
+    blob, message, usage = described
+    if blob is not None:
+        try:
+            error = pickle.loads(blob)  # from a rank of this same job (as all_gather_object's own pickles are)
+            if isinstance(error, Exception):
+                return error
+        except Exception:  # fall back to the message
+            pass
+    return _RankFailedUsage(message) if usage else RankFailed(message)
+
+
+@contextlib.contextmanager
+def one_outcome(ctx: DistContext) -> Iterator[None]:
+    """Every rank leaves the block the same way: when the block raised on any rank, every rank raises the error
+    of the lowest failing rank (the same message, so each prints the same ``error:`` line) instead of waiting in
+    a later collective for a rank that is gone. A collective itself: every rank must enter the block.
+
+    Only ``Exception`` is shared; Ctrl-C and ``SystemExit`` go straight out (torchrun stops the other ranks).
+    Alone (no process group) the block runs as is.
+    """
+    if not ctx.distributed:
+        yield
+        return
+    mine: tuple[bytes | None, str, bool] | None = None
+    error: Exception | None = None
+    try:
+        yield
+    except Exception as exc:
+        error, mine = exc, _describe(exc)
+    outcomes = all_gather_objects(mine, ctx)
+    failed = [rank for rank, outcome in enumerate(outcomes) if outcome is not None]
+    if not failed:
+        return
+    if error is not None and failed[0] == ctx.rank:
+        raise error  # this rank's own error, with its traceback
+    raise _rebuild(outcomes[failed[0]]) from None

@@ -33,6 +33,7 @@ from registry_core.training.data_order import StripedBatchSampler
 from registry_core.training.distributed import (
     DistContext,
     all_gather_objects,
+    one_outcome,
     setup_distributed,
     sum_across_ranks,
     teardown_distributed,
@@ -336,17 +337,19 @@ class Trainer:
         cfg, ctx = self.config, self.ctx
         self._t0 = time.perf_counter()
         resumed_from: int | None = None
-        if resume and self._restore():
-            resumed_from = self.step
-        else:
-            if resume and ctx.is_main:
-                warnings.warn(f"no checkpoint at {self.checkpoint_path}; starting from step 0", stacklevel=2)
-            self.step, self.consumed, self._elapsed_before, self._last_good = 0, 0, 0.0, None
-            seed_everything(cfg.seed + ctx.rank)
-        if ctx.is_main:
-            self.metrics.truncate_after(self.step)  # steps after the checkpoint are rerun and logged again
-        if on_ready is not None:
-            on_ready()
+        with one_outcome(ctx):  # a checkpoint one rank cannot read ends every rank with that error
+            if resume and self._restore():
+                resumed_from = self.step
+            else:
+                if resume and ctx.is_main:
+                    warnings.warn(f"no checkpoint at {self.checkpoint_path}; starting from step 0", stacklevel=2)
+                self.step, self.consumed, self._elapsed_before, self._last_good = 0, 0, 0.0, None
+                seed_everything(cfg.seed + ctx.rank)
+        with one_outcome(ctx):  # the log is rewritten only once every rank has read the checkpoint
+            if ctx.is_main:
+                self.metrics.truncate_after(self.step)  # steps after the checkpoint are rerun and logged again
+            if on_ready is not None:
+                on_ready()
         if self.step >= cfg.steps:
             return self._result(None, None, resumed_from, None)
 
@@ -470,6 +473,8 @@ class Trainer:
             loss_sum += loss.detach().float() * weight
             weight_sum += weight
             for name, value in metrics.items():
+                if name == "loss":  # the model's own report of its loss: the weighted loss above replaces it
+                    continue
                 part = torch.as_tensor(value, device=self.ctx.device).detach().float().reshape(())
                 part = part if name in self._counts else part / self.accum
                 metric_sums[name] = metric_sums[name] + part if name in metric_sums else part

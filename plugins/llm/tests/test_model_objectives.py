@@ -175,3 +175,19 @@ def test_masked_lm_with_a_keep_mask(build_positional: Callable[..., Any]) -> Non
     loss, metrics = obj(parts, {"input_ids": ids, "keep": keep})
     assert torch.isfinite(loss) and metrics["tokens"] > 0
     loss.backward()
+
+
+def test_masked_lm_pads_by_pad_id_when_the_batch_has_no_keep(build_positional: Callable[..., Any]) -> None:
+    """Rows padded with ``pad_id`` and no ``keep``: the real tokens do not attend to the padding (the loss is the
+    one of an explicit ``keep``, not the one where padding is attended to)."""
+    parts = _parts(build_positional, "bert", "sinusoidal")
+    obj = _mlm(parts, mask_prob=0.5).eval()  # eval: the same tokens are chosen in every call
+    ids = torch.randint(2, V, (3, 20), generator=torch.Generator().manual_seed(3))
+    ids[1, 12:] = 0
+    ids[2, 5:] = 0
+    with torch.no_grad():
+        implicit, _ = obj(parts, {"input_ids": ids})
+        explicit, _ = obj(parts, {"input_ids": ids, "keep": ids != 0})
+        attended, _ = obj(parts, {"input_ids": ids, "keep": torch.ones_like(ids, dtype=torch.bool)})
+    assert float(implicit) == float(explicit)
+    assert abs(float(implicit) - float(attended)) > 1e-5  # untrained, so close; float noise is ~1e-7

@@ -15,6 +15,13 @@ head and L2-normalised. The loss is SimCLR's: over the ``2M x 2M`` cosine simila
 samples' ``2M`` views, divided by ``temperature``, each view's cross-entropy of picking its partner among
 the ``2M - 1`` others (itself excluded), averaged over all ``2M`` views -- symmetric in the two views.
 
+Negatives across ranks. Under DDP (training only) each rank's views are gathered from every rank, so the
+negatives are the whole global batch, as one process with the global batch would see them: each rank takes
+the loss of its own ``2m`` rows against all ``2M`` views, gradients flow back to the rank that made each view
+(``torch.distributed.nn.functional.all_gather``), and the trainer's weighting by ``pairs`` makes the step the
+one big batch's. The ``bn-relu`` head normalises over each rank's own views (as one process would with
+micro-batches); ``head = "gelu"`` has no batch statistics. Validation keeps each rank's batch for negatives.
+
 Invalid pixels. A view whose valid-pixel fraction is at most ``min_valid`` (by default: a view with no
 usable pixel) is left out, and its sample with it: that sample is neither an anchor, a positive nor a
 negative. A batch with nothing left gives a zero loss that still backpropagates.
@@ -33,6 +40,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from registry_core.interfaces import ModelParts
+from registry_gfm.objectives._ranks import gather_views, group_size
 from registry_gfm.objectives._views import (
     View,
     apply_augmentation,
@@ -51,7 +59,7 @@ from registry_gfm.tokenizers.patch_layout import (
     unpatchify,
 )
 
-__all__ = ["ContrastiveObjective", "build", "info_nce"]
+__all__ = ["ContrastiveObjective", "build", "info_nce", "info_nce_across_ranks"]
 
 
 def info_nce(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -69,6 +77,32 @@ def info_nce(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> tuple[to
     loss = F.cross_entropy(sim, target)
     accuracy = (sim.detach().argmax(dim=1) == target).float().mean()
     return loss, accuracy
+
+
+def info_nce_across_ranks(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """``info_nce`` over every rank's views (a collective: every rank calls it). This rank's ``2m`` rows are
+    scored against the ``2M`` views of all ranks; the mean over this rank's rows comes back with its top-1
+    accuracy and ``M``. Weighing each rank's loss by its ``m`` gives the loss of :func:`info_nce` over the
+    ``M`` pairs at once, and the gradients flow back to the ranks that made the views. A rank with ``m = 0``
+    returns a zero loss still joined to the gather, so the collectives of the backward pass stay in step on
+    every rank (its empty ``z1``, ``z2`` should carry the graph of its parameters, as the objective's do).
+    """
+    m, d = z1.shape
+    views = gather_views(torch.cat([z1, z2], dim=1))
+    if views is None:  # no rank has a pair
+        return torch.cat([z1, z2]).sum() * 0.0, torch.zeros((), device=z1.device), 0
+    rows, offset = views  # (M, 2d): every rank's (z1 | z2), in rank order; this rank's start at ``offset``
+    total = rows.shape[0]
+    z = torch.cat([rows[:, :d], rows[:, d:]]).float()  # (2M, d) as info_nce orders them: first views, then second
+    if m == 0:
+        return z.sum() * 0.0, torch.zeros((), device=z1.device), total
+    mine = torch.cat([torch.arange(offset, offset + m), torch.arange(total + offset, total + offset + m)]).to(z.device)
+    sim = z[mine] @ z.T / temperature  # (2m, 2M)
+    sim = sim.masked_fill(F.one_hot(mine, 2 * total).bool(), float("-inf"))
+    target = torch.cat([mine[m:], mine[:m]])
+    loss = F.cross_entropy(sim, target)
+    accuracy = (sim.detach().argmax(dim=1) == target).float().mean()
+    return loss, accuracy, total
 
 
 class ContrastiveObjective(nn.Module):
@@ -194,12 +228,27 @@ class ContrastiveObjective(nn.Module):
         keep = ((v1.valid_fraction() > floor) & (v2.valid_fraction() > floor)).to(h1.device)
         m = int(keep.sum())
         dates = 1.0 if kind == "dates" else 0.0
+        if self.training and group_size() > 1:
+            return self._across_ranks(h1, h2, keep, m, dates)
         if m == 0:
             # nothing usable: a zero that keeps every parameter in the graph, so backward (and DDP) still work
             loss = (h1.sum() + h2.sum() + sum(q.sum() for q in self.projector.parameters())) * 0.0
             return loss, {"loss": 0.0, "accuracy": 0.0, "dates": dates, "pairs": 0.0}
         z = self.project(torch.cat([h1[keep], h2[keep]]))
         loss, accuracy = info_nce(z[:m], z[m:], self.config.temperature)
+        return loss, {"loss": float(loss.detach()), "accuracy": float(accuracy), "dates": dates, "pairs": float(m)}
+
+    def _across_ranks(self, h1: torch.Tensor, h2: torch.Tensor, keep: torch.Tensor, m: int,
+                      dates: float) -> tuple[torch.Tensor, dict[str, float]]:
+        """The loss with every rank's views as negatives (training under DDP); see ``info_nce_across_ranks``."""
+        # A zero joined to every parameter: with it a rank with nothing to project still sends views in the graph.
+        anchor = (h1.sum() + h2.sum() + sum(q.sum() for q in self.projector.parameters())) * 0.0
+        if m:
+            z = self.project(torch.cat([h1[keep], h2[keep]]))
+            z1, z2 = z[:m], z[m:]
+        else:  # nothing to project (BatchNorm needs rows): empty views that carry the parameters' graph
+            z1 = z2 = h1.new_zeros(0, self.config.projection_dim) + anchor
+        loss, accuracy, _ = info_nce_across_ranks(z1, z2, self.config.temperature)
         return loss, {"loss": float(loss.detach()), "accuracy": float(accuracy), "dates": dates, "pairs": float(m)}
 
 

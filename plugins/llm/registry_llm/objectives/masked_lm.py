@@ -20,7 +20,7 @@ class MaskedLMObjective(nn.Module):
     """``objective(parts, batch) -> (loss, {"loss", "tokens", "masked_share"})``.
 
     Reads ``batch["input_ids"]`` ``(B, T)`` (other keys, e.g. next-token ``targets``, are ignored) and an
-    optional ``keep`` mask of real tokens. ``mask_id`` must be known: from the config (wired from the
+    optional ``keep`` mask of real tokens (without one, tokens equal to ``pad_id`` are the padding). ``mask_id`` must be known: from the config (wired from the
     tokenizer's ``<|mask|>``) or as ``mask_id`` on the bound embedding. ``vocab_size`` comes from the
     config or the embedding's rows. In training, randomness uses torch's global RNG (seeded by the trainer)
     unless a ``generator`` is set on the objective; in eval mode each call draws from ``eval_seed``, so a
@@ -86,6 +86,8 @@ class MaskedLMObjective(nn.Module):
     def forward(self, parts: ModelParts, batch: Mapping[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
         ids = batch["input_ids"]
         keep = batch.get("keep")
+        if keep is None and self.pad_id is not None and bool((ids == self.pad_id).any()):
+            keep = ids != self.pad_id  # padded rows: real tokens do not attend to the padding
         corrupted, targets = self.corrupt(ids, keep)
         h = parts.backbone(parts.embed(corrupted), parts.positional, None, keep=keep)  # (B, T, D)
         chosen = targets != IGNORE
