@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -225,3 +226,27 @@ def toy_plugin(site_dir: Path) -> None:
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: rc-toy\nVersion: 0.3.0\n")
     (info / "entry_points.txt").write_text("[registry_core]\ntoy = rc_toy_plugin\n")
     importlib.invalidate_caches()
+
+
+@pytest.fixture
+def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A hub on loopback (``registry_core.testing.LoopbackHub``) that ``huggingface_hub`` downloads from: the
+    environment points HF_ENDPOINT at it and HF_HOME at a fresh folder (subprocesses inherit both), no token,
+    online; and the client's import-time copies of those settings are fixed for this process too."""
+    from registry_core.testing import LoopbackHub, hub_environment
+
+    with LoopbackHub() as running:
+        for key, value in hub_environment(running.endpoint, tmp_path / "hf-home").items():
+            if value is None:
+                monkeypatch.delenv(key, raising=False)
+            else:
+                monkeypatch.setenv(key, value)
+        try:
+            from huggingface_hub import constants
+        except ImportError:
+            pass
+        else:
+            monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+            # with telemetry on, the client's first request asks huggingface.co for its agent list: stay local
+            monkeypatch.setattr(constants, "HF_HUB_DISABLE_TELEMETRY", True)
+        yield running

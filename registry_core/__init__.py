@@ -23,7 +23,7 @@ from registry_core._errors import (
 from registry_core._kinds import CORE_KINDS
 from registry_core._registry import ConflictError, PluginInfo, Registry, get_registry
 from registry_core._schema import FieldInfo, describe_fields
-from registry_core._spec import CommandSpec, ComponentSpec, KindSpec, ModalitySpec, PortSpec, option
+from registry_core._spec import Card, CommandSpec, ComponentSpec, KindSpec, ModalitySpec, PortSpec, option
 from registry_core.choices import TransformerOptions
 from registry_core.hookspecs import hookimpl, hookspec
 
@@ -60,6 +60,7 @@ __version__ = "0.1.0"
 __all__ = [
     "CORE_KINDS",
     "SLOTS",
+    "Card",
     "CommandSpec",
     "ComponentInterfaceError",
     "ComponentLoadError",

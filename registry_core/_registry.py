@@ -21,6 +21,7 @@ from registry_core._kinds import CORE_COMMANDS, CORE_KINDS, CORE_MODALITIES
 from registry_core._schema import build_config
 from registry_core._spec import (
     NAME_RE,
+    Card,
     CommandSpec,
     ComponentSpec,
     KindSpec,
@@ -366,9 +367,26 @@ class Registry:
                 parse_target(spec.exporter)
             except ValueError as exc:
                 raise PluginError(f"{label}: exporter {exc}") from None
+        if spec.card is not None:
+            self._check_card(label, spec)
         if spec.replaces is not None and (not isinstance(spec.replaces, str) or spec.replaces.count(":") != 1):
             raise PluginError(f"{label}: replaces={spec.replaces!r} must be a qualified id 'plugin:name'")
         return spec
+
+    @staticmethod
+    def _check_card(label: str, spec: ComponentSpec) -> None:
+        card = spec.card
+        if not isinstance(card, Card):
+            raise PluginError(f"{label}: card must be a registry_core.Card, got {type(card).__name__}")
+        if not isinstance(card.repo, str) or card.repo.count("/") != 1 or not all(card.repo.split("/")):
+            raise PluginError(f"{label}: card repo {card.repo!r} must be a hub repo id 'owner/name'")
+        if not card.files or not all(isinstance(f, str) and f and not f.startswith("/") and ".." not in f.split("/")
+                                     for f in card.files):
+            raise PluginError(f"{label}: card files must be one or more file names inside the repo, got {card.files!r}")
+        if card.repo_type not in ("model", "dataset"):
+            raise PluginError(f"{label}: card repo_type must be 'model' or 'dataset', got {card.repo_type!r}")
+        if spec.config is None:
+            raise PluginError(f"{label}: a card needs its loader's config schema (with hub, files, revision options)")
 
     def _collect_components(self, plugin: str) -> None:
         info = self._plugins[plugin]
@@ -571,6 +589,7 @@ class Registry:
             "replaces": spec.replaces,
             "replaced_by": self.replaced_by(spec),
             "status": self.status(spec),
+            "card": spec.card.as_dict() if spec.card is not None else None,
         }
 
     # -- building ------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, Union
 
 from registry_core._errors import ConfigError, ConfigIssue
-from registry_core._spec import ComponentSpec
+from registry_core._spec import CARD_IDENTITY, ComponentSpec
 from registry_core._suggestions import nearest
 from registry_core._targets import load_target
 
@@ -31,6 +31,7 @@ __all__ = [
     "resolve_config_class",
     "type_name",
     "validate_options",
+    "with_card",
 ]
 
 
@@ -299,6 +300,20 @@ def recheck_config(config: Any, slot: str) -> list[ConfigIssue]:
     return []
 
 
+def with_card(spec: ComponentSpec, options: Mapping[str, Any], slot: str) -> tuple[dict[str, Any], list[ConfigIssue]]:
+    """``options`` over the card's loader options when ``spec`` is a card; an identity option (repo, files) set
+    to another value is an issue: that is another model, named through the loader itself."""
+    if spec.card is None or not isinstance(options, Mapping):
+        return dict(options) if isinstance(options, Mapping) else options, []
+    base = spec.card.loader_options()
+    issues = [
+        ConfigIssue(slot, key, f"{spec.id} is the card of {spec.card.repo}; its {key!r} is fixed "
+                               f"({base[key]!r}). For another repo or file use its loader with hub = ...")
+        for key in CARD_IDENTITY if key in options and options[key] != base[key]
+    ]
+    return {**base, **options}, issues
+
+
 def build_config(
     spec: ComponentSpec, options: Mapping[str, Any], slot: str | None = None, registry: ComponentLookup | None = None
 ) -> Any:
@@ -312,7 +327,9 @@ def build_config(
         if options:
             raise ConfigError([ConfigIssue(where, k, f"{spec.id} takes no options") for k in options])
         return None
-    obj, issues = validate_options(cls, options, where, registry)
+    merged, issues = with_card(spec, options, where)
+    obj, found = validate_options(cls, merged, where, registry)
+    issues += found
     if issues:
         raise ConfigError(issues)
     return obj

@@ -14,6 +14,7 @@ from typing import Any, Final, TypeVar
 from registry_core._errors import PluginError
 
 __all__ = [
+    "Card",
     "CommandSpec",
     "ComponentSpec",
     "KindSpec",
@@ -35,6 +36,61 @@ TARGET_RE: Final = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.
 
 def _frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return MappingProxyType(dict(value or {}))
+
+
+#: The options of a hub loader a card fixes: which repo and files it is (a card with others is another card).
+CARD_IDENTITY: Final = ("hub", "files", "repo_type")
+
+
+@dataclass(frozen=True)
+class Card:
+    """A named real thing a loader component reads (a pretrained model on a hub), as data: where it lives, what
+    it is, and what using it needs. Reading a card imports nothing and touches no network.
+
+    A spec with a card is a preset of its loader (same ``target`` and ``config``): building it passes the card's
+    ``hub``, ``files``, ``revision`` and ``sha256`` (and its ``options``) to the loader, which pulls the files.
+    """
+
+    #: The hub repo id, e.g. ``"openai-community/gpt2"``.
+    repo: str
+    #: The files the loader reads from the repo (all of them are pulled).
+    files: tuple[str, ...]
+    #: Branch, tag or commit to pull; a user may pin another (``revision = "..."``, ``pull --revision``).
+    revision: str = "main"
+    #: ``"model"`` or ``"dataset"``.
+    repo_type: str = "model"
+    #: sha256 of files whose hash is published (the hub's LFS ids); a pulled file that differs is refused.
+    sha256: Mapping[str, str] = field(default_factory=dict)
+    #: SPDX licence id (``"mit"``, ``"apache-2.0"``), as the repo's model card states it.
+    licence: str | None = None
+    #: Parameter count of what the files hold.
+    params: int | None = None
+    #: Where the model is described (the hub page, the paper).
+    source: str | None = None
+    #: True when the hub asks users to accept terms first (a token is needed).
+    gated: bool = False
+    #: What inputs it expects, as data: tokenizer files; bands, mean/std, patch size, frames, LayerNorm eps.
+    preprocessing: Mapping[str, Any] = field(default_factory=dict)
+    #: Further options of the loader this card sets (a user may change them, not the identity ones).
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "files", tuple(self.files))
+        object.__setattr__(self, "sha256", _frozen_mapping(self.sha256))
+        object.__setattr__(self, "preprocessing", _frozen_mapping(self.preprocessing))
+        object.__setattr__(self, "options", _frozen_mapping(self.options))
+
+    def loader_options(self) -> dict[str, Any]:
+        """The options this card gives its loader: the identity ones, the revision, the hashes and ``options``."""
+        return {"hub": self.repo, "files": list(self.files), "revision": self.revision,
+                "repo_type": self.repo_type, "sha256": dict(self.sha256) or None, **dict(self.options)}
+
+    def as_dict(self) -> dict[str, Any]:
+        """The card as plain data (``show --json``, the docs' card table)."""
+        return {"repo": self.repo, "files": list(self.files), "revision": self.revision, "repo_type": self.repo_type,
+                "sha256": dict(self.sha256), "licence": self.licence, "params": self.params, "source": self.source,
+                "gated": self.gated, "preprocessing": copy.deepcopy(dict(self.preprocessing)),
+                "options": copy.deepcopy(dict(self.options))}
 
 
 @dataclass(frozen=True)
@@ -68,6 +124,9 @@ class ComponentSpec:
     #: ``"module:attr"`` of ``(pipeline, out_dir) -> Path`` writing a trained pipeline in this format, imported
     #: only when used (``python -m registry_core export RUN --to NAME OUT``); a weights component's way back out.
     exporter: str | None = None
+    #: A named real thing this entry is (a pretrained model): a preset of its loader, whose ``target`` and
+    #: ``config`` it shares. Listed with the tag ``pretrained``.
+    card: Card | None = None
     #: Filled in by the registry: the entry-point name of the providing plugin.
     plugin: str | None = None
     #: Filled in by the registry: the providing distribution and its version.
@@ -76,7 +135,10 @@ class ComponentSpec:
 
     def __post_init__(self) -> None:
         # Keep the spec immutable all the way down, so a registry can hand it out freely.
-        object.__setattr__(self, "tags", tuple(self.tags))
+        tags = tuple(self.tags)
+        if self.card is not None and "pretrained" not in tags:
+            tags += ("pretrained",)
+        object.__setattr__(self, "tags", tags)
         object.__setattr__(self, "provides", _frozen_mapping(self.provides))
         object.__setattr__(self, "requires", _frozen_mapping(self.requires))
 

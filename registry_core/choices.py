@@ -7,16 +7,21 @@ backbones' configs extend :class:`TransformerOptions`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final, Literal, get_args
+from typing import TYPE_CHECKING, Final, Literal, get_args
 
 from registry_core._spec import option
+
+if TYPE_CHECKING:
+    from registry_core.hub import Pulled
 
 __all__ = [
     "ACTIVATIONS",
     "POSITION_MODES",
     "ROTARY_CONVENTIONS",
     "Activation",
+    "HubSource",
     "PositionMode",
     "RotaryConvention",
     "TransformerOptions",
@@ -58,3 +63,35 @@ class TransformerOptions:
     def __post_init__(self) -> None:
         if self.embed_dim % self.heads:
             raise ValueError(f"embed_dim {self.embed_dim} must be divisible by heads {self.heads}")
+
+
+@dataclass
+class HubSource:
+    """Where a loader's files come from when they live on a model hub: a repo, its files, a revision.
+
+    A loader's config extends it (``class PrithviConfig(HubSource)``); a card fills these options. With ``hub``
+    set, the loader calls :meth:`pull` when it is built and reads the cached files; else it reads its ``path``.
+    """
+
+    hub: str | None = option(None, help="hub repo id 'owner/name' to pull the files from (the hub of HF_ENDPOINT, "
+                             "huggingface.co by default); None: read the local `path`")
+    files: tuple[str, ...] | None = option(None, help="the repo's files to pull; None: the format's usual files")
+    revision: str = option("main", help="branch, tag or commit of the hub repo (the lock records the commit)")
+    repo_type: str = option("model", help="'model' or 'dataset' repo", choices=("model", "dataset"))
+    sha256: dict[str, str] | None = option(None, help="file -> its published sha256; a pulled file whose hash "
+                                           "differs is refused")
+
+    def check_source(self, who: str, has_path: bool) -> None:
+        """ValueError unless exactly one of a local path and ``hub`` is given."""
+        if has_path == (self.hub is not None):
+            raise ValueError(f"option 'path' or 'hub': {who} reads a local `path` or pulls from a `hub` repo; give "
+                             f"one of them, not {'both' if has_path else 'neither'}")
+
+    def pull(self, default_files: Sequence[str]) -> Pulled:
+        """The files (``files``, else ``default_files``) of ``hub`` at ``revision``, from the cache or the hub."""
+        from registry_core.hub import pull
+
+        if self.hub is None:
+            raise ValueError("no hub repo to pull from: set `hub`")
+        return pull(self.hub, list(self.files or default_files), revision=self.revision, repo_type=self.repo_type,
+                    sha256=self.sha256)

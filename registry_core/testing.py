@@ -23,17 +23,27 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Final
 
 from registry_core._errors import ComponentLoadError
+from registry_core._loopback_hub import LoopbackHub
 from registry_core._members import interface_of, missing_members
 from registry_core._registry import Registry
 from registry_core._schema import resolve_config_class, validate_options
 from registry_core._spec import ComponentSpec
 from registry_core._targets import import_target
 
-__all__ = ["HEAVY_MODULES", "assert_plugin_ok", "check_plugin", "heavy_imports", "one_error_line", "run_cli",
-           "sigint_as_in_a_terminal"]
+__all__ = ["HEAVY_MODULES", "LoopbackHub", "assert_plugin_ok", "check_plugin", "heavy_imports", "hub_environment",
+           "one_error_line", "run_cli", "sigint_as_in_a_terminal"]
+
+def hub_environment(endpoint: str, home: Path) -> dict[str, str | None]:
+    """The environment for a test that pulls from a hub at ``endpoint`` (a :class:`LoopbackHub`) into the cache
+    under ``home``: online, no token of whoever runs the tests, no telemetry; None: unset the variable."""
+    return {"HF_ENDPOINT": endpoint, "HF_HOME": str(home), "HF_HUB_CACHE": None, "HF_HUB_OFFLINE": None,
+            "HF_TOKEN": None, "HUGGING_FACE_HUB_TOKEN": None, "HF_HUB_DISABLE_TELEMETRY": "1",
+            "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+
 
 #: Modules that listing, showing and importing a plugin must never pull in.
 HEAVY_MODULES: Final = ("torch", "numpy", "xarray", "rasterio", "dask", "zarr", "tokenizers", "pandas", "scipy")
@@ -106,6 +116,8 @@ def _check_spec(spec: ComponentSpec) -> list[str]:
                 defaults[f.name] = f.default_factory()
             elif f.default is not dataclasses.MISSING and f.default is not None:
                 defaults[f.name] = f.default
+        if spec.card is not None:  # a card's defaults are its loader's options preset to the card's repo
+            defaults.update(spec.card.loader_options())
         _, issues = validate_options(cls, defaults, f"{spec.kind} {spec.id}")
         issues = [i for i in issues if i.key in defaults or i.key is None]
         problems += [f"{spec.kind} {spec.id}: default config is invalid: {i}" for i in issues]
@@ -173,7 +185,8 @@ def check_plugin(
     for spec in specs:
         found = _check_spec(spec)
         problems += found
-        if build and not found and _defaults_only(resolve_config_class(spec)):
+        # A card is not built here: building it pulls its files from the hub.
+        if build and not found and spec.card is None and _defaults_only(resolve_config_class(spec)):
             problems += _check_build(spec, reg)
     if check_imports:
         light = [info.module.partition(":")[0]]

@@ -29,6 +29,8 @@ BUILTIN_COMMANDS: Final = (
     CommandSpec("report", "an HTML report of finished runs: curves, plugin figures, registry, locks",
                 arguments="registry_core.cli._report:add_report_arguments",
                 handler="registry_core.cli._report:cmd_report"),
+    CommandSpec("pull", "fetch a card's files (a named pretrained model) from its hub into the cache",
+                arguments="registry_core.cli._pull:add_pull_arguments", handler="registry_core.cli._pull:cmd_pull"),
     CommandSpec("docs", "write the Markdown reference of components, CLI and configuration",
                 arguments="registry_core.docs:add_docs_arguments", handler="registry_core.docs:cmd_docs"),
 )

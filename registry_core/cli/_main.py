@@ -84,8 +84,33 @@ def cmd_list(args: argparse.Namespace) -> int:
             print()
         rows = [[s.id, s.modality, f"{s.distribution or s.plugin} {s.version or ''}".strip(), s.summary + _mark(reg, s)]
                 for s in group]
-        print_table(rows, ["id", "modality", "provider", "summary"], title=kind)
+        headers = ["id", "modality", "provider", "summary"]
+        if any(s.card is not None for s in group):  # cards: the hub repo each one names
+            rows = [[*row[:1], s.card.repo if s.card is not None else "", *row[1:]] for row, s in zip(rows, group)]
+            headers.insert(1, "hub repo")
+        print_table(rows, headers, title=kind)
     return 0
+
+
+def _print_card(spec: ComponentSpec) -> None:
+    """The card's lines of ``show``: where the model lives and what it needs, read from the spec alone."""
+    card = spec.card
+    assert card is not None
+    print(f"  card:        {card.repo} ({card.repo_type} repo) at {card.revision}"
+          + ("  [gated: needs HF_TOKEN]" if card.gated else ""))
+    for name in card.files:
+        digest = card.sha256.get(name)
+        print(f"    file:           {name}" + (f"  sha256 {digest}" if digest else ""))
+    facts = [f"licence {card.licence}" if card.licence else None,
+             f"{card.params:,} parameters" if card.params else None]
+    shown = ", ".join(f for f in facts if f)
+    if shown:
+        print(f"    about:          {shown}")
+    if card.source:
+        print(f"    source:         {card.source}")
+    for key, value in card.preprocessing.items():
+        print(f"    {key + ':':15} {value}")
+    print(f"    pull:           python -m registry_core pull {spec.name}")
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -107,6 +132,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(f"  replaced by: {rec['replaced_by']}")
     if rec["status"] == "conflict":
         print("  status:      conflict (another plugin provides the same short name)")
+    if spec.card is not None:
+        _print_card(spec)
     for port in ("provides", "requires"):
         ports = rec[port]
         if ports:

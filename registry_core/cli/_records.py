@@ -29,9 +29,11 @@ def show_record(reg: Registry, spec: ComponentSpec) -> dict[str, Any]:
     cls = resolve_config_class(spec)
     record["target"] = spec.target
     record["config"] = None if cls is None else f"{cls.__module__}:{cls.__qualname__}"
+    preset = spec.card.loader_options() if spec.card is not None else {}  # a card's values are its defaults
     record["options"] = [
-        {"name": f.name, "type": f.type, "default": jsonable(f.default), "required": f.required, "help": f.help,
-         "min": f.min, "max": f.max, "choices": jsonable(f.choices), "wired": f.wired}
+        {"name": f.name, "type": f.type, "default": jsonable(preset.get(f.name, f.default)),
+         "required": f.required and f.name not in preset, "help": f.help, "min": f.min, "max": f.max,
+         "choices": jsonable(f.choices), "wired": f.wired}
         for f in (describe_fields(cls) if cls else [])
     ]
     record["exporter"] = spec.exporter

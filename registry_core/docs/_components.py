@@ -62,6 +62,34 @@ def _ports(title: str, ports: Mapping[str, Any], options: set[str], declared: Co
     return [f"**{title}**", "", *table(["port", "value"], rows), ""] if rows else []
 
 
+def _card_section(spec: ComponentSpec) -> list[str]:
+    """A card's page part: where the model lives, what it is, what it needs, and the command that pulls it."""
+    card = spec.card
+    assert card is not None
+    rows = [["hub repo", f"[{code(card.repo)}]({card.source})" if card.source else code(card.repo)],
+            ["revision", code(card.revision)],
+            ["files", ", ".join(code(f) + (f" (sha256 {code(card.sha256[f])})" if f in card.sha256 else "")
+                                for f in card.files)],
+            ["licence", card.licence or "-"], ["parameters", f"{card.params:,}" if card.params else "-"],
+            ["gated", "yes: set HF_TOKEN" if card.gated else "no"]]
+    rows += [[key, literal(value)] for key, value in card.preprocessing.items()]
+    return ["## Card", "", f"A named pretrained model: the {code(spec.target.rpartition(':')[0])} loader preset to "
+            f"these files. Pull it with `python -m registry_core pull {spec.name}`.", "", *table(["", ""], rows), ""]
+
+
+def cards_page(reg: Registry, specs: Sequence[ComponentSpec], paths: Mapping[ComponentSpec, str]) -> str:
+    """Every card: the named pretrained models, their hub repos, licences and sizes."""
+    cards = [s for s in specs if s.card is not None]
+    rows = [[f"[{code(s.name)}]({paths[s]})", s.kind, code(s.card.repo), s.card.licence or "-",
+             f"{s.card.params:,}" if s.card.params else "-", s.summary] for s in cards if s.card is not None]
+    lines = ["# Pretrained models (cards)", "",
+             "Named pretrained models: each is a preset of a loader with its hub repo and files. "
+             "`python -m registry_core pull NAME` fetches one into huggingface_hub's cache; a pipeline naming it "
+             "pulls on build. Generated from the registry.", "",
+             *(table(["card", "kind", "hub repo", "licence", "parameters", "summary"], rows) or ["No cards."])]
+    return page(lines)
+
+
 def _component_page(reg: Registry, spec: ComponentSpec) -> str:
     rec = show_record(reg, spec)
     facts = [
@@ -77,6 +105,8 @@ def _component_page(reg: Registry, spec: ComponentSpec) -> str:
         ["status", rec["status"]],
     ]
     lines = [f"# {spec.kind} `{spec.name}`", "", spec.summary, "", *table(["", ""], facts), ""]
+    if spec.card is not None:
+        lines += _card_section(spec)
     use = _use_snippet(spec)
     if use:
         lines += ["In a pipeline file:", "", *use, ""]
@@ -135,7 +165,7 @@ def _index_page(reg: Registry, specs: Sequence[ComponentSpec], paths: Mapping[Co
              "Every component, kind, modality, contract port and plugin of the documented distributions, generated "
              "from their specs. Refresh with `python -m registry_core docs docs/reference`.", "",
              "See also: [CLI reference](cli.md), [configuration reference](configuration.md), "
-             "[contract ports](ports.md).", "", "## Kinds", ""]
+             "[contract ports](ports.md), [pretrained models](cards.md).", "", "## Kinds", ""]
     lines += table(["kind", "description", "declared by", "components"],
                    [[f"[{k}](components/{k}/index.md)", ks.summary, _provider_of_declaration(reg, ks.plugin),
                      str(sum(s.kind == k for s in specs))] for k, ks in kinds.items()])
@@ -166,5 +196,6 @@ def component_pages(reg: Registry) -> dict[str, str]:
     for kind in reg.kinds():
         pages[f"components/{kind}/index.md"] = _kind_page(reg, kind, [s for s in specs if s.kind == kind], paths)
     pages["ports.md"] = _ports_page(reg, specs, paths)
+    pages["cards.md"] = cards_page(reg, specs, paths)
     pages["index.md"] = _index_page(reg, specs, paths)
     return pages

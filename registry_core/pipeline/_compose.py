@@ -20,7 +20,7 @@ from typing import Any, Final
 from registry_core._contracts import ComposedSlot, check_contracts, wire
 from registry_core._errors import ConfigError, ConfigIssue
 from registry_core._registry import Registry, get_registry
-from registry_core._schema import recheck_config, resolve_config_class, validate_options
+from registry_core._schema import recheck_config, resolve_config_class, validate_options, with_card
 from registry_core._suggestions import nearest
 from registry_core.pipeline._size_check import size_issues
 from registry_core.pipeline._train_config import TrainConfig
@@ -144,9 +144,10 @@ def resolve_slot(slot: str, kind: str, table: Any, registry: Registry, issues: l
     if cls is None:
         issues += [ConfigIssue(slot, k, f"{spec.id} takes no options") for k in options]
         return ComposedSlot(slot, kind, spec, None, options)
-    config, found = validate_options(cls, options, slot, registry=registry)
-    issues += found
-    return None if config is None else ComposedSlot(slot, kind, spec, config, options)
+    merged, fixed = with_card(spec, options, slot)  # a card: its loader's options, under the user's
+    config, found = validate_options(cls, merged, slot, registry=registry)
+    issues += fixed + found
+    return None if config is None or fixed else ComposedSlot(slot, kind, spec, config, options)
 
 
 def compose_slot(config: Mapping[str, Any], slot: str, registry: Registry | None = None) -> ComposedSlot:

@@ -33,9 +33,10 @@ def expand_files(slot: str, paths: Iterable[Path]) -> dict[str, Path]:
 
 
 def make_lock(slots: Iterable[ComposedSlot], files: Mapping[str, Path], root: Path | None = None,
-              data: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Every slot's qualified id, provider distribution and version, the files' hashes, and (``data``) the data
-    source's fingerprint: what the run trained on, which ``--resume`` checks.
+              data: Mapping[str, Any] | None = None, hub: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Every slot's qualified id, provider distribution and version, the files' hashes, (``data``) the data
+    source's fingerprint: what the run trained on, which ``--resume`` checks, and (``hub``) per slot the hub repo,
+    revision, commit and file hashes it pulled.
 
     File paths are written relative to ``root`` when they lie inside it (a saved pipeline's folder).
     """
@@ -51,6 +52,7 @@ def make_lock(slots: Iterable[ComposedSlot], files: Mapping[str, Path], root: Pa
         ],
         "files": {name: {"path": shown(p), "sha256": sha256_file(p)} for name, p in files.items()},
         **({"data": dict(data)} if data is not None else {}),
+        **({"hub": dict(hub)} if hub else {}),
     }
 
 

@@ -180,7 +180,18 @@ class Pipeline:
         """Every component's qualified id, provider distribution and version, file hashes, and (once built) the
         data source's ``fingerprint()`` when it has one."""
         return _lock.make_lock(self.all_slots(), self.files() if files is None else files, root,
-                               self.data_fingerprint())
+                               self.data_fingerprint(), self.hub_sources())
+
+    def hub_sources(self) -> dict[str, dict[str, Any]]:
+        """Slot -> what its built component pulled from a hub (repo, revision, commit, each file's sha256)."""
+        out: dict[str, dict[str, Any]] = {}
+        for slot, comp in (self._built.components.items() if self._built else ()):
+            pulled = getattr(comp, "pulled", None)
+            if pulled is not None and hasattr(pulled, "as_dict"):
+                record = pulled.as_dict()
+                record["files"] = {f["name"]: {"sha256": f["sha256"], "size": f["size"]} for f in record["files"]}
+                out[slot] = record
+        return out
 
     def data_fingerprint(self) -> dict[str, Any] | None:
         """What the built data source trains on (its ``fingerprint()``), or None (not built, or no fingerprint)."""

@@ -13,7 +13,7 @@ from typing import Any
 
 from registry_core._errors import RegistryCoreError
 
-__all__ = ["ResumeMismatch", "check_resume_data", "check_resume_fits", "model_changes"]
+__all__ = ["ResumeMismatch", "check_resume_data", "check_resume_fits", "check_resume_hub", "model_changes"]
 
 
 class ResumeMismatch(RegistryCoreError, ValueError):
@@ -67,6 +67,30 @@ def check_resume_data(out: Path, now: Mapping[str, Any] | None) -> None:
         raise ResumeMismatch(f"cannot resume {out}: it trained on {before.get('source', 'other data')}, this run reads "
                              f"{now.get('source', 'other data')}, and they differ ({', '.join(differ)}); resume with "
                              "the run's own data, or start over with --overwrite")
+
+
+def check_resume_hub(out: Path, now: Mapping[str, Any]) -> None:
+    """Raise ResumeMismatch when a slot of the run in ``out`` pulled other hub files than this run just did (its
+    lock's ``hub`` pins: repo, commit, each file's sha256): the branch moved, or the cache holds other bytes."""
+    from registry_core.pipeline._lock import LockMismatch, read_lock
+    from registry_core.pipeline._persist import LOCK_FILE
+
+    try:
+        lock = read_lock(out / LOCK_FILE)
+    except LockMismatch:
+        return
+    before = lock.get("hub")
+    if not isinstance(before, Mapping):
+        return
+    for slot, pinned in before.items():
+        got = now.get(slot)
+        if not isinstance(pinned, Mapping) or got is None:
+            continue
+        if (pinned.get("repo"), pinned.get("commit"), pinned.get("files")) != (got["repo"], got["commit"], got["files"]):
+            raise ResumeMismatch(
+                f"cannot resume {out}: its {slot} came from {pinned.get('repo')} at commit {pinned.get('commit')}, this "
+                f"run pulled {got['repo']} at commit {got['commit']} ({got['revision']!r} moved, or the files differ); "
+                f"resume with {slot}.revision = \"{pinned.get('commit')}\", or start over with --overwrite")
 
 
 def _read_checkpoint(checkpoint: Path) -> Mapping[str, Any] | None:

@@ -168,9 +168,10 @@ def _build(pipeline: Any, ctx: Any) -> None:
 
 
 def _check_resume(pipeline: Any, out: Path, saved: dict[str, Any] | None) -> None:
-    from registry_core.pipeline._resume import check_resume_data, check_resume_fits, model_changes
+    from registry_core.pipeline._resume import check_resume_data, check_resume_fits, check_resume_hub, model_changes
 
     check_resume_data(out, pipeline.data_fingerprint())
+    check_resume_hub(out, pipeline.hub_sources())
 
     changes = model_changes(saved, pipeline.to_config()) if saved is not None else []
     check_resume_fits(out / "checkpoints" / "last.pt", pipeline.model, changes, steps=pipeline.train.steps)

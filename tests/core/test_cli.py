@@ -51,7 +51,8 @@ def test_list_json_has_the_documented_keys(toy_dist) -> None:
     rows = json.loads(out.stdout)
     assert [r["id"] for r in rows] == ["toys:toy-net"]
     assert set(rows[0]) == {"kind", "name", "id", "plugin", "distribution", "version", "summary", "modality",
-                            "tags", "replaces", "replaced_by", "status"}
+                            "tags", "replaces", "replaced_by", "status", "card"}
+    assert rows[0]["card"] is None  # a building block, not a named pretrained model
     assert rows[0]["status"] == "active" and rows[0]["tags"] == ["demo"]
     assert json.loads(cli("list", "--json", "--modality", "text", "--tag", "nope").stdout) == []
 
@@ -96,13 +97,14 @@ def test_doctor_reports_conflicts_and_exits_1(make_dist) -> None:
     assert "plugin import times" in out.stdout
 
 
-@pytest.mark.parametrize("args", [["list"], ["show", "tokenizer", "bpe"], ["plugins"], ["list", "--json"]])
+@pytest.mark.parametrize("args", [["list"], ["show", "tokenizer", "bpe"], ["plugins"], ["list", "--json"],
+                                  ["show", "weights", "prithvi-eo-2.0-300m-tl"], ["list", "--tag", "pretrained"]])
 def test_browsing_imports_nothing_heavy(args: list[str], cli_modules) -> None:
     loaded = cli_modules(*args)
     assert [m for m in HEAVY_MODULES if m in loaded] == []
     # the manifests and what their schemas check with (gfm's geometry validators): no component code
     targets = [m for m in loaded if m.startswith(("registry_llm.", "registry_gfm."))
-               and not m.endswith((".plugin", ".specs", ".validators")) and m.count(".") > 1]
+               and not m.endswith((".plugin", ".specs", ".cards", ".validators")) and m.count(".") > 1]
     assert targets == []
     # Browsing needs no composition or pipeline code either (registry_core loads them on first use).
     assert [m for m in ("registry_core.pipeline._pipeline", "registry_core.pipeline._compose") if m in loaded] == []

@@ -165,7 +165,7 @@ def _table_components(readme: str) -> list[tuple[str, str]]:
         if len(cells) != 2 or cells[0] in ("kind", "---") or not NAME_RE.match(cells[0]):
             continue
         for name in re.findall(r"(?:^|[,;] )`([^`]+)`", cells[1]):
-            if NAME_RE.match(name) and "." not in name:
+            if NAME_RE.match(name) and not re.search(r"\.[a-z]+$", name):  # not a file name (`tokenizer.json`)
                 named.append((cells[0], name))
     return named
 

@@ -156,7 +156,7 @@ def test_export_report_and_docs_are_declared_as_plugins_declare_commands() -> No
     from registry_core._kinds import CORE_COMMANDS
     from registry_core.cli._commands import BUILTIN_COMMANDS
 
-    assert [c.name for c in BUILTIN_COMMANDS] == ["export", "report", "docs"]
+    assert [c.name for c in BUILTIN_COMMANDS] == ["export", "report", "pull", "docs"]
     assert all(c.name in CORE_COMMANDS and c.plugin is None for c in BUILTIN_COMMANDS)
     out = cli("report", "--help")
     assert out.returncode == 0 and "Write OUT/index.html" in " ".join(out.stdout.split())

@@ -91,6 +91,8 @@ def test_every_link_of_the_reference_resolves() -> None:
     broken = []
     for rel, text in pages.items():
         for link in re.findall(r"\]\(([^)\s]+)\)", text):
+            if link.startswith("https://"):
+                continue  # a card's hub page: outside the reference, and tests never reach the internet
             path, _, anchor = link.partition("#")
             target = posixpath.normpath(posixpath.join(posixpath.dirname(rel), path)) if path else rel
             if target in pages:

@@ -15,6 +15,7 @@ from registry_gfm.objectives.specs import SPECS as OBJECTIVES
 from registry_gfm.positions.specs import SPECS as POSITIONS
 from registry_gfm.recipes.specs import SPECS as RECIPES
 from registry_gfm.tokenizers.specs import SPECS as TOKENIZERS
+from registry_gfm.weights.cards import SPECS as PRITHVI_CARDS
 from registry_gfm.weights.specs import SPECS as WEIGHTS
 
 if TYPE_CHECKING:
@@ -31,7 +32,8 @@ def registry_core_kinds() -> list[KindSpec]:
 
 @hookimpl
 def registry_core_components() -> list[ComponentSpec]:
-    return [*INGEST, *CHIPS, *TOKENIZERS, *POSITIONS, *BACKBONES, *OBJECTIVES, *HEADS, *EVALUATORS, *WEIGHTS, *RECIPES]
+    return [*INGEST, *CHIPS, *TOKENIZERS, *POSITIONS, *BACKBONES, *OBJECTIVES, *HEADS, *EVALUATORS, *WEIGHTS, *PRITHVI_CARDS,
+            *RECIPES]
 
 
 @hookimpl

@@ -12,6 +12,7 @@ from registry_llm.objectives.specs import SPECS as OBJECTIVES
 from registry_llm.positions.specs import SPECS as POSITIONS
 from registry_llm.recipes.specs import SPECS as RECIPES
 from registry_llm.tokenizers.specs import SPECS as TOKENIZERS
+from registry_llm.weights.cards import SPECS as GPT2_CARDS
 from registry_llm.weights.specs import SPECS as WEIGHTS
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 
 @hookimpl
 def registry_core_components() -> list[ComponentSpec]:
-    return [*DATA, *TOKENIZERS, *POSITIONS, *BACKBONES, *OBJECTIVES, *EVALUATORS, *WEIGHTS, *RECIPES]
+    return [*DATA, *TOKENIZERS, *POSITIONS, *BACKBONES, *OBJECTIVES, *EVALUATORS, *WEIGHTS, *GPT2_CARDS, *RECIPES]
 
 
 @hookimpl

@@ -11,7 +11,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -27,29 +27,20 @@ from registry_gfm.weights._prithvi_read import (
     detect_version,
     read_checkpoint,
 )
-from registry_gfm.weights.specs import PUBLISHED_BANDS, PUBLISHED_LAYER_NORM_EPS, PrithviConfig
+from registry_gfm.weights.specs import (
+    PUBLISHED_BANDS,
+    PUBLISHED_LAYER_NORM_EPS,
+    PUBLISHED_STATS,
+    PrithviConfig,
+    checkpoint_files,
+)
 
 if TYPE_CHECKING:
+    from registry_core.hub import Pulled
     from registry_gfm.encoder import ImageEncoder
 
 __all__ = ["PUBLISHED_BANDS", "PUBLISHED_LAYER_NORM_EPS", "PUBLISHED_STATS", "PrithviWeights", "build",
            "prithvi_state_dict"]
-
-#: The six HLS bands every Prithvi was pretrained on, in their order: HLS B02, B03, B04, B8A (S30) / B05 (L30),
-#: B11 / B06, B12 / B07 (Prithvi-100M config ``bands: [B02, B03, B04, B05, B06, B07]``; EO-2.0 config.json the same).
-
-#: Per-band mean and std of the pretraining data, HLS surface reflectance x 10000, in PUBLISHED_BANDS order.
-PUBLISHED_STATS: Final[dict[str, tuple[tuple[float, ...], tuple[float, ...]]]] = {
-    # ibm-nasa-geospatial/Prithvi-100M, Prithvi_100M_config.yaml (data_mean / data_std)
-    "v1": ((775.2290211032589, 1080.992780391705, 1228.5855250417867, 2497.2022620507532, 2204.2139147975554,
-            1610.8324823273745),
-           (1281.526139861424, 1270.0297974547493, 1399.4802505642526, 1368.3446143747644, 1291.6764008585435,
-            1154.505683480695)),
-    # ibm-nasa-geospatial/Prithvi-EO-2.0-300M (and -600M, -TL), config.json pretrained_cfg mean / std
-    "v2": ((1087.0, 1342.0, 1433.0, 2734.0, 1958.0, 1363.0),
-           (2248.0, 2179.0, 2178.0, 1850.0, 1242.0, 1049.0)),
-}
-
 
 def _check(what: str, obj: Any, want: Mapping[str, Any], path: Path) -> None:
     """``obj``'s attributes agree with the checkpoint's ``want`` (attributes it lacks are not checked)."""
@@ -68,7 +59,15 @@ class PrithviWeights:
 
     def __init__(self, config: PrithviConfig) -> None:
         self.config = config
-        self.path = Path(config.path)
+        #: What was pulled from the hub (None for a local file): repo, commit and the files' sha256, for the lock.
+        self.pulled: Pulled | None = None
+        if config.hub is not None:
+            if not config.files:
+                raise ValueError(f"prithvi: name the checkpoint file of {config.hub} to pull: files = [\"...pt\"]")
+            self.pulled = config.pull(config.files)
+            self.path = self.pulled.path(checkpoint_files(config.files)[0])
+        else:
+            self.path = Path(str(config.path))
         tensors = read_checkpoint(self.path)
         self.version = detect_version(tensors, config.version, self.path)
         self.dims: PrithviDims = derive_dims(tensors, self.version, self.path, heads=config.heads,
@@ -103,8 +102,8 @@ class PrithviWeights:
                                          str(self.path))
 
     def files(self) -> list[Path]:
-        """The checkpoint file, whose hash goes into the lock."""
-        return [self.path]
+        """The checkpoint file (and the other pulled files), whose hashes go into the lock."""
+        return [f.path for f in self.pulled.files] if self.pulled is not None else [self.path]
 
     def input_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and std per data band (a new band takes the average of the weights' bands)."""

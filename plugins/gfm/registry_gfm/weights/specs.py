@@ -4,13 +4,35 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from registry_core import ComponentSpec, option
+from registry_core.choices import HubSource
 
 FILLS = ("encoder", "encoder+decoder")
-#: The bands every published Prithvi-EO checkpoint was trained on, in order (HLS: Landsat 8/9 and Sentinel-2).
+#: What a Prithvi checkpoint file is named like (the other files of a repo are its config and docs).
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".safetensors")
+
+
+def checkpoint_files(files: tuple[str, ...] | list[str]) -> list[str]:
+    """The checkpoints among a repo's file names."""
+    return [f for f in files if f.endswith(CHECKPOINT_SUFFIXES)]
+
+
+#: The six HLS bands every Prithvi was pretrained on, in their order: HLS B02, B03, B04, B8A (S30) / B05 (L30),
+#: B11 / B06, B12 / B07 (Prithvi-100M config ``bands: [B02, B03, B04, B05, B06, B07]``; EO-2.0 config.json the same).
 PUBLISHED_BANDS: tuple[str, ...] = ("blue", "green", "red", "nir08", "swir16", "swir22")
+#: Per-band mean and std of the pretraining data, HLS surface reflectance x 10000, in PUBLISHED_BANDS order.
+PUBLISHED_STATS: Final[dict[str, tuple[tuple[float, ...], tuple[float, ...]]]] = {
+    # ibm-nasa-geospatial/Prithvi-100M, Prithvi_100M_config.yaml (data_mean / data_std)
+    "v1": ((775.2290211032589, 1080.992780391705, 1228.5855250417867, 2497.2022620507532, 2204.2139147975554,
+            1610.8324823273745),
+           (1281.526139861424, 1270.0297974547493, 1399.4802505642526, 1368.3446143747644, 1291.6764008585435,
+            1154.505683480695)),
+    # ibm-nasa-geospatial/Prithvi-EO-2.0-300M (and -600M, -TL), config.json pretrained_cfg mean / std
+    "v2": ((1087.0, 1342.0, 1433.0, 2734.0, 1958.0, 1363.0),
+           (2248.0, 2179.0, 2178.0, 1850.0, 1242.0, 1049.0)),
+}
 VERSIONS = ("auto", "v1", "v2")
 #: LayerNorm epsilon of the code each Prithvi family was trained and is run with: the original Prithvi MAE
 #: (V1, ``Prithvi.py`` of hls-foundation-os) and TerraTorch's ``PrithviViT`` / ``PrithviMAE`` (EO-2.0) both
@@ -28,11 +50,13 @@ def prithvi_layer_norm_eps(version: str) -> float | None:
 
 
 @dataclass
-class PrithviConfig:
-    """A local Prithvi checkpoint (V1 ``Prithvi_100M.pt`` or V2 ``Prithvi_EO_V2_*.pt``; .pt or .safetensors)."""
+class PrithviConfig(HubSource):
+    """A Prithvi checkpoint (V1 ``Prithvi_EO_V1_100M.pt`` or V2 ``Prithvi_EO_V2_*.pt``; .pt or .safetensors), a
+    local file or pulled from a hub repo (``hub`` + ``files``; the cards ``prithvi-eo-*`` set them)."""
 
-    path: str = option(help="the checkpoint file: .pt / .pth (read weights-only: a pickle that would run code is "
-                       "refused) or .safetensors; a state dict, or one under 'model' / 'state_dict'")
+    path: str | None = option(None, help="the local checkpoint file: .pt / .pth (read weights-only: a pickle that "
+                              "would run code is refused) or .safetensors; a state dict, or one under 'model' / "
+                              "'state_dict'. None: pulled from `hub`")
     version: str = option("auto", help="layout: 'v1' (flat MAE keys of Prithvi-100M), 'v2' (terratorch's "
                           "encoder./decoder. keys of Prithvi-EO-2.0), or 'auto' to tell from the keys", choices=VERSIONS)
     fills: str = option("encoder", help="what the checkpoint fills: 'encoder' (patch embedding, positions, "
@@ -51,6 +75,12 @@ class PrithviConfig:
     heads: int | None = option(None, help="encoder attention heads (None: the published count for the width: "
                                "768 -> 12, 1024 and 1280 -> 16; shapes cannot show it)", min=1)
     decoder_heads: int | None = option(None, help="decoder attention heads (None: 16, as every Prithvi)", min=1)
+
+    def __post_init__(self) -> None:
+        self.check_source("prithvi", self.path is not None)
+        if self.hub is not None and self.files is not None and len(checkpoint_files(self.files)) != 1:
+            raise ValueError(f"prithvi: files {list(self.files)} must name exactly one checkpoint "
+                             f"({', '.join(CHECKPOINT_SUFFIXES)}) of {self.hub}")
 
     @property
     def layer_norm_eps(self) -> float | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import torch
 from safetensors import safe_open
@@ -20,7 +20,10 @@ from registry_core.atomic import atomic_path, write_json
 from registry_core.choices import Activation
 from registry_core.interfaces import ModelParts
 from registry_core.nn import KeyRule, KeyTable, load_parts, part_tensors
-from registry_llm.weights.specs import HFGPT2Config
+from registry_llm.weights.specs import HF_GPT2_FILES, HFGPT2Config
+
+if TYPE_CHECKING:
+    from registry_core.hub import Pulled
 
 __all__ = ["GPT2_KEYS", "HFGPT2Weights", "build", "export_hf_gpt2", "export_run", "gpt_options", "pipeline_options"]
 
@@ -136,6 +139,8 @@ class HFGPT2Weights:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        #: What was pulled from the hub (None for a local folder): repo, commit and the files' sha256, for the lock.
+        self.pulled: Pulled | None = None
         if not self.path.is_dir():
             raise FileNotFoundError(f"hf-gpt2: weights folder {self.path} does not exist")
         self.config = _read_config(self.path)
@@ -317,4 +322,9 @@ def export_run(pipeline: Any, out_dir: str | Path) -> Path:
 
 
 def build(config: HFGPT2Config) -> HFGPT2Weights:
-    return HFGPT2Weights(config.path)
+    if config.hub is None:
+        return HFGPT2Weights(str(config.path))
+    pulled = config.pull(HF_GPT2_FILES)
+    weights = HFGPT2Weights(pulled.folder)
+    weights.pulled = pulled
+    return weights

@@ -6,16 +6,25 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from registry_core import ComponentSpec, option
+from registry_core.choices import HubSource
+
+#: What a GPT-2 repo holds that the loader reads: the config, the tensors and the tokenizer (both forms).
+HF_GPT2_FILES = ("config.json", "model.safetensors", "tokenizer.json", "vocab.json", "merges.txt")
 
 
 @dataclass
-class HFGPT2Config:
-    """A Hugging Face GPT-2 checkpoint in a local folder (``config.json`` + ``model.safetensors``)."""
+class HFGPT2Config(HubSource):
+    """A Hugging Face GPT-2 checkpoint (``config.json`` + ``model.safetensors``): a local folder, or pulled from a
+    hub repo (``hub``; the cards ``gpt2`` ... ``gpt2-xl`` set it)."""
 
-    path: Path = option(
+    path: Path | None = option(
+        None,
         help="Folder with config.json, model.safetensors and the tokenizer files (tokenizer.json, or "
-        "vocab.json + merges.txt)."
+        "vocab.json + merges.txt); None: pulled from `hub`",
     )
+
+    def __post_init__(self) -> None:
+        self.check_source("hf-gpt2", self.path is not None)
 
 
 SPECS: list[ComponentSpec] = [

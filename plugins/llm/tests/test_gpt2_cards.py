@@ -1,0 +1,109 @@
+"""The ``gpt2`` ... ``gpt2-xl`` cards: GPT-2 pulled from a hub (a real HTTP hub on loopback, the real
+``huggingface_hub`` client) in the layout of ``openai-community/gpt2``, loaded as ``hf-gpt2`` weights.
+
+The repo holds a small random GPT2LMHeadModel written by transformers (norms and biases moved off their init)
+and a byte-level BPE trained here on Python's own documentation (``pydoc_data.topics``), in both of the forms the
+real repo ships (``tokenizer.json``; ``vocab.json`` + ``merges.txt``).
+"""
+
+from __future__ import annotations
+
+from pydoc_data.topics import topics
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+from registry_core import get_registry
+from registry_core.interfaces import ModelParts
+from registry_core.testing import LoopbackHub
+
+transformers = pytest.importorskip("transformers")
+tokenizers = pytest.importorskip("tokenizers")
+from registry_llm.generation import generate  # noqa: E402
+from registry_llm.weights.hf_gpt2 import HFGPT2Weights, gpt_options  # noqa: E402
+
+REPO = "openai-community/gpt2"
+TEXT = topics["assert"][:600]
+
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
+
+@pytest.fixture(scope="module")
+def gpt2_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    """A GPT-2 repo's files: config.json, model.safetensors, tokenizer.json, vocab.json, merges.txt."""
+    folder = tmp_path_factory.mktemp("gpt2")
+    bpe = tokenizers.ByteLevelBPETokenizer()
+    bpe.train_from_iterator((topics[k] for k in sorted(topics)[:40]), vocab_size=400, min_frequency=2,
+                            special_tokens=["<|endoftext|>"])
+    bpe.save(str(folder / "tokenizer.json"))
+    bpe.save_model(str(folder))  # vocab.json + merges.txt
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(n_embd=32, n_layer=2, n_head=4, n_positions=64, vocab_size=bpe.get_vocab_size(),
+                                     bos_token_id=0, eos_token_id=0, initializer_range=0.2)
+    model = transformers.GPT2LMHeadModel(config).eval()
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.LayerNorm):
+                module.weight.normal_(1.0, 0.1)
+                module.bias.normal_(0.0, 0.05)
+    model.save_pretrained(folder)
+    return {name: (folder / name).read_bytes()
+            for name in ("config.json", "model.safetensors", "tokenizer.json", "vocab.json", "merges.txt")}
+
+
+@pytest.fixture
+def served(hub: LoopbackHub, gpt2_files: dict[str, bytes]) -> str:
+    return hub.add_repo(REPO, gpt2_files)
+
+
+def _reference(weights: HFGPT2Weights) -> Any:
+    return transformers.GPT2LMHeadModel.from_pretrained(weights.path).eval()
+
+
+def _ours(weights: HFGPT2Weights) -> tuple[ModelParts, Any]:
+    reg = get_registry()
+    options = gpt_options(weights.path)
+    parts = ModelParts(nn.Embedding(weights.meta["vocab_size"], options["embed_dim"]),
+                       reg.build("positional_encoder", "learned", embed_dim=options["embed_dim"],
+                                 max_positions=options["max_positions"]),
+                       reg.build("backbone", "gpt", **options))
+    objective = reg.build("objective", "next-token", vocab_size=weights.meta["vocab_size"])
+    objective.bind(parts)
+    weights.load_into(parts)
+    parts.backbone.eval()
+    return parts, objective
+
+
+def test_the_gpt2_card_pulls_and_gives_transformers_logits(served: str) -> None:
+    weights = get_registry().build("weights", "gpt2")
+    assert isinstance(weights, HFGPT2Weights) and weights.pulled is not None and weights.pulled.commit == served
+    assert [f.name for f in weights.pulled.files] == ["config.json", "model.safetensors", "tokenizer.json",
+                                                      "vocab.json", "merges.txt"]
+    reference = _reference(weights)
+    tok = get_registry().build("tokenizer", "bpe", path=str(weights.path / "tokenizer.json"))
+    ids = tok.encode(TEXT)[:60]
+    theirs = transformers.PreTrainedTokenizerFast(tokenizer_file=str(weights.path / "tokenizer.json"))
+    assert ids == theirs(TEXT)["input_ids"][:60]  # our tokenizer reads the pulled file as transformers does
+    parts, objective = _ours(weights)
+    batch = torch.tensor([ids])
+    with torch.no_grad():
+        assert (objective.logits(parts, batch) - reference(batch).logits).abs().max().item() <= 1e-5
+    ours = generate(parts, objective, ids[:8], max_new_tokens=10, temperature=0.0)
+    ref = reference.generate(torch.tensor([ids[:8]]), max_new_tokens=10, do_sample=False, pad_token_id=0,
+                             eos_token_id=None)[0, 8:].tolist()
+    assert ours == ref
+
+
+def test_every_gpt2_card_names_its_repo_and_size() -> None:
+    reg = get_registry()
+    cards = {s.name: s.card for s in reg.list(kind="weights") if s.card is not None and s.name.startswith("gpt2")}
+    assert {n: c.repo for n, c in cards.items()} == {n: f"openai-community/{n}" for n in
+                                                     ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl")}
+    # the parameter counts of transformers' GPT2LMHeadModel for each size (tied head counted once)
+    for name, card in cards.items():
+        pre = card.preprocessing
+        config = transformers.GPT2Config(n_embd=pre["embed_dim"], n_layer=pre["depth"], n_head=pre["heads"])
+        with torch.device("meta"):
+            assert transformers.GPT2LMHeadModel(config).num_parameters() == card.params, name
