@@ -42,7 +42,7 @@ ACTIVATIONS: Final[tuple[Activation, ...]] = get_args(Activation)
 
 @dataclass
 class TransformerOptions:
-    """Width, depth, heads, dropout, MLP, activation, LayerNorm epsilon and init of a pre-LN transformer.
+    """Width, depth, heads, dropout, MLP, activation, LayerNorm epsilon and place, and init of a transformer.
 
     A backbone's config extends it (``class GPTConfig(TransformerOptions)``), adds its own options after these
     and may redeclare one to change its default (the imagery ViT wires ``layer_norm_eps`` from its weights).
@@ -59,6 +59,9 @@ class TransformerOptions:
     layer_norm_eps: float | None = option(1e-5, help="LayerNorm epsilon", min=0.0)
     init_std: float = option(0.02, help="std of the normal init of linear layers (and a cls token); each residual "
                              "branch's output projection gets std / sqrt(2 depth)", min=0.0)
+    norm: str = option("pre", help="where LayerNorms sit: 'pre' (before each branch, a final LayerNorm: GPT-2, ViT) "
+                       "or 'post' (after each residual sum, a LayerNorm on the input: BERT, the original "
+                       "transformer)", choices=("pre", "post"))
 
     def __post_init__(self) -> None:
         if self.embed_dim % self.heads:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from registry_core.choices import ACTIVATIONS, POSITION_MODES
 from registry_core.nn.attention import Rotary, SelfAttention
 from registry_core.nn.attention_maps import attention_probabilities, record_attention
-from registry_core.nn.block import Block
+from registry_core.nn.block import NORMS, TORCH_ENCODER_LAYER_KEYS, Block
 from registry_core.nn.gather import check_token_index, gather_tokens
 from registry_core.nn.key_table import Converted, KeyRule, KeyTable
 from registry_core.nn.kv_cache import KVCache
@@ -36,8 +36,10 @@ from registry_core.nn.transformer import PREFIX_POSITIONS, Transformer, init_wei
 __all__ = [
     "ACTIVATIONS",
     "MLP",
+    "NORMS",
     "POSITION_MODES",
     "PREFIX_POSITIONS",
+    "TORCH_ENCODER_LAYER_KEYS",
     "Block",
     "CheckpointError",
     "Converted",

@@ -1,4 +1,5 @@
-"""The one transformer stack of the project: pre-LN blocks, a final LayerNorm, any position scheme.
+"""The one transformer stack of the project: pre-LN blocks and a final LayerNorm (or post-LN blocks after an
+input LayerNorm, BERT's layout), any position scheme, optional token-type embeddings.
 
 Decoders (``causal=True``) and encoders (``causal=False``) of both stacks are this class. It takes a
 positional encoder by its ``mode``: ``additive`` ones are added to the input, ``rotary`` ones rotate
@@ -51,6 +52,11 @@ def _encoder_name(positional: Any) -> str:
 class Transformer(nn.Module):
     """A stack of ``depth`` pre-LN blocks: ``(B, T, D) -> (B, P + T, D)``, final LayerNorm applied.
 
+    ``norm="post"``: post-LN blocks, and the LayerNorm (``ln_f``) normalises the input instead, after positions and
+    token types are added (BERT's embedding LayerNorm); the blocks' output is already normalised. With
+    ``type_vocab_size`` > 0 a token-type embedding (BERT's segment A / B) is added to the input: ``token_types``
+    ``(B, T)`` ids, type 0 when not given.
+
     ``P = prefix_tokens`` learned tokens (0 by default) come first in the output. They are added after
     the positions and the gather, so they are never dropped; ``prefix_positions="learned"`` gives each a
     learned vector, ``"none"`` no position. Inside attention they get no rotation and a zero bias: to
@@ -76,6 +82,8 @@ class Transformer(nn.Module):
         init_std: float = 0.02,
         prefix_tokens: int = 0,
         prefix_positions: str = "none",
+        norm: str = "pre",
+        type_vocab_size: int = 0,
     ) -> None:
         super().__init__()
         if embed_dim % heads:
@@ -95,12 +103,17 @@ class Transformer(nn.Module):
         #: Learned tokens (cls, registers) put before the input tokens; the output starts with them.
         self.num_prefix_tokens = prefix_tokens
         self.prefix_positions = prefix_positions
+        #: "pre" or "post": where the blocks' LayerNorms sit, and whether ``ln_f`` ends the stack or starts it.
+        self.norm = norm
         self.drop = nn.Dropout(dropout)
         self.blocks = nn.ModuleList(
-            Block(embed_dim, heads, mlp_ratio=mlp_ratio, bias=bias, dropout=dropout, activation=activation, eps=eps)
+            Block(embed_dim, heads, mlp_ratio=mlp_ratio, bias=bias, dropout=dropout, activation=activation, eps=eps,
+                  norm=norm)
             for _ in range(depth)
         )
         self.ln_f = nn.LayerNorm(embed_dim, eps=eps, bias=bias)
+        self.type_vocab_size = type_vocab_size
+        self.token_type: nn.Embedding | None = nn.Embedding(type_vocab_size, embed_dim) if type_vocab_size else None
         self.apply(lambda m: init_weights(m, init_std))
         # GPT-2's scaled residual init: each residual branch's output projection gets std / sqrt(2 * depth),
         # so the residual stream's variance does not grow with depth.
@@ -154,6 +167,7 @@ class Transformer(nn.Module):
         cache: KVCache | None = None,
         taps: Sequence[int] = (),
         tapped: list[torch.Tensor] | None = None,
+        token_types: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Run the stack on ``x`` ``(B, T, D)``; with ``cache``, ``x`` continues the cached tokens.
 
@@ -175,6 +189,12 @@ class Transformer(nn.Module):
             positions = torch.arange(offset, offset + t)
         if mode == "additive":
             x = positional(x, positions)
+        if self.token_type is not None:
+            x = x + self._types(token_types, x)
+        elif token_types is not None:
+            raise ValueError("token_types were given, but this stack has no token-type embedding (type_vocab_size=0)")
+        if self.norm == "post":
+            x = self.ln_f(x)  # BERT's embedding LayerNorm: the post-LN blocks normalise their own outputs
         if keep_index is not None:  # (B, T_keep, D): dropped tokens go no further
             x, keep, positions = self._gather_kept(x, keep, keep_index, positional, positions, mode, grid)
             t = x.shape[1]
@@ -196,11 +216,23 @@ class Transformer(nn.Module):
             x = block(x, attn_mask=mask, is_causal=is_causal, rotary=rotary, cache=cache, layer=i)
             if i in wanted:
                 outputs[i] = x
+        final = self.ln_f if self.norm == "pre" else nn.Identity()
         if tapped is not None:
-            tapped.extend(self.ln_f(outputs[i]) for i in wanted)
+            tapped.extend(final(outputs[i]) for i in wanted)
         if cache is not None:
             cache.advance(t)
-        return self.ln_f(x)
+        out: torch.Tensor = final(x)
+        return out
+
+    def _types(self, token_types: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor:
+        """The token-type vectors to add to ``x`` ``(B, T, D)``: of ``token_types`` ``(B, T)``, else of type 0."""
+        assert self.token_type is not None
+        if token_types is None:
+            return self.token_type.weight[0].to(x.dtype)
+        if tuple(token_types.shape) != tuple(x.shape[:2]):
+            raise ValueError(f"token_types must be (B, T) = {tuple(x.shape[:2])}, got {tuple(token_types.shape)}")
+        out: torch.Tensor = self.token_type(token_types)
+        return out
 
     def _gather_kept(self, x: torch.Tensor, keep: torch.Tensor | None, keep_index: torch.Tensor, positional: Any,
                      positions: torch.Tensor | None, mode: str | None,

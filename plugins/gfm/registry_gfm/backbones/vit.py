@@ -21,4 +21,5 @@ def build(config: ViTConfig) -> Transformer:
         eps=DEFAULT_LAYER_NORM_EPS if config.layer_norm_eps is None else config.layer_norm_eps,
         init_std=config.init_std,
         prefix_tokens=1 if config.cls_token else 0,
+        norm=config.norm,
     )

@@ -20,4 +20,6 @@ def transformer_from(config: TransformerConfig, *, causal: bool) -> Transformer:
         max_positions=config.max_positions,
         eps=config.layer_norm_eps,
         init_std=config.init_std,
+        norm=config.norm,
+        type_vocab_size=int(getattr(config, "type_vocab_size", 0)),
     )

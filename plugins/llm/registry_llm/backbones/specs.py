@@ -26,6 +26,9 @@ class GPTConfig(TransformerConfig):
 class BertConfig(TransformerConfig):
     """A bidirectional encoder: every token attends to every (kept) token."""
 
+    type_vocab_size: int = option(0, help="token types (BERT's segments A / B: 2) whose embedding is added to the "
+                                  "input; a batch's `token_type_ids` picks them (type 0 without); 0: none", min=0)
+
 
 def _provides(causal: bool) -> dict[str, object]:
     return {
@@ -44,7 +47,7 @@ SPECS: list[ComponentSpec] = [
         kind="backbone",
         name="gpt",
         target="registry_llm.backbones.gpt:build",
-        summary="Causal pre-LN transformer decoder (GPT-2 layout) over SDPA; any 1D position mode.",
+        summary="Causal transformer decoder (GPT-2 layout; pre-LN, or post-LN) over SDPA; any 1D position mode.",
         modality="text",
         tags=("decoder", "causal", "transformer"),
         config=GPTConfig,
@@ -54,7 +57,8 @@ SPECS: list[ComponentSpec] = [
         kind="backbone",
         name="bert",
         target="registry_llm.backbones.bert:build",
-        summary="Bidirectional pre-LN transformer encoder (BERT-style) over SDPA; any 1D position mode.",
+        summary="Bidirectional transformer encoder (BERT: post-LN with token types; or pre-LN) over SDPA; any 1D "
+        "position mode.",
         modality="text",
         tags=("encoder", "bidirectional", "transformer"),
         config=BertConfig,
