@@ -28,6 +28,8 @@ class BertConfig(TransformerConfig):
 
     type_vocab_size: int = option(0, help="token types (BERT's segments A / B: 2) whose embedding is added to the "
                                   "input; a batch's `token_type_ids` picks them (type 0 without); 0: none", min=0)
+    pooler: bool = option(False, help="BERT's pooler: a dense layer (tanh) over the first token, the sentence "
+                          "vector of classification heads (`registry_llm.backbones.bert.pooled`)")
 
 
 def _provides(causal: bool) -> dict[str, object]:

@@ -15,9 +15,11 @@ class LMHead(nn.Module):
 
     Tied: the embedding table is read from ``parts.embed.weight`` at call time and never registered
     here, so it stays one parameter owned by the embedding (optimizers and checkpoints see it once).
+    ``transform`` (BERT's head): ``LayerNorm(gelu(dense(h)))`` first, and an output bias per token.
     """
 
-    def __init__(self, name: str, embed_dim: int | None, vocab_size: int | None, tie: bool) -> None:
+    def __init__(self, name: str, embed_dim: int | None, vocab_size: int | None, tie: bool,
+                 transform: bool = False, eps: float = 1e-12) -> None:
         super().__init__()
         self.objective_name = name
         self.embed_dim = embed_dim
@@ -25,6 +27,11 @@ class LMHead(nn.Module):
         self.tie = tie
         self.tied = False
         self.proj: nn.Linear | None = None
+        self.with_transform = transform
+        self.eps = eps
+        self.transform: nn.Linear | None = None
+        self.transform_norm: nn.LayerNorm | None = None
+        self.bias: nn.Parameter | None = None
 
     def bind(self, parts: ModelParts) -> None:
         """Tie to the embedding table when possible, else create an untied projection."""
@@ -49,6 +56,17 @@ class LMHead(nn.Module):
                 f"objective {self.objective_name!r}: vocab_size is unknown; set it or bind an nn.Embedding-like embed"
             )
         self.embed_dim = dim
+        if self.with_transform:
+            ref = table if isinstance(table, torch.Tensor) else None
+            self.transform = nn.Linear(dim, dim)
+            nn.init.normal_(self.transform.weight, mean=0.0, std=0.02)
+            nn.init.zeros_(self.transform.bias)
+            self.transform_norm = nn.LayerNorm(dim, eps=self.eps)
+            self.bias = nn.Parameter(torch.zeros(self.vocab_size))
+            if ref is not None:
+                for module in (self.transform, self.transform_norm):
+                    module.to(device=ref.device, dtype=ref.dtype)
+                self.bias.data = self.bias.data.to(device=ref.device, dtype=ref.dtype)
         if self.tie and isinstance(table, torch.Tensor):
             self.tied = True
             self.proj = None
@@ -69,4 +87,6 @@ class LMHead(nn.Module):
         return table[: self.vocab_size]  # a view: rows are contiguous
 
     def forward(self, parts: ModelParts, hidden: torch.Tensor) -> torch.Tensor:
-        return torch.nn.functional.linear(hidden, self.weight(parts))
+        if self.transform is not None and self.transform_norm is not None:
+            hidden = self.transform_norm(torch.nn.functional.gelu(self.transform(hidden)))
+        return torch.nn.functional.linear(hidden, self.weight(parts), self.bias)

@@ -36,7 +36,8 @@ class MaskedLMObjective(nn.Module):
         self.config = config
         self.mask_id = config.mask_id
         self.pad_id = config.pad_id
-        self.head = LMHead("masked-lm", config.embed_dim, config.vocab_size, config.tie_weights)
+        self.head = LMHead("masked-lm", config.embed_dim, config.vocab_size, config.tie_weights,
+                           transform=config.head == "bert", eps=config.head_eps)
         self.generator: torch.Generator | None = None
         #: Seed of the tokens chosen in eval mode (validation, evaluators), independent of training's RNG.
         self.eval_seed = 0
@@ -83,13 +84,30 @@ class MaskedLMObjective(nn.Module):
         targets = torch.where(chosen, ids, torch.full_like(ids, IGNORE))
         return corrupted, targets
 
+    def _keep(self, ids: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor | None:
+        if keep is None and self.pad_id is not None and bool((ids == self.pad_id).any()):
+            return ids != self.pad_id  # padded rows: real tokens do not attend to the padding
+        return keep
+
+    def hidden(self, parts: ModelParts, ids: torch.Tensor, *, keep: torch.Tensor | None = None,
+               token_types: torch.Tensor | None = None) -> torch.Tensor:
+        """Backbone output ``(B, T, D)`` for token ids ``(B, T)`` (BERT's segment ids as ``token_types``)."""
+        extra = {"token_types": token_types} if token_types is not None else {}
+        out: torch.Tensor = parts.backbone(parts.embed(ids), parts.positional, None, keep=keep, **extra)
+        return out
+
+    def logits(self, parts: ModelParts, ids: torch.Tensor, *, keep: torch.Tensor | None = None,
+               token_types: torch.Tensor | None = None) -> torch.Tensor:
+        """``(B, T, V)`` predictions at every position (fill-mask: read them where ``ids`` hold ``mask_id``)."""
+        h = self.hidden(parts, ids, keep=self._keep(ids, keep), token_types=token_types)
+        out: torch.Tensor = self.head(parts, h)
+        return out
+
     def forward(self, parts: ModelParts, batch: Mapping[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
         ids = batch["input_ids"]
-        keep = batch.get("keep")
-        if keep is None and self.pad_id is not None and bool((ids == self.pad_id).any()):
-            keep = ids != self.pad_id  # padded rows: real tokens do not attend to the padding
+        keep = self._keep(ids, batch.get("keep"))
         corrupted, targets = self.corrupt(ids, keep)
-        h = parts.backbone(parts.embed(corrupted), parts.positional, None, keep=keep)  # (B, T, D)
+        h = self.hidden(parts, corrupted, keep=keep, token_types=batch.get("token_type_ids"))  # (B, T, D)
         chosen = targets != IGNORE
         n = int(chosen.sum())
         if n == 0:

@@ -46,6 +46,10 @@ class MaskedLMConfig:
         0.1, help="Of the chosen tokens, share replaced by a random id (the rest stay as they are).", min=0.0, max=1.0
     )
     tie_weights: bool = option(True, help="Share the prediction head with the token embedding table.")
+    head: str = option("linear", help="prediction head: 'linear' (the output matrix alone) or 'bert' (BERT's: a "
+                       "dense layer, GELU and LayerNorm before the output matrix, and an output bias)",
+                       choices=("linear", "bert"))
+    head_eps: float = option(1e-12, help="LayerNorm epsilon of the 'bert' head (BERT: 1e-12)", min=0.0)
 
     def __post_init__(self) -> None:
         if self.replace_mask + self.replace_random > 1.0:

@@ -1,10 +1,11 @@
-"""Cards of OpenAI's GPT-2 checkpoints: the ``hf-gpt2`` loader preset to each ``openai-community`` hub repo, with
-what the model expects (no heavy imports, no network)."""
+"""Cards of the text stack's named pretrained models: OpenAI's GPT-2 checkpoints (the ``hf-gpt2`` loader preset to
+each ``openai-community`` hub repo) and Google's BERT base uncased (``hf-bert``), with what each model expects (no
+heavy imports, no network)."""
 
 from __future__ import annotations
 
 from registry_core import Card, ComponentSpec
-from registry_llm.weights.specs import HF_GPT2_FILES, HFGPT2Config
+from registry_llm.weights.specs import HF_BERT_FILES, HF_GPT2_FILES, HFBertConfig, HFGPT2Config
 
 #: The four GPT-2 checkpoints OpenAI released, as the hub keeps them: (repo name, width, depth, heads,
 #: parameters counted by transformers' GPT2LMHeadModel(config).num_parameters() for the repo's config.json).
@@ -41,4 +42,28 @@ def gpt2_card(name: str, width: int, depth: int, heads: int, params: int) -> Com
     )
 
 
-SPECS: list[ComponentSpec] = [gpt2_card(*size) for size in GPT2_SIZES]
+BERT_BASE_UNCASED = ComponentSpec(
+    kind="weights",
+    name="bert-base-uncased",
+    target="registry_llm.weights.hf_bert:build",
+    summary="Google's BERT base, uncased (110M): post-LN encoder 768x12, 12 heads, 512 positions, 2 token types, "
+    "WordPiece of 30,522 tokens; MLM and pooler.",
+    modality="text",
+    tags=("bert", "huggingface", "safetensors"),
+    config=HFBertConfig,
+    requires={"causal": False, "tokens": "discrete", "position_mode": "additive"},
+    card=Card(
+        repo="google-bert/bert-base-uncased",
+        files=HF_BERT_FILES,
+        licence="apache-2.0",
+        # transformers' BertForPreTraining(BertConfig()).num_parameters(): the checkpoint holds MLM, NSP and pooler
+        params=110_106_428,
+        source="https://huggingface.co/google-bert/bert-base-uncased",
+        preprocessing={"tokenizer": "WordPiece, lowercased and accents stripped (vocab.txt; tokenizer.json)",
+                       "vocab_size": 30522, "special_tokens": "[CLS] [SEP] [PAD] [MASK] [UNK]", "max_positions": 512,
+                       "type_vocab_size": 2, "embed_dim": 768, "depth": 12, "heads": 12, "norm": "post",
+                       "activation": "gelu", "layer_norm_eps": 1e-12},
+    ),
+)
+
+SPECS: list[ComponentSpec] = [*(gpt2_card(*size) for size in GPT2_SIZES), BERT_BASE_UNCASED]

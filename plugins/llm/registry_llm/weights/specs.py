@@ -27,6 +27,27 @@ class HFGPT2Config(HubSource):
         self.check_source("hf-gpt2", self.path is not None)
 
 
+#: What a BERT repo holds that the loader reads: the config, the tensors and the WordPiece vocabulary.
+HF_BERT_FILES = ("config.json", "model.safetensors", "vocab.txt", "tokenizer.json")
+
+
+@dataclass
+class HFBertConfig(HubSource):
+    """A Hugging Face BERT checkpoint (``config.json`` + ``model.safetensors``): a local folder, or pulled from a hub
+    repo (``hub``; the card ``bert-base-uncased`` sets it)."""
+
+    path: Path | None = option(
+        None, help="Folder with config.json, model.safetensors and the WordPiece vocabulary (vocab.txt or "
+        "tokenizer.json); None: pulled from `hub`",
+    )
+    fills: str = option("encoder+decoder", help="what the checkpoint fills: 'encoder' (embeddings, positions, "
+                        "token types, blocks, pooler) or 'encoder+decoder' (also masked-lm's BERT head)",
+                        choices=("encoder", "encoder+decoder"))
+
+    def __post_init__(self) -> None:
+        self.check_source("hf-bert", self.path is not None)
+
+
 SPECS: list[ComponentSpec] = [
     ComponentSpec(
         kind="weights",
@@ -38,5 +59,16 @@ SPECS: list[ComponentSpec] = [
         config=HFGPT2Config,
         requires={"causal": True, "tokens": "discrete", "position_mode": "additive"},
         exporter="registry_llm.weights.hf_gpt2:export_run",
+    ),
+    ComponentSpec(
+        kind="weights",
+        name="hf-bert",
+        target="registry_llm.weights.hf_bert:build",
+        summary="Import a Hugging Face BERT checkpoint (safetensors) into bert (post-LN, token types, pooler) + "
+        "learned + masked-lm with BERT's head.",
+        modality="text",
+        tags=("bert", "huggingface", "safetensors"),
+        config=HFBertConfig,
+        requires={"causal": False, "tokens": "discrete", "position_mode": "additive"},
     ),
 ]
