@@ -141,7 +141,7 @@ def test_the_bert_card_pulls_its_repo_and_loads(bert_dir: Path, hub: Any, tmp_pa
     assert [p.name for p in weights.files()] == ["config.json", "model.safetensors", "vocab.txt", "tokenizer.json"]
     parts, obj = ours(weights.path)
     reference = transformers.BertForPreTraining.from_pretrained(weights.path).eval()
-    ids, types, mask = batch()
+    ids, types, _ = batch()
     with torch.no_grad():
         got = obj.logits(parts, ids, token_types=types)
         assert (got - reference(input_ids=ids, token_type_ids=types).prediction_logits).abs().max().item() <= 1e-5

@@ -23,4 +23,13 @@ SPECS: list[ComponentSpec] = [
         modality="imagery",
         tags=("gfm", "demo", "segmentation", "finetuning"),
     ),
+    ComponentSpec(
+        kind="recipe",
+        name="seg-prithvi",
+        target="registry_gfm.recipes.seg_prithvi:SegPrithvi",
+        summary="seg-tiny's land-cover task on the frozen Prithvi-EO-2.0-tiny-TL encoder pulled from the hub by its "
+        "card; mIoU next to a random-init encoder and a random forest.",
+        modality="imagery",
+        tags=("gfm", "segmentation", "finetuning", "prithvi", "pretrained"),
+    ),
 ]
