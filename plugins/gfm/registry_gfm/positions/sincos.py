@@ -9,6 +9,7 @@ times a learned scale that starts at 0.1.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from typing import Any
 
@@ -71,7 +72,12 @@ class _SinCos(nn.Module):
     def __init__(self, embed_dim: int, options: MetadataOptions | None = None) -> None:
         super().__init__()
         options = options or MetadataOptions()
-        self.check_dim(embed_dim)
+        #: The channels the fixed table fills (the first ones); the others get no position (SatMAE).
+        self.table_dim = options.table_dim or embed_dim
+        if self.table_dim > embed_dim:
+            raise ValueError(f"positional encoder {self.name!r}: table_dim {self.table_dim} is wider than embed_dim "
+                             f"{embed_dim}")
+        self.check_dim(self.table_dim)
         self._options = options
         self.embed_dim = embed_dim
         self.gsd_reference = options.gsd_reference
@@ -92,8 +98,14 @@ class _SinCos(nn.Module):
         raise NotImplementedError
 
     def resized(self, embed_dim: int) -> _SinCos:
-        """The same encoder, metadata options included, at another width (the MAE decoder's positions)."""
-        return type(self)(embed_dim, self._options)
+        """The same encoder, metadata options included, at another width (the MAE decoder's positions; its table
+        fills every channel)."""
+        return type(self)(embed_dim, dataclasses.replace(self._options, table_dim=None))
+
+    def _padded(self, table: torch.Tensor) -> torch.Tensor:
+        """The table's ``table_dim`` channels followed by zeros up to ``embed_dim``."""
+        extra = self.embed_dim - self.table_dim
+        return torch.nn.functional.pad(table, (0, extra)) if extra else table
 
     def _coords(self, where: Placement) -> torch.Tensor:
         pos = where.positions
@@ -157,7 +169,8 @@ class SinCos2D(_SinCos):
     check_dim = staticmethod(_dims_2d)
 
     def encode(self, positions: torch.Tensor) -> torch.Tensor:
-        return sincos_encoding(positions[..., 1:], _dims_2d(self.embed_dim), axes=(1, 0), base=self.base)
+        return self._padded(sincos_encoding(positions[..., 1:], _dims_2d(self.table_dim), axes=(1, 0),
+                                            base=self.base))
 
 
 class SinCos3D(_SinCos):
@@ -168,7 +181,7 @@ class SinCos3D(_SinCos):
     check_dim = staticmethod(_dims_3d)
 
     def encode(self, positions: torch.Tensor) -> torch.Tensor:
-        return sincos_encoding(positions, _dims_3d(self.embed_dim), axes=(2, 1, 0), base=self.base)
+        return self._padded(sincos_encoding(positions, _dims_3d(self.table_dim), axes=(2, 1, 0), base=self.base))
 
 
 def _width(config: SinCos2DConfig | SinCos3DConfig) -> int:

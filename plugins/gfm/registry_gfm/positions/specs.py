@@ -21,6 +21,18 @@ class MetadataOptions:
     location_encoding: bool = option(False, help="add a sin-cos encoding of the chip centre's latitude and "
                                      "longitude, times a learned scale starting at 0.1 (Prithvi-EO-2.0)")
     base: float = option(10000.0, help="wavelength base of the sin-cos frequencies", min=2.0)
+    table_dim: int | None = option(None, help="channels the position table fills, the first ones; the rest get no "
+                                   "position (SatMAE leaves its last channel_embed channels to the band-group "
+                                   "embedding: 512 of 768); None: all", min=4)
+
+
+def _check_table_dim(table_dim: int | None, embed_dim: int | None, multiple: int, name: str) -> None:
+    if table_dim is None:
+        return
+    if table_dim % multiple:
+        raise ValueError(f"option 'table_dim' {table_dim}: {name} needs a multiple of {multiple}")
+    if embed_dim is not None and table_dim > embed_dim:
+        raise ValueError(f"option 'table_dim' {table_dim} is wider than embed_dim {embed_dim}")
 
 
 @dataclass
@@ -32,6 +44,7 @@ class SinCos2DConfig(MetadataOptions):
     def __post_init__(self) -> None:
         if self.embed_dim is not None and self.embed_dim % 4:
             raise ValueError(f"sincos-2d needs embed_dim divisible by 4, got {self.embed_dim}")
+        _check_table_dim(self.table_dim, self.embed_dim, 4, "sincos-2d")
 
 
 @dataclass
@@ -43,6 +56,7 @@ class SinCos3DConfig(MetadataOptions):
     def __post_init__(self) -> None:
         if self.embed_dim is not None and self.embed_dim % 16:
             raise ValueError(f"sincos-3d needs embed_dim divisible by 16 (w 6/16, h 6/16, t 4/16), got {self.embed_dim}")
+        _check_table_dim(self.table_dim, self.embed_dim, 16, "sincos-3d")
 
 
 @dataclass

@@ -64,7 +64,7 @@ class PatchEmbed(nn.Module):
     """
 
     def __init__(self, channels: int, embed_dim: int, patch: int, tubelet: int = 1,
-                 band_groups: Sequence[Sequence[int]] | None = None) -> None:
+                 band_groups: Sequence[Sequence[int]] | None = None, group_embed_dim: int | None = None) -> None:
         super().__init__()
         self.channels, self.embed_dim, self.patch, self.tubelet = channels, embed_dim, patch, tubelet
         self.band_groups = [list(g) for g in band_groups] if band_groups else None
@@ -79,7 +79,11 @@ class PatchEmbed(nn.Module):
             for conv in self.groups:
                 assert isinstance(conv, nn.Conv3d)
                 _init_projection(conv)
-            self.group_embed = nn.Parameter(torch.zeros(len(self.band_groups), embed_dim))
+            width = group_embed_dim or embed_dim
+            if width > embed_dim:
+                raise ValueError(f"patch embedding: group_embed_dim {width} is wider than embed_dim {embed_dim}")
+            #: ``(groups, group_embed_dim)``: added to the last ``group_embed_dim`` channels of a group's tokens.
+            self.group_embed = nn.Parameter(torch.zeros(len(self.band_groups), width))
             nn.init.normal_(self.group_embed, std=0.02)
 
     @property
@@ -102,7 +106,7 @@ class PatchEmbed(nn.Module):
         assert self.band_groups is not None
         b, n, _ = x.shape
         pixels = x.reshape(b, n, -1, self.channels)  # (B, N, tubelet·p·p, C)
-        out = [_project(conv, pixels[..., idx].reshape(b, n, -1)) + self.group_embed[g]
+        out = [_project(conv, pixels[..., idx].reshape(b, n, -1)) + self._group_vector(g)
                for g, (idx, conv) in enumerate(zip(self.band_groups, self.groups))]
         return torch.cat(out, dim=1)
 
@@ -114,9 +118,14 @@ class PatchEmbed(nn.Module):
             out: torch.Tensor = self.proj(chips).flatten(2).transpose(1, 2)
             return out
         assert self.band_groups is not None
-        parts = [conv(chips[:, idx]).flatten(2).transpose(1, 2) + self.group_embed[g]
+        parts = [conv(chips[:, idx]).flatten(2).transpose(1, 2) + self._group_vector(g)
                  for g, (idx, conv) in enumerate(zip(self.band_groups, self.groups))]
         return torch.cat(parts, dim=1)
+
+    def _group_vector(self, g: int) -> torch.Tensor:
+        """Group ``g``'s embedding over the full width: zeros, then its ``group_embed_dim`` channels (SatMAE)."""
+        row = self.group_embed[g]
+        return F.pad(row, (self.embed_dim - row.shape[0], 0)) if row.shape[0] < self.embed_dim else row
 
 
 def _project(conv: nn.Module, patches: torch.Tensor) -> torch.Tensor:
@@ -221,7 +230,8 @@ class PatchTokenizer:
         if self.bands is None:
             raise ValueError("tokenizer 'patch' does not know its bands: set `bands`, or compose it with a data "
                              "source that provides them")
-        return PatchEmbed(len(self.bands), embed_dim, self.patch_size, self.tubelet, self._groups)
+        return PatchEmbed(len(self.bands), embed_dim, self.patch_size, self.tubelet, self._groups,
+                          self.config.group_embed_dim)
 
 
 def build_patch(config: PatchConfig) -> PatchTokenizer:

@@ -22,12 +22,17 @@ class PatchConfig:
     band_groups: list[list[str]] | None = option(
         None, help="SatMAE-style groups of bands, e.g. [['blue','green','red'],['nir08'],['swir16','swir22']]: one "
         "projection and a learned group embedding per group; tokens per chip grow by the number of groups")
+    group_embed_dim: int | None = option(None, help="width of the band-group embedding, added to the last channels "
+                                         "of each group's tokens (SatMAE's channel_embed: 256 of 768, the positions "
+                                         "filling the rest); None: the full width", min=1)
     pad: bool = option(False, help="reflect-pad chips whose sides are not multiples of patch_size (the padded "
                        "pixels count as invalid); false: such a chip is an error naming the sizes")
 
     def __post_init__(self) -> None:
         if self.frames is not None and self.frames % self.tubelet:
             raise ValueError(f"option 'frames' {self.frames} is not a multiple of tubelet {self.tubelet}")
+        if self.group_embed_dim is not None and self.band_groups is None:
+            raise ValueError("option 'group_embed_dim' needs band_groups (it sizes their embedding)")
         if self.band_groups is not None:
             flat = [b for g in self.band_groups for b in g]
             if not self.band_groups or any(not g for g in self.band_groups):

@@ -48,7 +48,7 @@ class PrithviDims:
     decoder_mlp_hidden: int | None = None
 
 
-def _unwrap(obj: Any, path: Path) -> dict[str, torch.Tensor]:
+def _unwrap(obj: Any, path: Path, who: str = "prithvi") -> dict[str, torch.Tensor]:
     """The state dict inside ``obj`` (itself, or under ``model`` / ``state_dict``); only tensors allowed."""
     if isinstance(obj, Mapping):
         for wrapper in ("model", "state_dict"):
@@ -57,38 +57,43 @@ def _unwrap(obj: Any, path: Path) -> dict[str, torch.Tensor]:
                 obj = inner
                 break
     if not isinstance(obj, Mapping):
-        raise ValueError(f"prithvi: {path} holds a {type(obj).__name__}, expected a state dict of tensors "
+        raise ValueError(f"{who}: {path} holds a {type(obj).__name__}, expected a state dict of tensors "
                          "(optionally under 'model' or 'state_dict')")
     bad = [str(k) for k, v in obj.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
     if bad:
-        raise ValueError(f"prithvi: {path} has entries that are not named tensors: {key_listing(bad)}")
+        raise ValueError(f"{who}: {path} has entries that are not named tensors: {key_listing(bad)}")
     return dict(obj)
 
 
-def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
-    """Every tensor of a ``.pt`` / ``.pth`` / ``.bin`` (weights-only unpickling) or ``.safetensors`` file."""
+def read_checkpoint(path: Path, who: str = "prithvi", safe: tuple[type, ...] = ()) -> dict[str, torch.Tensor]:
+    """Every tensor of a ``.pt`` / ``.pth`` / ``.bin`` (weights-only unpickling) or ``.safetensors`` file.
+
+    ``safe``: plain-data classes the weights-only unpickler may also build (SatMAE saves its ``argparse.Namespace``
+    beside the weights); ``who`` starts the messages.
+    """
     if not path.is_file():
-        raise FileNotFoundError(f"prithvi: weights file {path} does not exist")
+        raise FileNotFoundError(f"{who}: weights file {path} does not exist")
     if path.suffix == ".safetensors":
         from safetensors import safe_open
 
         try:
             with safe_open(str(path), framework="pt") as f:
-                return _unwrap({k: f.get_tensor(k) for k in f.keys()}, path)  # noqa: SIM118
+                return _unwrap({k: f.get_tensor(k) for k in f.keys()}, path, who)  # noqa: SIM118
         except Exception as exc:  # safetensors raises its own error types for corrupt headers
-            raise ValueError(f"prithvi: cannot read {path} as safetensors: {exc}") from None
+            raise ValueError(f"{who}: cannot read {path} as safetensors: {exc}") from None
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(list(safe)):
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         first = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         raise ValueError(
-            f"prithvi: refused to load {path}: it is a pickle that would build Python objects beyond tensors "
+            f"{who}: refused to load {path}: it is a pickle that would build Python objects beyond tensors "
             f"(it could run code when loaded), and only weights are read (torch.load weights_only=True). "
             f"torch says: {first}. Convert it to .safetensors where you trust it."
         ) from None
     except (RuntimeError, EOFError, OSError) as exc:
-        raise ValueError(f"prithvi: cannot read {path} as a torch checkpoint: {exc}") from None
-    return _unwrap(obj, path)
+        raise ValueError(f"{who}: cannot read {path} as a torch checkpoint: {exc}") from None
+    return _unwrap(obj, path, who)
 
 
 def detect_version(tensors: Mapping[str, torch.Tensor], version: str, path: Path) -> str:

@@ -96,6 +96,45 @@ class PrithviConfig(HubSource):
         return PUBLISHED_BANDS
 
 
+#: SatMAE's multi-spectral bands: Sentinel-2's 13 without B1, B9 and B10 (its ``dropped_bands``), in its order,
+#: and its default channel groups ((0, 1, 2, 6), (3, 4, 5, 7), (8, 9)): visible + NIR, red edge, SWIR.
+SATMAE_BANDS: tuple[str, ...] = ("blue", "green", "red", "rededge1", "rededge2", "rededge3", "nir", "nir08", "swir16",
+                                 "swir22")
+SATMAE_GROUPS: tuple[tuple[str, ...], ...] = (("blue", "green", "red", "nir"), ("rededge1", "rededge2", "rededge3",
+                                                                                "nir08"), ("swir16", "swir22"))
+#: SatMAE builds every LayerNorm with ``partial(nn.LayerNorm, eps=1e-6)`` (timm's ViT convention).
+SATMAE_LAYER_NORM_EPS = 1e-6
+
+
+@dataclass
+class SatMAEConfig(HubSource):
+    """A SatMAE group-channel checkpoint (``MaskedAutoencoderGroupChannelViT`` or its finetuned
+    ``GroupChannelsVisionTransformer``; .pth weights-only or .safetensors), a local file or pulled from a hub repo."""
+
+    path: str | None = option(None, help="the local checkpoint: .pth / .pt (weights-only; SatMAE's saved "
+                              "argparse.Namespace is allowed) or .safetensors; a state dict, or one under 'model'. "
+                              "None: pulled from `hub` (`files` names the checkpoint)")
+    patch_size: int = option(8, help="patch side in pixels (the `patch_size` port; SatMAE multi-spectral: 8); must "
+                             "match the checkpoint", min=1)
+    heads: int | None = option(None, help="encoder attention heads (None: width / 64, as SatMAE's ViT-B and ViT-L; "
+                               "shapes cannot show it)", min=1)
+    data_bands: tuple[str, ...] | None = option(None, help="the data's bands in order (wired from the data "
+                                                "source's `bands`); checked against SatMAE's", wired="bands")
+
+    def __post_init__(self) -> None:
+        self.check_source("satmae", self.path is not None)
+
+    @property
+    def bands(self) -> tuple[str, ...]:
+        """The `bands` port: SatMAE's ten Sentinel-2 bands in its order."""
+        return SATMAE_BANDS
+
+    @property
+    def layer_norm_eps(self) -> float:
+        """The `layer_norm_eps` port: SatMAE's 1e-6."""
+        return SATMAE_LAYER_NORM_EPS
+
+
 def read_run_config(path: str) -> dict[str, Any]:
     """The ``pipeline.toml`` of a run folder (stdlib only, so composition can check the run's ports)."""
     import tomllib
@@ -215,5 +254,16 @@ SPECS: list[ComponentSpec] = [
         tags=("gfm", "finetuning", "safetensors"),
         config=FromRunConfig,
         provides={"patch_size": None, "bands": None, "embed_dim": None, "layer_norm_eps": None},
+    ),
+    ComponentSpec(
+        kind="weights",
+        name="satmae",
+        target="registry_gfm.weights.satmae:build",
+        summary="Load a SatMAE group-channel checkpoint (multi-spectral Sentinel-2, 3 band groups) into patch "
+        "(band_groups, group_embed_dim) + sincos-2d (table_dim) + vit, as SatMAE's own model computes it.",
+        modality="imagery",
+        tags=("satmae", "mae", "vit", "sentinel-2"),
+        config=SatMAEConfig,
+        provides={"patch_size": None, "bands": None, "layer_norm_eps": None},
     ),
 ]
