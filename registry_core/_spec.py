@@ -40,6 +40,8 @@ def _frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
 
 #: The options of a hub loader a card fixes: which repo and files it is (a card with others is another card).
 CARD_IDENTITY: Final = ("hub", "files", "repo_type")
+#: Every option that says where a hub loader's files come from (``registry_core.choices.HubSource``).
+CARD_SOURCE: Final = ("hub", "files", "revision", "repo_type", "sha256")
 
 
 @dataclass(frozen=True)

@@ -18,16 +18,18 @@ def add_pull_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
-    from registry_core.hub import find_card, pull_card
+    from registry_core.hub import find_cards, pull_card
 
-    spec = find_card(get_registry(), args.name)
-    pulled = pull_card(spec, revision=args.revision)
+    specs = find_cards(get_registry(), args.name)  # gpt2: the weights and the tokenizer, one repo
+    records = []
+    for spec in specs:
+        pulled = pull_card(spec, revision=args.revision)
+        records.append({"card": spec.id, "kind": spec.kind, **pulled.as_dict()})
+        if not args.json:
+            print(f"pulled {spec.kind} {spec.id}: {pulled.repo} at {pulled.revision} (commit {pulled.commit}) from "
+                  f"{pulled.endpoint}")
+            print_table([[f.name, f"{f.size:,}", f.sha256] for f in pulled.files], ["file", "bytes", "sha256"])
+            print(f"cached in {pulled.folder}")
     if args.json:
-        print_json({"card": spec.id, "kind": spec.kind, **pulled.as_dict()})
-        return 0
-    print(f"pulled {spec.kind} {spec.id}: {pulled.repo} at {pulled.revision} (commit {pulled.commit}) from "
-          f"{pulled.endpoint}")
-    rows = [[f.name, f"{f.size:,}", f.sha256] for f in pulled.files]
-    print_table(rows, ["file", "bytes", "sha256"])
-    print(f"cached in {pulled.folder}")
+        print_json(records)  # one record per card pulled
     return 0

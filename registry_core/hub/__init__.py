@@ -14,12 +14,13 @@ from registry_core.hub._pull import (
     Pulled,
     PulledFile,
     cache_dir,
+    cached,
     endpoint,
-    find_card,
+    find_cards,
     is_offline,
     pull,
     pull_card,
 )
 
-__all__ = ["HubError", "Pulled", "PulledFile", "cache_dir", "endpoint", "find_card", "is_offline", "pull",
+__all__ = ["HubError", "Pulled", "PulledFile", "cache_dir", "cached", "endpoint", "find_cards", "is_offline", "pull",
            "pull_card"]

@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from registry_core._registry import Registry
     from registry_core._spec import ComponentSpec
 
-__all__ = ["HubError", "Pulled", "PulledFile", "cache_dir", "endpoint", "find_card", "is_offline", "pull", "pull_card"]
+__all__ = ["HubError", "Pulled", "PulledFile", "cache_dir", "cached", "endpoint", "find_cards", "is_offline", "pull",
+           "pull_card"]
 
 DEFAULT_ENDPOINT: Final = "https://huggingface.co"
 _TRUE: Final = ("1", "true", "yes", "on")
@@ -87,6 +88,17 @@ def cache_dir() -> Path:
 def is_offline() -> bool:
     """``HF_HUB_OFFLINE`` is set: only the cache is read."""
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE
+
+
+def cached(repo: str, name: str, *, revision: str = "main", repo_type: str = "model") -> Path | None:
+    """The cached file ``name`` of ``repo`` at ``revision`` when huggingface_hub's cache holds it, else None; never
+    touches the network (composition reads a pulled tokenizer's vocabulary size so)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return None
+    found = try_to_load_from_cache(repo, name, cache_dir=cache_dir(), revision=revision, repo_type=repo_type)
+    return Path(found) if isinstance(found, str) else None
 
 
 def _commit_of(path: Path, name: str) -> str:
@@ -200,15 +212,13 @@ def pull(repo: str, files: Sequence[str], *, revision: str = "main", repo_type: 
     return Pulled(repo, repo_type, revision, commits.pop(), endpoint(), tuple(pulled))
 
 
-def find_card(registry: Registry, name: str) -> ComponentSpec:
-    """The card named ``name`` (a short or qualified name of any kind); NotFoundError with the nearest names."""
+def find_cards(registry: Registry, name: str) -> list[ComponentSpec]:
+    """The cards named ``name`` (a short name may name a model's weights and its tokenizer, ``gpt2``; a qualified
+    id one of them); NotFoundError with the nearest names."""
     cards = [s for s in registry.list() if s.card is not None]
     found = [s for s in cards if name in (s.name, s.id)]
-    if len(found) == 1:
-        return found[0]
-    if len(found) > 1:
-        raise NotFoundError(f"{name!r} names several cards ({', '.join(s.kind + ' ' + s.id for s in found)}); "
-                            "give the qualified id")
+    if found:
+        return found
     near = close_matches(name, sorted({s.name for s in cards}))
     hint = f"; did you mean {', '.join(map(repr, near))}?" if near else ""
     raise NotFoundError(f"no card named {name!r}{hint} (python -m registry_core list --tag pretrained lists them)")

@@ -11,6 +11,7 @@ from registry_core._contracts import ComposedSlot, rewire
 from registry_core._errors import ConfigError, ConfigIssue
 from registry_core._members import check_members
 from registry_core._registry import Registry
+from registry_core._spec import CARD_SOURCE
 from registry_core.pipeline import _lock, _persist
 from registry_core.pipeline._compose import Composition, apply_overrides, compose_config, load_toml
 from registry_core.pipeline._lock import LockMismatch, expand_files
@@ -396,6 +397,7 @@ class Pipeline:
             tok_dir = out / "tokenizer"
             tok_dir.mkdir(exist_ok=True)
             target = Path(tok.save(tok_dir) or tok_dir)
+            config["tokenizer"] = self._local_tokenizer(config["tokenizer"])
             config["tokenizer"]["path"] = str(target.relative_to(out))
             files.update(expand_files("tokenizer", [target]))
         else:
@@ -403,6 +405,18 @@ class Pipeline:
         files["model:" + _persist.WEIGHTS_FILE] = _persist.save_weights(built.model, out)
         self.write_config(out, config, self.lock(files, root=out))
         return out
+
+    def _local_tokenizer(self, table: dict[str, Any]) -> dict[str, Any]:
+        """The tokenizer's table once its files are saved in the run: no hub source, and a card (``gpt2``) becomes
+        its loader (``bpe``), so the run reads only its own copy."""
+        table = {k: v for k, v in table.items() if k not in CARD_SOURCE}
+        spec = self.slots["tokenizer"].spec
+        if spec.card is not None:
+            loaders = [s for s in self.registry.list(kind="tokenizer")
+                       if s.card is None and s.target == spec.target and self.registry.status(s) == "active"]
+            if loaders:
+                table["use"] = loaders[0].id
+        return table
 
     @classmethod
     def load(cls, out_dir: str | Path, registry: Registry | None = None, strict: bool = False) -> Pipeline:

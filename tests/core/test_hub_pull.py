@@ -129,7 +129,7 @@ def test_the_pull_command_prints_what_it_stored(hub: LoopbackHub) -> None:
     assert out.returncode == 0, out.stderr
     assert f"ibm-nasa-geospatial/Prithvi-EO-1.0-100M at main (commit {commit})" in out.stdout
     assert "Prithvi_EO_V1_100M.pt" in out.stdout and sha256(WEIGHTS) in out.stdout
-    record = json.loads(cli("pull", "prithvi-eo-1.0-100m", "--json").stdout)
+    [record] = json.loads(cli("pull", "prithvi-eo-1.0-100m", "--json").stdout)
     assert record["card"] == "gfm:prithvi-eo-1.0-100m" and record["commit"] == commit
     assert [(f["name"], f["sha256"]) for f in record["files"]] == [("Prithvi_EO_V1_100M.pt", sha256(WEIGHTS))]
     wrong = cli("pull", "prithvi-eo-2.0-300")
@@ -139,3 +139,33 @@ def test_the_pull_command_prints_what_it_stored(hub: LoopbackHub) -> None:
     assert missing.returncode == 1
     assert missing.stderr.splitlines() == [f"error: hub repo openai-community/gpt2 was not found at {hub.endpoint}: "
                                            "check the name (a private repo also needs HF_TOKEN)"]
+
+
+def test_a_connection_dropped_mid_file_fails_in_one_line_and_the_next_pull_completes(
+        hub: LoopbackHub, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The client retries a cut download itself (from whole 10 MiB chunks, after 1 s pauses, skipped here); when
+    every retry is cut the pull fails naming the file, leaves nothing half-written in the cache, and the next pull
+    fetches it whole."""
+    import time
+
+    from huggingface_hub import file_download
+
+    class _NoPause:
+        def __getattr__(self, name: str) -> object:
+            return getattr(time, name)
+
+        @staticmethod
+        def sleep(seconds: float) -> None:
+            return None
+
+    monkeypatch.setattr(file_download, "time", _NoPause())
+    hub.add_repo(REPO, {"model.safetensors": WEIGHTS})
+    hub.drop_after(REPO, "model.safetensors", 1000)
+    hub.drop_after(REPO, "model.safetensors", 0, times=5)
+    with pytest.raises(HubError, match=r"^'model.safetensors' of hub repo acme/tiny could not be pulled from "
+                                       r"http://127\.0\.0\.1:\d+: \w+") as failure:
+        pull(REPO, ["model.safetensors"])
+    assert "\n" not in str(failure.value)
+    cache = Path(os.environ["HF_HOME"]) / "hub" / "models--acme--tiny"
+    assert not [p for p in cache.rglob("*") if p.is_file() and p.name.endswith(".incomplete")]
+    assert pull(REPO, ["model.safetensors"]).files[0].sha256 == sha256(WEIGHTS)

@@ -8,6 +8,7 @@ real repo ships (``tokenizer.json``; ``vocab.json`` + ``merges.txt``).
 
 from __future__ import annotations
 
+from pathlib import Path
 from pydoc_data.topics import topics
 from typing import Any
 
@@ -107,3 +108,52 @@ def test_every_gpt2_card_names_its_repo_and_size() -> None:
         config = transformers.GPT2Config(n_embd=pre["embed_dim"], n_layer=pre["depth"], n_head=pre["heads"])
         with torch.device("meta"):
             assert transformers.GPT2LMHeadModel(config).num_parameters() == card.params, name
+
+
+@pytest.mark.slow
+def test_finetune_from_the_gpt2_cards_then_export_opens_in_transformers(served: str, tmp_path: Path) -> None:
+    """`pull gpt2` (weights and tokenizer, one repo), then offline: a few next-token steps on Python's own docs
+    from the pulled GPT-2 and its tokenizer, the run exported as GPT-2, transformers' logits equal ours."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from registry_core import Pipeline, compose
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "registry_core", *args], capture_output=True, text=True,
+                              cwd=tmp_path, check=False, timeout=300)
+
+    pulled = cli("pull", "gpt2", "--json")
+    assert pulled.returncode == 0, pulled.stderr
+    assert sorted(r["kind"] for r in json.loads(pulled.stdout)) == ["tokenizer", "weights"]
+    os.environ["HF_HUB_OFFLINE"] = "1"  # the hub fixture restores the environment afterwards
+    try:
+        pipe = compose({
+            "data": {"use": "text-shards", "seq_len": 32, "val_fraction": 0.1, "quality_filter": False},
+            "tokenizer": {"use": "gpt2"},
+            "positional": {"use": "learned"},
+            "backbone": {"use": "gpt", "embed_dim": 32, "depth": 2, "heads": 4, "max_positions": 64,
+                         "activation": "gelu-tanh", "dropout": 0.0},
+            "objective": {"use": "next-token"},
+            "weights": {"use": "gpt2"},
+            "train": {"steps": 3, "batch_size": 4, "lr": 1e-3, "warmup_steps": 0, "log_every": 1, "device": "cpu"},
+        })
+        assert pipe.slots["tokenizer"].config.vocab_size == 400  # read from the pulled tokenizer.json
+        result = pipe.run(tmp_path / "run")
+        assert result.step == 3
+    finally:
+        del os.environ["HF_HUB_OFFLINE"]
+    lock = json.loads((tmp_path / "run" / "pipeline.lock.json").read_text())
+    assert {lock["hub"][s]["commit"] for s in ("tokenizer", "weights")} == {served}
+    saved = (tmp_path / "run" / "pipeline.toml").read_text()
+    assert '[tokenizer]\nuse = "llm:bpe"' in saved and "hub =" not in saved.split("[positional]")[0]
+    exported = cli("export", "run", "--to", "hf-gpt2", "exported")
+    assert exported.returncode == 0, exported.stderr
+    model = transformers.GPT2LMHeadModel.from_pretrained(tmp_path / "exported").eval()
+    run = Pipeline.load(tmp_path / "run")
+    ids = torch.tensor([run.tokenizer.encode(TEXT)[:40]])
+    with torch.no_grad():
+        ours = run.objective.logits(run.parts, ids)[..., :400]
+        assert (model(ids).logits - ours).abs().max().item() <= 1e-4

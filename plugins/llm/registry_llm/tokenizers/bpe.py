@@ -99,7 +99,12 @@ class BPETokenizer:
         if config.threads >= 1:
             # The library's rayon pool would run next to our N threads; switching it off makes N exact.
             os.environ["TOKENIZERS_PARALLELISM"] = "false"
-        if config.path is not None:
+        #: What was pulled from the hub (None for a local file or a trained tokenizer), for the lock.
+        self.pulled: Any = None
+        if config.hub is not None:
+            self.pulled = config.pull(("tokenizer.json",))
+            self._set(load_hf_tokenizer(self.pulled.files[0].path, config.pattern))
+        elif config.path is not None:
             self._set(load_hf_tokenizer(config.path, config.pattern))
 
     # -- state ---------------------------------------------------------------------------------
@@ -177,6 +182,12 @@ class BPETokenizer:
         return dataclasses.replace(self.config, vocab_size=self.vocab_size, padded_vocab_size=self.padded_vocab_size)
 
     # -- training and files --------------------------------------------------------------------
+
+    def files(self) -> list[Path]:
+        """The tokenizer file read (pulled or local), whose hash goes into the lock; none for a trained one."""
+        if self.pulled is not None:
+            return [f.path for f in self.pulled.files]
+        return [Path(self.config.path)] if self.config.path is not None else []
 
     def train(self, texts: Iterable[str]) -> BPETokenizer:
         """Learn ``vocab_size`` tokens from ``texts`` (specials first: ids 0..3 by default)."""

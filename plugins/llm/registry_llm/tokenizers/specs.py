@@ -6,14 +6,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from registry_core import ComponentSpec, option
+from registry_core.choices import HubSource
 
 #: GPT-2's pre-tokenizer split pattern (also the default for ``.tiktoken`` rank files).
 GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 
 
 @dataclass
-class BPEConfig:
-    """Options of the byte-level BPE tokenizer (Hugging Face ``tokenizers``)."""
+class BPEConfig(HubSource):
+    """Options of the byte-level BPE tokenizer (Hugging Face ``tokenizers``); its file may come from a hub repo
+    (``hub``, ``files = ["tokenizer.json"]``; the card ``gpt2`` sets them)."""
 
     vocab_size: int = option(
         4096,
@@ -51,13 +53,26 @@ class BPEConfig:
     def __post_init__(self) -> None:
         # A given file decides the vocabulary: read its size now (json only), so composing wires the true
         # size into the objective and `check` shows it. An unreadable file is reported when it is built.
-        if self.path is not None:
+        if self.path is not None and self.hub is not None:
+            raise ValueError("option 'path' or 'hub': bpe reads a local `path` or pulls from a `hub` repo; give one "
+                             "of them, not both")
+        source = self.path if self.path is not None else self.cached_file()
+        if source is not None:
             from registry_llm.tokenizers.vocab_files import vocab_size_of
 
             specials = (self.bos_token, self.eos_token, self.pad_token, self.mask_token)
-            size = vocab_size_of(self.path, [t for t in specials if t])
+            size = vocab_size_of(source, [t for t in specials if t])
             if size is not None:
                 self.vocab_size = size
+
+    def cached_file(self) -> Path | None:
+        """The hub tokenizer file when huggingface_hub's cache already holds it (no network), else None."""
+        if self.hub is None:
+            return None
+        from registry_core.hub import cached
+
+        return cached(self.hub, (self.files or ("tokenizer.json",))[0], revision=self.revision,
+                      repo_type=self.repo_type)
 
 
 @dataclass

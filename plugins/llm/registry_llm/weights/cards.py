@@ -5,6 +5,7 @@ heavy imports, no network)."""
 from __future__ import annotations
 
 from registry_core import Card, ComponentSpec
+from registry_llm.tokenizers.specs import BPEConfig
 from registry_llm.weights.specs import HF_BERT_FILES, HF_GPT2_FILES, HFBertConfig, HFGPT2Config
 
 #: The four GPT-2 checkpoints OpenAI released, as the hub keeps them: (repo name, width, depth, heads,
@@ -66,4 +67,26 @@ BERT_BASE_UNCASED = ComponentSpec(
     ),
 )
 
-SPECS: list[ComponentSpec] = [*(gpt2_card(*size) for size in GPT2_SIZES), BERT_BASE_UNCASED]
+#: GPT-2's byte-level BPE (all four sizes share it): the ``bpe`` loader preset to the repo's tokenizer.json, its
+#: one special token ``<|endoftext|>`` as beginning and end (GPT-2 has no padding or mask token).
+GPT2_TOKENIZER = ComponentSpec(
+    kind="tokenizer",
+    name="gpt2",
+    target="registry_llm.tokenizers.bpe:build_bpe",
+    summary="GPT-2's byte-level BPE (50,257 tokens, <|endoftext|>), shared by gpt2 ... gpt2-xl.",
+    modality="text",
+    tags=("bpe", "gpt2", "huggingface"),
+    config=BPEConfig,
+    provides={"tokens": "discrete", "vocab_size": None, "grid": 1},
+    card=Card(
+        repo="openai-community/gpt2",
+        files=("tokenizer.json",),
+        licence="mit",
+        source="https://huggingface.co/openai-community/gpt2",
+        preprocessing={"vocab_size": 50257, "special_tokens": "<|endoftext|> (50256): bos and eos"},
+        options={"vocab_size": 50257, "bos_token": "<|endoftext|>", "eos_token": "<|endoftext|>", "pad_token": "",
+                 "mask_token": ""},
+    ),
+)
+
+SPECS: list[ComponentSpec] = [*(gpt2_card(*size) for size in GPT2_SIZES), BERT_BASE_UNCASED, GPT2_TOKENIZER]
