@@ -25,18 +25,23 @@ class _Variant:
     heads: int
     patch: int
     frames: int
+    params: int
     version: str = "v2"
     coords: tuple[str, ...] = ()
 
 
+#: ``params``: the learned tensors of each MAE checkpoint (encoder and decoder; not the fixed sin-cos tables), counted
+#: on our model of the card's architecture in Prithvi's naming (plugins/gfm/tests/model/test_prithvi_cards.py
+#: counts them again).
+_TL = ("time", "location")
 VARIANTS = (
-    _Variant("Prithvi-EO-1.0-100M", "Prithvi_EO_V1_100M.pt", 768, 12, 12, 16, 3, version="v1"),
-    _Variant("Prithvi-EO-2.0-tiny-TL", "Prithvi_EO_V2_tiny_TL.pt", 192, 12, 3, 16, 1, coords=("time", "location")),
-    _Variant("Prithvi-EO-2.0-100M-TL", "Prithvi_EO_V2_100M_TL.pt", 768, 12, 12, 16, 4, coords=("time", "location")),
-    _Variant("Prithvi-EO-2.0-300M", "Prithvi_EO_V2_300M.pt", 1024, 24, 16, 16, 4),
-    _Variant("Prithvi-EO-2.0-300M-TL", "Prithvi_EO_V2_300M_TL.pt", 1024, 24, 16, 16, 4, coords=("time", "location")),
-    _Variant("Prithvi-EO-2.0-600M", "Prithvi_EO_V2_600M.pt", 1280, 32, 16, 14, 4),
-    _Variant("Prithvi-EO-2.0-600M-TL", "Prithvi_EO_V2_600M_TL.pt", 1280, 32, 16, 14, 4, coords=("time", "location")),
+    _Variant("Prithvi-EO-1.0-100M", "Prithvi_EO_V1_100M.pt", 768, 12, 12, 16, 3, 112_639_488, version="v1"),
+    _Variant("Prithvi-EO-2.0-tiny-TL", "Prithvi_EO_V2_tiny_TL.pt", 192, 12, 3, 16, 1, 31_741_444, coords=_TL),
+    _Variant("Prithvi-EO-2.0-100M-TL", "Prithvi_EO_V2_100M_TL.pt", 768, 12, 12, 16, 4, 112_639_492, coords=_TL),
+    _Variant("Prithvi-EO-2.0-300M", "Prithvi_EO_V2_300M.pt", 1024, 24, 16, 16, 4, 330_419_712),
+    _Variant("Prithvi-EO-2.0-300M-TL", "Prithvi_EO_V2_300M_TL.pt", 1024, 24, 16, 16, 4, 330_419_716, coords=_TL),
+    _Variant("Prithvi-EO-2.0-600M", "Prithvi_EO_V2_600M.pt", 1280, 32, 16, 14, 4, 657_668_248),
+    _Variant("Prithvi-EO-2.0-600M-TL", "Prithvi_EO_V2_600M_TL.pt", 1280, 32, 16, 14, 4, 657_668_252, coords=_TL),
 )
 
 
@@ -65,6 +70,7 @@ def card_spec(v: _Variant) -> ComponentSpec:
             repo=f"{ORG}/{v.repo}",
             files=(v.file,),
             licence="apache-2.0",
+            params=v.params,
             source=f"https://huggingface.co/{ORG}/{v.repo}",
             preprocessing=_preprocessing(v),
             options={"version": v.version, "patch_size": v.patch, "heads": v.heads},

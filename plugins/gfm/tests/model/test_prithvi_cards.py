@@ -129,3 +129,24 @@ def test_offline_without_a_pull_names_the_repo(hub: LoopbackHub, monkeypatch: py
                                        r"ibm-nasa-geospatial/Prithvi-EO-2.0-tiny-TL \(revision 'main'\) is not in the "
                                        r"cache"):
         get_registry().build("weights", "prithvi-eo-2.0-tiny-tl")
+
+
+def test_each_card_counts_what_its_checkpoint_holds() -> None:
+    """The learned tensors of an MAE of the card's architecture, in Prithvi's naming (built on the meta device)."""
+    from registry_gfm.weights.cards import VARIANTS
+    from registry_gfm.weights.prithvi import prithvi_state_dict
+
+    for v in VARIANTS:
+        tl = bool(v.coords)
+        with torch.device("meta"):
+            pipe = compose({
+                "data": {"use": "zarr-chips", "store": "unused.zarr", "chip_size": 224, "bands": BANDS,
+                         "frames": v.frames},
+                "tokenizer": {"use": "patch", "patch_size": v.patch},
+                "positional": {"use": "sincos-3d", "time_encoding": tl, "location_encoding": tl},
+                "backbone": {"use": "vit", "embed_dim": v.embed_dim, "depth": v.depth, "heads": v.heads},
+                "objective": {"use": "mae", "decoder_dim": 512, "decoder_depth": 8, "decoder_heads": 16},
+            }).build(prepare=False)
+            held = prithvi_state_dict(pipe.parts, v.version, ("encoder", "decoder"))
+        card = get_registry().get("weights", v.repo.lower()).card
+        assert card is not None and card.params == sum(t.numel() for t in held.values()), v.repo
