@@ -114,5 +114,6 @@ def test_max_batches_and_errors() -> None:
     assert part["tokens"] == 32
     with pytest.raises(ValueError, match="split 'train' has no samples"):
         get_registry().build("evaluator", "perplexity").evaluate(p, "train")
-    with pytest.raises(TypeError, match="needs an objective with logits"):
+    with pytest.raises(TypeError, match=r"needs an objective with logits\(parts, ids\) over a causal backbone .*got "
+                                        r"MaskedLMObjective on a bidirectional backbone"):
         get_registry().build("evaluator", "perplexity").evaluate(_pipeline(objective="masked-lm"))

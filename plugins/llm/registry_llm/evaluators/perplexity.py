@@ -77,10 +77,12 @@ class PerplexityEvaluator:
 
     def evaluate(self, pipeline: Any, split: str = "val") -> dict[str, float]:
         objective, parts = pipeline.objective, pipeline.parts
-        if not callable(getattr(objective, "logits", None)):
+        # Perplexity is of next-token predictions: a bidirectional model's logits (masked-lm's) see the token itself.
+        if not callable(getattr(objective, "logits", None)) or not getattr(parts.backbone, "causal", False):
             raise TypeError(
-                f"perplexity needs an objective with logits(parts, ids) (e.g. 'next-token'), got "
-                f"{type(objective).__name__}"
+                f"perplexity needs an objective with logits(parts, ids) over a causal backbone (e.g. 'next-token' "
+                f"on 'gpt'), got {type(objective).__name__} on a "
+                f"{'causal' if getattr(parts.backbone, 'causal', False) else 'bidirectional'} backbone"
             )
         dataset = pipeline.data.dataset(split)
         if len(dataset) == 0:
