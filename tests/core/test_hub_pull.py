@@ -169,3 +169,34 @@ def test_a_connection_dropped_mid_file_fails_in_one_line_and_the_next_pull_compl
     cache = Path(os.environ["HF_HOME"]) / "hub" / "models--acme--tiny"
     assert not [p for p in cache.rglob("*") if p.is_file() and p.name.endswith(".incomplete")]
     assert pull(REPO, ["model.safetensors"]).files[0].sha256 == sha256(WEIGHTS)
+
+
+CARD_PLUGIN = '''
+from registry_core import Card, ComponentSpec, hookimpl
+
+
+@hookimpl
+def registry_core_components():
+    # A third-party card: the bundled prithvi loader preset to another organisation's repo, declared as data.
+    return [ComponentSpec(
+        "weights", "acme-prithvi-fork", "registry_gfm.weights.prithvi:build",
+        "ACME's Prithvi fork (a card of a third-party plugin).", modality="imagery",
+        config="registry_gfm.weights.specs:PrithviConfig", provides={"patch_size": None, "bands": None},
+        card=Card(repo="acme/prithvi-fork", files=("fork.pt",), licence="apache-2.0",
+                  options={"version": "v2", "heads": 4}, preprocessing={"bands": "HLS, 6"}),
+    )]
+'''
+
+
+def test_a_third_party_plugin_adds_a_card_the_same_way(hub: LoopbackHub, make_dist) -> None:
+    make_dist("acmecards", CARD_PLUGIN, dist_name="acme-cards", version="0.1.0")
+    listed = cli("list", "--tag", "pretrained")
+    assert listed.returncode == 0, listed.stderr
+    row = next(line for line in listed.stdout.splitlines() if "acme-prithvi-fork" in line)
+    assert "acme/prithvi-fork" in row and "acme-cards 0.1.0" in row
+    shown = cli("show", "weights", "acme-prithvi-fork")
+    assert "card:        acme/prithvi-fork (model repo) at main" in shown.stdout and "fork.pt" in shown.stdout
+    hub.add_repo("acme/prithvi-fork", {"fork.pt": WEIGHTS})
+    pulled = cli("pull", "acme-prithvi-fork", "--json")
+    assert pulled.returncode == 0, pulled.stderr
+    assert json.loads(pulled.stdout)[0]["files"][0]["sha256"] == sha256(WEIGHTS)

@@ -139,6 +139,12 @@ def test_the_bert_card_pulls_its_repo_and_loads(bert_dir: Path, hub: Any, tmp_pa
     assert isinstance(weights, HFBertWeights) and weights.pulled is not None and weights.pulled.commit == commit
     assert weights.meta["tokenizer_files"] == ["vocab.txt", "tokenizer.json"]
     assert [p.name for p in weights.files()] == ["config.json", "model.safetensors", "vocab.txt", "tokenizer.json"]
+    # the tokenizer card reads the same repo's vocab.txt and gives transformers' ids on real text
+    tok = get_registry().build("tokenizer", "bert-base-uncased")
+    assert tok.pulled is not None and tok.pulled.commit == commit
+    theirs = transformers.BertTokenizerFast.from_pretrained(weights.path)
+    text = topics["assert"][:400] + " Ünïcödé and CJK 漢字"
+    assert tok.encode(text) == theirs(text)["input_ids"]
     parts, obj = ours(weights.path)
     reference = transformers.BertForPreTraining.from_pretrained(weights.path).eval()
     ids, types, _ = batch()

@@ -76,8 +76,9 @@ class BPEConfig(HubSource):
 
 
 @dataclass
-class WordPieceConfig:
-    """Options of BERT's WordPiece tokenizer (Hugging Face ``tokenizers``)."""
+class WordPieceConfig(HubSource):
+    """Options of BERT's WordPiece tokenizer (Hugging Face ``tokenizers``); its file may come from a hub repo
+    (``hub``, ``files = ["vocab.txt"]``; the card ``bert-base-uncased`` sets them)."""
 
     vocab_size: int = option(
         30522,
@@ -128,10 +129,22 @@ class WordPieceConfig:
             raise ValueError(f"wordpiece special tokens must be non-empty and distinct, got {specials}")
         # A given file decides the vocabulary: read its size now (no `tokenizers`), so composing wires the true
         # size into the objective and `check` shows it. An unreadable file is reported when it is built.
-        if self.path is not None:
-            size = self._file_vocab_size(Path(self.path).expanduser(), specials)
+        if self.path is not None and self.hub is not None:
+            raise ValueError("option 'path' or 'hub': wordpiece reads a local `path` or pulls from a `hub` repo; give "
+                             "one of them, not both")
+        source = Path(self.path).expanduser() if self.path is not None else self.cached_file()
+        if source is not None:
+            size = self._file_vocab_size(source, specials)
             if size is not None:
                 self.vocab_size = size
+
+    def cached_file(self) -> Path | None:
+        """The hub vocabulary file when huggingface_hub's cache already holds it (no network), else None."""
+        if self.hub is None:
+            return None
+        from registry_core.hub import cached
+
+        return cached(self.hub, (self.files or ("vocab.txt",))[0], revision=self.revision, repo_type=self.repo_type)
 
     def special_tokens(self) -> list[str]:
         """The five special tokens in the order training gives them ids: pad, unk, cls, sep, mask."""

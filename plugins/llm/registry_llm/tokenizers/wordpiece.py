@@ -165,7 +165,13 @@ class WordPieceTokenizer:
         self.config = config
         self._tok: Tokenizer | None = None
         self._file: Path | None = None
-        if config.path is not None:
+        #: What was pulled from the hub (None for a local file or a trained tokenizer), for the lock.
+        self.pulled: Any = None
+        if config.hub is not None:
+            self.pulled = config.pull(("vocab.txt",))
+            tok, self._file = load_wordpiece(self.pulled.files[0].path, config)
+            self._set(tok)
+        elif config.path is not None:
             tok, self._file = load_wordpiece(config.path, config)
             self._set(tok)
 

@@ -5,7 +5,7 @@ heavy imports, no network)."""
 from __future__ import annotations
 
 from registry_core import Card, ComponentSpec
-from registry_llm.tokenizers.specs import BPEConfig
+from registry_llm.tokenizers.specs import BPEConfig, WordPieceConfig
 from registry_llm.weights.specs import HF_BERT_FILES, HF_GPT2_FILES, HFBertConfig, HFGPT2Config
 
 #: The four GPT-2 checkpoints OpenAI released, as the hub keeps them: (repo name, width, depth, heads,
@@ -89,4 +89,26 @@ GPT2_TOKENIZER = ComponentSpec(
     ),
 )
 
-SPECS: list[ComponentSpec] = [*(gpt2_card(*size) for size in GPT2_SIZES), BERT_BASE_UNCASED, GPT2_TOKENIZER]
+#: BERT base uncased's WordPiece: the ``wordpiece`` loader preset to the repo's vocab.txt (lowercased, accents
+#: stripped, [CLS] ... [SEP] added), the ids transformers' BERT tokenizer gives.
+BERT_BASE_UNCASED_TOKENIZER = ComponentSpec(
+    kind="tokenizer",
+    name="bert-base-uncased",
+    target="registry_llm.tokenizers.wordpiece:build_wordpiece",
+    summary="BERT base uncased's WordPiece (30,522 tokens, lowercased): [CLS] ... [SEP], pairs with token types.",
+    modality="text",
+    tags=("wordpiece", "bert", "huggingface"),
+    config=WordPieceConfig,
+    provides={"tokens": "discrete", "vocab_size": None, "grid": 1},
+    card=Card(
+        repo="google-bert/bert-base-uncased",
+        files=("vocab.txt",),
+        licence="apache-2.0",
+        source="https://huggingface.co/google-bert/bert-base-uncased",
+        preprocessing={"vocab_size": 30522, "lowercase": True, "special_tokens": "[PAD] [UNK] [CLS] [SEP] [MASK]"},
+        options={"vocab_size": 30522, "lowercase": True},
+    ),
+)
+
+SPECS: list[ComponentSpec] = [*(gpt2_card(*size) for size in GPT2_SIZES), BERT_BASE_UNCASED, GPT2_TOKENIZER,
+                              BERT_BASE_UNCASED_TOKENIZER]
