@@ -163,3 +163,42 @@ def test_the_bert_card_counts_what_its_checkpoint_holds() -> None:
     assert (pre["vocab_size"], pre["embed_dim"], pre["depth"], pre["heads"], pre["layer_norm_eps"]) == (
         model.config.vocab_size, model.config.hidden_size, model.config.num_hidden_layers,
         model.config.num_attention_heads, model.config.layer_norm_eps)
+
+
+@pytest.mark.slow
+def test_a_trained_bert_run_exports_to_a_folder_transformers_opens(tmp_path: Path) -> None:
+    """A small post-LN BERT trained a few masked-LM steps on Python's own docs, with a WordPiece trained on them,
+    exported with `export --to hf-bert`: BertForMaskedLM and AutoTokenizer open it and give our ids and logits."""
+    import subprocess
+    import sys
+    from pydoc_data.topics import topics
+
+    from registry_core import Pipeline, compose
+
+    pipe = compose({
+        "data": {"use": "text-shards", "seq_len": 32, "val_fraction": 0.1, "quality_filter": False,
+                 "append_eos": False},
+        "tokenizer": {"use": "wordpiece", "vocab_size": 600},
+        "positional": {"use": "learned"},
+        "backbone": {"use": "bert", "embed_dim": 32, "depth": 2, "heads": 4, "max_positions": 64, "norm": "post",
+                     "type_vocab_size": 2, "layer_norm_eps": 1e-12, "dropout": 0.0},
+        "objective": {"use": "masked-lm", "head": "bert"},
+        "train": {"steps": 3, "batch_size": 4, "lr": 1e-3, "warmup_steps": 0, "log_every": 1, "device": "cpu"},
+    })
+    pipe.run(tmp_path / "run")
+    out = subprocess.run([sys.executable, "-m", "registry_core", "export", "run", "--to", "hf-bert", "exported"],
+                         capture_output=True, text=True, cwd=tmp_path, check=False, timeout=300)
+    assert out.returncode == 0, out.stderr
+    model = transformers.BertForMaskedLM.from_pretrained(tmp_path / "exported").eval()
+    theirs = transformers.AutoTokenizer.from_pretrained(tmp_path / "exported")
+    run = Pipeline.load(tmp_path / "run")
+    text = topics["assert"][:300]
+    ids = run.tokenizer.encode(text)[:40]
+    assert ids == theirs(text)["input_ids"][:40]
+    batch = torch.tensor([ids])
+    with torch.no_grad():
+        ours = run.objective.logits(run.parts, batch)
+        assert (model(input_ids=batch).logits - ours[..., :model.config.vocab_size]).abs().max().item() <= 1e-4
+    refused = subprocess.run([sys.executable, "-m", "registry_core", "export", "run", "--to", "hf-gpt2", "other"],
+                             capture_output=True, text=True, cwd=tmp_path, check=False, timeout=300)
+    assert refused.returncode == 1 and "not a causal decoder" in refused.stderr

@@ -27,7 +27,7 @@ from registry_llm.weights.specs import HF_BERT_FILES, HFBertConfig
 if TYPE_CHECKING:
     from registry_core.hub import Pulled
 
-__all__ = ["BERT_KEYS", "HFBertWeights", "bert_options", "build", "export_hf_bert"]
+__all__ = ["BERT_KEYS", "HFBertWeights", "bert_options", "build", "export_hf_bert", "export_run"]
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -236,6 +236,47 @@ def export_hf_bert(parts: ModelParts, out_dir: str | Path, *, vocab_size: int | 
         save_file(tensors, str(tmp), metadata={"format": "pt"})
     write_json(out / CONFIG_FILE, config)
     return out
+
+
+def _exportable(pipeline: Any) -> None:
+    """ValueError naming the first part of a run that BERT cannot hold: post-LN encoder, learned positions, BERT's
+    tied MLM head, a WordPiece tokenizer."""
+    slots, parts = pipeline.slots, pipeline.parts
+    backbone = parts.backbone
+    if getattr(backbone, "causal", True) or getattr(backbone, "norm", "pre") != "post":
+        raise ValueError(f"its backbone {slots['backbone'].spec.id} is not a post-LN bidirectional encoder; BERT is "
+                         "one (bert with norm = \"post\")")
+    if getattr(parts.positional, "mode", None) != "additive" or not isinstance(getattr(parts.positional, "weight", None),
+                                                                           torch.Tensor):
+        raise ValueError("its positional encoder is not a learned table; BERT has one ([positional] use = \"learned\")")
+    head = getattr(pipeline.objective, "head", None)
+    if getattr(head, "transform", None) is None or not getattr(head, "tied", False):
+        raise ValueError(f"objective {slots['objective'].spec.id} has no BERT MLM head tied to the embedding "
+                         "(masked-lm with head = \"bert\", tie_weights = true)")
+    if not callable(getattr(pipeline.tokenizer, "vocab_txt", None)):
+        raise ValueError(f"tokenizer {slots['tokenizer'].spec.id} is not a WordPiece; BERT needs one (wordpiece)")
+
+
+def export_run(pipeline: Any, out_dir: str | Path) -> Path:
+    """A trained run (bert post-LN + learned + masked-lm with BERT's head + wordpiece) as a folder transformers opens:
+    ``BertForMaskedLM.from_pretrained(out)`` and ``AutoTokenizer.from_pretrained(out)``.
+
+    ValueError, before anything is written, when a part of the run has no BERT counterpart.
+    """
+    _exportable(pipeline)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = pipeline.tokenizer
+    tokenizer.save(out)  # tokenizer.json and vocab.txt
+    config = tokenizer.config
+    write_json(out / "tokenizer_config.json", {
+        "tokenizer_class": "BertTokenizer", "do_lower_case": bool(config.lowercase),
+        "model_max_length": int(pipeline.parts.positional.weight.shape[0]),
+        "cls_token": config.cls_token, "sep_token": config.sep_token, "pad_token": config.pad_token,
+        "mask_token": config.mask_token, "unk_token": config.unk_token,
+    })
+    vocab = getattr(pipeline.objective.head, "vocab_size", None) or tokenizer.vocab_size
+    return export_hf_bert(pipeline.parts, out, vocab_size=vocab, extra_config={"pad_token_id": tokenizer.pad_id})
 
 
 def build(config: HFBertConfig) -> HFBertWeights:

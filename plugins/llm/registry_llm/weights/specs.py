@@ -64,11 +64,12 @@ SPECS: list[ComponentSpec] = [
         kind="weights",
         name="hf-bert",
         target="registry_llm.weights.hf_bert:build",
-        summary="Import a Hugging Face BERT checkpoint (safetensors) into bert (post-LN, token types, pooler) + "
-        "learned + masked-lm with BERT's head.",
+        summary="Import/export a Hugging Face BERT checkpoint (safetensors) into bert (post-LN, token types, pooler) "
+        "+ learned + masked-lm with BERT's head.",
         modality="text",
         tags=("bert", "huggingface", "safetensors"),
         config=HFBertConfig,
         requires={"causal": False, "tokens": "discrete", "position_mode": "additive"},
+        exporter="registry_llm.weights.hf_bert:export_run",
     ),
 ]
