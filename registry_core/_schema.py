@@ -306,10 +306,14 @@ def with_card(spec: ComponentSpec, options: Mapping[str, Any], slot: str) -> tup
     if spec.card is None or not isinstance(options, Mapping):
         return dict(options) if isinstance(options, Mapping) else options, []
     base = spec.card.loader_options()
+
+    def same(a: Any, b: Any) -> bool:  # a tuple of files given in Python is the card's list
+        return (list(a) == list(b)) if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) else a == b
+
     issues = [
         ConfigIssue(slot, key, f"{spec.id} is the card of {spec.card.repo}; its {key!r} is fixed "
                                f"({base[key]!r}). For another repo or file use its loader with hub = ...")
-        for key in CARD_IDENTITY if key in options and options[key] != base[key]
+        for key in CARD_IDENTITY if key in options and not same(options[key], base[key])
     ]
     return {**base, **options}, issues
 

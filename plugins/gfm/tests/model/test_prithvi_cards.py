@@ -106,6 +106,8 @@ def test_a_card_keeps_its_repo_and_files(served: str) -> None:
     with pytest.raises(ConfigError, match=r"gfm:prithvi-eo-1.0-100m is the card of ibm-nasa-geospatial/Prithvi-EO-1.0"
                                           r"-100M; its 'hub' is fixed"):
         get_registry().build("weights", "prithvi-eo-1.0-100m", hub="someone/else")
+    # the card's own values, however spelled (a tuple from Python, a list from TOML), are not a change
+    assert get_registry().config("weights", "prithvi-eo-1.0-100m", files=(FILE,), heads=4).files == (FILE,)
 
 
 def test_a_checkpoint_that_contradicts_its_card_is_refused(hub: LoopbackHub) -> None:
