@@ -82,8 +82,8 @@ def cards_page(reg: Registry, specs: Sequence[ComponentSpec], paths: Mapping[Com
     cards = [s for s in specs if s.card is not None]
     rows = [[f"[{code(s.name)}]({paths[s]})", s.kind, code(s.card.repo), s.card.licence or "-",
              f"{s.card.params:,}" if s.card.params else "-", s.summary] for s in cards if s.card is not None]
-    lines = ["# Pretrained models (cards)", "",
-             "Named pretrained models: each is a preset of a loader with its hub repo and files. "
+    lines = ["# Pretrained models and datasets (cards)", "",
+             "Named pretrained models and datasets: each is a preset of a loader with its hub repo and files. "
              "`python -m registry_core pull NAME` fetches one into huggingface_hub's cache; a pipeline naming it "
              "pulls on build. Generated from the registry.", "",
              *(table(["card", "kind", "hub repo", "licence", "parameters", "summary"], rows) or ["No cards."])]

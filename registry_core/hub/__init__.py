@@ -20,7 +20,9 @@ from registry_core.hub._pull import (
     is_offline,
     pull,
     pull_card,
+    pull_matching,
+    resolve_files,
 )
 
 __all__ = ["HubError", "Pulled", "PulledFile", "cache_dir", "cached", "endpoint", "find_cards", "is_offline", "pull",
-           "pull_card"]
+           "pull_card", "pull_matching", "resolve_files"]

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from registry_core._spec import ComponentSpec
 
 __all__ = ["HubError", "Pulled", "PulledFile", "cache_dir", "cached", "endpoint", "find_cards", "is_offline", "pull",
-           "pull_card"]
+           "pull_card", "pull_matching", "resolve_files"]
 
 DEFAULT_ENDPOINT: Final = "https://huggingface.co"
 _TRUE: Final = ("1", "true", "yes", "on")
@@ -166,9 +166,18 @@ def _reachable(url: str, timeout: float = 3.0) -> bool:
         return False
 
 
+def _client() -> Any:
+    """huggingface_hub's module, or a HubError saying how to install it."""
+    try:
+        import huggingface_hub
+    except ImportError:
+        raise HubError("pulling from a model hub needs huggingface_hub: pip install 'registry-core[hub]'") from None
+    return huggingface_hub
+
+
 def _download(repo: str, name: str, revision: str, repo_type: str, *, force: bool, card: str | None,
               local_only: bool = False) -> Path:
-    from huggingface_hub import hf_hub_download
+    hf_hub_download = _client().hf_hub_download
 
     try:
         path = hf_hub_download(repo, name, revision=revision, repo_type=repo_type, cache_dir=cache_dir(),
@@ -212,6 +221,78 @@ def pull(repo: str, files: Sequence[str], *, revision: str = "main", repo_type: 
     return Pulled(repo, repo_type, revision, commits.pop(), endpoint(), tuple(pulled))
 
 
+def is_pattern(name: str) -> bool:
+    """Whether a file name is a glob pattern (``data/train-*.parquet``): the hub's parquet names carry hashes."""
+    return any(c in name for c in "*?[")
+
+
+def _cached_listing(repo: str, revision: str, repo_type: str) -> tuple[str, list[tuple[str, int]]] | None:
+    """The commit ``revision`` pointed at when the cache last saw it, and the files the cache holds from it."""
+    folder = cache_dir() / f"{repo_type}s--{repo.replace('/', '--')}"
+    ref = folder / "refs" / revision
+    commit = ref.read_text().strip() if ref.is_file() else revision
+    snapshot = folder / "snapshots" / commit
+    if not snapshot.is_dir():
+        return None
+    files = sorted(p for p in snapshot.rglob("*") if p.is_file())
+    return commit, [(str(p.relative_to(snapshot)), p.stat().st_size) for p in files]
+
+
+def resolve_files(repo: str, patterns: Sequence[str], *, revision: str = "main",
+                  repo_type: str = "model") -> tuple[str, list[tuple[str, int]]]:
+    """The commit of ``revision`` and the ``(name, size)`` of each repo file matching ``patterns`` (glob patterns
+    or plain names), in pattern order, names sorted within a pattern. Offline (or with the hub unreachable) the
+    cache's copy of that commit is listed instead."""
+    import fnmatch
+
+    listing: tuple[str, list[tuple[str, int]]] | None = None
+    where, kind = endpoint(), "dataset repo" if repo_type == "dataset" else "hub repo"
+    if not is_offline() and _reachable(where):
+        api = _client().HfApi(endpoint=where, token=os.environ.get("HF_TOKEN") or None)
+        try:
+            info = api.repo_info(repo, repo_type=repo_type, revision=revision, files_metadata=True)
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:  # the client's own error classes become one sentence
+            raise _explain(exc, repo, "(the file list)", revision, repo_type, None) from exc
+        listing = (str(info.sha), [(s.rfilename, int(s.size or 0)) for s in info.siblings or []])
+    else:
+        listing = _cached_listing(repo, revision, repo_type)
+        if listing is None:
+            raise HubError(f"{'HF_HUB_OFFLINE is set' if is_offline() else f'the hub at {where} cannot be reached'} "
+                           f"and the cache {cache_dir()} holds nothing of {kind} {repo} at {revision!r}: pull it "
+                           "with network access first")
+    commit, files = listing
+    chosen: list[tuple[str, int]] = []
+    for pattern in patterns:
+        found = sorted((f for f in files if fnmatch.fnmatchcase(f[0], pattern)), key=lambda f: f[0])
+        if not found:
+            names = ", ".join(sorted(f[0] for f in files)[:8]) or "none"
+            raise HubError(f"{kind} {repo} at {revision!r} has no file matching {pattern!r} (its files: {names})")
+        chosen += [f for f in found if f not in chosen]
+    return commit, chosen
+
+
+def pull_matching(repo: str, patterns: Sequence[str], *, revision: str = "main", repo_type: str = "model",
+                  max_bytes: int | None = None, card: str | None = None) -> Pulled:
+    """The files matching ``patterns``, pulled at the commit ``revision`` resolves to; with ``max_bytes``, only the
+    first files whose sizes add up to it (at least one), so a budget bounds the download."""
+    commit, files = resolve_files(repo, patterns, revision=revision, repo_type=repo_type)
+    names: list[str] = []
+    total = 0
+    for name, size in files:
+        if names and max_bytes is not None and total + size > max_bytes:
+            break
+        names.append(name)
+        total += size
+    # by the revision, not the commit: the client then records where the branch pointed, which an offline
+    # listing reads; a branch that moved since the listing shows as another commit
+    pulled = pull(repo, names, revision=revision, repo_type=repo_type, card=card)
+    if pulled.commit != commit:
+        raise HubError(f"{repo} moved from commit {commit} to {pulled.commit} while it was pulled; pull again")
+    return pulled
+
+
 def find_cards(registry: Registry, name: str) -> list[ComponentSpec]:
     """The cards named ``name`` (a short name may name a model's weights and its tokenizer, ``gpt2``; a qualified
     id one of them); NotFoundError with the nearest names."""
@@ -230,6 +311,10 @@ def pull_card(spec: ComponentSpec, revision: str | None = None) -> Pulled:
     if card is None:
         raise HubError(f"{spec.kind} {spec.id} is not a card: it names no hub repo")
     pinned = revision or card.revision
+    if any(is_pattern(f) for f in card.files):  # a dataset's shards: the files the card's byte budget covers
+        budget = card.options.get("max_bytes")
+        return pull_matching(card.repo, card.files, revision=pinned, repo_type=card.repo_type,
+                             max_bytes=int(budget) if budget else None, card=spec.name)
     # A published hash belongs to the card's revision; another revision may hold other bytes on purpose.
     hashes = card.sha256 if pinned == card.revision else None
     return pull(card.repo, card.files, revision=pinned, repo_type=card.repo_type, sha256=hashes, card=spec.name)

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from registry_core import CommandSpec, ComponentSpec, ModalitySpec, hookimpl
 from registry_llm.backbones.specs import SPECS as BACKBONES
+from registry_llm.data.cards import SPECS as DATASET_CARDS
 from registry_llm.data.specs import SPECS as DATA
 from registry_llm.evaluators.specs import SPECS as EVALUATORS
 from registry_llm.objectives.specs import SPECS as OBJECTIVES
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 
 @hookimpl
 def registry_core_components() -> list[ComponentSpec]:
-    return [*DATA, *TOKENIZERS, *POSITIONS, *BACKBONES, *OBJECTIVES, *EVALUATORS, *WEIGHTS, *GPT2_CARDS, *RECIPES]
+    return [*DATA, *DATASET_CARDS, *TOKENIZERS, *POSITIONS, *BACKBONES, *OBJECTIVES, *EVALUATORS, *WEIGHTS, *GPT2_CARDS, *RECIPES]
 
 
 @hookimpl

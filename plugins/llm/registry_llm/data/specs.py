@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from registry_core import ComponentSpec, option
+from registry_core.choices import HubSource
 
 #: Gopher rule names (reject reasons), in the order they are checked, and the thresholds each one uses.
 RULE_THRESHOLDS: dict[str, tuple[str, ...]] = {
@@ -28,8 +29,9 @@ RULE_THRESHOLDS: dict[str, tuple[str, ...]] = {
 
 
 @dataclass
-class TextShardsConfig:
-    """Options of ``text-shards``: local text -> clean -> filter -> dedup -> tokenize -> token shards.
+class TextShardsConfig(HubSource):
+    """Options of ``text-shards``: local text (or a hub dataset's shards: ``hub`` + ``files`` patterns) -> clean ->
+    filter -> dedup -> tokenize -> token shards.
 
     The tokenizer is not an option: the pipeline hands the built one over with ``attach_tokenizer(tok)``.
     """
@@ -51,6 +53,12 @@ class TextShardsConfig:
         min=0.0,
         max=0.5,
     )
+    repo_type: str = option("dataset", help="'dataset' or 'model' repo (with `hub`)", choices=("model", "dataset"))
+    max_documents: int | None = option(None, help="read at most this many documents (the budget of a hub dataset, "
+                                       "or of local files); None: all", min=1)
+    max_bytes: int | None = option(None, help="with `hub`: pull only the first shards whose sizes add up to this many "
+                                   "bytes (at least one), so a 10-billion-token corpus is not pulled by accident; "
+                                   "None: every matching shard", min=1)
     text_field: str = option("text", help="field (jsonl) or column (parquet) holding the document text")
     txt_documents: Literal["file", "blank-lines"] = option(
         "file", help=".txt files: one document per file, or one per blank-line-separated block"
@@ -101,6 +109,12 @@ class TextShardsConfig:
     verify_checksums: bool = option(True, help="check every shard's sha256 when a dataset is opened (sizes always)")
 
     def __post_init__(self) -> None:
+        if self.hub is not None and self.paths:
+            raise ValueError("option 'paths' or 'hub': text-shards reads local `paths` or pulls a `hub` dataset; give "
+                             "one of them, not both")
+        if self.hub is not None and not self.files:
+            raise ValueError("option 'files' names the hub dataset's shards to read (patterns such as "
+                             "'data/train-*.parquet')")
         unknown = [r for r in self.disable_rules if r not in RULE_THRESHOLDS]
         if unknown:
             raise ValueError(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import hashlib
+import itertools
 import json
 import os
 import time
@@ -62,6 +63,9 @@ class TokenizerMismatchError(RegistryCoreError, ValueError):
 class TextShards:
     """The ``text-shards`` data source (see the module docstring for the flow)."""
 
+    #: What was pulled from a hub (None for local files), for the lock.
+    pulled: Any = None
+
     def __init__(self, config: TextShardsConfig) -> None:
         self.config = config
         self.out = Path(config.out).expanduser()
@@ -84,6 +88,8 @@ class TextShards:
         return self
 
     def _files(self) -> list[Path] | None:
+        if self.config.hub is not None:
+            return self._hub_files()
         if not self.config.paths:
             return None
         files = expand_paths(self.config.paths)
@@ -93,16 +99,30 @@ class TextShards:
             )
         return files
 
+    def _hub_files(self) -> list[Path]:
+        """The hub dataset's shards the byte budget covers, pulled (once) into huggingface_hub's cache."""
+        if self.pulled is None:
+            from registry_core.hub import pull_matching
+
+            c = self.config
+            assert c.hub is not None and c.files
+            self.pulled = pull_matching(c.hub, c.files, revision=c.revision, repo_type=c.repo_type,
+                                        max_bytes=c.max_bytes)
+        return [f.path for f in self.pulled.files]
+
     def _documents(self, files: list[Path] | None, on_problem: Any) -> Iterator[tuple[str, str]]:
         if files is None:
-            return embedded_documents()
-        return read_documents(
-            files,
-            text_field=self.config.text_field,
-            txt_documents=self.config.txt_documents,
-            errors=self.config.errors,
-            on_problem=on_problem,
-        )
+            docs = embedded_documents()
+        else:
+            docs = read_documents(
+                files,
+                text_field=self.config.text_field,
+                txt_documents=self.config.txt_documents,
+                errors=self.config.errors,
+                on_problem=on_problem,
+            )
+        limit = self.config.max_documents
+        return docs if limit is None else itertools.islice(docs, limit)
 
     def _rules(self) -> QualityRules | None:
         if not self.config.quality_filter:
@@ -142,7 +162,8 @@ class TextShards:
 
     def _cleaning_config(self) -> dict[str, Any]:
         c = dataclasses.asdict(self.config)
-        keep = ("text_field", "txt_documents", "errors", "dedup", "minhash_ngram", "minhash_bands", "minhash_rows",
+        keep = ("text_field", "max_documents", "txt_documents", "errors", "dedup", "minhash_ngram", "minhash_bands",
+                "minhash_rows",
                 "minhash_seed", "quality_filter", "disable_rules", "append_eos", "shard_tokens", *_RULE_FIELDS)
         return {k: c[k] for k in keep}
 

@@ -12,5 +12,13 @@ SPECS: list[ComponentSpec] = [
         summary="BPE + GPT (RoPE) + next-token on the embedded pydoc corpus; trains in minutes on a CPU.",
         modality="text",
         tags=("llm", "demo"),
-    )
+    ),
+    ComponentSpec(
+        kind="recipe",
+        name="gpt-tinystories",
+        target="registry_llm.recipes.gpt_tinystories:GptTinyStories",
+        summary="gpt-tiny's model on TinyStories, pulled from the Hugging Face Hub by its card (network on first run).",
+        modality="text",
+        tags=("llm", "pretrained-data"),
+    ),
 ]
