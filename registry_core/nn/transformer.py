@@ -45,6 +45,15 @@ def init_weights(module: nn.Module, std: float = 0.02) -> None:
         nn.init.normal_(module.weight, mean=0.0, std=std)
 
 
+def _check_options(embed_dim: int, heads: int, prefix_tokens: int, prefix_positions: str) -> None:
+    if embed_dim % heads:
+        raise ValueError(f"embed_dim {embed_dim} is not divisible by heads {heads}")
+    if prefix_tokens < 0:
+        raise ValueError(f"prefix_tokens must be >= 0, got {prefix_tokens}")
+    if prefix_positions not in PREFIX_POSITIONS:
+        raise ValueError(f"prefix_positions must be one of {', '.join(PREFIX_POSITIONS)}, got {prefix_positions!r}")
+
+
 def _encoder_name(positional: Any) -> str:
     return str(getattr(positional, "name", type(positional).__name__))
 
@@ -86,12 +95,7 @@ class Transformer(nn.Module):
         type_vocab_size: int = 0,
     ) -> None:
         super().__init__()
-        if embed_dim % heads:
-            raise ValueError(f"embed_dim {embed_dim} is not divisible by heads {heads}")
-        if prefix_tokens < 0:
-            raise ValueError(f"prefix_tokens must be >= 0, got {prefix_tokens}")
-        if prefix_positions not in PREFIX_POSITIONS:
-            raise ValueError(f"prefix_positions must be one of {', '.join(PREFIX_POSITIONS)}, got {prefix_positions!r}")
+        _check_options(embed_dim, heads, prefix_tokens, prefix_positions)
         self.embed_dim = embed_dim
         self.depth = depth
         self.heads = heads
@@ -187,14 +191,7 @@ class Transformer(nn.Module):
             # a GPU sync, and indexing a device table with host indices is allowed. Without a cache,
             # positions stay None and each encoder uses its own default (0..T-1 in 1D, a patch grid in 2D).
             positions = torch.arange(offset, offset + t)
-        if mode == "additive":
-            x = positional(x, positions)
-        if self.token_type is not None:
-            x = x + self._types(token_types, x)
-        elif token_types is not None:
-            raise ValueError("token_types were given, but this stack has no token-type embedding (type_vocab_size=0)")
-        if self.norm == "post":
-            x = self.ln_f(x)  # BERT's embedding LayerNorm: the post-LN blocks normalise their own outputs
+        x = self._input(x, positional if mode == "additive" else None, positions, token_types)
         if keep_index is not None:  # (B, T_keep, D): dropped tokens go no further
             x, keep, positions = self._gather_kept(x, keep, keep_index, positional, positions, mode, grid)
             t = x.shape[1]
@@ -223,6 +220,18 @@ class Transformer(nn.Module):
             cache.advance(t)
         out: torch.Tensor = final(x)
         return out
+
+    def _input(self, x: torch.Tensor, additive: Any, positions: Any, token_types: torch.Tensor | None) -> torch.Tensor:
+        """The blocks' input: ``x`` plus additive positions and token types, normalised first in a post-LN stack."""
+        if additive is not None:
+            x = additive(x, positions)
+        if self.token_type is not None:
+            x = x + self._types(token_types, x)
+        elif token_types is not None:
+            raise ValueError("token_types were given, but this stack has no token-type embedding (type_vocab_size=0)")
+        if self.norm == "post":
+            x = self.ln_f(x)  # BERT's embedding LayerNorm: the post-LN blocks normalise their own outputs
+        return x
 
     def _types(self, token_types: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor:
         """The token-type vectors to add to ``x`` ``(B, T, D)``: of ``token_types`` ``(B, T)``, else of type 0."""

@@ -336,20 +336,7 @@ class Trainer:
         """
         cfg, ctx = self.config, self.ctx
         self._t0 = time.perf_counter()
-        resumed_from: int | None = None
-        with one_outcome(ctx):  # a checkpoint one rank cannot read ends every rank with that error
-            if resume and self._restore():
-                resumed_from = self.step
-            else:
-                if resume and ctx.is_main:
-                    warnings.warn(f"no checkpoint at {self.checkpoint_path}; starting from step 0", stacklevel=2)
-                self.step, self.consumed, self._elapsed_before, self._last_good = 0, 0, 0.0, None
-                seed_everything(cfg.seed + ctx.rank)
-        with one_outcome(ctx):  # the log is rewritten only once every rank has read the checkpoint
-            if ctx.is_main:
-                self.metrics.truncate_after(self.step)  # steps after the checkpoint are rerun and logged again
-            if on_ready is not None:
-                on_ready()
+        resumed_from = self._start(resume, on_ready)
         if self.step >= cfg.steps:
             return self._result(None, None, resumed_from, None)
 
@@ -408,6 +395,25 @@ class Trainer:
         if ctx.distributed:
             torch.distributed.barrier()  # last.pt is complete before any rank returns
         return self._result(loss_value, val, resumed_from, (self.step - first_step) * units_per_step)
+
+    def _start(self, resume: bool, on_ready: Callable[[], None] | None) -> int | None:
+        """Restore ``last.pt`` (with ``resume``) or start at step 0, trim the log, call ``on_ready``; the step
+        resumed from, or None. Every rank ends with the same error when one cannot read the checkpoint or log."""
+        ctx, resumed_from = self.ctx, None
+        with one_outcome(ctx):  # a checkpoint one rank cannot read ends every rank with that error
+            if resume and self._restore():
+                resumed_from = self.step
+            else:
+                if resume and ctx.is_main:
+                    warnings.warn(f"no checkpoint at {self.checkpoint_path}; starting from step 0", stacklevel=3)
+                self.step, self.consumed, self._elapsed_before, self._last_good = 0, 0, 0.0, None
+                seed_everything(self.config.seed + ctx.rank)
+        with one_outcome(ctx):  # the log is rewritten only once every rank has read the checkpoint
+            if ctx.is_main:
+                self.metrics.truncate_after(self.step)  # steps after the checkpoint are rerun and logged again
+            if on_ready is not None:
+                on_ready()
+        return resumed_from
 
     def _optimizer_step(self, batches: Iterator[Any], lr: float) -> tuple[float, float, dict[str, torch.Tensor]]:
         """One optimizer step at ``lr``; TrainingDiverged (and no update) when loss or gradient is not finite."""
