@@ -78,15 +78,32 @@ def _card_section(spec: ComponentSpec) -> list[str]:
 
 
 def cards_page(reg: Registry, specs: Sequence[ComponentSpec], paths: Mapping[ComponentSpec, str]) -> str:
-    """Every card: the named pretrained models, their hub repos, licences and sizes."""
+    """Every card: the named pretrained models (and their tokenizers), then the named datasets; hub repos,
+    licences, sizes."""
     cards = [s for s in specs if s.card is not None]
-    rows = [[f"[{code(s.name)}]({paths[s]})", s.kind, code(s.card.repo), s.card.licence or "-",
-             f"{s.card.params:,}" if s.card.params else "-", s.summary] for s in cards if s.card is not None]
+    models = [s for s in cards if s.card is not None and s.card.repo_type == "model"]
+    datasets = [s for s in cards if s.card is not None and s.card.repo_type == "dataset"]
+
+    def rows(group: list[ComponentSpec], size: str) -> list[list[str]]:
+        out = []
+        for s in group:
+            assert s.card is not None
+            about = f"{s.card.params:,}" if size == "params" and s.card.params else "-"
+            if size == "files":
+                about = ", ".join(code(f) for f in s.card.files)
+            out.append([f"[{code(s.name)}]({paths[s]})", s.kind, code(s.card.repo), s.card.licence or "-", about,
+                        s.summary])
+        return out
+
     lines = ["# Pretrained models and datasets (cards)", "",
              "Named pretrained models and datasets: each is a preset of a loader with its hub repo and files. "
              "`python -m registry_core pull NAME` fetches one into huggingface_hub's cache; a pipeline naming it "
-             "pulls on build. Generated from the registry.", "",
-             *(table(["card", "kind", "hub repo", "licence", "parameters", "summary"], rows) or ["No cards."])]
+             "pulls on build. Generated from the registry.", "", "## Pretrained models", "",
+             *(table(["card", "kind", "hub repo", "licence", "parameters", "summary"], rows(models, "params"))
+               or ["No model cards."]),
+             "", "## Datasets", "",
+             *(table(["card", "kind", "hub repo", "licence", "files", "summary"], rows(datasets, "files"))
+               or ["No dataset cards."])]
     return page(lines)
 
 
@@ -165,7 +182,7 @@ def _index_page(reg: Registry, specs: Sequence[ComponentSpec], paths: Mapping[Co
              "Every component, kind, modality, contract port and plugin of the documented distributions, generated "
              "from their specs. Refresh with `python -m registry_core docs docs/reference`.", "",
              "See also: [CLI reference](cli.md), [configuration reference](configuration.md), "
-             "[contract ports](ports.md), [pretrained models](cards.md).", "", "## Kinds", ""]
+             "[contract ports](ports.md), [pretrained models and datasets](cards.md).", "", "## Kinds", ""]
     lines += table(["kind", "description", "declared by", "components"],
                    [[f"[{k}](components/{k}/index.md)", ks.summary, _provider_of_declaration(reg, ks.plugin),
                      str(sum(s.kind == k for s in specs))] for k, ks in kinds.items()])

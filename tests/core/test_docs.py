@@ -137,3 +137,15 @@ def test_third_party_plugin_stays_out_unless_asked(make_dist, fresh_registry: No
     assert "components/sampler/uniform.md" in tree and "third-dist" in tree["index.md"]
     assert "`thirdparty:patch`" in tree["components/tokenizer/patch.gfm.md"]  # replaced by
     assert "## third" in tree["cli.md"] and "`--level LEVEL` | `3` | how much" in tree["cli.md"]
+
+
+def test_the_cards_page_lists_every_model_and_dataset_card() -> None:
+    reg = bundled_registry()
+    page = reference_pages(reg, build_parser)["cards.md"]
+    models, _, datasets = page.partition("## Datasets")
+    assert "## Pretrained models" in models
+    for spec in reg.list():
+        if spec.card is None:
+            continue
+        section = datasets if spec.card.repo_type == "dataset" else models
+        assert f"[`{spec.name}`](components/{spec.kind}/{spec.name}.md)" in section and spec.card.repo in section
