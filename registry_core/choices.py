@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Final, Literal, get_args
 
 from registry_core._spec import option
@@ -84,11 +85,21 @@ class HubSource:
     sha256: dict[str, str] | None = option(None, help="file -> its published sha256; a pulled file whose hash "
                                            "differs is refused")
 
-    def check_source(self, who: str, has_path: bool) -> None:
-        """ValueError unless exactly one of a local path and ``hub`` is given."""
-        if has_path == (self.hub is not None):
-            raise ValueError(f"option 'path' or 'hub': {who} reads a local `path` or pulls from a `hub` repo; give "
-                             f"one of them, not {'both' if has_path else 'neither'}")
+    def check_source(self, who: str, has_path: bool, *, required: bool = True, local: str = "path") -> None:
+        """ValueError when both a local ``local`` option (``path``) and ``hub`` are given, or (``required``) neither;
+        a source that can also train or read a bundled corpus passes ``required=False``."""
+        if (has_path and self.hub is not None) or (required and not has_path and self.hub is None):
+            raise ValueError(f"option '{local}' or 'hub': {who} reads a local `{local}` or pulls from a `hub` repo; "
+                             f"give one of them, not {'both' if has_path else 'neither'}")
+
+    def cached_file(self, default: str) -> Path | None:
+        """The first of ``files`` (else ``default``) when huggingface_hub's cache already holds it at ``revision``;
+        None without ``hub`` or when not cached. Never touches the network: composition reads sizes from it."""
+        if self.hub is None:
+            return None
+        from registry_core.hub import cached
+
+        return cached(self.hub, (self.files or (default,))[0], revision=self.revision, repo_type=self.repo_type)
 
     def pull(self, default_files: Sequence[str]) -> Pulled:
         """The files (``files``, else ``default_files``) of ``hub`` at ``revision``, from the cache or the hub."""

@@ -109,9 +109,7 @@ class TextShardsConfig(HubSource):
     verify_checksums: bool = option(True, help="check every shard's sha256 when a dataset is opened (sizes always)")
 
     def __post_init__(self) -> None:
-        if self.hub is not None and self.paths:
-            raise ValueError("option 'paths' or 'hub': text-shards reads local `paths` or pulls a `hub` dataset; give "
-                             "one of them, not both")
+        self.check_source("text-shards", bool(self.paths), required=False, local="paths")
         if self.hub is not None and not self.files:
             raise ValueError("option 'files' names the hub dataset's shards to read (patterns such as "
                              "'data/train-*.parquet')")

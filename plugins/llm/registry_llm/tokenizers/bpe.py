@@ -7,8 +7,6 @@ as plain text: a literal ``<|eos|>`` in a document is not turned into the contro
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import os
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +17,7 @@ from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, train
 
 from registry_core import FileFormatError
 from registry_core.atomic import write_text
+from registry_llm.tokenizers._hf_tokenizer import HFTokenizer
 from registry_llm.tokenizers.rank_files import byte_to_unicode, ranks_to_vocab_merges, read_rank_file
 from registry_llm.tokenizers.specs import BPEConfig
 from registry_llm.tokenizers.text_pieces import PIECE_CHARS, text_pieces
@@ -84,9 +83,10 @@ def _vocab_merges(folder: Path) -> models.BPE:
         ) from exc
 
 
-class BPETokenizer:
+class BPETokenizer(HFTokenizer):
     """Byte-level BPE ids on the data side, an ``nn.Embedding`` table on the model side."""
 
+    name = "bpe"
     tokens: Literal["discrete"] = "discrete"
     #: Longest text encoded (or trained on) in one library call; longer ones go in pieces (text_pieces.py).
     piece_chars: int = PIECE_CHARS
@@ -124,30 +124,6 @@ class BPETokenizer:
                 f"bpe padded_vocab_size={padded} is smaller than the tokenizer's vocabulary ({tok.get_vocab_size()})"
             )
 
-    @property
-    def trained(self) -> bool:
-        return self._tok is not None
-
-    @property
-    def hf(self) -> Tokenizer:
-        """The underlying ``tokenizers.Tokenizer``; a clear error before training or loading."""
-        if self._tok is None:
-            raise RuntimeError("the bpe tokenizer has no vocabulary yet: call train(texts) or give path=")
-        return self._tok
-
-    @property
-    def vocab_size(self) -> int:
-        """The true vocabulary size (specials included); the training target before training."""
-        return self._tok.get_vocab_size() if self._tok is not None else self.config.vocab_size
-
-    @property
-    def padded_vocab_size(self) -> int:
-        """Rows of the embedding table: the vocabulary rounded up to ``pad_multiple`` (GPU-friendly shapes)."""
-        if self.config.padded_vocab_size is not None:
-            return self.config.padded_vocab_size
-        m = self.config.pad_multiple
-        return -(-self.vocab_size // m) * m
-
     def _special_id(self, kind: str) -> int | None:
         token = getattr(self.config, f"{kind}_token")
         return self.hf.token_to_id(token) if token else None
@@ -167,19 +143,6 @@ class BPETokenizer:
     @property
     def mask_id(self) -> int | None:
         return self._special_id("mask")
-
-    def to_json(self) -> str:
-        """The tokenizer.json text that ``save`` writes (and that ``sha256`` hashes)."""
-        return self.hf.to_str()
-
-    @property
-    def sha256(self) -> str:
-        """sha256 of the saved tokenizer.json content; recorded in shard manifests and the pipeline lock."""
-        return hashlib.sha256(self.to_json().encode("utf-8")).hexdigest()
-
-    def resolved_config(self) -> BPEConfig:
-        """The config with the true ``vocab_size`` and ``padded_vocab_size`` filled in (for the lock/config)."""
-        return dataclasses.replace(self.config, vocab_size=self.vocab_size, padded_vocab_size=self.padded_vocab_size)
 
     # -- training and files --------------------------------------------------------------------
 
@@ -274,9 +237,6 @@ class BPETokenizer:
         """Text of ``ids`` (byte-level, so any id sequence decodes; broken UTF-8 shows as U+FFFD)."""
         return self.hf.decode(list(ids), skip_special_tokens=skip_special)
 
-    def id_to_token(self, index: int) -> str | None:
-        return self.hf.id_to_token(index)
-
     def token_bytes(self, index: int) -> bytes:
         """The UTF-8 bytes token ``index`` stands for (b"" for special tokens); bits-per-byte counts these."""
         if self._bytes is None:
@@ -292,19 +252,6 @@ class BPETokenizer:
 
     # -- model side ----------------------------------------------------------------------------
 
-    def embedding(self, embed_dim: int) -> Any:
-        """A fresh ``nn.Embedding(padded_vocab_size, embed_dim)`` initialised N(0, 0.02)."""
-        import torch  # deferred: encoding-only users do not pay for torch
-        from torch import nn
-
-        table = nn.Embedding(self.padded_vocab_size, embed_dim)
-        with torch.no_grad():
-            nn.init.normal_(table.weight, mean=0.0, std=0.02)
-        # Objectives read these when their own config leaves them unset (padding, masked-LM).
-        table.pad_id = self.pad_id  # type: ignore[assignment]
-        table.mask_id = self.mask_id  # type: ignore[assignment]
-        return table
-
     def __getstate__(self) -> dict[str, Any]:
         # Picklable for worker processes: the tokenizer travels as its JSON text.
         return {"config": self.config, "json": self.to_json() if self._tok is not None else None}
@@ -316,10 +263,6 @@ class BPETokenizer:
         self._bytes = None
         if state["json"] is not None:
             self._set(Tokenizer.from_str(state["json"]))
-
-    def __repr__(self) -> str:
-        state = f"vocab_size={self.vocab_size}" if self.trained else "untrained"
-        return f"<BPETokenizer {state} padded={self.padded_vocab_size}>"
 
 
 def build_bpe(config: BPEConfig) -> BPETokenizer:

@@ -53,10 +53,8 @@ class BPEConfig(HubSource):
     def __post_init__(self) -> None:
         # A given file decides the vocabulary: read its size now (json only), so composing wires the true
         # size into the objective and `check` shows it. An unreadable file is reported when it is built.
-        if self.path is not None and self.hub is not None:
-            raise ValueError("option 'path' or 'hub': bpe reads a local `path` or pulls from a `hub` repo; give one "
-                             "of them, not both")
-        source = self.path if self.path is not None else self.cached_file()
+        self.check_source("bpe", self.path is not None, required=False)
+        source = self.path if self.path is not None else self.cached_file("tokenizer.json")
         if source is not None:
             from registry_llm.tokenizers.vocab_files import vocab_size_of
 
@@ -64,15 +62,6 @@ class BPEConfig(HubSource):
             size = vocab_size_of(source, [t for t in specials if t])
             if size is not None:
                 self.vocab_size = size
-
-    def cached_file(self) -> Path | None:
-        """The hub tokenizer file when huggingface_hub's cache already holds it (no network), else None."""
-        if self.hub is None:
-            return None
-        from registry_core.hub import cached
-
-        return cached(self.hub, (self.files or ("tokenizer.json",))[0], revision=self.revision,
-                      repo_type=self.repo_type)
 
 
 @dataclass
@@ -129,22 +118,12 @@ class WordPieceConfig(HubSource):
             raise ValueError(f"wordpiece special tokens must be non-empty and distinct, got {specials}")
         # A given file decides the vocabulary: read its size now (no `tokenizers`), so composing wires the true
         # size into the objective and `check` shows it. An unreadable file is reported when it is built.
-        if self.path is not None and self.hub is not None:
-            raise ValueError("option 'path' or 'hub': wordpiece reads a local `path` or pulls from a `hub` repo; give "
-                             "one of them, not both")
-        source = Path(self.path).expanduser() if self.path is not None else self.cached_file()
+        self.check_source("wordpiece", self.path is not None, required=False)
+        source = Path(self.path).expanduser() if self.path is not None else self.cached_file("vocab.txt")
         if source is not None:
             size = self._file_vocab_size(source, specials)
             if size is not None:
                 self.vocab_size = size
-
-    def cached_file(self) -> Path | None:
-        """The hub vocabulary file when huggingface_hub's cache already holds it (no network), else None."""
-        if self.hub is None:
-            return None
-        from registry_core.hub import cached
-
-        return cached(self.hub, (self.files or ("vocab.txt",))[0], revision=self.revision, repo_type=self.repo_type)
 
     def special_tokens(self) -> list[str]:
         """The five special tokens in the order training gives them ids: pad, unk, cls, sep, mask."""

@@ -19,8 +19,6 @@ transformers' MLM examples do), or ``add_special_tokens = false`` to pack ``doc 
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import json
 import os
 from collections.abc import Iterable, Sequence
@@ -31,6 +29,7 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 
 from registry_core import FileFormatError
 from registry_core.atomic import write_text
+from registry_llm.tokenizers._hf_tokenizer import HFTokenizer
 from registry_llm.tokenizers.specs import WordPieceConfig
 from registry_llm.tokenizers.text_pieces import PIECE_CHARS, text_pieces
 
@@ -154,9 +153,10 @@ def load_wordpiece(path: str | os.PathLike[str], config: WordPieceConfig) -> tup
     return _read_vocab_txt(path, config), path
 
 
-class WordPieceTokenizer:
+class WordPieceTokenizer(HFTokenizer):
     """WordPiece ids (with BERT's ``[CLS]`` / ``[SEP]``) on the data side, an ``nn.Embedding`` on the model side."""
 
+    name = "wordpiece"
     tokens: Literal["discrete"] = "discrete"
     #: Longest text encoded (or trained on) in one library call; longer ones go in pieces (text_pieces.py).
     piece_chars: int = PIECE_CHARS
@@ -202,35 +202,8 @@ class WordPieceTokenizer:
                 f"({tok.get_vocab_size()})"
             )
 
-    @property
-    def trained(self) -> bool:
-        return self._tok is not None
-
-    @property
-    def hf(self) -> Tokenizer:
-        """The underlying ``tokenizers.Tokenizer``; a clear error before training or loading."""
-        if self._tok is None:
-            raise RuntimeError("the wordpiece tokenizer has no vocabulary yet: call train(texts) or give path=")
-        return self._tok
-
-    @property
-    def vocab_size(self) -> int:
-        """The true vocabulary size (specials included); the training target before training."""
-        return self._tok.get_vocab_size() if self._tok is not None else self.config.vocab_size
-
-    @property
-    def padded_vocab_size(self) -> int:
-        """Rows of the embedding table: the vocabulary rounded up to ``pad_multiple`` (GPU-friendly shapes)."""
-        if self.config.padded_vocab_size is not None:
-            return self.config.padded_vocab_size
-        m = self.config.pad_multiple
-        return -(-self.vocab_size // m) * m
-
     def token_to_id(self, token: str) -> int | None:
         return self.hf.token_to_id(token)
-
-    def id_to_token(self, index: int) -> str | None:
-        return self.hf.id_to_token(index)
 
     @property
     def cls_id(self) -> int:
@@ -266,19 +239,6 @@ class WordPieceTokenizer:
         index = self.hf.token_to_id(token)
         assert index is not None, token  # _set added every special token
         return index
-
-    def to_json(self) -> str:
-        """The tokenizer.json text that ``save`` writes (and that ``sha256`` hashes)."""
-        return self.hf.to_str()
-
-    @property
-    def sha256(self) -> str:
-        """sha256 of the saved tokenizer.json content; recorded in shard manifests and the pipeline lock."""
-        return hashlib.sha256(self.to_json().encode("utf-8")).hexdigest()
-
-    def resolved_config(self) -> WordPieceConfig:
-        """The config with the true ``vocab_size`` and ``padded_vocab_size`` filled in (for the lock/config)."""
-        return dataclasses.replace(self.config, vocab_size=self.vocab_size, padded_vocab_size=self.padded_vocab_size)
 
     def files(self) -> list[Path]:
         """The tokenizer file read (its sha256 goes into the pipeline lock); [] for a tokenizer trained here."""
@@ -380,19 +340,6 @@ class WordPieceTokenizer:
 
     # -- model side ----------------------------------------------------------------------------
 
-    def embedding(self, embed_dim: int) -> Any:
-        """A fresh ``nn.Embedding(padded_vocab_size, embed_dim)`` initialised N(0, 0.02)."""
-        import torch  # deferred: encoding-only users do not pay for torch
-        from torch import nn
-
-        table = nn.Embedding(self.padded_vocab_size, embed_dim)
-        with torch.no_grad():
-            nn.init.normal_(table.weight, mean=0.0, std=0.02)
-        # Objectives read these when their own config leaves them unset (padding, masked-LM).
-        table.pad_id = self.pad_id  # type: ignore[assignment]
-        table.mask_id = self.mask_id  # type: ignore[assignment]
-        return table
-
     def __getstate__(self) -> dict[str, Any]:
         # Picklable for worker processes: the tokenizer travels as its JSON text.
         return {"config": self.config, "file": self._file, "json": self.to_json() if self._tok is not None else None}
@@ -403,10 +350,6 @@ class WordPieceTokenizer:
         self._tok = None
         if state["json"] is not None:
             self._set(Tokenizer.from_str(state["json"]))
-
-    def __repr__(self) -> str:
-        state = f"vocab_size={self.vocab_size}" if self.trained else "untrained"
-        return f"<WordPieceTokenizer {state} padded={self.padded_vocab_size}>"
 
 
 def build_wordpiece(config: WordPieceConfig) -> WordPieceTokenizer:

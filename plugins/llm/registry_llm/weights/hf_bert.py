@@ -9,7 +9,6 @@ skipped; the decoder matrix is the word embedding (tied), which is checked.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -19,9 +18,9 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from registry_core.atomic import atomic_path, write_json
-from registry_core.choices import Activation
 from registry_core.interfaces import ModelParts
 from registry_core.nn import KeyRule, KeyTable, load_parts, part_tensors
+from registry_llm.weights._hf_config import CONFIG_FILE, HF_ACTIVATIONS, hf_activation_name, read_hf_config
 from registry_llm.weights.specs import HF_BERT_FILES, HFBertConfig
 
 if TYPE_CHECKING:
@@ -29,13 +28,8 @@ if TYPE_CHECKING:
 
 __all__ = ["BERT_KEYS", "HFBertWeights", "bert_options", "build", "export_hf_bert", "export_run"]
 
-CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
-#: BERT ``hidden_act`` names and ours.
-_ACTIVATIONS: dict[str, Activation] = {"gelu": "gelu", "gelu_new": "gelu-tanh", "gelu_pytorch_tanh": "gelu-tanh",
-                                       "relu": "relu", "silu": "silu", "swish": "silu"}
-
 _LAYER: Final = "bert.encoder.layer.{i}."
 #: BERT's names <-> ours (``bert.`` is optional: a ``BertModel`` checkpoint has none).
 BERT_KEYS: Final = KeyTable(
@@ -75,21 +69,11 @@ BERT_KEYS: Final = KeyTable(
 
 
 def _read_config(folder: Path) -> dict[str, Any]:
+    cfg = read_hf_config(folder, who="hf-bert", family="BERT", model_type="bert",
+                         ints=("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+                               "vocab_size", "max_position_embeddings"),
+                         activation_key="hidden_act", activation_default="gelu")
     path = folder / CONFIG_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"hf-bert: {path} is missing; expected a Hugging Face BERT folder with {CONFIG_FILE}")
-    try:
-        cfg: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"hf-bert: {path} is not valid JSON: {exc}") from None
-    if cfg.get("model_type", "bert") != "bert":
-        raise ValueError(f"hf-bert: {path} has model_type {cfg.get('model_type')!r}, expected 'bert'")
-    for key in ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "vocab_size",
-                "max_position_embeddings"):
-        if not isinstance(cfg.get(key), int):
-            raise ValueError(f"hf-bert: {path} lacks integer {key!r}")
-    if cfg.get("hidden_act", "gelu") not in _ACTIVATIONS:
-        raise ValueError(f"hf-bert: {path} has hidden_act {cfg.get('hidden_act')!r}; supported: {', '.join(_ACTIVATIONS)}")
     if cfg.get("position_embedding_type", "absolute") != "absolute":
         raise ValueError(f"hf-bert: {path} has position_embedding_type {cfg['position_embedding_type']!r}; only "
                          "'absolute' (a learned table) loads")
@@ -125,7 +109,7 @@ def bert_options(path: str | Path) -> dict[str, Any]:
         "depth": cfg["num_hidden_layers"],
         "heads": cfg["num_attention_heads"],
         "mlp_ratio": cfg["intermediate_size"] / cfg["hidden_size"],
-        "activation": _ACTIVATIONS[cfg.get("hidden_act", "gelu")],
+        "activation": HF_ACTIVATIONS[cfg.get("hidden_act", "gelu")],
         "layer_norm_eps": float(cfg.get("layer_norm_eps", 1e-12)),
         "max_positions": cfg["max_position_embeddings"],
         "type_vocab_size": int(cfg.get("type_vocab_size", 2)),
@@ -223,7 +207,7 @@ def export_hf_bert(parts: ModelParts, out_dir: str | Path, *, vocab_size: int | 
         "model_type": "bert", "architectures": ["BertForMaskedLM"], "vocab_size": vocab,
         "hidden_size": backbone.embed_dim, "num_hidden_layers": backbone.depth,
         "num_attention_heads": backbone.heads, "intermediate_size": first.mlp.fc.out_features,
-        "hidden_act": next(theirs for theirs, o in _ACTIVATIONS.items() if o == activation),
+        "hidden_act": hf_activation_name(activation),
         "max_position_embeddings": int(parts.positional.weight.shape[0]),
         "type_vocab_size": int(getattr(backbone, "type_vocab_size", 0)) or 1,
         "layer_norm_eps": float(backbone.eps), "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0,

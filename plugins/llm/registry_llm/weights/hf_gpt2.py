@@ -7,7 +7,6 @@ head is the token embedding (tied). Tensors are read and written with safetensor
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -17,9 +16,9 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from registry_core.atomic import atomic_path, write_json
-from registry_core.choices import Activation
 from registry_core.interfaces import ModelParts
 from registry_core.nn import KeyRule, KeyTable, load_parts, part_tensors
+from registry_llm.weights._hf_config import CONFIG_FILE, HF_ACTIVATIONS, hf_activation_name, read_hf_config
 from registry_llm.weights.specs import HF_GPT2_FILES, HFGPT2Config
 
 if TYPE_CHECKING:
@@ -27,13 +26,9 @@ if TYPE_CHECKING:
 
 __all__ = ["GPT2_KEYS", "HFGPT2Weights", "build", "export_hf_gpt2", "export_run", "gpt_options", "pipeline_options"]
 
-CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json")
 
-#: GPT-2 ``activation_function`` names and ours.
-_ACTIVATIONS: dict[str, Activation] = {"gelu_new": "gelu-tanh", "gelu_pytorch_tanh": "gelu-tanh", "gelu": "gelu",
-                                       "relu": "relu", "silu": "silu", "swish": "silu"}
 
 
 #: GPT-2's names (``transformer.`` optional) <-> ours; Conv1D weights are the transpose of nn.Linear's.
@@ -66,21 +61,10 @@ GPT2_KEYS: Final = KeyTable(
 
 
 def _read_config(folder: Path) -> dict[str, Any]:
+    cfg = read_hf_config(folder, who="hf-gpt2", family="GPT-2", model_type="gpt2",
+                         ints=("n_embd", "n_layer", "n_head", "n_positions", "vocab_size"),
+                         activation_key="activation_function", activation_default="gelu_new")
     path = folder / CONFIG_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"hf-gpt2: {path} is missing; expected a Hugging Face GPT-2 folder with {CONFIG_FILE}")
-    try:
-        cfg: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"hf-gpt2: {path} is not valid JSON: {exc}") from None
-    if cfg.get("model_type", "gpt2") != "gpt2":
-        raise ValueError(f"hf-gpt2: {path} has model_type {cfg.get('model_type')!r}, expected 'gpt2'")
-    for key in ("n_embd", "n_layer", "n_head", "n_positions", "vocab_size"):
-        if not isinstance(cfg.get(key), int):
-            raise ValueError(f"hf-gpt2: {path} lacks integer {key!r}")
-    act = cfg.get("activation_function", "gelu_new")
-    if act not in _ACTIVATIONS:
-        raise ValueError(f"hf-gpt2: {path} has activation_function {act!r}; supported: {', '.join(_ACTIVATIONS)}")
     for flag in ("scale_attn_by_inverse_layer_idx", "reorder_and_upcast_attn"):
         if cfg.get(flag):
             raise ValueError(f"hf-gpt2: {path} sets {flag}=true, which the gpt backbone does not implement")
@@ -101,7 +85,7 @@ def gpt_options(path: str | Path) -> dict[str, Any]:
         "heads": cfg["n_head"],
         "max_positions": cfg["n_positions"],
         "mlp_ratio": n_inner / cfg["n_embd"],
-        "activation": _ACTIVATIONS[cfg.get("activation_function", "gelu_new")],
+        "activation": HF_ACTIVATIONS[cfg.get("activation_function", "gelu_new")],
         "layer_norm_eps": float(cfg.get("layer_norm_epsilon", 1e-5)),
         "bias": True,
         "dropout": 0.0,
@@ -155,7 +139,7 @@ class HFGPT2Weights:
             "heads": cfg["n_head"],
             "max_positions": cfg["n_positions"],
             "vocab_size": cfg["vocab_size"],
-            "activation": _ACTIVATIONS[cfg.get("activation_function", "gelu_new")],
+            "activation": HF_ACTIVATIONS[cfg.get("activation_function", "gelu_new")],
             "tokenizer_files": tokenizer,
         }
 
@@ -228,7 +212,7 @@ def export_hf_gpt2(
     if not getattr(backbone, "causal", False):
         raise ValueError("export_hf_gpt2: the backbone is not causal; GPT-2 is a decoder")
     activation = getattr(backbone, "activation", "gelu-tanh")
-    hf_act = next(theirs for theirs, ours in _ACTIVATIONS.items() if ours == activation)  # the first HF name of ours
+    hf_act = hf_activation_name(activation)
     embed = _param(parts.embed, "weight", "the token embedding")
     wpe = _param(parts.positional, "weight", "the positional encoder (must be 'learned')")
     vocab = vocab_size or embed.shape[0]
