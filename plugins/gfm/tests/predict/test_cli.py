@@ -16,7 +16,6 @@ import torch
 from rasterio.transform import Affine
 from torch import nn
 
-from registry_core import compose
 from registry_core.cli import main
 from registry_gfm.cube.reader import open_cube
 from registry_gfm.predict import (
@@ -34,21 +33,6 @@ pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 LSAT7_BANDS = ["blue", "green", "red", "nir08", "swir16", "swir22"]
 TRANSFORM = Affine(30.0, 0.0, 630000.0, 0.0, -30.0, 228000.0)
-
-
-@pytest.fixture(scope="module")
-def mae_run(lsat7_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A run folder without a head: an untrained tiny MAE (patch 8, 16-wide ViT) saved as `run` saves one."""
-    config = {
-        "data": {"use": "zarr-chips", "store": str(lsat7_store), "chip_size": 32, "sampling": "random",
-                 "samples_per_epoch": 16, "val_fraction": 0.3, "min_valid": 0.5, "bands": LSAT7_BANDS},
-        "tokenizer": {"use": "patch", "patch_size": 8},
-        "positional": {"use": "sincos-2d"},
-        "backbone": {"use": "vit", "embed_dim": 16, "depth": 1, "heads": 2},
-        "objective": {"use": "mae", "mask_ratio": 0.75, "decoder_dim": 16, "decoder_depth": 1, "decoder_heads": 2},
-        "train": {"steps": 1, "batch_size": 4, "seed": 0},
-    }
-    return compose(config).build().save(tmp_path_factory.mktemp("runs") / "mae")
 
 
 def write_tif(path: Path, data: np.ndarray, names: list[str], crs: str | None = "EPSG:32119") -> Path:

@@ -36,7 +36,6 @@ import rasterio
 import torch
 from rasterio.transform import Affine
 
-from registry_core import compose
 from registry_core.pipeline._toml import dumps
 from registry_core.testing import one_error_line, run_cli, sigint_as_in_a_terminal
 from registry_gfm.cube.reader import open_cube
@@ -46,21 +45,6 @@ pytestmark = pytest.mark.usefixtures("torch_one_thread")
 LSAT7_BANDS = ["blue", "green", "red", "nir08", "swir16", "swir22"]
 #: Options that make a predict of the datacube take seconds after its first block (see the module docstring).
 SLOW = ["--tile", "16", "--overlap", "8", "--block-size", "64", "--batch-size", "1"]
-
-
-@pytest.fixture(scope="module")
-def mae_run(lsat7_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A run folder without a head (an untrained tiny MAE, patch 8): predict writes its embeddings."""
-    config = {
-        "data": {"use": "zarr-chips", "store": str(lsat7_store), "chip_size": 32, "sampling": "random",
-                 "samples_per_epoch": 16, "val_fraction": 0.3, "min_valid": 0.5, "bands": LSAT7_BANDS},
-        "tokenizer": {"use": "patch", "patch_size": 8},
-        "positional": {"use": "sincos-2d"},
-        "backbone": {"use": "vit", "embed_dim": 16, "depth": 1, "heads": 2},
-        "objective": {"use": "mae", "mask_ratio": 0.75, "decoder_dim": 16, "decoder_depth": 1, "decoder_heads": 2},
-        "train": {"steps": 1, "batch_size": 4, "seed": 0},
-    }
-    return compose(config).build().save(tmp_path_factory.mktemp("runs") / "mae")
 
 
 @pytest.fixture(scope="module")
