@@ -13,6 +13,7 @@ import argparse
 import os
 import sys
 import traceback
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Any, Final, NoReturn
 from registry_core._errors import ConfigError, RegistryCoreError, UsageError
 from registry_core.cli._render import print_json
 
-__all__ = ["DEBUG_ENV", "CliParser", "ErrorBoundary", "add_global_flags"]
+__all__ = ["DEBUG_ENV", "CliParser", "ErrorBoundary", "add_global_flags", "ignore_unawaited_coroutines"]
 
 #: Set to 1 (or any value but "", "0", "false", "no") to print the traceback of every error.
 DEBUG_ENV: Final = "REGISTRY_CORE_DEBUG"
@@ -46,6 +47,12 @@ def add_global_flags(parser: argparse.ArgumentParser, top: bool = False) -> None
     if "--debug" not in known:
         parser.add_argument("--debug", action="store_true", default=default,
                             help=f"print the traceback of an error (also: {DEBUG_ENV}=1)")
+
+
+def ignore_unawaited_coroutines() -> None:
+    """Ctrl-C mid-write leaves the coroutines of an async store (zarr) unawaited, and Python reports each one when
+    it collects it (in the command or at exit): after `error: interrupted`, nothing more is said of them."""
+    warnings.filterwarnings("ignore", message=r"coroutine .* was never awaited", category=RuntimeWarning)
 
 
 def _env_debug() -> bool:
@@ -129,6 +136,7 @@ class ErrorBoundary:
             return 0
         if isinstance(exc, KeyboardInterrupt):
             code = INTERRUPTED
+            ignore_unawaited_coroutines()
         else:
             code = exc.exit_code if isinstance(exc, RegistryCoreError) else 1
         if self.debug:

@@ -19,7 +19,13 @@ from registry_core._registry import Registry, get_registry
 from registry_core._spec import ComponentSpec
 from registry_core._suggestions import close_matches
 from registry_core.cli._commands import BUILTIN_COMMANDS, CommandParser, add_commands
-from registry_core.cli._errors import CliParser, ErrorBoundary, add_global_flags
+from registry_core.cli._errors import (
+    INTERRUPTED,
+    CliParser,
+    ErrorBoundary,
+    add_global_flags,
+    ignore_unawaited_coroutines,
+)
 from registry_core.cli._records import show_record as _show_record
 from registry_core.cli._render import json_stdout, print_json, print_table
 from registry_core.cli._run import add_pipeline_commands
@@ -268,7 +274,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Parse and run one command; every error it raises is reported by the one boundary (``registry_core.cli._errors``)."""
     with warnings.catch_warnings():
         warnings.showwarning = _show_warning  # not Python's file, line and source: one line per warning
-        return _main(list(sys.argv[1:] if argv is None else argv))
+        code = _main(list(sys.argv[1:] if argv is None else argv))
+    if code == INTERRUPTED:
+        ignore_unawaited_coroutines()  # again outside catch_warnings: for those collected at exit
+    return code
 
 
 def _main(words: list[str]) -> int:

@@ -160,3 +160,26 @@ def test_export_report_and_docs_are_declared_as_plugins_declare_commands() -> No
     assert all(c.name in CORE_COMMANDS and c.plugin is None for c in BUILTIN_COMMANDS)
     out = cli("report", "--help")
     assert out.returncode == 0 and "Write OUT/index.html" in " ".join(out.stdout.split())
+
+
+INTERRUPTED_IMPL = """
+import asyncio
+
+def add_arguments(parser):
+    pass
+
+async def _write():
+    await asyncio.sleep(0)
+
+def hello(args):
+    pending = _write()  # what Ctrl-C leaves behind mid-write in an async store: a coroutine never awaited
+    raise KeyboardInterrupt
+"""
+
+
+def test_ctrl_c_ends_in_one_line_even_with_unawaited_coroutines(make_dist, site_dir: Path) -> None:
+    (site_dir / "rc_interrupted_impl.py").write_text(INTERRUPTED_IMPL)
+    make_dist("interrupted", PLUGIN.format(name="stopme", impl="rc_interrupted_impl"))
+    out = cli("stopme")
+    assert out.returncode == 130
+    assert out.stderr.splitlines() == ["error: interrupted"], out.stderr
