@@ -23,7 +23,7 @@ from registry_core._errors import (
 from registry_core._kinds import CORE_KINDS
 from registry_core._registry import ConflictError, PluginInfo, Registry, get_registry
 from registry_core._schema import FieldInfo, describe_fields
-from registry_core._spec import Card, CommandSpec, ComponentSpec, KindSpec, ModalitySpec, PortSpec, option
+from registry_core._spec import Card, CommandSpec, ComponentSpec, KindSpec, ModalitySpec, PortSpec, StacCard, option
 from registry_core.choices import TransformerOptions
 from registry_core.hookspecs import hookimpl, hookspec
 
@@ -81,6 +81,7 @@ __all__ = [
     "PortSpec",
     "Registry",
     "RegistryCoreError",
+    "StacCard",
     "TrainConfig",
     "TransformerOptions",
     "UsageError",

@@ -27,6 +27,7 @@ from registry_core._spec import (
     KindSpec,
     ModalitySpec,
     PortSpec,
+    StacCard,
     check_command,
     check_modality,
     check_port,
@@ -376,8 +377,11 @@ class Registry:
     @staticmethod
     def _check_card(label: str, spec: ComponentSpec) -> None:
         card = spec.card
+        if isinstance(card, StacCard):
+            Registry._check_stac_card(label, spec, card)
+            return
         if not isinstance(card, Card):
-            raise PluginError(f"{label}: card must be a registry_core.Card, got {type(card).__name__}")
+            raise PluginError(f"{label}: card must be a registry_core.Card or StacCard, got {type(card).__name__}")
         if not isinstance(card.repo, str) or card.repo.count("/") != 1 or not all(card.repo.split("/")):
             raise PluginError(f"{label}: card repo {card.repo!r} must be a hub repo id 'owner/name'")
         if not card.files or not all(isinstance(f, str) and f and not f.startswith("/") and ".." not in f.split("/")
@@ -387,6 +391,20 @@ class Registry:
             raise PluginError(f"{label}: card repo_type must be 'model' or 'dataset', got {card.repo_type!r}")
         if spec.config is None:
             raise PluginError(f"{label}: a card needs its loader's config schema (with hub, files, revision options)")
+
+    @staticmethod
+    def _check_stac_card(label: str, spec: ComponentSpec, card: StacCard) -> None:
+        if not isinstance(card.catalog, str) or not card.catalog.startswith(("http://", "https://")):
+            raise PluginError(f"{label}: STAC card catalog {card.catalog!r} must be a STAC API URL (http or https)")
+        if not isinstance(card.collection, str) or not card.collection:
+            raise PluginError(f"{label}: STAC card collection must be a collection id, got {card.collection!r}")
+        if card.signing not in (None, "planetary-computer"):
+            raise PluginError(f"{label}: STAC card signing must be None or 'planetary-computer', got {card.signing!r}")
+        if card.credentials not in (None, "earthdata", "aws-requester-pays"):
+            raise PluginError(f"{label}: STAC card credentials must be None, 'earthdata' or 'aws-requester-pays', "
+                              f"got {card.credentials!r}")
+        if spec.config is None:
+            raise PluginError(f"{label}: a STAC card needs its source's config schema (catalog, collections options)")
 
     def _collect_components(self, plugin: str) -> None:
         info = self._plugins[plugin]

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, Union
 
 from registry_core._errors import ConfigError, ConfigIssue
-from registry_core._spec import CARD_IDENTITY, ComponentSpec
+from registry_core._spec import Card, ComponentSpec
 from registry_core._suggestions import nearest
 from registry_core._targets import load_target
 
@@ -310,10 +310,12 @@ def with_card(spec: ComponentSpec, options: Mapping[str, Any], slot: str) -> tup
     def same(a: Any, b: Any) -> bool:  # a tuple of files given in Python is the card's list
         return (list(a) == list(b)) if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) else a == b
 
+    other = ("For another repo or file use its loader with hub = ..." if isinstance(spec.card, Card) else
+             "For another collection use its source with catalog and collections")
     issues = [
-        ConfigIssue(slot, key, f"{spec.id} is the card of {spec.card.repo}; its {key!r} is fixed "
-                               f"({base[key]!r}). For another repo or file use its loader with hub = ...")
-        for key in CARD_IDENTITY if key in options and not same(options[key], base[key])
+        ConfigIssue(slot, key, f"{spec.id} is the card of {spec.card.where}; its {key!r} is fixed "
+                               f"({base[key]!r}). {other}")
+        for key in spec.card.identity if key in options and not same(options[key], base[key])
     ]
     return {**base, **options}, issues
 

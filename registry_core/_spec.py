@@ -9,7 +9,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Final, TypeVar
+from typing import Any, ClassVar, Final, TypeVar
 
 from registry_core._errors import PluginError
 
@@ -20,6 +20,7 @@ __all__ = [
     "KindSpec",
     "ModalitySpec",
     "PortSpec",
+    "StacCard",
     "check_command",
     "check_modality",
     "check_port",
@@ -38,8 +39,6 @@ def _frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return MappingProxyType(dict(value or {}))
 
 
-#: The options of a hub loader a card fixes: which repo and files it is (a card with others is another card).
-CARD_IDENTITY: Final = ("hub", "files", "repo_type")
 #: Every option that says where a hub loader's files come from (``registry_core.choices.HubSource``).
 CARD_SOURCE: Final = ("hub", "files", "revision", "repo_type", "sha256")
 
@@ -82,6 +81,19 @@ class Card:
         object.__setattr__(self, "preprocessing", _frozen_mapping(self.preprocessing))
         object.__setattr__(self, "options", _frozen_mapping(self.options))
 
+    #: The loader options that say which thing this is (changing one names another repo: use the loader itself).
+    identity: ClassVar[tuple[str, ...]] = ("hub", "files", "repo_type")
+
+    @property
+    def where(self) -> str:
+        """Where the thing lives, in one word (``list``'s column, messages): the hub repo id."""
+        return self.repo
+
+    @property
+    def category(self) -> str:
+        """``"model"`` or ``"dataset"``."""
+        return self.repo_type
+
     def loader_options(self) -> dict[str, Any]:
         """The options this card gives its loader: the identity ones, the revision, the hashes and ``options``."""
         return {"hub": self.repo, "files": list(self.files), "revision": self.revision,
@@ -92,6 +104,62 @@ class Card:
         return {"repo": self.repo, "files": list(self.files), "revision": self.revision, "repo_type": self.repo_type,
                 "sha256": dict(self.sha256), "licence": self.licence, "params": self.params, "source": self.source,
                 "gated": self.gated, "preprocessing": copy.deepcopy(dict(self.preprocessing)),
+                "options": copy.deepcopy(dict(self.options))}
+
+
+@dataclass(frozen=True)
+class StacCard:
+    """A named STAC collection behind an API (Sentinel-2 L2A on Earth Search), as data: the API, the collection,
+    what its items hold and what reading their assets needs. Reading a card imports nothing and touches no network.
+
+    A spec with a STAC card is a preset of its STAC data source (same ``target`` and ``config``): building it
+    passes ``catalog``, ``collections``, ``signing``, ``credentials`` and ``options`` to the source; the user adds
+    the area and dates. ``catalog`` may be changed (a mirror of the same API); the collection may not.
+    """
+
+    #: The STAC API's root URL, e.g. ``"https://earth-search.aws.element84.com/v1"``.
+    catalog: str
+    #: The collection id at that API, e.g. ``"sentinel-2-l2a"``.
+    collection: str
+    #: What the collection's data may be used for (a licence id or the provider's terms, by name).
+    licence: str | None = None
+    #: Where the collection is described (the provider's page).
+    source: str | None = None
+    #: How to cite it.
+    citation: str | None = None
+    #: How asset links are made readable: ``None`` (public) or ``"planetary-computer"`` (SAS tokens).
+    signing: str | None = None
+    #: Credentials reading the assets needs: ``None``, ``"earthdata"`` (NASA) or ``"aws-requester-pays"``.
+    credentials: str | None = None
+    #: What the items hold, as data: sensor, bands (asset key -> catalog band), resolution, cloud mask, scale/offset.
+    about: Mapping[str, Any] = field(default_factory=dict)
+    #: Further options of the source this card sets (bands, cloud mask, resolution); a user may change them.
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    identity: ClassVar[tuple[str, ...]] = ("collections",)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "about", _frozen_mapping(self.about))
+        object.__setattr__(self, "options", _frozen_mapping(self.options))
+
+    @property
+    def where(self) -> str:
+        return f"{self.catalog} {self.collection}"
+
+    @property
+    def category(self) -> str:
+        return "dataset"
+
+    def loader_options(self) -> dict[str, Any]:
+        """The options this card gives its source: the API, the collection, signing, credentials and ``options``."""
+        return {"catalog": self.catalog, "collections": [self.collection], "signing": self.signing or "none",
+                "credentials": self.credentials or "none", **copy.deepcopy(dict(self.options))}
+
+    def as_dict(self) -> dict[str, Any]:
+        """The card as plain data (``show --json``, the docs' card table)."""
+        return {"catalog": self.catalog, "collection": self.collection, "licence": self.licence,
+                "source": self.source, "citation": self.citation, "signing": self.signing,
+                "credentials": self.credentials, "about": copy.deepcopy(dict(self.about)),
                 "options": copy.deepcopy(dict(self.options))}
 
 
@@ -126,9 +194,9 @@ class ComponentSpec:
     #: ``"module:attr"`` of ``(pipeline, out_dir) -> Path`` writing a trained pipeline in this format, imported
     #: only when used (``python -m registry_core export RUN --to NAME OUT``); a weights component's way back out.
     exporter: str | None = None
-    #: A named real thing this entry is (a pretrained model): a preset of its loader, whose ``target`` and
-    #: ``config`` it shares. Listed with the tag ``pretrained``.
-    card: Card | None = None
+    #: A named real thing this entry is (a pretrained model, a dataset on a hub, a STAC collection): a preset of
+    #: its loader, whose ``target`` and ``config`` it shares. Tagged ``pretrained`` (models) or ``dataset``.
+    card: Card | StacCard | None = None
     #: Filled in by the registry: the entry-point name of the providing plugin.
     plugin: str | None = None
     #: Filled in by the registry: the providing distribution and its version.
@@ -138,8 +206,9 @@ class ComponentSpec:
     def __post_init__(self) -> None:
         # Keep the spec immutable all the way down, so a registry can hand it out freely.
         tags = tuple(self.tags)
-        if self.card is not None and "pretrained" not in tags:
-            tags += ("pretrained",)
+        if self.card is not None:  # a model card is "pretrained", a dataset card a "dataset"
+            tag = "pretrained" if self.card.category == "model" else "dataset"
+            tags += () if tag in tags else (tag,)
         object.__setattr__(self, "tags", tags)
         object.__setattr__(self, "provides", _frozen_mapping(self.provides))
         object.__setattr__(self, "requires", _frozen_mapping(self.requires))

@@ -16,7 +16,7 @@ from typing import Any
 from registry_core._errors import NotFoundError, UsageError
 from registry_core._kinds import CORE_COMMANDS
 from registry_core._registry import Registry, get_registry
-from registry_core._spec import ComponentSpec
+from registry_core._spec import ComponentSpec, StacCard
 from registry_core._suggestions import close_matches
 from registry_core.cli._commands import BUILTIN_COMMANDS, CommandParser, add_commands
 from registry_core.cli._errors import (
@@ -91,17 +91,35 @@ def cmd_list(args: argparse.Namespace) -> int:
         rows = [[s.id, s.modality, f"{s.distribution or s.plugin} {s.version or ''}".strip(), s.summary + _mark(reg, s)]
                 for s in group]
         headers = ["id", "modality", "provider", "summary"]
-        if any(s.card is not None for s in group):  # cards: the hub repo each one names
-            rows = [[*row[:1], s.card.repo if s.card is not None else "", *row[1:]] for row, s in zip(rows, group)]
-            headers.insert(1, "hub repo")
+        if any(s.card is not None for s in group):  # cards: the hub repo (or STAC API and collection) each names
+            rows = [[*row[:1], s.card.where if s.card is not None else "", *row[1:]] for row, s in zip(rows, group)]
+            headers.insert(1, "source")
         print_table(rows, headers, title=kind)
     return 0
+
+
+def _print_stac_card(spec: ComponentSpec, card: StacCard) -> None:
+    """A STAC card's lines of ``show``: the API and collection, what its items hold, what reading them needs."""
+    print(f"  card:        collection {card.collection} of the STAC API {card.catalog}")
+    facts = {"licence": card.licence, "source": card.source, "citation": card.citation,
+             "signing": {"planetary-computer": "asset links signed by planetary-computer (registry-gfm[planetary-"
+                         "computer])"}.get(card.signing or ""),
+             "credentials": {"earthdata": "NASA Earthdata login: EARTHDATA_TOKEN or a ~/.netrc entry for "
+                             "urs.earthdata.nasa.gov", "aws-requester-pays": "AWS credentials (the bucket is "
+                             "requester-pays: reads are billed to you)"}.get(card.credentials or "")}
+    for key, value in [*facts.items(), *card.about.items()]:
+        if value is not None:
+            print(f"    {key + ':':15} {value}")
+    print(f"    pull:           python -m registry_core pull {spec.name} --bbox W S E N --datetime START/END")
 
 
 def _print_card(spec: ComponentSpec) -> None:
     """The card's lines of ``show``: where the model lives and what it needs, read from the spec alone."""
     card = spec.card
     assert card is not None
+    if isinstance(card, StacCard):
+        _print_stac_card(spec, card)
+        return
     print(f"  card:        {card.repo} ({card.repo_type} repo) at {card.revision}"
           + ("  [gated: needs HF_TOKEN]" if card.gated else ""))
     for name in card.files:

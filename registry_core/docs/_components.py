@@ -11,7 +11,7 @@ from typing import Any
 
 from registry_core._kinds import CORE_COMMANDS, CORE_DISTRIBUTION
 from registry_core._registry import Registry
-from registry_core._spec import ComponentSpec
+from registry_core._spec import ComponentSpec, StacCard
 from registry_core.cli._records import show_record
 from registry_core.docs._markdown import code, literal, options_table, page, table
 from registry_core.pipeline._compose import LIST_SLOTS, SLOTS
@@ -62,10 +62,25 @@ def _ports(title: str, ports: Mapping[str, Any], options: set[str], declared: Co
     return [f"**{title}**", "", *table(["port", "value"], rows), ""] if rows else []
 
 
+def _stac_card_section(spec: ComponentSpec, card: StacCard) -> list[str]:
+    """A STAC card's page part: the API and collection, what the items hold, what reading them needs."""
+    rows = [["STAC API", code(card.catalog)], ["collection", code(card.collection)],
+            ["licence", card.licence or "-"], ["source", card.source or "-"], ["citation", card.citation or "-"],
+            ["asset signing", code(card.signing) if card.signing else "no"],
+            ["credentials", code(card.credentials) if card.credentials else "none"]]
+    rows += [[key, literal(value)] for key, value in card.about.items()]
+    return ["## Card", "", f"A named STAC collection: the {code(spec.target.rpartition(':')[0])} source preset to it; "
+            "a pipeline adds the area (`bbox`) and dates (`datetime`). "
+            f"`python -m registry_core pull {spec.name} --bbox W S E N --datetime START/END` lists the items a "
+            "search finds, with their asset links.", "", *table(["", ""], rows), ""]
+
+
 def _card_section(spec: ComponentSpec) -> list[str]:
     """A card's page part: where the model lives, what it is, what it needs, and the command that pulls it."""
     card = spec.card
     assert card is not None
+    if isinstance(card, StacCard):
+        return _stac_card_section(spec, card)
     rows = [["hub repo", f"[{code(card.repo)}]({card.source})" if card.source else code(card.repo)],
             ["revision", code(card.revision)],
             ["files", ", ".join(code(f) + (f" (sha256 {code(card.sha256[f])})" if f in card.sha256 else "")
@@ -77,33 +92,42 @@ def _card_section(spec: ComponentSpec) -> list[str]:
             f"these files. Pull it with `python -m registry_core pull {spec.name}`.", "", *table(["", ""], rows), ""]
 
 
+def _card_rows(group: list[ComponentSpec], paths: Mapping[ComponentSpec, str], size: str) -> list[list[str]]:
+    out = []
+    for s in group:
+        card = s.card
+        assert card is not None
+        if isinstance(card, StacCard):
+            about = f"collection {code(card.collection)}"
+            where = code(card.catalog)
+        else:
+            about = f"{card.params:,}" if size == "params" and card.params else "-"
+            if size == "files":
+                about = ", ".join(code(f) for f in card.files)
+            where = code(card.repo)
+        out.append([f"[{code(s.name)}]({paths[s]})", s.kind, where, card.licence or "-", about, s.summary])
+    return out
+
+
+def datasets_table(specs: Sequence[ComponentSpec], paths: Mapping[ComponentSpec, str]) -> list[str]:
+    """The table of every dataset card (hub corpora and STAC collections): the cards page's and the README's."""
+    datasets = [s for s in specs if s.card is not None and s.card.category == "dataset"]
+    return table(["card", "kind", "source", "licence", "files / collection", "summary"],
+                 _card_rows(datasets, paths, "files")) or ["No dataset cards."]
+
+
 def cards_page(reg: Registry, specs: Sequence[ComponentSpec], paths: Mapping[ComponentSpec, str]) -> str:
     """Every card: the named pretrained models (and their tokenizers), then the named datasets; hub repos,
-    licences, sizes."""
-    cards = [s for s in specs if s.card is not None]
-    models = [s for s in cards if s.card is not None and s.card.repo_type == "model"]
-    datasets = [s for s in cards if s.card is not None and s.card.repo_type == "dataset"]
-
-    def rows(group: list[ComponentSpec], size: str) -> list[list[str]]:
-        out = []
-        for s in group:
-            assert s.card is not None
-            about = f"{s.card.params:,}" if size == "params" and s.card.params else "-"
-            if size == "files":
-                about = ", ".join(code(f) for f in s.card.files)
-            out.append([f"[{code(s.name)}]({paths[s]})", s.kind, code(s.card.repo), s.card.licence or "-", about,
-                        s.summary])
-        return out
-
+    STAC APIs, licences, sizes."""
+    models = [s for s in specs if s.card is not None and s.card.category == "model"]
     lines = ["# Pretrained models and datasets (cards)", "",
-             "Named pretrained models and datasets: each is a preset of a loader with its hub repo and files. "
-             "`python -m registry_core pull NAME` fetches one into huggingface_hub's cache; a pipeline naming it "
+             "Named pretrained models and datasets: each is a preset of a loader with where its data lives (a hub "
+             "repo and files, or a STAC API and collection). `python -m registry_core pull NAME` fetches a hub card "
+             "into huggingface_hub's cache, or lists what a STAC card's search finds; a pipeline naming a card "
              "pulls on build. Generated from the registry.", "", "## Pretrained models", "",
-             *(table(["card", "kind", "hub repo", "licence", "parameters", "summary"], rows(models, "params"))
+             *(table(["card", "kind", "hub repo", "licence", "parameters", "summary"], _card_rows(models, paths, "params"))
                or ["No model cards."]),
-             "", "## Datasets", "",
-             *(table(["card", "kind", "hub repo", "licence", "files", "summary"], rows(datasets, "files"))
-               or ["No dataset cards."])]
+             "", "## Datasets", "", *datasets_table(specs, paths)]
     return page(lines)
 
 

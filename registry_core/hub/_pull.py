@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
 from registry_core._errors import NotFoundError, RegistryCoreError
+from registry_core._spec import Card
 from registry_core._suggestions import close_matches
 from registry_core.atomic import sha256_file
 
@@ -302,14 +303,15 @@ def find_cards(registry: Registry, name: str) -> list[ComponentSpec]:
         return found
     near = close_matches(name, sorted({s.name for s in cards}))
     hint = f"; did you mean {', '.join(map(repr, near))}?" if near else ""
-    raise NotFoundError(f"no card named {name!r}{hint} (python -m registry_core list --tag pretrained lists them)")
+    raise NotFoundError(f"no card named {name!r}{hint} (python -m registry_core list --tag pretrained and --tag "
+                        "dataset list them)")
 
 
 def pull_card(spec: ComponentSpec, revision: str | None = None) -> Pulled:
     """The files of card ``spec`` at its revision (or ``revision``), checked against its published hashes."""
     card = spec.card
-    if card is None:
-        raise HubError(f"{spec.kind} {spec.id} is not a card: it names no hub repo")
+    if not isinstance(card, Card):
+        raise HubError(f"{spec.kind} {spec.id} is not a hub card: it names no hub repo")
     pinned = revision or card.revision
     if any(is_pattern(f) for f in card.files):  # a dataset's shards: the files the card's byte budget covers
         budget = card.options.get("max_bytes")

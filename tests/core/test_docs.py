@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from registry_core import Card
 from registry_core._registry import get_registry
 from registry_core.cli import build_parser, main
 from registry_core.docs import bundled_registry, reference_pages, write_pages
+from registry_core.docs._generate import README_BEGIN, README_END, readme_datasets, update_readme
 from registry_core.docs._markdown import HEADER
 
 REFERENCE = Path(__file__).resolve().parents[2] / "docs" / "reference"
@@ -147,5 +149,26 @@ def test_the_cards_page_lists_every_model_and_dataset_card() -> None:
     for spec in reg.list():
         if spec.card is None:
             continue
-        section = datasets if spec.card.repo_type == "dataset" else models
-        assert f"[`{spec.name}`](components/{spec.kind}/{spec.name}.md)" in section and spec.card.repo in section
+        section = datasets if spec.card.category == "dataset" else models
+        where = spec.card.repo if isinstance(spec.card, Card) else spec.card.catalog
+        assert f"[`{spec.name}`](components/{spec.kind}/{spec.name}.md)" in section and where in section
+
+
+def test_the_readme_datasets_table_is_current() -> None:
+    readme = (REFERENCE.parents[1] / "README.md").read_text(encoding="utf-8")
+    head, _, rest = readme.partition(README_BEGIN)
+    table_md, _, _ = rest.partition(README_END)
+    assert head and rest, "README.md lacks the generated datasets table's markers"
+    assert table_md.strip("\n") == readme_datasets(bundled_registry()), (
+        f"README.md's datasets table is out of date; refresh it with `{REFRESH} --readme README.md`")
+    assert "earth-search-s2-l2a" in table_md and "tinystories" in table_md
+
+
+def test_update_readme_needs_its_markers(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n")
+    with pytest.raises(ValueError, match="lacks the lines"):
+        update_readme(readme, "| a |")
+    readme.write_text(f"# x\n{README_BEGIN}\nold\n{README_END}\ntail\n")
+    assert update_readme(readme, "| new |") and readme.read_text() == f"# x\n{README_BEGIN}\n| new |\n{README_END}\ntail\n"
+    assert not update_readme(readme, "| new |")

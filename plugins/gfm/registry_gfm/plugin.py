@@ -9,6 +9,7 @@ from registry_gfm.backbones.specs import SPECS as BACKBONES
 from registry_gfm.chips.specs import SPECS as CHIPS
 from registry_gfm.evaluators.specs import SPECS as EVALUATORS
 from registry_gfm.heads.specs import SPECS as HEADS
+from registry_gfm.ingest.cards import SPECS as STAC_CARDS
 from registry_gfm.ingest.specs import KINDS
 from registry_gfm.ingest.specs import SPECS as INGEST
 from registry_gfm.objectives.specs import SPECS as OBJECTIVES
@@ -32,7 +33,7 @@ def registry_core_kinds() -> list[KindSpec]:
 
 @hookimpl
 def registry_core_components() -> list[ComponentSpec]:
-    return [*INGEST, *CHIPS, *TOKENIZERS, *POSITIONS, *BACKBONES, *OBJECTIVES, *HEADS, *EVALUATORS, *WEIGHTS, *PRITHVI_CARDS,
+    return [*INGEST, *STAC_CARDS, *CHIPS, *TOKENIZERS, *POSITIONS, *BACKBONES, *OBJECTIVES, *HEADS, *EVALUATORS, *WEIGHTS, *PRITHVI_CARDS,
             *RECIPES]
 
 

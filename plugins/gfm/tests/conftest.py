@@ -14,6 +14,7 @@ Everything is built once per test session (per xdist worker) under a temporary d
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import http.server
 import json
@@ -297,21 +298,30 @@ class _RangeHandler(http.server.SimpleHTTPRequestHandler):
         self._remaining = None
 
 
-@pytest.fixture(scope="session")
-def http_files(ingest_catalog: IngestCatalog) -> Iterator[str]:
-    """Base URL of an HTTP server (with range requests) over the catalog folder."""
-    root = str(ingest_catalog.root)
+@contextlib.contextmanager
+def serve_files(root: Path, handler: type[_RangeHandler] | None = None) -> Iterator[str]:
+    """Base URL of an HTTP server (with range requests) over ``root`` while the block runs."""
+    base = handler or _RangeHandler
 
-    class Handler(_RangeHandler):
+    class Handler(base):  # type: ignore[valid-type,misc]
         def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, directory=root, **kwargs)
+            super().__init__(*args, directory=str(root), **kwargs)
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="session")
+def http_files(ingest_catalog: IngestCatalog) -> Iterator[str]:
+    """Base URL of an HTTP server (with range requests) over the catalog folder."""
+    with serve_files(ingest_catalog.root) as url:
+        yield url
 
 
 def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
@@ -327,26 +337,16 @@ def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 20.0) -
     raise TimeoutError(f"server at {url} did not start in {timeout} s")
 
 
-@pytest.fixture(scope="session")
-def stac_api(ingest_catalog: IngestCatalog, http_files: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """URL of ``rustac serve`` holding every test collection, assets served by ``http_files``."""
+@contextlib.contextmanager
+def serve_stac(work: Path, collections: dict[str, list[dict[str, Any]]]) -> Iterator[str]:
+    """URL of ``rustac serve`` holding ``collections`` (id -> item dicts) while the block runs."""
     if not RUSTAC.exists():
         pytest.skip(f"rustac is not installed at {RUSTAC}")
-    work = tmp_path_factory.mktemp("rustac")
     hrefs = []
-    root = ingest_catalog.root
-    for name, items in ingest_catalog.items.items():
+    for name, features in collections.items():
         col = {"type": "Collection", "stac_version": "1.1.0", "id": name, "description": name, "license": "CC0-1.0",
                "extent": {"spatial": {"bbox": [[-180, -90, 180, 90]]}, "temporal": {"interval": [[None, None]]}},
                "links": []}
-        features = []
-        for item in items:
-            d = item.to_dict(include_self_link=False, transform_hrefs=False)
-            d["collection"] = name
-            d["links"] = []
-            for asset in d["assets"].values():
-                asset["href"] = f"{http_files}/{Path(asset['href']).relative_to(root).as_posix()}"
-            features.append(d)
         (work / f"{name}.collection.json").write_text(json.dumps(col))
         (work / f"{name}.items.json").write_text(json.dumps({"type": "FeatureCollection", "features": features}))
         hrefs += [str(work / f"{name}.collection.json"), str(work / f"{name}.items.json")]
@@ -363,6 +363,28 @@ def stac_api(ingest_catalog: IngestCatalog, http_files: str, tmp_path_factory: p
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def served_features(items: list[pystac.Item], collection: str, root: Path, base_url: str) -> list[dict[str, Any]]:
+    """``items`` as an API serves them: in ``collection``, no links, asset hrefs under ``base_url`` (files under ``root``)."""
+    features = []
+    for item in items:
+        d = item.to_dict(include_self_link=False, transform_hrefs=False)
+        d["collection"] = collection
+        d["links"] = []
+        for asset in d["assets"].values():
+            asset["href"] = f"{base_url}/{Path(asset['href']).relative_to(root).as_posix()}"
+        features.append(d)
+    return features
+
+
+@pytest.fixture(scope="session")
+def stac_api(ingest_catalog: IngestCatalog, http_files: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of ``rustac serve`` holding every test collection, assets served by ``http_files``."""
+    collections = {name: served_features(items, name, ingest_catalog.root, http_files)
+                   for name, items in ingest_catalog.items.items()}
+    with serve_stac(tmp_path_factory.mktemp("rustac"), collections) as url:
+        yield url
 
 
 @pytest.fixture

@@ -56,6 +56,9 @@ def plan_fingerprint(plan: IngestPlan, chunk: int) -> str:
         "mask_values": list(plan.mask_values) if plan.mask_values is not None else None,
         "chunk": chunk,
     }
+    updated = {it.id: it.properties["updated"] for it in plan.items if it.properties.get("updated")}
+    if updated:  # a source that says when an item changed: a changed item is another ingest (older stores: none)
+        doc["updated"] = updated
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
 

@@ -23,7 +23,7 @@ from registry_gfm.ingest.cloud_mask import MASKS, CloudMask
 from registry_gfm.ingest.validators import epsg_code
 
 __all__ = [
-    "MASK_BAND", "MAX_GRID_PIXELS", "BandInfo", "Grid", "IngestPlan", "PlanError", "check_grid_size",
+    "MASK_BAND", "MAX_GRID_PIXELS", "BandInfo", "Grid", "IngestPlan", "PlanError", "check_grid_size", "find_asset",
     "make_plan", "parse_crs",
 ]
 
@@ -155,7 +155,7 @@ def _band_fields(asset: pystac.Asset) -> tuple[dict[str, Any], dict[str, Any]]:
     return eo, raster
 
 
-def _find_asset(item: pystac.Item, name: str) -> str:
+def find_asset(item: pystac.Item, name: str) -> str:
     """The asset key of ``name`` in ``item``: the key itself, an ``eo`` band name / common name, or an alias."""
     if name in item.assets:
         return name
@@ -341,9 +341,9 @@ def make_plan(items: Sequence[pystac.Item], assets: Sequence[str], *, crs: str |
     normalised, hrefs = [], {}
     keys_by_band: dict[str, list[str]] = {name: [] for name in assets}
     for item in items:
-        chosen = {name: _find_asset(item, name) for name in assets}
+        chosen = {name: find_asset(item, name) for name in assets}
         if mask is not None:
-            chosen[MASK_BAND] = _find_asset(item, mask_asset or mask.asset)
+            chosen[MASK_BAND] = find_asset(item, mask_asset or mask.asset)
         for name in assets:
             keys_by_band[name].append(chosen[name])
         copy = item.clone()

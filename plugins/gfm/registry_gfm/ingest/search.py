@@ -130,12 +130,30 @@ def _search_api(params: SearchParams, retries: int, timeout: float) -> list[pyst
         if params.filter and client.conforms_to(ConformanceClasses.FILTER):
             kwargs["filter"] = dict(params.filter)
             kwargs["filter_lang"] = "cql2-json"
-        return list(client.search(**kwargs).items())
+        found = list(client.search(**kwargs).items())
+        if not found:
+            _check_collections(client, params)
+        return found
     except SearchError:
         raise
     except Exception as exc:  # requests, pystac-client and JSON errors alike: say which URL failed
         raise SearchError(f"STAC search of {params.catalog} failed after {retries} retries: "
                           f"{type(exc).__name__}: {exc}") from exc
+
+
+def _check_collections(client: Any, params: SearchParams) -> None:
+    """After an empty search: SearchError naming a collection the API does not have (with those it has), which
+    says more than "found no items"."""
+    for wanted in params.collections:
+        try:
+            there = client.get_collection(wanted) is not None  # None: the API answered 404
+        except Exception:  # another refusal (a static catalog's walk, a server error): the search's message stands
+            return
+        if not there:
+            have = sorted(c.id for c in client.get_collections())
+            shown = ", ".join(have[:20]) + (f" and {len(have) - 20} more" if len(have) > 20 else "")
+            raise SearchError(f"STAC API {params.catalog} has no collection {wanted!r} (it has: {shown or 'none'})") \
+                from None
 
 
 def _search_static(params: SearchParams) -> list[pystac.Item]:

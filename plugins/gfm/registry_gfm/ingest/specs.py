@@ -9,12 +9,16 @@ from registry_core import ComponentSpec, KindSpec, option
 from registry_gfm.dask_runtime import scheduler_problem
 from registry_gfm.ingest.validators import check_bbox, check_geometry, check_interval, epsg_code
 
-__all__ = ["CLOUD_MASKS", "KINDS", "RESAMPLINGS", "SPECS", "StacZarrConfig"]
+__all__ = ["CLOUD_MASKS", "CREDENTIALS", "KINDS", "RESAMPLINGS", "SIGNINGS", "SPECS", "StacZarrConfig"]
 
 # --- stac-zarr: STAC search -> stackstac / odc-stac -> cloud mask -> Zarr datacube ---------------------------
 
 #: Cloud masks ``stac-zarr`` knows (registry_gfm.ingest.cloud_mask.MASKS).
 CLOUD_MASKS = ("none", "scl", "qa_pixel", "fmask")
+#: How asset links are signed before reading (registry_gfm.ingest.access).
+SIGNINGS = ("none", "planetary-computer")
+#: Credentials the asset reads can need (registry_gfm.ingest.access).
+CREDENTIALS = ("none", "earthdata", "aws-requester-pays")
 RESAMPLINGS = ("nearest", "bilinear", "cubic", "average", "mode", "min", "max", "med")
 
 
@@ -59,6 +63,15 @@ class StacZarrConfig:
     store: str = option("datacube.zarr", help="path of the Zarr v3 datacube to write (resumed if it exists)")
     scheduler: str = option("threads", help="dask scheduler: 'threads', 'synchronous', 'local:N' (a LocalCluster "
                             "of N worker processes) or a scheduler address such as 'tcp://host:8786'")
+    area_required: bool = option(False, help="refuse a search without bbox or intersects (the STAC cards set it: a "
+                                 "whole collection holds millions of items)")
+    signing: str = option("none", help="how asset links are made readable: none (public) or planetary-computer "
+                          "(SAS tokens from the planetary-computer package, installed with registry-gfm"
+                          "[planetary-computer]); signed links are used for reading only, never recorded",
+                          choices=SIGNINGS)
+    credentials: str = option("none", help="credentials the asset reads need: none, earthdata (EARTHDATA_TOKEN or "
+                              "a ~/.netrc entry for urs.earthdata.nasa.gov) or aws-requester-pays (AWS credentials; "
+                              "reads are billed to you); checked before the search", choices=CREDENTIALS)
     retries: int = option(4, help="retries of a failed STAC API request (with exponential backoff)", min=0, max=20)
     timeout: float = option(30.0, help="seconds to wait for each STAC API connection and response before a retry",
                             min=0.01, max=3600)

@@ -34,9 +34,10 @@ from registry_gfm.cube.store import (
 )
 from registry_gfm.dask_runtime import GDAL_CACHE_BYTES, dask_scheduler, progress_bar, scheduler_get
 from registry_gfm.errors import DatacubeError
-from registry_gfm.ingest.cloud_mask import clear_pixels
+from registry_gfm.ingest.access import asset_access, check_credentials, sign_items
+from registry_gfm.ingest.cloud_mask import MASKS, clear_pixels
 from registry_gfm.ingest.loaders import Loader
-from registry_gfm.ingest.plan import MASK_BAND, BandInfo, IngestPlan, PlanError, make_plan
+from registry_gfm.ingest.plan import MASK_BAND, BandInfo, IngestPlan, PlanError, find_asset, make_plan
 from registry_gfm.ingest.search import SearchParams, search_items
 from registry_gfm.ingest.specs import StacZarrConfig
 
@@ -91,6 +92,9 @@ class StacZarr:
 
     def search_params(self) -> SearchParams:
         c = self.config
+        if c.area_required and c.bbox is None and c.intersects is None:
+            raise PlanError(f"{self._where()} is too large to search whole: set 'bbox' = [west, south, east, north] "
+                            "(or 'intersects') and 'datetime' for the area and dates to ingest")
         return SearchParams(
             catalog=c.catalog,
             collections=tuple(c.collections),
@@ -117,12 +121,38 @@ class StacZarr:
             raise PlanError(f"stac_loader {spec.id} built {type(load).__name__}, not a loader function")
         return load
 
+    def _where(self) -> str:
+        return f"STAC collection {', '.join(self.config.collections)} of {self.config.catalog}" \
+            if self.config.collections else f"STAC catalog {self.config.catalog}"
+
+    def access(self) -> dict[str, str]:
+        """The GDAL settings the asset reads need (credentials); AccessError in one line when they are missing."""
+        return check_credentials(self.config.credentials, self._where())
+
     def plan(self) -> IngestPlan:
         """Search and plan (no pixels read, except a COG header where STAC metadata is missing)."""
         c = self.config
+        with asset_access(self.access()):
+            items = search_items(self.search_params(), retries=c.retries, timeout=c.timeout)
+            return make_plan(items, c.assets, crs=c.crs, resolution=c.resolution, bbox=c.bbox,
+                             cloud_mask=c.cloud_mask, mask_asset=c.mask_asset, mask_values=c.mask_values)
+
+    def resolve(self) -> dict[str, Any]:
+        """What the search finds now, without reading pixels: each item's id, times and the links of the assets
+        the ingest would read (``pull`` of a STAC card prints it)."""
+        c = self.config
+        self.access()
         items = search_items(self.search_params(), retries=c.retries, timeout=c.timeout)
-        return make_plan(items, c.assets, crs=c.crs, resolution=c.resolution, bbox=c.bbox, cloud_mask=c.cloud_mask,
-                         mask_asset=c.mask_asset, mask_values=c.mask_values)
+        wanted = [*c.assets, *([c.mask_asset or MASKS[c.cloud_mask].asset] if c.cloud_mask != "none" else [])]
+        found = []
+        for item in items:
+            keys = {name: find_asset(item, name) for name in wanted}
+            found.append({"id": item.id, "collection": item.collection_id, "datetime": _time(item),
+                          "updated": item.properties.get("updated"),
+                          "assets": {name: item.assets[key].get_absolute_href() or item.assets[key].href
+                                     for name, key in keys.items()}})
+        return {"catalog": c.catalog, "collections": list(c.collections), "search": self.search_params().describe(),
+                "items": found}
 
     def prepare(self, progress: bool | None = None) -> Path:
         """Run the ingest into ``store``; a complete store is kept, an interrupted one is resumed.
@@ -141,6 +171,10 @@ class StacZarr:
         if store_status(self.store) == "complete":
             # Idempotent: the same search and plan find nothing to do; a different one is refused.
             if _source_fingerprint(self.store) != source_fp:
+                changed = _items_changed(self.store, plan)
+                if changed:
+                    raise DatacubeError(f"the STAC items of store {self.store} changed since it was written: {changed}; "
+                                        "remove the store (or choose another 'store' path) to ingest them again")
                 raise DatacubeError(f"store {self.store} holds a different ingest (other items, bands, grid or "
                                     "chunking); remove it or choose another 'store' path")
             finish_store(self.store)
@@ -148,11 +182,12 @@ class StacZarr:
                 print(f"ingest: store {self.store} is already complete (same items, bands, grid and chunking); "
                       "nothing to do", file=sys.stderr, flush=True)
             return self.store
-        with writer_lock(self.store, "store"), dask_scheduler(c.scheduler) as scheduler:  # one ingest per store
-            image = load(plan.items, plan.band_names, plan.grid, plan.dtype, plan.nodata, c.chunk_size, c.resampling)
+        readable = sign_items(plan.items, c.signing, self._where(), c.retries)  # signed links for the readers only
+        with writer_lock(self.store, "store"), dask_scheduler(c.scheduler) as scheduler, asset_access(self.access()):
+            image = load(readable, plan.band_names, plan.grid, plan.dtype, plan.nodata, c.chunk_size, c.resampling)
             clear = None
             if plan.mask is not None:
-                qa = load(plan.items, [MASK_BAND], plan.grid, "int64", plan.mask.outside, c.chunk_size, "nearest")
+                qa = load(readable, [MASK_BAND], plan.grid, "int64", plan.mask.outside, c.chunk_size, "nearest")
                 clear = qa.data[:, 0].map_blocks(clear_pixels, plan.mask, plan.mask_values, dtype=bool)
                 plan, image, clear = self._check_empty(plan, image, clear, scheduler)
             created = create_store(self.store, plan, c.chunk_size, {**self._provenance(plan), "source_fingerprint": source_fp})
@@ -194,8 +229,8 @@ class StacZarr:
     def _provenance(self, plan: IngestPlan) -> dict[str, Any]:
         return {
             "search": self.search_params().describe(),
-            "items": [{"id": it.id, "collection": it.collection_id, "datetime": it.datetime.isoformat()
-                       if it.datetime else None, "assets": dict(plan.hrefs[it.id])} for it in plan.items],
+            "items": [{"id": it.id, "collection": it.collection_id, "datetime": _time(it),
+                       "updated": it.properties.get("updated"), "assets": dict(plan.hrefs[it.id])} for it in plan.items],
             "loader": self.config.loader,
             "resampling": self.config.resampling,
             "component": "gfm:stac-zarr",
@@ -264,6 +299,26 @@ def _run_distributed(tasks: list[Any], client: Any, bar: Any) -> None:
     for fut in as_completed(client.compute(tasks)):
         fut.result()
         bar.update(1)
+
+
+def _time(item: Any) -> str | None:
+    return item.datetime.isoformat() if item.datetime else None
+
+
+def _items_changed(store: Path, plan: IngestPlan) -> str:
+    """How the items a search finds now differ from those ``store`` was written from (new, gone, ``updated``
+    moved), in a few words; empty when the same items are there unchanged."""
+    import zarr
+
+    provenance: Any = zarr.open_group(str(store), mode="r").attrs.get("provenance") or {}
+    listed = provenance.get("items", []) if isinstance(provenance, dict) else []
+    before: dict[str, Any] = {str(it.get("id")): it.get("updated") for it in listed if isinstance(it, dict)}
+    now = {it.id: it.properties.get("updated") for it in plan.items}
+    notes = [f"item {i} updated {before[i]} -> {now[i]}" for i in sorted(before.keys() & now.keys())
+             if before[i] != now[i]]
+    notes += [f"item {i} is new" for i in sorted(now.keys() - before.keys())]
+    notes += [f"item {i} is gone" for i in sorted(before.keys() - now.keys())]
+    return "; ".join(notes[:5]) + (f" and {len(notes) - 5} more" if len(notes) > 5 else "")
 
 
 def _source_fingerprint(store: Path) -> str | None:

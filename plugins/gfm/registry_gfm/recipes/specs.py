@@ -16,6 +16,15 @@ SPECS: list[ComponentSpec] = [
     ),
     ComponentSpec(
         kind="recipe",
+        name="mae-s2",
+        target="registry_gfm.recipes.mae_s2:MaeS2",
+        summary="mae-tiny's model on a Sentinel-2 L2A box from Earth Search, ingested through the "
+        "earth-search-s2-l2a card (examples/s2-earth-search.toml; network access).",
+        modality="imagery",
+        tags=("gfm", "mae", "sentinel-2", "stac"),
+    ),
+    ComponentSpec(
+        kind="recipe",
         name="seg-tiny",
         target="registry_gfm.recipes.seg_tiny:SegTiny",
         summary="land-cover segmentation of the Landsat 7 scene (strata.tif, 7 classes) with the frozen mae-tiny "
