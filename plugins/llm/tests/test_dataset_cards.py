@@ -107,3 +107,35 @@ def test_bad_inputs_are_named(hub: LoopbackHub) -> None:
         get_registry().build("data_source", "text-shards", hub=REPO, files=["data/test-*.parquet"])._hub_files()
     with pytest.raises(ConfigError, match=r"paths.*or 'hub'"):
         get_registry().build("data_source", "text-shards", hub=REPO, files=["x"], paths=["y"])
+
+
+def _card_run(folder: Path, extra: str = "") -> Path:
+    path = folder / "p.toml"
+    path.write_text(f'[data]\nuse = "tinystories"\nseq_len = 32\nquality_filter = false\n{extra}\n'
+                    '[tokenizer]\nuse = "bpe"\nvocab_size = 300\n[positional]\nuse = "rope"\n'
+                    '[backbone]\nuse = "gpt"\nembed_dim = 32\ndepth = 1\nheads = 2\nmax_positions = 64\n'
+                    '[objective]\nuse = "next-token"\n[train]\nsteps = 2\nbatch_size = 4\n')
+    return path
+
+
+@pytest.mark.parametrize(("column", "extra", "message"), [
+    ("story", "", "no column 'text'; columns are story"),
+    ("text", "max_documents = 0", "[data.max_documents] must be >= 1, got 0"),
+    ("text", "max_bytes = 0", "[data.max_bytes] must be >= 1, got 0"),
+], ids=["no-text-column", "no-documents", "no-bytes"])
+def test_bad_card_runs_are_one_line_and_leave_no_run(hub: LoopbackHub, tmp_path: Path, column: str, extra: str,
+                                                     message: str) -> None:
+    from registry_core.testing import one_error_line
+
+    hub.add_repo(REPO, shards(column=column), repo_type="dataset")
+    out = cli("run", str(_card_run(tmp_path, extra)), "--out", "run", cwd=tmp_path)
+    line = one_error_line(out)
+    assert message in line, line
+    assert not (tmp_path / "run").exists() and not (tmp_path / "text-shards").exists()
+
+
+def test_an_unknown_card_is_one_line(tmp_path: Path) -> None:
+    from registry_core.testing import one_error_line
+
+    line = one_error_line(cli("pull", "tinystory", cwd=tmp_path))
+    assert line.startswith("error: no card named 'tinystory'; did you mean 'tinystories'?"), line

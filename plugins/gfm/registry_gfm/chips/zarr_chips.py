@@ -316,7 +316,8 @@ class ZarrChips:
         labels = self.config.labels
         label_hash = sha256_file(labels) if labels and not labels.startswith(STORE_PREFIX) and Path(labels).is_file() else labels
         return {"source": f"datacube {self.config.store}" + (f" with labels {labels}" if labels else ""),
-                "datacube": self.info.fingerprint, "labels": label_hash}
+                "datacube": self.info.fingerprint, "labels": label_hash,
+                **({"stac": self.info.stac} if self.info.stac else {})}
 
     @property
     def info(self) -> CubeInfo:

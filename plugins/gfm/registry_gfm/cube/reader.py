@@ -55,6 +55,9 @@ class CubeInfo:
     #: (Sentinel-2 offsets change with the processing baseline), else each band's attrs value at every time.
     scale: tuple[tuple[float, ...], ...] = ()
     offset: tuple[tuple[float, ...], ...] = ()
+    #: Where an ingested store came from: the STAC catalog, collections and each item's id and ``updated`` time
+    #: (from its provenance; None for a store written otherwise).
+    stac: dict[str, Any] | None = None
 
     @property
     def band_names(self) -> tuple[str, ...]:
@@ -192,7 +195,18 @@ def open_cube(store: str | Path) -> CubeInfo:
         fingerprint=digest,
         scale=scale,
         offset=offset,
+        stac=_stac_source(attrs.get("provenance")),
     )
+
+
+def _stac_source(provenance: Any) -> dict[str, Any] | None:
+    """The catalog, collections and items (id, ``updated``) an ingest recorded, for a run's lock."""
+    if not isinstance(provenance, dict) or not isinstance(provenance.get("items"), list):
+        return None
+    search = provenance.get("search") if isinstance(provenance.get("search"), dict) else {}
+    return {"catalog": search.get("catalog"), "collections": search.get("collections"),
+            "items": [{"id": it.get("id"), "updated": it.get("updated")} for it in provenance["items"]
+                      if isinstance(it, dict)]}
 
 
 def _per_time(ds: Any, path: str, name: str, default: list[float], ntime: int) -> tuple[tuple[float, ...], ...]:

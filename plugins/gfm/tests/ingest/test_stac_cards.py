@@ -407,3 +407,25 @@ def test_the_s2_example_ingests_and_mae_s2_learns_on_it(earth_search: Served, tm
     records = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     losses = [r["loss"] for r in records if "loss" in r]
     assert losses[-1] < losses[0], losses
+    from registry_core.pipeline._persist import LOCK_FILE
+
+    lock = json.loads((tmp_path / "run" / LOCK_FILE).read_text())
+    assert lock["data"]["stac"] == {  # the run says which items of which collection it trained on, and their versions
+        "catalog": earth_search.api, "collections": ["sentinel-2-l2a"],
+        "items": [{"id": f"S2A_17SLA_2024060{t}_0_L2A", "updated": f"2024-06-2{t}T00:00:00Z"} for t in range(2)]}
+
+
+def test_list_and_show_read_a_stac_card_without_network_or_heavy_imports() -> None:
+    from registry_core.testing import heavy_imports
+
+    listed = run_cli("list", "data_source", "--tag", "dataset")
+    assert listed.returncode == 0, listed.stderr
+    assert "https://earth-search.aws.element84.com/v1 sentinel-2-l2a" in listed.stdout and "tinystories" in listed.stdout
+    shown = run_cli("show", "data_source", "hls-s30")
+    assert shown.returncode == 0, shown.stderr
+    for line in ("card:        collection HLSS30_2.0 of the STAC API https://cmr.earthdata.nasa.gov/stac/LPCLOUD",
+                 "licence:        NASA EOSDIS open data", "credentials:    NASA Earthdata login",
+                 "bands:          B02: B02 (blue, 0.49 um, 30 m); B03: B03 (green", "cloud mask:     asset Fmask",
+                 "source:         https://lpdaac.usgs.gov/products/hlss30v002/"):
+        assert line in shown.stdout, shown.stdout
+    assert heavy_imports(["registry_gfm.ingest.cards"]) == []
