@@ -203,7 +203,8 @@ def _stac_source(provenance: Any) -> dict[str, Any] | None:
     """The catalog, collections and items (id, ``updated``) an ingest recorded, for a run's lock."""
     if not isinstance(provenance, dict) or not isinstance(provenance.get("items"), list):
         return None
-    search = provenance.get("search") if isinstance(provenance.get("search"), dict) else {}
+    found = provenance.get("search")
+    search: dict[str, Any] = found if isinstance(found, dict) else {}
     return {"catalog": search.get("catalog"), "collections": search.get("collections"),
             "items": [{"id": it.get("id"), "updated": it.get("updated")} for it in provenance["items"]
                       if isinstance(it, dict)]}
