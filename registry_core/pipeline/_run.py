@@ -39,11 +39,13 @@ class RunResult:
     #: Each evaluator's metrics on the validation split, by its qualified id.
     evaluators: dict[str, dict[str, float]] = field(default_factory=dict)
     main: bool = True
+    #: torch's threads per rank and the usable cores they were chosen from.
+    threads: dict[str, Any] | None = None
 
     def summary(self) -> dict[str, Any]:
         """The record ``summary.json`` holds."""
         return {"out": str(self.out), "step": self.step, "loss": self.loss, "val": self.val,
-                "evaluators": self.evaluators}
+                "evaluators": self.evaluators, "threads": self.threads}
 
 
 def is_main_rank() -> bool:
@@ -182,7 +184,7 @@ def _train_and_save(pipeline: Any, out: Path, ctx: Any, resume: bool) -> RunResu
     from registry_core.training.distributed import one_outcome
 
     trained = pipeline.fit(out, resume=resume)
-    result = RunResult(out, trained.step, trained.loss, trained.val, main=False)
+    result = RunResult(out, trained.step, trained.loss, trained.val, main=False, threads=trained.threads)
     with one_outcome(ctx):
         if ctx.is_main:
             result = _evaluate_and_save(pipeline, out, trained)
@@ -198,6 +200,6 @@ def _evaluate_and_save(pipeline: Any, out: Path, trained: Any) -> RunResult:
     elif pipeline.evaluator_slots:
         metrics = pipeline.evaluate("val")
     pipeline.save(out)
-    result = RunResult(out, trained.step, trained.loss, trained.val, metrics)
+    result = RunResult(out, trained.step, trained.loss, trained.val, metrics, threads=trained.threads)
     write_json(out / SUMMARY_FILE, result.summary())
     return result

@@ -48,6 +48,9 @@ class TrainConfig:
     eval_every: int = option(0, help="evaluate on the validation data every N steps (0: only at the end)", min=0)
     log_every: int = option(10, help="append to metrics.jsonl and print a log line every N steps", min=1)
     num_workers: int = option(0, help="DataLoader worker processes per rank (0: load in the training process)", min=0)
+    threads: int | None = option(None, help="torch intra-op threads per rank; None: OMP_NUM_THREADS when set, else "
+                                 "the usable cores (CPU affinity, cgroup quota) shared by the ranks on this machine, "
+                                 "less one per rank for data loading when each has two or more", min=1)
     no_decay: tuple[str, ...] = option(
         ("norms", "biases"), help="parameter families without weight decay: any of norms, biases, embeddings"
     )

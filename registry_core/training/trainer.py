@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import os
 import random
+import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping
@@ -40,6 +42,7 @@ from registry_core.training.distributed import (
 )
 from registry_core.training.optim import build_optimizer, lr_at, set_lr
 from registry_core.training.progress import MetricsLog, ProgressReporter
+from registry_core.training.threads import choose_threads
 
 __all__ = ["TrainResult", "Trainer", "TrainingDiverged", "seed_everything"]
 
@@ -83,6 +86,8 @@ class TrainResult:
     units_per_s: float | None
     #: Step this call resumed from (None for a fresh start).
     resumed_from: int | None = None
+    #: torch's threads per rank and the usable cores they were chosen from (``ThreadChoice.as_dict``).
+    threads: dict[str, Any] | None = None
 
 
 def seed_everything(seed: int) -> None:
@@ -168,6 +173,8 @@ class Trainer:
         self.train_data, self.val_data = train_data, val_data
         self.collate = collate or default_collate
         self.ctx: DistContext = setup_distributed(config.device)
+        self.threads = choose_threads(config.threads, int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1))
+        torch.set_num_threads(self.threads.torch)  # never more than the cores left after the data path
         self.accum = config.accumulation_steps(self.ctx.world_size)
         self.micro = config.micro_batch(self.ctx.world_size)
         self.checkpoint_path = self.out_dir / "checkpoints" / "last.pt"
@@ -337,6 +344,8 @@ class Trainer:
         cfg, ctx = self.config, self.ctx
         self._t0 = time.perf_counter()
         resumed_from = self._start(resume, on_ready)
+        if ctx.is_main:
+            print(self.threads.describe(), file=sys.stderr, flush=True)
         if self.step >= cfg.steps:
             return self._result(None, None, resumed_from, None)
 
@@ -521,6 +530,7 @@ class Trainer:
             elapsed_s=self._elapsed_before + took,
             units_per_s=(units / took) if units and took > 0 else None,
             resumed_from=resumed_from,
+            threads=self.threads.as_dict(),
         )
 
     # -- evaluation -------------------------------------------------------------------------------------
