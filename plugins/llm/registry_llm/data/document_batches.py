@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from registry_llm.data.content_filters import ContentFilters, content_reason
 from registry_llm.data.dedup import signature
 from registry_llm.data.gopher_filters import QualityRules, quality_reason
 from registry_llm.data.text_cleaning import clean_text
@@ -35,6 +36,8 @@ class BatchSettings:
     tokenizer: Any  # BPETokenizer or None (signatures only, e.g. to train the tokenizer)
     dtype: str
     append_eos: bool
+    #: Language and blocklist filters (None: none set).
+    filters: ContentFilters | None = None
 
 
 @dataclass
@@ -47,6 +50,9 @@ class DocResult:
     signature: Any = None
     ids: np.ndarray | None = None
     text: str | None = None
+    #: The detected language (ISO 639-1) and its confidence, when a language filter ran.
+    language: str | None = None
+    language_score: float | None = None
 
 
 _SETTINGS: BatchSettings | None = None
@@ -74,6 +80,9 @@ def process_batch(docs: list[tuple[str, str]], keep_text: bool = False) -> list[
         size = len(raw.encode("utf-8", "surrogatepass"))
         reason = "empty" if not text else (quality_reason(text, s.rules) if s.rules is not None else None)
         res = DocResult(origin, reason, size)
+        if reason is None and s.filters is not None:
+            res.reason, res.language, res.language_score = content_reason(text, s.filters)
+            reason = res.reason
         if reason is None:
             res.signature = signature(text, s.dedup, ngram=s.ngram, num_perm=s.num_perm, seed=s.seed)
             kept.append(text)

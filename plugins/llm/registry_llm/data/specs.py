@@ -97,9 +97,19 @@ class TextShardsConfig(HubSource):
         [0.15, 0.14, 0.13, 0.12, 0.11, 0.10],
         help="Gopher: for word 5- to 10-grams, the share of characters inside repeated n-grams",
     )
+    languages: list[str] | None = option(None, help="keep only documents in these languages (ISO 639-1 codes, e.g. "
+                                         "['en']; detected by lingua, registry-llm[langid]); None: any language")
+    min_language_score: float = option(0.5, help="with `languages`: the least confidence (0..1) of the detected "
+                                       "language a kept document needs", min=0.0, max=1.0)
+    blocklist_words: str | None = option(None, help="file of words or phrases, one per line (C4 style): a document "
+                                         "holding one (whole words, any case) is dropped; None: off")
+    blocklist_urls: str | None = option(None, help="file of domains, one per line: a document linking to one (or a "
+                                        "subdomain) is dropped; None: off")
     rejects: Path | None = option(
         None, help="jsonl file listing every rejected document or input with its reason (None: counts only)"
     )
+    documents: Path | None = option(None, help="jsonl file with a line per document read: origin, kept or the reason "
+                                    "it was dropped, and (with `languages`) its language and confidence")
     append_eos: bool = option(True, help="end every document with the tokenizer's eos token in the shards")
     shard_tokens: int = option(16_000_000, help="start a new shard once one holds this many tokens", min=1)
     workers: int = option(

@@ -28,6 +28,7 @@ from typing import IO, Any
 
 from registry_core import ConfigError, ConfigIssue, RegistryCoreError
 from registry_core.atomic import move_into_place, path_inside, remove_written, write_json
+from registry_llm.data.content_filters import ContentFilters, file_sha256, make_filters
 from registry_llm.data.dedup import DedupIndex
 from registry_llm.data.document_batches import BatchSettings, run_batches
 from registry_llm.data.embedded_corpus import embedded_documents, embedded_fingerprint
@@ -73,6 +74,12 @@ class TextShards:
         #: Counts of the last ``prepare`` (or of the build found up to date).
         self.stats: dict[str, Any] = {}
         self._verified: set[str] = set()  # builds whose shard checksums were read by this instance
+        try:  # an unknown language or an unreadable blocklist is a config error before anything is read
+            filters = make_filters(config.languages, config.min_language_score, config.blocklist_words,
+                                   config.blocklist_urls)
+        except ValueError as exc:
+            raise ConfigError(f"text-shards {exc}", slot="data") from None
+        self._content_filters = filters if filters.active else None
 
     # -- inputs --------------------------------------------------------------------------------
 
@@ -141,7 +148,12 @@ class TextShards:
             tokenizer=tokenizer,
             dtype=dtype,
             append_eos=c.append_eos,
+            filters=self._filters(),
         )
+
+    def _filters(self) -> ContentFilters | None:
+        """The language and blocklist filters (None: none set)."""
+        return self._content_filters
 
     def _dedup_index(self) -> DedupIndex:
         c = self.config
@@ -164,8 +176,12 @@ class TextShards:
         c = dataclasses.asdict(self.config)
         keep = ("text_field", "max_documents", "txt_documents", "errors", "dedup", "minhash_ngram", "minhash_bands",
                 "minhash_rows",
-                "minhash_seed", "quality_filter", "disable_rules", "append_eos", "shard_tokens", *_RULE_FIELDS)
-        return {k: c[k] for k in keep}
+                "minhash_seed", "quality_filter", "disable_rules", "append_eos", "shard_tokens", "languages",
+                "min_language_score", *_RULE_FIELDS)
+        out = {k: c[k] for k in keep}
+        for key in ("blocklist_words", "blocklist_urls"):  # a list's content, not its path, decides the shards
+            out[key] = file_sha256(c[key]) if c[key] and Path(c[key]).expanduser().is_file() else c[key]
+        return out
 
     def _require_tokenizer(self) -> Any:
         tok = self.tokenizer
@@ -235,10 +251,27 @@ class TextShards:
             rejects_tmp = rejects_path.with_name(f".{rejects_path.name}.{os.getpid()}.tmp")
             rejects = open(rejects_tmp, "w", encoding="utf-8")  # noqa: SIM115 (closed below on success and failure)
 
-        def reject(origin: str, reason: str, text: str | None = None) -> None:
+        documents: IO[str] | None = None
+        documents_tmp: Path | None = None
+        if c.documents is not None:
+            documents_path = Path(c.documents).expanduser()
+            documents_path.parent.mkdir(parents=True, exist_ok=True)
+            documents_tmp = documents_path.with_name(f".{documents_path.name}.{os.getpid()}.tmp")
+            documents = open(documents_tmp, "w", encoding="utf-8")  # noqa: SIM115 (closed below on success and failure)
+        languages: Counter[str] = Counter()
+
+        def reject(origin: str, reason: str, text: str | None = None, lang: dict[str, Any] | None = None) -> None:
             counts[f"rejected.{reason}"] += 1
             if rejects is not None:
-                rejects.write(json.dumps({"origin": origin, "reason": reason, "text": text}, ensure_ascii=False) + "\n")
+                rejects.write(json.dumps({"origin": origin, "reason": reason, **(lang or {}), "text": text},
+                                         ensure_ascii=False) + "\n")
+
+        def record(res: Any, outcome: str) -> None:
+            if res.language is not None and outcome == "kept":
+                languages[res.language] += 1
+            if documents is not None:
+                documents.write(json.dumps({"origin": res.origin, "outcome": outcome, "language": res.language,
+                                            "language_score": res.language_score}, ensure_ascii=False) + "\n")
 
         build = f"build-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
         writer = ShardWriter(self.out, build, dtype, c.shard_tokens)
@@ -250,15 +283,21 @@ class TextShards:
                 for res in batch:
                     counts["documents_read"] += 1
                     counts["bytes_read"] += res.raw_bytes
+                    lang = {"language": res.language, "language_score": res.language_score} \
+                        if res.language_score is not None else None
                     if res.reason is not None:
-                        reject(res.origin, res.reason, res.text)
+                        reject(res.origin, res.reason, res.text, lang)
+                        record(res, res.reason)
                     elif index.seen(res.signature):
-                        reject(res.origin, "exact_duplicate" if c.dedup == "exact" else "near_duplicate", res.text)
+                        dup = "exact_duplicate" if c.dedup == "exact" else "near_duplicate"
+                        reject(res.origin, dup, res.text, lang)
+                        record(res, dup)
                     else:
                         assert res.ids is not None
                         writer.add(res.ids)
                         counts["documents_kept"] += 1
                         counts["tokens"] += len(res.ids)
+                        record(res, "kept")
             shards = writer.finish()
             if not shards:
                 raise EmptyCorpusError(
@@ -269,13 +308,20 @@ class TextShards:
                 rejects.close()
                 move_into_place(rejects_tmp, Path(c.rejects).expanduser())
                 rejects = None
+            if documents is not None and documents_tmp is not None and c.documents is not None:
+                documents.close()
+                move_into_place(documents_tmp, Path(c.documents).expanduser())
+                documents = None
         except BaseException:
             writer.abort()
-            if rejects is not None and rejects_tmp is not None:
-                rejects.close()
-                remove_written(rejects_tmp)
+            for handle, tmp in ((rejects, rejects_tmp), (documents, documents_tmp)):
+                if handle is not None and tmp is not None:
+                    handle.close()
+                    remove_written(tmp)
             raise
         stats: dict[str, Any] = {k: counts[k] for k in sorted(counts)}
+        if languages:
+            stats["languages"] = dict(languages.most_common())  # of the documents kept
         stats["seconds"] = round(time.perf_counter() - start, 3)
         manifest = {
             "format": FORMAT,
