@@ -103,3 +103,9 @@ def test_an_empty_blocklist_is_named(tmp_path: Path) -> None:
     empty.write_text("# nothing yet\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=rf"blocklist_urls file {re.escape(str(empty))} lists nothing"):
         get_registry().build("data_source", "text-shards", paths=[str(TRANSLATIONS)], blocklist_urls=str(empty))
+
+
+def test_worker_processes_filter_the_same(tmp_path: Path) -> None:
+    one = _shards(tmp_path / "one", languages=["en"], blocklist_words=None, workers=1)
+    two = _shards(tmp_path / "two", languages=["en"], blocklist_words=None, workers=2, batch_documents=8)
+    assert one[1] == two[1] and one[0]["documents_kept"] == two[0]["documents_kept"] == 8

@@ -103,7 +103,8 @@ def detect_language(text: str) -> tuple[str | None, float]:
     values = _detector().compute_language_confidence_values(text[:20_000])
     if not values or values[0].value <= 0.0:
         return None, 0.0
-    return values[0].language.iso_code_639_1.name.lower(), float(values[0].value)
+    # Rounded: the detector's last bits differ between processes (1 ulp seen), the decision must not.
+    return values[0].language.iso_code_639_1.name.lower(), round(float(values[0].value), 6)
 
 
 def _blocked_domain(host: str, domains: frozenset[str]) -> bool:
