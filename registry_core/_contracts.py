@@ -37,6 +37,10 @@ CORE_PORTS: Final[dict[str, PortSpec]] = {
         PortSpec("supports_masking", "the backbone can drop tokens (needed by masked objectives such as MAE)"),
         PortSpec("max_positions", "the most positions a backbone or positional encoder handles", ("backbone", "positional")),
         PortSpec("seq_len", "tokens per training sample (must fit in max_positions)", ("data",)),
+        PortSpec("task", "what labels are for: classification (a class per sample) or segmentation (a class per "
+                 "pixel)", ("data", "head", "objective")),
+        PortSpec("num_classes", "classes of the labels", ("data", "head", "objective")),
+        PortSpec("class_names", "a name per class", ("data",)),
     )
 }
 

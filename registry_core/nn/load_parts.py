@@ -109,12 +109,17 @@ def load_parts(
             continue
         plan.append((dest, src))
         report.loaded.append(key)
-    missing = [named(k) for k in model if group_of(k) in groups and k not in tensors]
+    # Adapters added for finetuning (LoRA's lora_A / lora_B) start fresh: a base checkpoint never holds them.
+    missing = [named(k) for k in model if group_of(k) in groups and k not in tensors and not _is_adapter(k)]
     problems = _fit_problems(pieces, missing, unexpected, misshapen, groups)
     if problems:
         raise CheckpointError(f"{source} does not fit the model: " + "; ".join(problems))
     _copy(plan)
     return report
+
+
+def _is_adapter(key: str) -> bool:
+    return ".lora_A." in key or ".lora_B." in key
 
 
 def _fit_problems(pieces: list[str], missing: list[str], unexpected: list[str], misshapen: list[str],

@@ -52,11 +52,7 @@ def registry_core_ports() -> list[PortSpec]:
         PortSpec("layer_norm_eps", "LayerNorm epsilon the pretrained weights were trained with", ("weights",)),
         PortSpec("frames", "time steps per sample", ("data", "tokenizer")),
         PortSpec("chip_size", "side of a square image chip, in pixels", ("data",)),
-        PortSpec("task", "what labels are for: segmentation (a class per pixel) or classification (per chip)",
-                 ("data", "head", "objective")),
-        PortSpec("num_classes", "classes of the labels", ("data", "head", "objective")),
         PortSpec("ignore_index", "label value of unlabelled pixels, skipped by losses and metrics", ("data",)),
-        PortSpec("class_names", "a name per class", ("data",)),
     ]
 
 

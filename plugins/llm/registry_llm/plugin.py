@@ -9,6 +9,7 @@ from registry_llm.backbones.specs import SPECS as BACKBONES
 from registry_llm.data.cards import SPECS as DATASET_CARDS
 from registry_llm.data.specs import SPECS as DATA
 from registry_llm.evaluators.specs import SPECS as EVALUATORS
+from registry_llm.heads.specs import SPECS as HEADS
 from registry_llm.objectives.specs import SPECS as OBJECTIVES
 from registry_llm.positions.specs import SPECS as POSITIONS
 from registry_llm.recipes.specs import SPECS as RECIPES
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 
 @hookimpl
 def registry_core_components() -> list[ComponentSpec]:
-    return [*DATA, *DATASET_CARDS, *TOKENIZERS, *POSITIONS, *BACKBONES, *OBJECTIVES, *EVALUATORS, *WEIGHTS, *GPT2_CARDS, *RECIPES]
+    return [*DATA, *DATASET_CARDS, *TOKENIZERS, *POSITIONS, *BACKBONES, *OBJECTIVES, *HEADS, *EVALUATORS, *WEIGHTS, *GPT2_CARDS, *RECIPES]
 
 
 @hookimpl

@@ -131,6 +131,37 @@ class TextShardsConfig(HubSource):
             )
 
 
+@dataclass(kw_only=True)
+class TextLabelsConfig:
+    """Labelled texts for classification: a file of (text, label) rows, tokenized to fixed-length samples."""
+
+    path: str = option(help="labelled texts: a .jsonl, .csv or .parquet file with a text and a label field")
+    classes: list[str] = option(help="the class names, in label-id order; a row whose label is not one of them is an "
+                                "error naming it")
+    text_field: str = option("text", help="field (jsonl), column (csv, parquet) holding the text")
+    label_field: str = option("label", help="field or column holding the class name")
+    seq_len: int = option(128, help="tokens per sample: longer texts are cut, shorter ones padded", min=2)
+    val_fraction: float = option(0.2, help="share of each class held out for validation (stratified, seeded)",
+                                 min=0.0, max=0.9)
+    labels_per_class: int | None = option(None, help="train on at most this many labelled texts per class (the "
+                                          "few-label curve); validation stays the same; None: all", min=1)
+    append_eos: bool = option(True, help="end each text with the tokenizer's eos token (the token a causal model's "
+                              "last-token pooling reads)")
+    seed: int = option(0, help="seed of the split and of which texts a labels_per_class budget keeps")
+
+    def __post_init__(self) -> None:
+        if len(set(self.classes)) != len(self.classes) or len(self.classes) < 2:
+            raise ValueError(f"option 'classes' needs at least two distinct names, got {self.classes}")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.classes)
+
+
 SPECS: list[ComponentSpec] = [
     ComponentSpec(
         kind="data_source",
@@ -141,5 +172,17 @@ SPECS: list[ComponentSpec] = [
         tags=("llm", "text", "shards", "dedup"),
         config=TextShardsConfig,
         provides={"tokens": "discrete", "seq_len": None},
-    )
+    ),
+    ComponentSpec(
+        kind="data_source",
+        name="text-labels",
+        target="registry_llm.data.text_labels:build",
+        summary="Labelled texts (jsonl / csv / parquet) for sequence classification: stratified seeded split, a "
+        "labels-per-class budget, fixed-length padded samples.",
+        modality="text",
+        tags=("llm", "text", "labels", "finetuning"),
+        config=TextLabelsConfig,
+        provides={"tokens": "discrete", "seq_len": None, "task": "classification", "num_classes": None,
+                  "class_names": None},
+    ),
 ]

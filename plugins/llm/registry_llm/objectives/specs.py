@@ -58,6 +58,32 @@ class MaskedLMConfig:
             )
 
 
+@dataclass
+class ClassifyConfig:
+    """Supervised finetuning of a text backbone through a ``[head]``: frozen, full (with layer-wise decay) or LoRA."""
+
+    num_classes: int | None = option(None, help="classes; None: wired from the data source", min=1, wired="num_classes")
+    pad_id: int | None = option(None, help="padding id (its positions are masked out); None: wired from the tokenizer",
+                                min=0, wired="pad_id")
+    train: str = option("head", help="what trains: 'head' (the backbone frozen), 'full' (everything, with "
+                        "layer_decay), 'lora' (low-rank adapters on lora_targets, and the head)",
+                        choices=("head", "full", "lora"))
+    layer_decay: float = option(1.0, help="with train='full': block i of L trains at lr * layer_decay^(L - i), the "
+                                "embeddings at lr * layer_decay^(L + 1)", min=0.0, max=1.0)
+    lora_rank: int = option(8, help="with train='lora': the adapters' rank r (at least 1, at most a layer's width)")
+    lora_alpha: float = option(16.0, help="with train='lora': the update is scaled by alpha / r", min=0.0)
+    lora_dropout: float = option(0.0, help="with train='lora': dropout on the adapters' input", min=0.0, max=0.99)
+    lora_targets: list[str] = option(["attn.qkv", "attn.proj", "mlp.fc", "mlp.proj"], help="with train='lora': the "
+                                     "linear layers to adapt, by name or name suffix inside each block")
+    label_smoothing: float = option(0.0, help="cross-entropy label smoothing", min=0.0, max=0.99)
+
+    def __post_init__(self) -> None:
+        if not self.layer_decay > 0:
+            raise ValueError(f"layer_decay must be in (0, 1], got {self.layer_decay}")
+        if self.train == "lora" and not self.lora_targets:
+            raise ValueError("train='lora' needs lora_targets (e.g. ['attn.qkv', 'mlp.fc'])")
+
+
 SPECS: list[ComponentSpec] = [
     ComponentSpec(
         kind="objective",
@@ -78,5 +104,16 @@ SPECS: list[ComponentSpec] = [
         tags=("pretraining", "masked-lm"),
         config=MaskedLMConfig,
         requires={"causal": False, "tokens": "discrete", "embed_dim": None, "vocab_size": None},
+    ),
+    ComponentSpec(
+        kind="objective",
+        name="classify",
+        target="registry_llm.objectives.classify:build",
+        summary="Text classification through a [head]: cross-entropy; the backbone frozen, fully finetuned with "
+        "layer-wise decay, or adapted with LoRA (exported in peft's format).",
+        modality="text",
+        tags=("finetuning", "classification", "lora"),
+        config=ClassifyConfig,
+        requires={"tokens": "discrete", "task": "classification"},
     ),
 ]

@@ -24,7 +24,8 @@ from registry_llm.weights.specs import HF_GPT2_FILES, HFGPT2Config
 if TYPE_CHECKING:
     from registry_core.hub import Pulled
 
-__all__ = ["GPT2_KEYS", "HFGPT2Weights", "build", "export_hf_gpt2", "export_run", "gpt_options", "pipeline_options"]
+__all__ = ["GPT2_KEYS", "HFGPT2Weights", "build", "export_hf_gpt2", "export_run", "exportable", "gpt_options",
+           "pipeline_options", "tokenizer_files"]
 
 WEIGHTS_FILE = "model.safetensors"
 TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json")
@@ -199,6 +200,8 @@ def export_hf_gpt2(
     vocab_size: int | None = None,
     tokenizer: Any = None,
     extra_config: Mapping[str, Any] | None = None,
+    extra_tensors: Mapping[str, torch.Tensor] | None = None,
+    drop_adapters: bool = False,
 ) -> Path:
     """Write ``parts`` (gpt + learned positions + tied embedding) as a Hugging Face GPT-2 folder.
 
@@ -220,11 +223,17 @@ def export_hf_gpt2(
     if first.attn.qkv.bias is None:
         raise ValueError("export_hf_gpt2: the backbone was built with bias=false; GPT-2 has biases")
     ours = {k: v.detach() for k, v in part_tensors(parts, ("encoder",)).items()}
+    adapters = sorted(k for k in ours if ".lora_A." in k or ".lora_B." in k)
+    if adapters and not drop_adapters:
+        raise ValueError(f"export_hf_gpt2: the backbone holds LoRA adapters ({adapters[0]}, ...); merge them first "
+                         "(registry_llm.adapters.merge_lora) or export them apart in peft's format")
+    ours = {k: v for k, v in ours.items() if k not in adapters}  # the base weights alone
     ours["embed.weight"] = ours["embed.weight"][:vocab]
     converted = GPT2_KEYS.convert(ours, "theirs")
     if converted.unmatched:
         raise ValueError(f"export_hf_gpt2: tensors with no GPT-2 counterpart: {', '.join(converted.unmatched)}")
     tensors = {k: v.to("cpu", torch.float32).contiguous() for k, v in converted.tensors.items()}
+    tensors.update({k: v.detach().to("cpu", torch.float32).contiguous() for k, v in (extra_tensors or {}).items()})
     config = {
         "model_type": "gpt2",
         "architectures": ["GPT2LMHeadModel"],
@@ -253,8 +262,9 @@ def export_hf_gpt2(
     return out
 
 
-def _exportable(pipeline: Any) -> None:
-    """ValueError naming the first part of a run that GPT-2 cannot hold: decoder, learned positions, tied head, BPE."""
+def exportable(pipeline: Any, lm_head: bool = True) -> None:
+    """ValueError naming the first part of a run that GPT-2 cannot hold: decoder, learned positions, tied head (of an
+    LM), BPE."""
     slots, parts = pipeline.slots, pipeline.parts
     if not getattr(parts.backbone, "causal", False):
         raise ValueError(f"its backbone {slots['backbone'].spec.id} is not a causal decoder; GPT-2 is one (gpt)")
@@ -265,14 +275,14 @@ def _exportable(pipeline: Any) -> None:
         raise ValueError(f"its positional encoder is {name}; GPT-2 has a learned position table "
                          "(train with [positional] use = \"learned\")")
     head = getattr(pipeline.objective, "head", None)
-    if not getattr(head, "tied", False):
+    if lm_head and not getattr(head, "tied", False):
         raise ValueError(f"the LM head of objective {slots['objective'].spec.id} is not tied to the token embedding; "
                          "GPT-2 ties them (tie_weights = true)")
     if not callable(getattr(pipeline.tokenizer, "to_json", None)):
         raise ValueError(f"tokenizer {slots['tokenizer'].spec.id} has no tokenizer.json form; GPT-2 needs a BPE (bpe)")
 
 
-def _tokenizer_files(tokenizer: Any, out: Path, context: int) -> dict[str, Any]:
+def tokenizer_files(tokenizer: Any, out: Path, context: int) -> dict[str, Any]:
     """tokenizer.json plus the tokenizer_config.json that lets ``AutoTokenizer`` open it; the special-token ids."""
     tokenizer.save(out / "tokenizer.json")
     specials = {f"{kind}_token": getattr(tokenizer.config, f"{kind}_token", "") for kind in ("bos", "eos", "pad", "mask")}
@@ -294,14 +304,15 @@ def export_run(pipeline: Any, out_dir: str | Path) -> Path:
     """A trained run (gpt + learned + tied next-token + bpe) as a folder ``transformers`` opens with its tokenizer:
     ``GPT2LMHeadModel.from_pretrained(out)`` and ``AutoTokenizer.from_pretrained(out)``.
 
-    ValueError, before anything is written, when a part of the run has no GPT-2 counterpart.
+    ValueError, before anything is written, when a part of the run has no GPT-2 counterpart. (``export --to
+    hf-gpt2`` goes through registry_llm.weights.gpt2_export, which sends a ``classify`` run elsewhere.)
     """
-    _exportable(pipeline)
+    exportable(pipeline)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = pipeline.tokenizer
     vocab = getattr(pipeline.objective.head, "vocab_size", None) or tokenizer.vocab_size  # the logits' width
-    ids = _tokenizer_files(tokenizer, out, int(pipeline.parts.positional.weight.shape[0]))
+    ids = tokenizer_files(tokenizer, out, int(pipeline.parts.positional.weight.shape[0]))
     return export_hf_gpt2(pipeline.parts, out, vocab_size=vocab, extra_config=ids)
 
 

@@ -58,7 +58,7 @@ SPECS: list[ComponentSpec] = [
         tags=("gpt2", "huggingface", "safetensors"),
         config=HFGPT2Config,
         requires={"causal": True, "tokens": "discrete", "position_mode": "additive"},
-        exporter="registry_llm.weights.hf_gpt2:export_run",
+        exporter="registry_llm.weights.gpt2_export:export_run",
     ),
     ComponentSpec(
         kind="weights",

@@ -1,0 +1,7 @@
+"""Parameter-efficient finetuning: LoRA adapters on a backbone's linear projections."""
+
+from __future__ import annotations
+
+from registry_llm.adapters.lora import LoRAError, LoRALinear, add_lora, lora_state, merge_lora
+
+__all__ = ["LoRAError", "LoRALinear", "add_lora", "lora_state", "merge_lora"]

@@ -1,0 +1,1 @@
+"""Finetuning heads of the text stack."""

@@ -1,0 +1,105 @@
+"""``classify``: supervised text classification through a ``[head]``.
+
+The backbone reads the token ids (a causal one needs no padding mask: right padding never reaches an earlier
+token; a bidirectional one gets the real-token mask), the head pools and scores, and the loss is cross-entropy
+over the batch's texts. What trains is ``train``: ``head`` (backbone frozen, run without autograd), ``full``
+(with layer-wise decay through ``lr_scales``), or ``lora`` (LoRA adapters on ``lora_targets`` and the head).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from registry_core.interfaces import ModelParts
+from registry_llm.adapters.lora import add_lora
+from registry_llm.objectives.specs import ClassifyConfig
+
+__all__ = ["ClassifyObjective", "build"]
+
+
+def _backbone_parts(parts: ModelParts) -> list[nn.Module]:
+    return [m for m in (parts.embed, parts.positional, parts.backbone) if isinstance(m, nn.Module)]
+
+
+class ClassifyObjective(nn.Module):
+    """``objective(parts, batch) -> (loss, {"acc", "samples"})``; ``logits(parts, ids)`` for inference."""
+
+    #: The loss is a mean over the batch's texts: accumulation and ranks weigh each micro-batch by its count.
+    count_metrics = ("samples",)
+    loss_weight = "samples"
+
+    def __init__(self, config: ClassifyConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.pad_id = config.pad_id
+        self.adapted: list[str] = []
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.config.num_classes or 0)
+
+    def bind(self, parts: ModelParts) -> None:
+        if parts.head is None:
+            raise ValueError("objective 'classify' needs a [head] table (use = 'sequence-classification')")
+        if self.pad_id is None:
+            self.pad_id = getattr(parts.embed, "pad_id", None)
+        cfg = self.config
+        if cfg.train in ("head", "lora"):
+            for module in _backbone_parts(parts):
+                module.requires_grad_(False)
+        if cfg.train == "lora":
+            self.adapted = add_lora(parts.backbone, cfg.lora_targets, cfg.lora_rank, cfg.lora_alpha, cfg.lora_dropout)
+
+    def keep_mask(self, ids: torch.Tensor) -> torch.Tensor:
+        """``(B, T)`` True at real tokens (all True without a pad id)."""
+        return ids != self.pad_id if self.pad_id is not None else torch.ones_like(ids, dtype=torch.bool)
+
+    def logits(self, parts: ModelParts, ids: torch.Tensor) -> torch.Tensor:
+        """``(B, num_classes)`` class scores of token ids ``(B, T)``."""
+        assert parts.head is not None, "objective 'classify' is not bound to a model with a head"
+        keep = self.keep_mask(ids)
+        causal = bool(getattr(parts.backbone, "causal", True))
+        frozen = self.config.train == "head"
+        with torch.no_grad() if frozen else contextlib.nullcontext():
+            x = parts.embed(ids)
+            hidden = parts.backbone(x, parts.positional, None, keep=None if causal else keep)
+        out: torch.Tensor = parts.head(hidden, keep)
+        return out
+
+    def forward(self, parts: ModelParts, batch: Mapping[str, Any]) -> tuple[torch.Tensor, dict[str, Any]]:
+        if "label" not in batch:
+            raise KeyError("objective 'classify' needs labelled samples (a text-labels data source)")
+        logits = self.logits(parts, batch["input_ids"])
+        label = batch["label"].to(logits.device).long()
+        if bool(((label < 0) | (label >= logits.shape[1])).any()):
+            raise ValueError(f"objective 'classify': labels {sorted(set(label.tolist()))} are outside the "
+                             f"{logits.shape[1]} classes")
+        loss = F.cross_entropy(logits.float(), label, label_smoothing=self.config.label_smoothing)
+        correct = (logits.argmax(dim=1) == label).float().mean()
+        return loss, {"acc": correct, "samples": torch.tensor(float(label.numel()), device=logits.device)}
+
+    def lr_scales(self, parts: ModelParts) -> dict[int, float]:
+        """Layer-wise decay with train='full': block i of L at decay^(L - i), embeddings at decay^(L + 1)."""
+        decay = self.config.layer_decay
+        if self.config.train != "full" or decay >= 1.0:
+            return {}
+        blocks = getattr(parts.backbone, "blocks", None)
+        depth = len(blocks) if blocks is not None else 0
+        out: dict[int, float] = {}
+        for module in (parts.embed, parts.positional):
+            if isinstance(module, nn.Module):
+                out.update({id(p): decay ** (depth + 1) for p in module.parameters()})
+        for name, p in parts.backbone.named_parameters():
+            if name.startswith("blocks."):
+                out[id(p)] = decay ** (depth - int(name.split(".")[1]))
+        return out
+
+
+def build(config: ClassifyConfig) -> ClassifyObjective:
+    return ClassifyObjective(config)
