@@ -150,8 +150,15 @@ def _print_run(result: Any) -> None:
 
 
 def _metrics_line(values: dict[str, Any]) -> str:
-    """``k=v, ...``: counts (integers) as they are, other numbers to 4 decimals."""
-    return ", ".join(f"{k}={v}" if isinstance(v, int) else f"{k}={v:.4f}" for k, v in values.items())
+    """``k=v, ...``: counts (integers) as they are, other numbers to 4 decimals; tables (a confusion matrix) are
+    named only: they are in summary.json."""
+
+    def shown(key: str, value: Any) -> str:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f"{key}=(in summary.json)"
+        return f"{key}={value}" if isinstance(value, int) else f"{key}={value:.4f}"
+
+    return ", ".join(shown(k, v) for k, v in values.items())
 
 
 def _val_curve(metrics: Path) -> list[tuple[int, float]]:

@@ -23,6 +23,21 @@ class UnigramConfig:
                                      min=1)
 
 
+@dataclass
+class TextClassificationEvalConfig:
+    """Accuracy, macro-F1 and the confusion matrix of a classifier over a whole split."""
+
+    batch_size: int = option(64, help="texts per forward pass", min=1)
+
+
+@dataclass
+class TfidfBaselineConfig:
+    """The non-neural baseline on the same split: TF-IDF of word 1-2 grams and logistic regression (scikit-learn)."""
+
+    min_df: int = option(1, help="ignore words seen in fewer training texts", min=1)
+    max_iter: int = option(2000, help="logistic regression iterations", min=1)
+
+
 SPECS: list[ComponentSpec] = [
     ComponentSpec(
         kind="evaluator",
@@ -43,5 +58,25 @@ SPECS: list[ComponentSpec] = [
         tags=("lm", "baseline"),
         config=UnigramConfig,
         requires={"tokens": "discrete"},
+    ),
+    ComponentSpec(
+        kind="evaluator",
+        name="text-classification",
+        target="registry_llm.evaluators.classification:build",
+        summary="Accuracy, macro-F1 and the confusion matrix of a text classifier over a whole split.",
+        modality="text",
+        tags=("classification", "finetuning"),
+        config=TextClassificationEvalConfig,
+        requires={"task": "classification"},
+    ),
+    ComponentSpec(
+        kind="evaluator",
+        name="tfidf-baseline",
+        target="registry_llm.evaluators.classification:build_tfidf",
+        summary="TF-IDF (word 1-2 grams) + logistic regression on the same labelled split: the non-neural floor.",
+        modality="text",
+        tags=("classification", "baseline"),
+        config=TfidfBaselineConfig,
+        requires={"task": "classification"},
     ),
 ]

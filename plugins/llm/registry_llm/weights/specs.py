@@ -48,6 +48,41 @@ class HFBertConfig(HubSource):
         self.check_source("hf-bert", self.path is not None)
 
 
+@dataclass
+class TextRunConfig:
+    """The token embedding, positions and backbone of a finished text run of ours (e.g. ``runs/gpt-tiny``)."""
+
+    path: str = option(help="the run folder: what `run X.toml --out FOLDER` wrote (pipeline.toml, model.safetensors); "
+                       "its embedding, positional encoder and backbone are loaded (use its tokenizer too: "
+                       "[tokenizer] path = FOLDER/tokenizer/tokenizer.json)")
+
+    def __post_init__(self) -> None:
+        import tomllib
+
+        from registry_core.atomic import file_inside
+
+        folder = Path(self.path)
+        config_file = file_inside(folder, "pipeline.toml")
+        if not config_file.is_file() or not file_inside(folder, "model.safetensors").is_file():
+            raise ValueError(f"run folder {self.path} has no pipeline.toml and model.safetensors; expected a finished "
+                             "run (python -m registry_core run X.toml --out FOLDER writes them when it ends)")
+        try:
+            with config_file.open("rb") as f:
+                self.run_config = tomllib.load(f)
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{config_file} is not valid TOML: {exc}") from None
+        backbone = self.run_config.get("backbone", {})
+        if not isinstance(backbone, dict) or str(backbone.get("use", "")).split(":")[-1] not in ("gpt", "bert"):
+            raise ValueError(f"run folder {self.path} trained backbone {backbone.get('use') if isinstance(backbone, dict) else None!r}; "
+                             "text-run loads a gpt or bert run (e.g. runs/gpt-tiny)")
+
+    @property
+    def embed_dim(self) -> int | None:
+        """The `embed_dim` port: the run's backbone width."""
+        value = self.run_config.get("backbone", {}).get("embed_dim")
+        return int(value) if value is not None else None
+
+
 SPECS: list[ComponentSpec] = [
     ComponentSpec(
         kind="weights",
@@ -71,5 +106,17 @@ SPECS: list[ComponentSpec] = [
         config=HFBertConfig,
         requires={"causal": False, "tokens": "discrete", "position_mode": "additive"},
         exporter="registry_llm.weights.hf_bert:export_run",
+    ),
+    ComponentSpec(
+        kind="weights",
+        name="text-run",
+        target="registry_llm.weights.text_run:build",
+        summary="The embedding, positions and backbone a text run of ours trained (e.g. runs/gpt-tiny), into a new "
+        "pipeline (a classifier finetuned from it).",
+        modality="text",
+        tags=("finetuning", "safetensors"),
+        config=TextRunConfig,
+        provides={"embed_dim": None},
+        requires={"tokens": "discrete"},
     ),
 ]
