@@ -403,6 +403,9 @@ class Pipeline:
         else:
             files = in_use
         files["model:" + _persist.WEIGHTS_FILE] = _persist.save_weights(built.model, out)
+        save_apart = getattr(built.model.objective, "save_apart", None)  # e.g. LoRA adapters, loadable on their own
+        if callable(save_apart):
+            files.update({f"model:{name}": path for name, path in save_apart(built.model.parts, out).items()})
         self.write_config(out, config, self.lock(files, root=out))
         return out
 

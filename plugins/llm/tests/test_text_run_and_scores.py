@@ -95,3 +95,27 @@ def test_scores_agree_with_scikit_learn() -> None:
     assert ours["macro_f1"] == pytest.approx(f1_score(truth, predicted, average="macro", labels=range(5),
                                                       zero_division=0))
     assert ours["confusion"] == confusion_matrix(truth, predicted, labels=range(5)).tolist()
+
+
+def test_lora_adapters_save_apart_and_load_onto_the_base_run(lm_run: Path, tmp_path: Path) -> None:
+    from registry_core import Pipeline
+
+    trained = compose(classifier(lm_run))
+    trained.run(tmp_path / "cls")
+    adapters = tmp_path / "cls" / "adapters.safetensors"
+    assert adapters.stat().st_size < (tmp_path / "cls" / "model.safetensors").stat().st_size / 4
+    lock = json.loads((tmp_path / "cls" / "pipeline.lock.json").read_text())
+    assert "model:adapters.safetensors" in lock["files"]
+    again = compose(classifier(lm_run, weights={"use": "text-run", "path": str(lm_run),
+                                                "adapters": str(tmp_path / "cls")})).build()
+    ids = trained.data.dataset("val").ids
+    saved = Pipeline.load(tmp_path / "cls")
+    with torch.no_grad():
+        want = saved.objective.logits(saved.parts, ids)
+        got = again.objective.logits(again.parts, ids)
+    assert torch.equal(want, got)
+    wider = classifier(lm_run, weights={"use": "text-run", "path": str(lm_run), "adapters": str(tmp_path / "cls")})
+    wider["objective"] = {"use": "classify", "train": "lora", "lora_rank": 4}
+    with pytest.raises(Exception, match=r"the adapters in .*adapters.safetensors do not fit this model: "
+                                        r"backbone.blocks.0.attn.proj.lora_A.weight is \(2, 32\) there, \(4, 32\) here"):
+        compose(wider).build()

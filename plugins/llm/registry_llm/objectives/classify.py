@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -20,7 +21,10 @@ from registry_core.interfaces import ModelParts
 from registry_llm.adapters.lora import add_lora
 from registry_llm.objectives.specs import ClassifyConfig
 
-__all__ = ["ClassifyObjective", "build"]
+__all__ = ["ADAPTERS_FILE", "ClassifyObjective", "build"]
+
+#: A LoRA run's adapters and head, saved apart from the whole model.
+ADAPTERS_FILE = "adapters.safetensors"
 
 
 def _backbone_parts(parts: ModelParts) -> list[nn.Module]:
@@ -83,6 +87,26 @@ class ClassifyObjective(nn.Module):
         loss = F.cross_entropy(logits.float(), label, label_smoothing=self.config.label_smoothing)
         correct = (logits.argmax(dim=1) == label).float().mean()
         return loss, {"acc": correct, "samples": torch.tensor(float(label.numel()), device=logits.device)}
+
+    def save_apart(self, parts: ModelParts, out_dir: Path) -> dict[str, Path]:
+        """With LoRA: ``adapters.safetensors`` beside the whole model, the adapters and the head alone (kilobytes,
+        not the backbone), which ``text-run`` with ``adapters = RUN`` puts back onto the base run's backbone."""
+        if not self.adapted:
+            return {}
+        from safetensors.torch import save_file
+
+        from registry_core.atomic import atomic_path
+        from registry_llm.adapters.lora import lora_state
+
+        tensors = {f"backbone.{k}": v for k, v in lora_state(parts.backbone).items()}
+        if isinstance(parts.head, nn.Module):
+            tensors.update({f"head.{k}": v for k, v in parts.head.state_dict().items()})
+        target = Path(out_dir) / ADAPTERS_FILE
+        with atomic_path(target) as tmp:
+            save_file({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}, str(tmp),
+                      metadata={"format": "pt", "lora_rank": str(self.config.lora_rank),
+                                "lora_alpha": str(self.config.lora_alpha)})
+        return {ADAPTERS_FILE: target}
 
     def lr_scales(self, parts: ModelParts) -> dict[int, float]:
         """Layer-wise decay with train='full': block i of L at decay^(L - i), embeddings at decay^(L + 1)."""

@@ -55,6 +55,8 @@ class TextRunConfig:
     path: str = option(help="the run folder: what `run X.toml --out FOLDER` wrote (pipeline.toml, model.safetensors); "
                        "its embedding, positional encoder and backbone are loaded (use its tokenizer too: "
                        "[tokenizer] path = FOLDER/tokenizer/tokenizer.json)")
+    adapters: str | None = option(None, help="a LoRA classifier run of ours (classify, train = 'lora') finetuned from "
+                                  "this run: its adapters.safetensors (adapters and head) is loaded on top; None: none")
 
     def __post_init__(self) -> None:
         import tomllib
@@ -75,6 +77,10 @@ class TextRunConfig:
         if not isinstance(backbone, dict) or str(backbone.get("use", "")).split(":")[-1] not in ("gpt", "bert"):
             raise ValueError(f"run folder {self.path} trained backbone {backbone.get('use') if isinstance(backbone, dict) else None!r}; "
                              "text-run loads a gpt or bert run (e.g. runs/gpt-tiny)")
+
+        if self.adapters is not None and not file_inside(Path(self.adapters), "adapters.safetensors").is_file():
+            raise ValueError(f"adapters folder {self.adapters} has no adapters.safetensors; expected a run of "
+                             "objective 'classify' with train = 'lora'")
 
     @property
     def embed_dim(self) -> int | None:

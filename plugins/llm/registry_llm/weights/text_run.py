@@ -12,6 +12,9 @@ from registry_core.interfaces import ModelParts
 from registry_core.nn.load_parts import load_parts
 from registry_llm.weights.specs import TextRunConfig
 
+#: A LoRA run's adapters and head (registry_llm.objectives.classify.ADAPTERS_FILE).
+ADAPTERS_FILE = "adapters.safetensors"
+
 __all__ = ["TextRunWeights", "build"]
 
 #: Our part names whose tensors the run provides.
@@ -28,8 +31,11 @@ class TextRunWeights:
         self.meta = {"run": str(self.path)}
 
     def files(self) -> list[Path]:
-        """The run's weights, whose hash goes into the lock."""
-        return [file_inside(self.path, "model.safetensors")]
+        """The run's weights (and the adapters', when given), whose hashes go into the lock."""
+        listed = [file_inside(self.path, "model.safetensors")]
+        if self.config.adapters is not None:
+            listed.append(file_inside(Path(self.config.adapters), ADAPTERS_FILE))
+        return listed
 
     def load_into(self, parts: ModelParts) -> None:
         """Copy the run's embedding, positions and backbone into ``parts``; a misfit names the tensors."""
@@ -42,6 +48,35 @@ class TextRunWeights:
             raise FileFormatError(f"text-run: {file} is not a readable safetensors file: {exc}") from exc
         load_parts(parts, {k: v for k, v in every.items() if k.startswith(ENCODER_PREFIXES)}, fills=self.fills,
                    source=str(file))
+        if self.config.adapters is not None:
+            self._load_adapters(parts, file_inside(Path(self.config.adapters), ADAPTERS_FILE))
+
+    @staticmethod
+    def _load_adapters(parts: ModelParts, file: Path) -> None:
+        """The adapters and head of a LoRA run onto this model; FileFormatError naming both shapes on a misfit."""
+        import torch
+        from safetensors.torch import load_file
+
+        from registry_core.nn.load_parts import part_tensors
+
+        try:
+            tensors = load_file(str(file))
+        except Exception as exc:
+            raise FileFormatError(f"text-run: {file} is not a readable safetensors file: {exc}") from exc
+        model = part_tensors(parts)
+        problems = []
+        for key, src in tensors.items():
+            dest = model.get(key)
+            if dest is None:
+                problems.append(f"{key} is not in this model (is it built with the same train = 'lora' and targets?)")
+            elif tuple(dest.shape) != tuple(src.shape):
+                problems.append(f"{key} is {tuple(src.shape)} there, {tuple(dest.shape)} here")
+        if problems:
+            raise FileFormatError(f"text-run: the adapters in {file} do not fit this model: {'; '.join(problems[:4])}"
+                                  + (f" and {len(problems) - 4} more" if len(problems) > 4 else ""))
+        with torch.no_grad():
+            for key, src in tensors.items():
+                model[key].copy_(src)
 
 
 def build(config: TextRunConfig) -> TextRunWeights:
