@@ -14,6 +14,7 @@ def attention_mask(
     causal: bool,
     bias: torch.Tensor | None = None,
     keep: torch.Tensor | None = None,
+    segments: torch.Tensor | None = None,
     dtype: torch.dtype = torch.float32,
     device: torch.device | None = None,
 ) -> tuple[torch.Tensor | None, bool]:
@@ -21,10 +22,25 @@ def attention_mask(
 
     The queries are the last ``q_len`` of ``k_len`` positions (the rest come from a KV cache).
     ``bias`` is ``(H, q_len, k_len)`` or, for per-sample positions, ``(B, H, q_len, k_len)`` (ALiBi);
-    ``keep`` is ``(B, k_len)``, True for real tokens.
+    ``keep`` is ``(B, k_len)``, True for real tokens; ``segments`` ``(B, k_len)`` numbers the packed examples of
+    each row, and a token attends only within its own (packing without cross-example attention).
     Returns no mask at all when SDPA's own ``is_causal`` (or nothing) does the job, the fastest path.
     """
     offset = k_len - q_len
+    if segments is not None:
+        if tuple(segments.shape[-1:]) != (k_len,) or segments.dim() != 2:
+            raise ValueError(f"segments must be (B, {k_len}), got {tuple(segments.shape)}")
+        seg = segments.to(device=device)
+        same = (seg[:, -q_len:, None] == seg[:, None, :])[:, None]  # (B, 1, q, k)
+        keep_same = same if keep is None else same & keep.to(device=device, dtype=torch.bool)[:, None, None, :]
+        inner, _ = attention_mask(q_len, k_len, causal=causal, bias=bias, keep=None, dtype=dtype, device=device)
+        if inner is None:
+            i = torch.arange(q_len, device=device).unsqueeze(1) + offset
+            inner = torch.arange(k_len, device=device).unsqueeze(0) <= i if causal else None
+        if inner is not None and inner.dtype != torch.bool:  # a float bias: block the other examples with -inf
+            return inner.masked_fill(~keep_same, float("-inf")), False
+        allowed_seg = keep_same if inner is None else keep_same & inner
+        return allowed_seg | ~allowed_seg.any(dim=-1, keepdim=True), False
     if bias is None and keep is None:
         if not causal or q_len == 1:
             return None, False  # a single new query may see every cached key

@@ -172,6 +172,7 @@ class Transformer(nn.Module):
         taps: Sequence[int] = (),
         tapped: list[torch.Tensor] | None = None,
         token_types: torch.Tensor | None = None,
+        segments: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Run the stack on ``x`` ``(B, T, D)``; with ``cache``, ``x`` continues the cached tokens.
 
@@ -181,7 +182,10 @@ class Transformer(nn.Module):
 
         ``taps`` (block indices, negative from the end) appends the final-normed output of each of those
         blocks to ``tapped``, in ``taps`` order: the multi-level features of dense-prediction heads.
+        ``segments`` ``(B, T)`` numbers packed examples: attention stays inside each (give their positions too).
         """
+        if segments is not None and (cache is not None or keep_index is not None or self.num_prefix_tokens):
+            raise ValueError("segments (packed examples) cannot be combined with a KV cache, keep_index or prefix tokens")
         t = x.shape[1]
         mode = self._check_input(x, positional, cache, keep_index is not None)
         offset = cache.length if cache is not None else 0
@@ -204,7 +208,8 @@ class Transformer(nn.Module):
         dev = x.device.type
         mask_dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else x.dtype
         mask, is_causal = attention_mask(
-            q_len, offset + q_len, causal=self.causal, bias=bias, keep=keep, dtype=mask_dtype, device=x.device
+            q_len, offset + q_len, causal=self.causal, bias=bias, keep=keep, segments=segments, dtype=mask_dtype,
+            device=x.device,
         )
         x = self.drop(x)
         wanted = self._tap_order(taps, tapped)

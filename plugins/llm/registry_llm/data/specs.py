@@ -162,6 +162,31 @@ class TextLabelsConfig:
         return list(self.classes)
 
 
+#: The default chat template (tokenizer_config.json's ``chat_template`` convention: Jinja over ``messages`` with
+#: ``role`` and ``content``, and ``add_generation_prompt``).
+DEFAULT_TEMPLATE = ("{% for m in messages %}### {{ 'Question' if m.role == 'user' else 'Answer' }}:\n{{ m.content }}\n"
+                    "{% endfor %}{% if add_generation_prompt %}### Answer:\n{% endif %}")
+
+
+@dataclass(kw_only=True)
+class InstructionPairsConfig:
+    """(prompt, response) pairs for instruction tuning, rendered by a chat template, packed into windows."""
+
+    path: str = option(help="the pairs: a .jsonl, .csv or .parquet file with a prompt and a response field")
+    prompt_field: str = option("prompt", help="field or column holding the prompt")
+    response_field: str = option("response", help="field or column holding the response")
+    template: str = option(DEFAULT_TEMPLATE, help="chat template (Jinja, the convention of tokenizer_config.json's "
+                           "chat_template): renders `messages` (role, content) and, with add_generation_prompt, the "
+                           "start of the answer; it must render the assistant's message")
+    seq_len: int = option(256, help="tokens per window", min=8)
+    pack: bool = option(True, help="pack several pairs into one window (attention and positions stay inside each "
+                        "pair); false: one pair per window, padded")
+    truncate: bool = option(False, help="cut a pair longer than seq_len at its end; false: such a pair is an error "
+                            "that says by how many tokens it is too long")
+    val_fraction: float = option(0.1, help="share of the pairs held out (seeded)", min=0.0, max=0.9)
+    seed: int = option(0, help="seed of the split")
+
+
 SPECS: list[ComponentSpec] = [
     ComponentSpec(
         kind="data_source",
@@ -184,5 +209,16 @@ SPECS: list[ComponentSpec] = [
         config=TextLabelsConfig,
         provides={"tokens": "discrete", "seq_len": None, "task": "classification", "num_classes": None,
                   "class_names": None},
+    ),
+    ComponentSpec(
+        kind="data_source",
+        name="instruction-pairs",
+        target="registry_llm.data.instruction_pairs:build",
+        summary="(prompt, response) pairs through a chat template, packed without cross-pair attention; the loss "
+        "counts response tokens only.",
+        modality="text",
+        tags=("llm", "text", "instruction-tuning", "sft"),
+        config=InstructionPairsConfig,
+        provides={"tokens": "discrete", "seq_len": None},
     ),
 ]

@@ -27,10 +27,10 @@ class TextLabelsError(RegistryCoreError, ValueError):
     """The labelled file cannot serve as asked; the message names the file and the field, label or class."""
 
 
-def read_labelled(path: Path, text_field: str, label_field: str) -> list[tuple[str, str]]:
+def read_labelled(path: Path, text_field: str, label_field: str, who: str = "text-labels") -> list[tuple[str, str]]:
     """(text, label) rows of a .jsonl, .csv or .parquet file; TextLabelsError naming the fields there are."""
     if not path.is_file():
-        raise TextLabelsError(f"text-labels: {path} does not exist (expected a .jsonl, .csv or .parquet file)")
+        raise TextLabelsError(f"{who}: {path} does not exist (expected a .jsonl, .csv or .parquet file)")
     suffix = path.suffix.lower()
     rows: list[dict[str, Any]]
     if suffix == ".jsonl":
@@ -40,7 +40,7 @@ def read_labelled(path: Path, text_field: str, label_field: str) -> list[tuple[s
                 try:
                     rows.append(json.loads(line))
                 except json.JSONDecodeError as exc:
-                    raise TextLabelsError(f"text-labels: {path} line {n} is not JSON ({exc.msg})") from None
+                    raise TextLabelsError(f"{who}: {path} line {n} is not JSON ({exc.msg})") from None
         columns = sorted({k for row in rows for k in row})
     elif suffix == ".csv":
         with path.open(encoding="utf-8", newline="") as fh:
@@ -54,11 +54,11 @@ def read_labelled(path: Path, text_field: str, label_field: str) -> list[tuple[s
         columns = list(table.column_names)
         rows = table.to_pylist() if text_field in columns and label_field in columns else []
     else:
-        raise TextLabelsError(f"text-labels: {path} is a {suffix or 'suffix-less'} file; expected .jsonl, .csv or "
+        raise TextLabelsError(f"{who}: {path} is a {suffix or 'suffix-less'} file; expected .jsonl, .csv or "
                               ".parquet")
     for field in (text_field, label_field):
         if field not in columns:
-            raise TextLabelsError(f"text-labels: {path} has no field {field!r}; its fields are "
+            raise TextLabelsError(f"{who}: {path} has no field {field!r}; its fields are "
                                   f"{', '.join(columns) or 'none'}")
     out = [(str(r.get(text_field) or ""), str(r.get(label_field))) for r in rows]
     return [(t, lab) for t, lab in out if t.strip()]

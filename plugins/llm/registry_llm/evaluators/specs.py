@@ -38,6 +38,14 @@ class TfidfBaselineConfig:
     max_iter: int = option(2000, help="logistic regression iterations", min=1)
 
 
+@dataclass
+class InstructionEvalConfig:
+    """Held-out pairs: the response loss, and greedy answers scored by exact match and token F1."""
+
+    max_pairs: int | None = option(None, help="answer at most this many held-out pairs (None: all)", min=1)
+    max_new_tokens: int = option(96, help="longest answer generated", min=1)
+
+
 SPECS: list[ComponentSpec] = [
     ComponentSpec(
         kind="evaluator",
@@ -78,5 +86,16 @@ SPECS: list[ComponentSpec] = [
         tags=("classification", "baseline"),
         config=TfidfBaselineConfig,
         requires={"task": "classification"},
+    ),
+    ComponentSpec(
+        kind="evaluator",
+        name="instruction-eval",
+        target="registry_llm.evaluators.instruction:build",
+        summary="Instruction tuning on held-out pairs: response loss, and greedy answers (the chat template "
+        "applied) scored by exact match and token F1.",
+        modality="text",
+        tags=("instruction-tuning", "sft"),
+        config=InstructionEvalConfig,
+        requires={"causal": True, "tokens": "discrete"},
     ),
 ]

@@ -107,6 +107,17 @@ SPECS: list[ComponentSpec] = [
     ),
     ComponentSpec(
         kind="objective",
+        name="instruct",
+        target="registry_llm.objectives.instruct:build",
+        summary="Instruction tuning: next-token cross-entropy on response tokens only, packed pairs kept apart "
+        "(per-pair positions, attention inside each pair).",
+        modality="text",
+        tags=("finetuning", "instruction-tuning", "sft", "causal-lm"),
+        config=NextTokenConfig,
+        requires={"causal": True, "tokens": "discrete", "embed_dim": None, "vocab_size": None},
+    ),
+    ComponentSpec(
+        kind="objective",
         name="classify",
         target="registry_llm.objectives.classify:build",
         summary="Text classification through a [head]: cross-entropy; the backbone frozen, fully finetuned with "
