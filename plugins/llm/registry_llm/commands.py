@@ -23,13 +23,22 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top-k", type=int, default=None, help="sample among the k likeliest tokens (k >= 1)")
     parser.add_argument("--top-p", type=float, default=None, help="sample among the likeliest tokens of mass p, in (0, 1]")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--raw", action="store_true", help="an instruction-tuned run's prompt as it is, without its "
+                        "chat template (by default the template wraps it and the answer stops at eos)")
 
 
-def continue_prompt(pipeline: Any, prompt: str, **options: Any) -> str:
-    """The prompt followed by what the pipeline's objective generates for it (``options``: its sampling)."""
+def continue_prompt(pipeline: Any, prompt: str, chat: bool = True, **options: Any) -> str:
+    """The prompt followed by what the pipeline's objective generates for it (``options``: its sampling). A run
+    whose data has a chat template (instruction-pairs) gets the prompt wrapped in it and stops at eos, unless
+    ``chat`` is false."""
     tok = pipeline.tokenizer
+    template = getattr(pipeline.data, "template", None) if chat else None
+    if template is not None:
+        prompt = template.prompt(prompt)
+        eos = getattr(tok, "eos_id", None)
+        options.setdefault("stop_tokens", [] if eos is None else [int(eos)])
     ids = pipeline.objective.generate(pipeline.parts, tok.encode(prompt), **options)
-    return str(prompt + tok.decode(list(ids)))
+    return str(prompt + tok.decode(list(ids), skip_special=template is not None))
 
 
 def generate(args: argparse.Namespace) -> int:
@@ -50,8 +59,8 @@ def generate(args: argparse.Namespace) -> int:
     if not hasattr(pipeline.objective, "generate"):
         raise RegistryCoreError(f"objective {pipeline.slots['objective'].spec.id} of run {args.dir} cannot generate; "
                                 "expected a run of a language-model objective such as next-token")
-    text = continue_prompt(pipeline, args.prompt, max_new_tokens=args.max_tokens, temperature=args.temperature,
-                           top_k=args.top_k, top_p=args.top_p, seed=args.seed)
+    text = continue_prompt(pipeline, args.prompt, not getattr(args, "raw", False), max_new_tokens=args.max_tokens,
+                           temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed)
     if getattr(args, "json", False):
         from registry_core.cli import print_json
 

@@ -89,6 +89,15 @@ def test_a_short_run_lowers_the_held_out_response_loss(tmp_path: Path) -> None:
     after = result.evaluators["llm:instruction-eval"]
     assert after["response_loss"] < before["response_loss"] - 0.5, (before, after)
     assert 0.0 <= after["token_f1"] <= 1.0 and after["pairs"] == 3.0
+    from registry_core.testing import run_cli
+
+    chat = run_cli("generate", str(tmp_path / "run"), "--prompt", "What does the Python documentation say about if?",
+                   "--temperature", "0", "--max-tokens", "8")
+    assert chat.returncode == 0, chat.stderr
+    assert chat.stdout.startswith("### Question:\nWhat does the Python documentation say about if?\n### Answer:\n")
+    raw = run_cli("generate", str(tmp_path / "run"), "--prompt", "Assert", "--raw", "--temperature", "0",
+                  "--max-tokens", "4")
+    assert raw.returncode == 0 and raw.stdout.startswith("Assert"), raw.stderr
 
 
 @pytest.mark.parametrize(("options", "message"), [
