@@ -119,3 +119,26 @@ def test_lora_adapters_save_apart_and_load_onto_the_base_run(lm_run: Path, tmp_p
     with pytest.raises(Exception, match=r"the adapters in .*adapters.safetensors do not fit this model: "
                                         r"backbone.blocks.0.attn.proj.lora_A.weight is \(2, 32\) there, \(4, 32\) here"):
         compose(wider).build()
+
+
+def test_a_bidirectional_classifier_pools_its_first_token_and_ignores_padding() -> None:
+    cfg = {
+        "data": {"use": "text-labels", "path": str(TRANSLATIONS), "label_field": "language", "classes": CLASSES,
+                 "seq_len": 64},
+        "tokenizer": {"use": "wordpiece", "vocab_size": 300}, "positional": {"use": "learned"},
+        "backbone": {"use": "bert", "embed_dim": 32, "depth": 2, "heads": 2, "max_positions": 96, "dropout": 0.0},
+        "objective": {"use": "classify", "train": "full"}, "head": {"use": "sequence-classification"},
+        "train": {"steps": 2, "batch_size": 8, "device": "cpu"},
+    }
+    pipeline = compose(cfg).build()
+    assert pipeline.parts.head.pool == "first"
+    ids = pipeline.data.dataset("val").ids[:2].clone()
+    pad = pipeline.tokenizer.pad_id
+    short = ids.clone()
+    short[:, 20:] = pad
+    longer = torch.cat([short, torch.full((2, 16), pad)], dim=1)  # more padding changes nothing
+    pipeline.model.eval()
+    with torch.no_grad():
+        a = pipeline.objective.logits(pipeline.parts, short)
+        b = pipeline.objective.logits(pipeline.parts, longer)
+    assert torch.allclose(a, b, atol=1e-6)
