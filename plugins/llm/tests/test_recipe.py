@@ -49,3 +49,11 @@ def test_short_gpt_tiny_run_beats_the_unigram_baseline_and_generates(tmp_path: P
     )
     assert gen.returncode == 0, gen.stderr[-3000:]
     assert gen.stdout.startswith("The for statement") and len(gen.stdout) > len("The for statement")
+
+
+@pytest.mark.parametrize("name", ["cls-tiny", "sft-tiny"])
+def test_the_finetuning_recipes_are_their_example_files(name: str) -> None:
+    import tomllib
+
+    recipe = get_registry().build("recipe", name).config()
+    assert tomllib.loads((ROOT / "examples" / f"{name}.toml").read_text()) == recipe

@@ -21,4 +21,21 @@ SPECS: list[ComponentSpec] = [
         modality="text",
         tags=("llm", "pretrained-data"),
     ),
+    ComponentSpec(
+        kind="recipe",
+        name="cls-tiny",
+        target="registry_llm.recipes.finetune_tiny:ClsTiny",
+        summary="gpt-tiny's pretrained model + LoRA + a classification head on the standard library's docstrings "
+        "(8 module families); needs runs/gpt-tiny.",
+        modality="text",
+        tags=("llm", "finetuning", "lora", "classification"),
+    ),
+    ComponentSpec(
+        kind="recipe",
+        name="sft-tiny",
+        target="registry_llm.recipes.finetune_tiny:SftTiny",
+        summary="gpt-tiny's pretrained model instruction-tuned on Python's documentation topics; needs runs/gpt-tiny.",
+        modality="text",
+        tags=("llm", "finetuning", "instruction-tuning", "sft"),
+    ),
 ]
