@@ -187,6 +187,31 @@ class InstructionPairsConfig:
     seed: int = option(0, help="seed of the split")
 
 
+@dataclass(kw_only=True)
+class TokenLabelsConfig:
+    """Texts with labelled character spans (NER style) for token classification: each token takes its span's label."""
+
+    path: str = option(help="a .jsonl file: a text field and a spans field of [start, end, label] character offsets")
+    classes: list[str] = option(help="the span labels, in label-id order; a span with another label is an error")
+    text_field: str = option("text", help="field holding the text")
+    spans_field: str = option("spans", help="field holding the [start, end, label] spans")
+    seq_len: int = option(256, help="tokens per sample: longer texts are cut, shorter ones padded", min=2)
+    val_fraction: float = option(0.2, help="share of the texts held out (seeded)", min=0.0, max=0.9)
+    seed: int = option(0, help="seed of the split")
+
+    def __post_init__(self) -> None:
+        if len(set(self.classes)) != len(self.classes) or len(self.classes) < 2:
+            raise ValueError(f"option 'classes' needs at least two distinct names, got {self.classes}")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.classes)
+
+
 SPECS: list[ComponentSpec] = [
     ComponentSpec(
         kind="data_source",
@@ -220,5 +245,17 @@ SPECS: list[ComponentSpec] = [
         tags=("llm", "text", "instruction-tuning", "sft"),
         config=InstructionPairsConfig,
         provides={"tokens": "discrete", "seq_len": None},
+    ),
+    ComponentSpec(
+        kind="data_source",
+        name="token-labels",
+        target="registry_llm.data.token_labels:build",
+        summary="Texts with labelled character spans for token classification: each token takes the label of the "
+        "span it starts in (others are not scored).",
+        modality="text",
+        tags=("llm", "text", "labels", "finetuning"),
+        config=TokenLabelsConfig,
+        provides={"tokens": "discrete", "seq_len": None, "task": "token-classification", "num_classes": None,
+                  "class_names": None},
     ),
 ]

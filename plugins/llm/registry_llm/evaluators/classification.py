@@ -44,10 +44,14 @@ class TextClassificationEval:
         try:
             for start in range(0, len(data), self.config.batch_size):
                 ids = data.ids[start:start + self.config.batch_size].to(device)
-                predicted.append(pipeline.objective.logits(pipeline.parts, ids).argmax(1).cpu())
+                predicted.append(pipeline.objective.logits(pipeline.parts, ids).argmax(-1).cpu())
         finally:
             model.train(was)
-        return scores(data.labels.numpy(), torch.cat(predicted).numpy(), pipeline.data.num_classes)
+        guessed, truth = torch.cat(predicted), data.labels
+        if guessed.dim() == 2:  # token classification: every scored token counts
+            scored = truth != -100
+            guessed, truth = guessed[scored], truth[scored]
+        return scores(truth.numpy(), guessed.numpy(), pipeline.data.num_classes)
 
 
 class TfidfBaseline:

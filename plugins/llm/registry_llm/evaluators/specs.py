@@ -75,7 +75,6 @@ SPECS: list[ComponentSpec] = [
         modality="text",
         tags=("classification", "finetuning"),
         config=TextClassificationEvalConfig,
-        requires={"task": "classification"},
     ),
     ComponentSpec(
         kind="evaluator",

@@ -1,4 +1,5 @@
-"""Config schema and spec of the text head ``sequence-classification`` (no heavy imports)."""
+"""Config schemas and specs of the text heads ``sequence-classification`` and ``token-classification`` (no heavy
+imports)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,16 @@ class SequenceClassificationConfig:
     dropout: float = option(0.0, help="dropout before the output layer", min=0.0, max=0.99)
 
 
+@dataclass
+class TokenClassificationConfig:
+    """A class per token: each hidden state -> a linear layer (BertForTokenClassification's head)."""
+
+    num_classes: int | None = option(None, help="classes to predict; None: wired from the data source", min=1,
+                                     wired="num_classes")
+    embed_dim: int | None = option(None, help="backbone width; None: wired from the backbone", min=1, wired="embed_dim")
+    dropout: float = option(0.0, help="dropout before the output layer", min=0.0, max=0.99)
+
+
 SPECS: list[ComponentSpec] = [
     ComponentSpec(
         kind="head",
@@ -35,6 +46,17 @@ SPECS: list[ComponentSpec] = [
         tags=("llm", "finetuning", "classification"),
         config=SequenceClassificationConfig,
         provides={"task": "classification"},
+        requires={"embed_dim": None},
+    ),
+    ComponentSpec(
+        kind="head",
+        name="token-classification",
+        target="registry_llm.heads.token:build",
+        summary="A class per token (tagging, NER): each hidden state -> a linear layer.",
+        modality="text",
+        tags=("llm", "finetuning", "token-classification"),
+        config=TokenClassificationConfig,
+        provides={"task": "token-classification"},
         requires={"embed_dim": None},
     ),
 ]

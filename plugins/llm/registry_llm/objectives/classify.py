@@ -34,8 +34,9 @@ def _backbone_parts(parts: ModelParts) -> list[nn.Module]:
 class ClassifyObjective(nn.Module):
     """``objective(parts, batch) -> (loss, {"acc", "samples"})``; ``logits(parts, ids)`` for inference."""
 
-    #: The loss is a mean over the batch's texts: accumulation and ranks weigh each micro-batch by its count.
-    count_metrics = ("samples",)
+    #: The loss is a mean over the batch's texts (or, for token classification, its labelled tokens):
+    #: accumulation and ranks weigh each micro-batch by that count (``loss_weight``, set in ``bind``).
+    count_metrics = ("samples", "labelled_tokens")
     loss_weight = "samples"
 
     def __init__(self, config: ClassifyConfig) -> None:
@@ -50,7 +51,10 @@ class ClassifyObjective(nn.Module):
 
     def bind(self, parts: ModelParts) -> None:
         if parts.head is None:
-            raise ValueError("objective 'classify' needs a [head] table (use = 'sequence-classification')")
+            raise ValueError("objective 'classify' needs a [head] table (use = 'sequence-classification' or "
+                             "'token-classification')")
+        self.per_token = getattr(parts.head, "task", "classification") == "token-classification"
+        self.loss_weight = "labelled_tokens" if self.per_token else "samples"
         if self.pad_id is None:
             self.pad_id = getattr(parts.embed, "pad_id", None)
         cfg = self.config
@@ -81,12 +85,25 @@ class ClassifyObjective(nn.Module):
             raise KeyError("objective 'classify' needs labelled samples (a text-labels data source)")
         logits = self.logits(parts, batch["input_ids"])
         label = batch["label"].to(logits.device).long()
+        if getattr(self, "per_token", False):
+            return self._token_loss(logits, label)
         if bool(((label < 0) | (label >= logits.shape[1])).any()):
             raise ValueError(f"objective 'classify': labels {sorted(set(label.tolist()))} are outside the "
                              f"{logits.shape[1]} classes")
         loss = F.cross_entropy(logits.float(), label, label_smoothing=self.config.label_smoothing)
         correct = (logits.argmax(dim=1) == label).float().mean()
         return loss, {"acc": correct, "samples": torch.tensor(float(label.numel()), device=logits.device)}
+
+    def _token_loss(self, logits: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, dict[str, Any]]:
+        """Cross-entropy over the labelled tokens (-100: not scored); 0, not NaN, for a batch without any."""
+        scored = label != -100
+        count = scored.sum()
+        if not bool(scored.any()):
+            return logits.sum() * 0.0, {"acc": count.float(), "labelled_tokens": count.float()}
+        loss = F.cross_entropy(logits.flatten(0, 1).float(), label.flatten(), ignore_index=-100,
+                               label_smoothing=self.config.label_smoothing)
+        correct = ((logits.argmax(dim=-1) == label) & scored).sum().float() / count.float()
+        return loss, {"acc": correct, "labelled_tokens": count.float()}
 
     def save_apart(self, parts: ModelParts, out_dir: Path) -> dict[str, Path]:
         """With LoRA: ``adapters.safetensors`` beside the whole model, the adapters and the head alone (kilobytes,

@@ -120,11 +120,11 @@ SPECS: list[ComponentSpec] = [
         kind="objective",
         name="classify",
         target="registry_llm.objectives.classify:build",
-        summary="Text classification through a [head]: cross-entropy; the backbone frozen, fully finetuned with "
-        "layer-wise decay, or adapted with LoRA (exported in peft's format).",
+        summary="Text or token classification through a [head]: cross-entropy; the backbone frozen, fully finetuned "
+        "with layer-wise decay, or adapted with LoRA (exported in peft's format).",
         modality="text",
         tags=("finetuning", "classification", "lora"),
         config=ClassifyConfig,
-        requires={"tokens": "discrete", "task": "classification"},
+        requires={"tokens": "discrete"},
     ),
 ]

@@ -1,0 +1,134 @@
+"""``token-labels``: texts whose character spans carry labels (NER style), for token classification.
+
+Each token of the pipeline's tokenizer takes the label of the span its first non-space character falls in; a
+token outside every span (spaces, newlines) and the padding are not scored (-100). The split is seeded over texts.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from registry_core import RegistryCoreError
+from registry_llm.data.specs import TokenLabelsConfig
+
+__all__ = ["TokenLabels", "TokenLabelsError", "build"]
+
+IGNORE = -100
+
+
+class TokenLabelsError(RegistryCoreError, ValueError):
+    """The spans file cannot serve as asked; the message names the file, line, field or label."""
+
+
+class TaggedTexts(torch.utils.data.Dataset[dict[str, torch.Tensor]]):
+    """``{"input_ids": (seq_len,), "label": (seq_len,)}`` with -100 where nothing is scored."""
+
+    def __init__(self, ids: torch.Tensor, labels: torch.Tensor) -> None:
+        self.ids = ids
+        self.labels = labels
+
+    def __len__(self) -> int:
+        return int(self.ids.shape[0])
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return {"input_ids": self.ids[index], "label": self.labels[index]}
+
+
+class TokenLabels:
+    """The ``token-labels`` data source: ``attach_tokenizer``, ``prepare``, ``dataset(split)``."""
+
+    def __init__(self, config: TokenLabelsConfig) -> None:
+        self.config = config
+        self.path = Path(config.path).expanduser()
+        self.tokenizer: Any = None
+        self._rows: dict[str, list[tuple[str, list[tuple[int, int, int]]]]] | None = None
+
+    @property
+    def num_classes(self) -> int:
+        return self.config.num_classes
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.config.classes)
+
+    def attach_tokenizer(self, tokenizer: Any) -> TokenLabels:
+        self.tokenizer = tokenizer
+        return self
+
+    def _read(self) -> list[tuple[str, list[tuple[int, int, int]]]]:
+        c = self.config
+        if not self.path.is_file():
+            raise TokenLabelsError(f"token-labels: {self.path} does not exist (expected a .jsonl file)")
+        index = {name: i for i, name in enumerate(c.classes)}
+        rows = []
+        for n, line in enumerate(self.path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise TokenLabelsError(f"token-labels: {self.path} line {n} is not JSON ({exc.msg})") from None
+            for field in (c.text_field, c.spans_field):
+                if field not in row:
+                    raise TokenLabelsError(f"token-labels: {self.path} line {n} has no field {field!r}; its fields "
+                                           f"are {', '.join(sorted(row))}")
+            spans = []
+            for start, end, label in row[c.spans_field]:
+                if label not in index:
+                    raise TokenLabelsError(f"token-labels: {self.path} line {n} has label {label!r}, which option "
+                                           f"'classes' does not name (classes: {', '.join(c.classes)})")
+                spans.append((int(start), int(end), index[label]))
+            rows.append((str(row[c.text_field]), spans))
+        return rows
+
+    def splits(self) -> dict[str, list[tuple[str, list[tuple[int, int, int]]]]]:
+        if self._rows is None:
+            rows = self._read()
+            order = list(rows)
+            random.Random(self.config.seed).shuffle(order)
+            held = math.ceil(len(order) * self.config.val_fraction) if self.config.val_fraction > 0 else 0
+            if held >= len(order):
+                raise TokenLabelsError(f"token-labels: {len(order)} text(s); val_fraction leaves none to train on")
+            self._rows = {"val": order[:held], "train": order[held:]}
+        return self._rows
+
+    def has_split(self, split: str) -> bool:
+        return split == "train" or (split == "val" and self.config.val_fraction > 0)
+
+    def train_tokenizer_texts(self) -> Any:
+        yield from (text for text, _ in self.splits()["train"])
+
+    def prepare(self) -> None:
+        self.splits()
+
+    def dataset(self, split: str) -> TaggedTexts:
+        if split not in ("train", "val"):
+            raise ValueError(f"token-labels: split {split!r} is unknown; expected train or val")
+        hf = getattr(self.tokenizer, "hf", None)
+        if hf is None:
+            raise TokenLabelsError("token-labels needs a tokenizer with character offsets (bpe, wordpiece) attached")
+        c = self.config
+        rows = self.splits()[split]
+        pad = getattr(self.tokenizer, "pad_id", None)
+        ids = torch.full((len(rows), c.seq_len), int(pad) if pad is not None else 0, dtype=torch.long)
+        labels = torch.full((len(rows), c.seq_len), IGNORE, dtype=torch.long)
+        for r, (text, spans) in enumerate(rows):
+            enc = hf.encode(text, add_special_tokens=False)
+            owner = [IGNORE] * (len(text) + 1)
+            for start, end, label in spans:
+                owner[start:end] = [label] * (end - start)
+            for t, (token, (a, b)) in enumerate(zip(enc.ids[: c.seq_len], enc.offsets[: c.seq_len], strict=False)):
+                ids[r, t] = token
+                first = next((i for i in range(a, b) if not text[i].isspace()), None)
+                labels[r, t] = owner[first] if first is not None else IGNORE
+        return TaggedTexts(ids, labels)
+
+
+def build(config: TokenLabelsConfig) -> TokenLabels:
+    return TokenLabels(config)
