@@ -42,8 +42,9 @@ SFT_TINY: dict[str, Any] = {
     **copy.deepcopy(_MODEL),
     "objective": {"use": "instruct"},
     "evaluators": [{"use": "instruction-eval", "max_pairs": 8}],
-    "train": {"steps": 150, "batch_size": 8, "lr": 0.001, "min_lr": 0.0001, "warmup_steps": 10, "log_every": 25,
-              "eval_every": 50, "checkpoint_every": 0, "seed": 0},
+    # 50 steps: the held-out response loss is lowest there (4.467 -> 4.409); 150 overfit the 70 pairs (5.095)
+    "train": {"steps": 50, "batch_size": 8, "lr": 0.001, "min_lr": 0.0001, "warmup_steps": 10, "log_every": 10,
+              "eval_every": 25, "checkpoint_every": 0, "seed": 0},
 }
 
 
