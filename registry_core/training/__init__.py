@@ -10,7 +10,7 @@ from __future__ import annotations
 from registry_core.pipeline._train_config import TrainConfig
 from registry_core.training.checkpoint import atomic_torch_save, clean_state_dict, load_checkpoint
 from registry_core.training.data_order import StripedBatchSampler, epoch_order, global_indices, rank_micro_batches
-from registry_core.training.optim import build_optimizer, decay_groups, lr_at, set_lr
+from registry_core.training.optim import build_optimizer, decay_groups, layer_decay_scales, lr_at, set_lr
 from registry_core.training.trainer import Trainer, TrainingDiverged, TrainResult, seed_everything, to_device
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "decay_groups",
     "epoch_order",
     "global_indices",
+    "layer_decay_scales",
     "load_checkpoint",
     "lr_at",
     "rank_micro_batches",

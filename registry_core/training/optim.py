@@ -11,7 +11,7 @@ from torch import nn
 
 from registry_core.pipeline._train_config import TrainConfig
 
-__all__ = ["build_optimizer", "decay_groups", "lr_at", "set_lr"]
+__all__ = ["build_optimizer", "decay_groups", "layer_decay_scales", "lr_at", "set_lr"]
 
 _NORM_TYPES: tuple[type[nn.Module], ...] = (
     nn.LayerNorm,
@@ -91,3 +91,25 @@ def lr_at(step: int, config: TrainConfig) -> float:
         return config.lr
     progress = min((step - config.warmup_steps) / decay_steps, 1.0)
     return config.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (config.lr - config.min_lr)
+
+
+def layer_decay_scales(parts: Any, decay: float) -> dict[int, float]:
+    """Layer-wise learning-rate decay (BEiT / MAE finetuning): block ``i`` of ``L`` trains at ``decay^(L - i)``, the
+    embedding, positions and a backbone's prefix tokens (cls) at ``decay^(L + 1)``, the final norm and the head at 1;
+    ``{id(parameter): scale}`` for ``build_optimizer``, empty when ``decay`` is 1."""
+    from torch import nn
+
+    if decay >= 1.0:
+        return {}
+    blocks = getattr(parts.backbone, "blocks", None)
+    depth = len(blocks) if blocks is not None else 0
+    out: dict[int, float] = {}
+    for module in (parts.embed, parts.positional):
+        if isinstance(module, nn.Module):
+            out.update({id(p): decay ** (depth + 1) for p in module.parameters()})
+    for name, p in parts.backbone.named_parameters():
+        if name.startswith("blocks."):
+            out[id(p)] = decay ** (depth - int(name.split(".")[1]))
+        elif name.startswith("prefix"):
+            out[id(p)] = decay ** (depth + 1)  # cls token and its position: with the embedding
+    return out

@@ -87,3 +87,20 @@ def test_schedule_values() -> None:
     assert lr_at(0, TrainConfig(steps=5, lr=0.5)) == 0.5  # no warm-up
     assert lr_at(4, TrainConfig(steps=5, warmup_steps=5, lr=0.5)) == 0.5  # warm-up only
     assert lr_at(1, TrainConfig(steps=2, warmup_steps=10, lr=1.0)) == pytest.approx(0.2)  # ends in warm-up
+
+
+def test_layer_decay_scales_each_block_by_its_depth() -> None:
+    from torch import nn
+
+    from registry_core.interfaces import ModelParts
+    from registry_core.training import layer_decay_scales
+
+    backbone = nn.Module()
+    backbone.blocks = nn.ModuleList([nn.Linear(2, 2) for _ in range(3)])
+    backbone.prefix = nn.Parameter(torch.zeros(1, 2))
+    backbone.ln_f = nn.LayerNorm(2)
+    parts = ModelParts(nn.Embedding(4, 2), None, backbone)
+    scales = layer_decay_scales(parts, 0.5)
+    assert scales[id(parts.embed.weight)] == 0.5 ** 4 and scales[id(backbone.prefix)] == 0.5 ** 4
+    assert [scales[id(b.weight)] for b in backbone.blocks] == [0.5 ** 3, 0.5 ** 2, 0.5]
+    assert id(backbone.ln_f.weight) not in scales and layer_decay_scales(parts, 1.0) == {}

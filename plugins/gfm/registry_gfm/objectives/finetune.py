@@ -141,24 +141,11 @@ class FinetuneObjective(nn.Module):
     # -- optimisation -------------------------------------------------------------------------
 
     def lr_scales(self, parts: ModelParts) -> dict[int, float]:
-        """Layer-wise learning-rate decay: block ``i`` of ``L`` at ``decay^(L - i)``, embedding and positions at
-        ``decay^(L + 1)``, the final norm and the head at 1; empty when frozen or ``layer_decay`` is 1."""
-        decay = self.config.layer_decay
-        if self.config.freeze_encoder or decay >= 1.0:
-            return {}
-        blocks = getattr(parts.backbone, "blocks", None)
-        depth = len(blocks) if blocks is not None else 0
-        out: dict[int, float] = {}
-        for module in (parts.embed, parts.positional):
-            if isinstance(module, nn.Module):
-                out.update({id(p): decay ** (depth + 1) for p in module.parameters()})
-        for name, p in parts.backbone.named_parameters():
-            if name.startswith("blocks."):
-                out[id(p)] = decay ** (depth - int(name.split(".")[1]))
-            elif name.startswith("prefix"):
-                out[id(p)] = decay ** (depth + 1)  # cls token and its position: with the embedding
-        return out
+        """Layer-wise learning-rate decay of an unfrozen encoder (``registry_core.training.layer_decay_scales``);
+        empty when frozen or ``layer_decay`` is 1."""
+        from registry_core.training.optim import layer_decay_scales
 
+        return {} if self.config.freeze_encoder else layer_decay_scales(parts, self.config.layer_decay)
 
 def build(config: FinetuneConfig) -> FinetuneObjective:
     return FinetuneObjective(config)

@@ -132,22 +132,11 @@ class TextShardsConfig(HubSource):
 
 
 @dataclass(kw_only=True)
-class TextLabelsConfig:
-    """Labelled texts for classification: a file of (text, label) rows, tokenized to fixed-length samples."""
+class _Classes:
+    """The class names of a labelled source, in label-id order; ``num_classes`` and ``class_names`` are its ports."""
 
-    path: str = option(help="labelled texts: a .jsonl, .csv or .parquet file with a text and a label field")
-    classes: list[str] = option(help="the class names, in label-id order; a row whose label is not one of them is an "
+    classes: list[str] = option(help="the class names, in label-id order; a label that is not one of them is an "
                                 "error naming it")
-    text_field: str = option("text", help="field (jsonl), column (csv, parquet) holding the text")
-    label_field: str = option("label", help="field or column holding the class name")
-    seq_len: int = option(128, help="tokens per sample: longer texts are cut, shorter ones padded", min=2)
-    val_fraction: float = option(0.2, help="share of each class held out for validation (stratified, seeded)",
-                                 min=0.0, max=0.9)
-    labels_per_class: int | None = option(None, help="train on at most this many labelled texts per class (the "
-                                          "few-label curve); validation stays the same; None: all", min=1)
-    append_eos: bool = option(True, help="end each text with the tokenizer's eos token (the token a causal model's "
-                              "last-token pooling reads)")
-    seed: int = option(0, help="seed of the split and of which texts a labels_per_class budget keeps")
 
     def __post_init__(self) -> None:
         if len(set(self.classes)) != len(self.classes) or len(self.classes) < 2:
@@ -160,6 +149,23 @@ class TextLabelsConfig:
     @property
     def class_names(self) -> list[str]:
         return list(self.classes)
+
+
+@dataclass(kw_only=True)
+class TextLabelsConfig(_Classes):
+    """Labelled texts for classification: a file of (text, label) rows, tokenized to fixed-length samples."""
+
+    path: str = option(help="labelled texts: a .jsonl, .csv or .parquet file with a text and a label field")
+    text_field: str = option("text", help="field (jsonl), column (csv, parquet) holding the text")
+    label_field: str = option("label", help="field or column holding the class name")
+    seq_len: int = option(128, help="tokens per sample: longer texts are cut, shorter ones padded", min=2)
+    val_fraction: float = option(0.2, help="share of each class held out for validation (stratified, seeded)",
+                                 min=0.0, max=0.9)
+    labels_per_class: int | None = option(None, help="train on at most this many labelled texts per class (the "
+                                          "few-label curve); validation stays the same; None: all", min=1)
+    append_eos: bool = option(True, help="end each text with the tokenizer's eos token (the token a causal model's "
+                              "last-token pooling reads)")
+    seed: int = option(0, help="seed of the split and of which texts a labels_per_class budget keeps")
 
 
 #: The default chat template (tokenizer_config.json's ``chat_template`` convention: Jinja over ``messages`` with
@@ -188,28 +194,15 @@ class InstructionPairsConfig:
 
 
 @dataclass(kw_only=True)
-class TokenLabelsConfig:
+class TokenLabelsConfig(_Classes):
     """Texts with labelled character spans (NER style) for token classification: each token takes its span's label."""
 
     path: str = option(help="a .jsonl file: a text field and a spans field of [start, end, label] character offsets")
-    classes: list[str] = option(help="the span labels, in label-id order; a span with another label is an error")
     text_field: str = option("text", help="field holding the text")
     spans_field: str = option("spans", help="field holding the [start, end, label] spans")
     seq_len: int = option(256, help="tokens per sample: longer texts are cut, shorter ones padded", min=2)
     val_fraction: float = option(0.2, help="share of the texts held out (seeded)", min=0.0, max=0.9)
     seed: int = option(0, help="seed of the split")
-
-    def __post_init__(self) -> None:
-        if len(set(self.classes)) != len(self.classes) or len(self.classes) < 2:
-            raise ValueError(f"option 'classes' needs at least two distinct names, got {self.classes}")
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-    @property
-    def class_names(self) -> list[str]:
-        return list(self.classes)
 
 
 SPECS: list[ComponentSpec] = [

@@ -65,7 +65,8 @@ def read_labelled(path: Path, text_field: str, label_field: str, who: str = "tex
 
 
 class LabelledTexts(torch.utils.data.Dataset[dict[str, torch.Tensor]]):
-    """Tokenized samples of one split: ``{"input_ids": (seq_len,), "label": ()}``."""
+    """Tokenized samples of one split: ``{"input_ids": (seq_len,), "label": ()}``, or ``label`` ``(seq_len,)`` per
+    token (-100: not scored) for token classification."""
 
     def __init__(self, ids: torch.Tensor, labels: torch.Tensor, texts: list[str]) -> None:
         self.ids = ids

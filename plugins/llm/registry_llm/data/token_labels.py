@@ -16,6 +16,7 @@ import torch
 
 from registry_core import RegistryCoreError
 from registry_llm.data.specs import TokenLabelsConfig
+from registry_llm.data.text_labels import LabelledTexts
 
 __all__ = ["TokenLabels", "TokenLabelsError", "build"]
 
@@ -24,20 +25,6 @@ IGNORE = -100
 
 class TokenLabelsError(RegistryCoreError, ValueError):
     """The spans file cannot serve as asked; the message names the file, line, field or label."""
-
-
-class TaggedTexts(torch.utils.data.Dataset[dict[str, torch.Tensor]]):
-    """``{"input_ids": (seq_len,), "label": (seq_len,)}`` with -100 where nothing is scored."""
-
-    def __init__(self, ids: torch.Tensor, labels: torch.Tensor) -> None:
-        self.ids = ids
-        self.labels = labels
-
-    def __len__(self) -> int:
-        return int(self.ids.shape[0])
-
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        return {"input_ids": self.ids[index], "label": self.labels[index]}
 
 
 class TokenLabels:
@@ -107,7 +94,7 @@ class TokenLabels:
     def prepare(self) -> None:
         self.splits()
 
-    def dataset(self, split: str) -> TaggedTexts:
+    def dataset(self, split: str) -> LabelledTexts:
         if split not in ("train", "val"):
             raise ValueError(f"token-labels: split {split!r} is unknown; expected train or val")
         hf = getattr(self.tokenizer, "hf", None)
@@ -127,7 +114,7 @@ class TokenLabels:
                 ids[r, t] = token
                 first = next((i for i in range(a, b) if not text[i].isspace()), None)
                 labels[r, t] = owner[first] if first is not None else IGNORE
-        return TaggedTexts(ids, labels)
+        return LabelledTexts(ids, labels, [text for text, _ in rows])
 
 
 def build(config: TokenLabelsConfig) -> TokenLabels:

@@ -126,21 +126,11 @@ class ClassifyObjective(nn.Module):
         return {ADAPTERS_FILE: target}
 
     def lr_scales(self, parts: ModelParts) -> dict[int, float]:
-        """Layer-wise decay with train='full': block i of L at decay^(L - i), embeddings at decay^(L + 1)."""
-        decay = self.config.layer_decay
-        if self.config.train != "full" or decay >= 1.0:
-            return {}
-        blocks = getattr(parts.backbone, "blocks", None)
-        depth = len(blocks) if blocks is not None else 0
-        out: dict[int, float] = {}
-        for module in (parts.embed, parts.positional):
-            if isinstance(module, nn.Module):
-                out.update({id(p): decay ** (depth + 1) for p in module.parameters()})
-        for name, p in parts.backbone.named_parameters():
-            if name.startswith("blocks."):
-                out[id(p)] = decay ** (depth - int(name.split(".")[1]))
-        return out
+        """Layer-wise decay with train='full' (``registry_core.training.layer_decay_scales``): block i of L at
+        decay^(L - i), embeddings at decay^(L + 1)."""
+        from registry_core.training.optim import layer_decay_scales
 
+        return layer_decay_scales(parts, self.config.layer_decay) if self.config.train == "full" else {}
 
 def build(config: ClassifyConfig) -> ClassifyObjective:
     return ClassifyObjective(config)
