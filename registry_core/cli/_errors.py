@@ -145,6 +145,9 @@ class ErrorBoundary:
             print_json(self.record(exc, code))
         else:
             for line in self.lines(exc):
-                print(f"error: {line}", file=sys.stderr)
+                # One write per line, newline included: print() writes the text and its newline apart, and two
+                # ranks failing at once then interleave into "error: a error: b" on one line.
+                sys.stderr.write(f"error: {line}\n")
+                sys.stderr.flush()
         sys.stdout.flush()
         return code
