@@ -284,8 +284,10 @@ def _unknown_command(reg: Registry, word: str) -> UsageError | NotFoundError:
 
 def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
                   file: Any = None, line: str | None = None) -> None:
-    """A Python warning as the CLI prints every note: one ``warning: ...`` line on stderr."""
-    print(f"warning: {message}", file=sys.stderr)
+    """A Python warning as the CLI prints every note: one ``warning: ...`` line on stderr, in one write (so lines
+    of several ranks never run together)."""
+    sys.stderr.write(f"warning: {message}\n")
+    sys.stderr.flush()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

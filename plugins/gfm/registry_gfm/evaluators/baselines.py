@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +102,9 @@ class BaselinesEvaluator:
             import tempfile
 
             out = Path(tempfile.mkdtemp(prefix="baseline-random-init-"))
+        # A second training loop follows: say what it is, so its progress does not read as the run starting over.
+        sys.stderr.write(f"baselines: training the same model from random init, for comparison, into {out}\n")
+        sys.stderr.flush()
         baseline.fit(out)
         baseline.save(out)
         return scores(split_confusion(baseline, split, self.config.batch_size), names)

@@ -48,3 +48,5 @@ def test_a_short_seg_tiny_run_reports_the_finetuned_random_init_and_forest_miou(
     assert (tmp_path / "seg" / "confusion.png").is_file() and (tmp_path / "seg" / "confusion.json").is_file()
     assert (tmp_path / "seg" / "baseline-random-init" / "model.safetensors").is_file()
     assert "random_forest/miou" in run.stdout
+    # the baseline's own training loop is announced, so it does not read as the run starting over
+    assert "baselines: training the same model from random init, for comparison, into " in run.stderr
