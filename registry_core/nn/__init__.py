@@ -16,7 +16,14 @@ from registry_core.nn.block import NORMS, TORCH_ENCODER_LAYER_KEYS, Block
 from registry_core.nn.gather import check_token_index, gather_tokens
 from registry_core.nn.key_table import Converted, KeyRule, KeyTable
 from registry_core.nn.kv_cache import KVCache
-from registry_core.nn.load_parts import CheckpointError, LoadReport, key_listing, load_parts, part_tensors
+from registry_core.nn.load_parts import (
+    CheckpointError,
+    LoadReport,
+    key_listing,
+    load_parts,
+    load_run_tensors,
+    part_tensors,
+)
 from registry_core.nn.masks import attention_mask
 from registry_core.nn.mlp import MLP
 from registry_core.nn.modes import eval_mode
@@ -63,6 +70,7 @@ __all__ = [
     "init_weights",
     "key_listing",
     "load_parts",
+    "load_run_tensors",
     "lookup",
     "part_tensors",
     "record_attention",

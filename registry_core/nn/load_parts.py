@@ -12,15 +12,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
-from registry_core._errors import RegistryCoreError
+from registry_core._errors import FileFormatError, RegistryCoreError
 from registry_core.interfaces import PART_GROUPS, ModelParts
 from registry_core.nn.key_table import KeyTable
 
-__all__ = ["CheckpointError", "LoadReport", "key_listing", "load_parts", "part_tensors"]
+__all__ = ["CheckpointError", "LoadReport", "key_listing", "load_parts", "load_run_tensors", "part_tensors"]
 
 _SHOWN = 8  # keys listed per problem before "and N more"
 
@@ -145,3 +147,20 @@ def _copy(plan: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
                 dest[rows:].zero_()  # rows past their table (padding of a vocabulary): never real entries
             else:
                 dest.copy_(src)
+
+
+def load_run_tensors(parts: Any, path: str | Path, prefixes: tuple[str, ...], fills: tuple[str, ...],
+                     who: str) -> None:
+    """Copy the tensors of run ``path`` whose names start with ``prefixes`` (``"backbone."``) into ``parts``;
+    ``who`` (the loader's name) starts the message of a file that is not safetensors; a misfit names the keys."""
+    from safetensors.torch import load_file
+
+    from registry_core.atomic import file_inside
+    from registry_core.runs import RUN_WEIGHTS
+
+    file = file_inside(Path(path), RUN_WEIGHTS)
+    try:
+        every = load_file(str(file))
+    except Exception as exc:  # safetensors raises its own error types for a corrupt header
+        raise FileFormatError(f"{who}: {file} is not a readable safetensors file: {exc}") from exc
+    load_parts(parts, {k: v for k, v in every.items() if k.startswith(prefixes)}, fills=fills, source=str(file))

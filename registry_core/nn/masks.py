@@ -27,21 +27,7 @@ def attention_mask(
     Returns no mask at all when SDPA's own ``is_causal`` (or nothing) does the job, the fastest path.
     """
     offset = k_len - q_len
-    if segments is not None:
-        if tuple(segments.shape[-1:]) != (k_len,) or segments.dim() != 2:
-            raise ValueError(f"segments must be (B, {k_len}), got {tuple(segments.shape)}")
-        seg = segments.to(device=device)
-        same = (seg[:, -q_len:, None] == seg[:, None, :])[:, None]  # (B, 1, q, k)
-        keep_same = same if keep is None else same & keep.to(device=device, dtype=torch.bool)[:, None, None, :]
-        inner, _ = attention_mask(q_len, k_len, causal=causal, bias=bias, keep=None, dtype=dtype, device=device)
-        if inner is None:
-            i = torch.arange(q_len, device=device).unsqueeze(1) + offset
-            inner = torch.arange(k_len, device=device).unsqueeze(0) <= i if causal else None
-        if inner is not None and inner.dtype != torch.bool:  # a float bias: block the other examples with -inf
-            return inner.masked_fill(~keep_same, float("-inf")), False
-        allowed_seg = keep_same if inner is None else keep_same & inner
-        return allowed_seg | ~allowed_seg.any(dim=-1, keepdim=True), False
-    if bias is None and keep is None:
+    if bias is None and keep is None and segments is None:
         if not causal or q_len == 1:
             return None, False  # a single new query may see every cached key
         if offset == 0:
@@ -56,6 +42,13 @@ def attention_mask(
             raise ValueError(f"keep mask covers {keep.shape[-1]} tokens, attention has {k_len} keys")
         kmask = keep.to(device=device, dtype=torch.bool)[:, None, None, :]  # (B, 1, 1, k)
         allowed = kmask if allowed is None else allowed & kmask
+    if segments is not None:
+        if segments.dim() != 2 or segments.shape[-1] != k_len:
+            raise ValueError(f"segments must be (B, {k_len}), got {tuple(segments.shape)}")
+        seg = segments.to(device=device)
+        same = (seg[:, -q_len:, None] == seg[:, None, :])[:, None]  # (B, 1, q, k)
+        allowed = same if allowed is None else allowed & same
+    if allowed is not None and (keep is not None or segments is not None):
         # A query that may see nothing (a padding row) would give NaN; let it see everything instead.
         allowed = allowed | ~allowed.any(dim=-1, keepdim=True)
     if bias is None:

@@ -12,10 +12,9 @@ from typing import Any
 
 import torch
 
-from registry_core import FileFormatError
 from registry_core.atomic import file_inside
 from registry_core.interfaces import ModelParts
-from registry_core.nn.load_parts import load_parts
+from registry_core.nn.load_parts import load_run_tensors
 from registry_gfm.weights.specs import FromRunConfig
 
 __all__ = ["RunWeights", "build"]
@@ -64,16 +63,7 @@ class RunWeights:
 
     def load_into(self, parts: ModelParts) -> None:
         """Copy the run's encoder tensors into ``parts``; missing, unexpected or misshapen keys are errors."""
-        from safetensors.torch import load_file
-
-        file = file_inside(self.path, "model.safetensors")
-        try:
-            every = load_file(str(file))
-        except Exception as exc:  # safetensors raises its own error types for a corrupt header
-            raise FileFormatError(f"from-run: {file} is not a readable safetensors file: {exc}") from exc
-        tensors = {k: v for k, v in every.items() if k.startswith(ENCODER_PREFIXES)}
-        load_parts(parts, tensors, fills=self.fills, source=str(file))
-
+        load_run_tensors(parts, self.path, ENCODER_PREFIXES, self.fills, "from-run")
 
 def build(config: FromRunConfig) -> RunWeights:
     return RunWeights(config)

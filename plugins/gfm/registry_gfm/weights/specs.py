@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Final
 
 from registry_core import ComponentSpec, option
@@ -136,21 +135,11 @@ class SatMAEConfig(HubSource):
 
 
 def read_run_config(path: str) -> dict[str, Any]:
-    """The ``pipeline.toml`` of a run folder (stdlib only, so composition can check the run's ports)."""
-    import tomllib
+    """The ``pipeline.toml`` of a run folder (``registry_core.runs.read_finished_run``: stdlib only, so composition
+    can check the run's ports)."""
+    from registry_core.runs import read_finished_run
 
-    from registry_core.atomic import file_inside
-
-    folder = Path(path)
-    config_file = file_inside(folder, "pipeline.toml")
-    if not file_inside(folder, "model.safetensors").is_file() or not config_file.is_file():
-        raise ValueError(f"run folder {path} has no pipeline.toml and model.safetensors; expected a finished run "
-                         "(python -m registry_core run X.toml --out FOLDER writes them when it ends)")
-    try:
-        with config_file.open("rb") as f:
-            return tomllib.load(f)
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{config_file} is not valid TOML: {exc}") from None
+    return read_finished_run(path)
 
 
 @dataclass

@@ -31,8 +31,8 @@ class LoRALinear(nn.Linear):
     """A linear layer with a low-rank update; ``weight`` and ``bias`` are the frozen base, the adapters train."""
 
     def __init__(self, base: nn.Linear, rank: int, alpha: float, dropout: float = 0.0) -> None:
-        super().__init__(base.in_features, base.out_features, bias=base.bias is not None,
-                         device=base.weight.device, dtype=base.weight.dtype)
+        # On the meta device: the layer takes the base's own weight and bias, so nothing is allocated for them here.
+        super().__init__(base.in_features, base.out_features, bias=base.bias is not None, device="meta")
         self.weight = base.weight
         self.bias = base.bias
         self.rank = rank

@@ -19,6 +19,7 @@ from safetensors.torch import save_file
 
 from registry_core.atomic import atomic_path, write_json
 from registry_llm.adapters.lora import LoRALinear, merge_lora
+from registry_llm.objectives.classify import ClassifyObjective
 from registry_llm.weights.hf_gpt2 import export_hf_gpt2, tokenizer_files
 
 __all__ = ["HF_GPT2_LAYERS", "export_classifier"]
@@ -32,7 +33,7 @@ ADAPTER_WEIGHTS = "adapter_model.safetensors"
 
 def _check(pipeline: Any) -> tuple[Any, Any]:
     objective, head = pipeline.objective, pipeline.parts.head
-    if type(objective).__name__ != "ClassifyObjective" or head is None or not hasattr(head, "score"):
+    if not isinstance(objective, ClassifyObjective) or head is None or not hasattr(head, "score"):
         raise ValueError("a classifier export needs objective 'classify' with head 'sequence-classification'")
     if head.pool != "last" or head.score.bias is not None:
         raise ValueError(f"GPT2ForSequenceClassification reads the last real token through a bias-free `score`; this "

@@ -9,7 +9,6 @@ so no token attends to another pair.
 
 from __future__ import annotations
 
-import math
 import random
 from functools import cached_property
 from pathlib import Path
@@ -19,7 +18,7 @@ import torch
 
 from registry_core import RegistryCoreError
 from registry_llm.data.specs import InstructionPairsConfig
-from registry_llm.data.text_labels import read_labelled
+from registry_llm.data.text_labels import TokenizedSource, hold_out, read_labelled
 
 __all__ = ["ChatTemplate", "InstructionPairs", "InstructionPairsError", "build"]
 
@@ -79,18 +78,13 @@ class PackedWindows(torch.utils.data.Dataset[dict[str, torch.Tensor]]):
         return {k: v[index] for k, v in self.rows.items()}
 
 
-class InstructionPairs:
+class InstructionPairs(TokenizedSource):
     """The ``instruction-pairs`` data source: ``attach_tokenizer``, ``prepare``, ``dataset(split)``, ``pairs(split)``."""
 
     def __init__(self, config: InstructionPairsConfig) -> None:
         self.config = config
         self.path = Path(config.path).expanduser()
         self.template = ChatTemplate(config.template)
-        self.tokenizer: Any = None
-
-    def attach_tokenizer(self, tokenizer: Any) -> InstructionPairs:
-        self.tokenizer = tokenizer
-        return self
 
     @cached_property
     def _splits(self) -> dict[str, list[tuple[str, str]]]:
@@ -98,22 +92,15 @@ class InstructionPairs:
         rows = read_labelled(self.path, c.prompt_field, c.response_field, "instruction-pairs")
         if not rows:
             raise InstructionPairsError(f"instruction-pairs: {self.path} holds no pair")
-        order = list(rows)
-        random.Random(c.seed).shuffle(order)
-        held = math.ceil(len(order) * c.val_fraction) if c.val_fraction > 0 else 0
-        if held >= len(order):
-            raise InstructionPairsError(f"instruction-pairs: {len(order)} pair(s); val_fraction {c.val_fraction} "
-                                        "leaves none to train on")
-        return {"val": order[:held], "train": order[held:]}
+        held, kept = hold_out(rows, c.val_fraction, random.Random(c.seed), f"instruction-pairs: {self.path}",
+                              "pair(s)", InstructionPairsError)
+        return {"val": held, "train": kept}
 
     def pairs(self, split: str) -> list[tuple[str, str]]:
         """The (prompt, response) pairs of a split."""
         if split not in ("train", "val"):
             raise ValueError(f"instruction-pairs: split {split!r} is unknown; expected train or val")
         return list(self._splits[split])
-
-    def has_split(self, split: str) -> bool:
-        return split == "train" or (split == "val" and self.config.val_fraction > 0)
 
     def train_tokenizer_texts(self) -> Any:
         for prompt, response in self._splits["train"]:

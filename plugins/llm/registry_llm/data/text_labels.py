@@ -13,14 +13,17 @@ import math
 import random
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Self, TypeVar
 
 import torch
 
 from registry_core import RegistryCoreError
 from registry_llm.data.specs import TextLabelsConfig
 
-__all__ = ["LabelledTexts", "TextLabels", "TextLabelsError", "build", "read_labelled"]
+__all__ = ["ClassesSource", "LabelledTexts", "TextLabels", "TextLabelsError", "TokenizedSource", "build", "hold_out",
+           "read_labelled"]
+
+T = TypeVar("T")
 
 
 class TextLabelsError(RegistryCoreError, ValueError):
@@ -80,26 +83,52 @@ class LabelledTexts(torch.utils.data.Dataset[dict[str, torch.Tensor]]):
         return {"input_ids": self.ids[index], "label": self.labels[index]}
 
 
-class TextLabels:
-    """The ``text-labels`` data source: ``attach_tokenizer``, ``prepare``, ``dataset(split)``."""
+def hold_out(items: list[T], fraction: float, rng: random.Random, who: str, unit: str,
+             error: type[Exception] = TextLabelsError) -> tuple[list[T], list[T]]:
+    """(held out, the rest) of ``items`` shuffled by ``rng``: ``ceil(fraction * n)`` held out; ``error`` saying
+    ``who`` has too few ``unit`` when none would be left to train on."""
+    order = list(items)
+    rng.shuffle(order)
+    held = math.ceil(len(order) * fraction) if fraction > 0 else 0
+    if held >= len(order):
+        raise error(f"{who} has {len(order)} {unit}; val_fraction {fraction} leaves none to train on")
+    return order[:held], order[held:]
 
-    def __init__(self, config: TextLabelsConfig) -> None:
-        self.config = config
-        self.path = Path(config.path).expanduser()
-        self.tokenizer: Any = None
-        self._splits: dict[str, tuple[list[str], list[int]]] | None = None
+
+class TokenizedSource:
+    """What the labelled-text sources share: the tokenizer the pipeline attaches, and a train split with a val
+    split when ``val_fraction`` holds one out."""
+
+    config: Any
+    tokenizer: Any = None
+
+    def attach_tokenizer(self, tokenizer: Any) -> Self:
+        self.tokenizer = tokenizer
+        return self
+
+    def has_split(self, split: str) -> bool:
+        return split == "train" or (split == "val" and self.config.val_fraction > 0)
+
+
+class ClassesSource(TokenizedSource):
+    """A source labelled with ``config.classes``: its ``num_classes`` and ``class_names``."""
 
     @property
     def num_classes(self) -> int:
-        return self.config.num_classes
+        return int(self.config.num_classes)
 
     @property
     def class_names(self) -> list[str]:
         return list(self.config.classes)
 
-    def attach_tokenizer(self, tokenizer: Any) -> TextLabels:
-        self.tokenizer = tokenizer
-        return self
+
+class TextLabels(ClassesSource):
+    """The ``text-labels`` data source: ``attach_tokenizer``, ``prepare``, ``dataset(split)``."""
+
+    def __init__(self, config: TextLabelsConfig) -> None:
+        self.config = config
+        self.path = Path(config.path).expanduser()
+        self._splits: dict[str, tuple[list[str], list[int]]] | None = None
 
     def train_tokenizer_texts(self) -> Iterator[str]:
         """The training texts (a tokenizer trained here, for a model from random init, sees no validation text)."""
@@ -129,20 +158,11 @@ class TextLabels:
         train: list[tuple[str, int]] = []
         val: list[tuple[str, int]] = []
         for label, texts in by_class.items():
-            order = list(texts)
-            rng.shuffle(order)
-            held = math.ceil(len(order) * c.val_fraction) if c.val_fraction > 0 else 0
-            if held >= len(order):
-                raise TextLabelsError(f"text-labels: class {c.classes[label]!r} has {len(order)} text(s); "
-                                      f"val_fraction {c.val_fraction} leaves none to train on")
-            val += [(t, label) for t in order[:held]]
-            kept = order[held:]
+            held, kept = hold_out(texts, c.val_fraction, rng, f"text-labels: class {c.classes[label]!r}", "text(s)")
+            val += [(t, label) for t in held]
             train += [(t, label) for t in (kept[: c.labels_per_class] if c.labels_per_class else kept)]
         return {"train": ([t for t, _ in train], [lab for _, lab in train]),
                 "val": ([t for t, _ in val], [lab for _, lab in val])}
-
-    def has_split(self, split: str) -> bool:
-        return split == "train" or (split == "val" and self.config.val_fraction > 0)
 
     def prepare(self) -> None:
         """Read and split the file (a missing field, an unknown label or an empty class fails here)."""

@@ -7,7 +7,6 @@ token outside every span (spaces, newlines) and the padding are not scored (-100
 from __future__ import annotations
 
 import json
-import math
 import random
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ import torch
 
 from registry_core import RegistryCoreError
 from registry_llm.data.specs import TokenLabelsConfig
-from registry_llm.data.text_labels import LabelledTexts
+from registry_llm.data.text_labels import ClassesSource, LabelledTexts, hold_out
 
 __all__ = ["TokenLabels", "TokenLabelsError", "build"]
 
@@ -27,26 +26,13 @@ class TokenLabelsError(RegistryCoreError, ValueError):
     """The spans file cannot serve as asked; the message names the file, line, field or label."""
 
 
-class TokenLabels:
+class TokenLabels(ClassesSource):
     """The ``token-labels`` data source: ``attach_tokenizer``, ``prepare``, ``dataset(split)``."""
 
     def __init__(self, config: TokenLabelsConfig) -> None:
         self.config = config
         self.path = Path(config.path).expanduser()
-        self.tokenizer: Any = None
         self._rows: dict[str, list[tuple[str, list[tuple[int, int, int]]]]] | None = None
-
-    @property
-    def num_classes(self) -> int:
-        return self.config.num_classes
-
-    @property
-    def class_names(self) -> list[str]:
-        return list(self.config.classes)
-
-    def attach_tokenizer(self, tokenizer: Any) -> TokenLabels:
-        self.tokenizer = tokenizer
-        return self
 
     def _read(self) -> list[tuple[str, list[tuple[int, int, int]]]]:
         c = self.config
@@ -76,17 +62,10 @@ class TokenLabels:
 
     def splits(self) -> dict[str, list[tuple[str, list[tuple[int, int, int]]]]]:
         if self._rows is None:
-            rows = self._read()
-            order = list(rows)
-            random.Random(self.config.seed).shuffle(order)
-            held = math.ceil(len(order) * self.config.val_fraction) if self.config.val_fraction > 0 else 0
-            if held >= len(order):
-                raise TokenLabelsError(f"token-labels: {len(order)} text(s); val_fraction leaves none to train on")
-            self._rows = {"val": order[:held], "train": order[held:]}
+            held, kept = hold_out(self._read(), self.config.val_fraction, random.Random(self.config.seed),
+                                  f"token-labels: {self.path}", "text(s)", TokenLabelsError)
+            self._rows = {"val": held, "train": kept}
         return self._rows
-
-    def has_split(self, split: str) -> bool:
-        return split == "train" or (split == "val" and self.config.val_fraction > 0)
 
     def train_tokenizer_texts(self) -> Any:
         yield from (text for text, _ in self.splits()["train"])

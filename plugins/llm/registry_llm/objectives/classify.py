@@ -44,6 +44,8 @@ class ClassifyObjective(nn.Module):
         self.config = config
         self.pad_id = config.pad_id
         self.adapted: list[str] = []
+        #: True with a token-classification head (set in ``bind``): a class per token, not per text.
+        self.per_token = False
 
     @property
     def num_classes(self) -> int:
@@ -85,7 +87,7 @@ class ClassifyObjective(nn.Module):
             raise KeyError("objective 'classify' needs labelled samples (a text-labels data source)")
         logits = self.logits(parts, batch["input_ids"])
         label = batch["label"].to(logits.device).long()
-        if getattr(self, "per_token", False):
+        if self.per_token:
             return self._token_loss(logits, label)
         if bool(((label < 0) | (label >= logits.shape[1])).any()):
             raise ValueError(f"objective 'classify': labels {sorted(set(label.tolist()))} are outside the "

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from registry_llm.adapters.peft_format import export_classifier
+from registry_llm.objectives.classify import ClassifyObjective
 from registry_llm.weights.hf_gpt2 import export_run as export_language_model
 from registry_llm.weights.hf_gpt2 import exportable
 
@@ -15,7 +16,7 @@ __all__ = ["export_run"]
 
 def export_run(pipeline: Any, out_dir: str | Path) -> Path:
     """The run as a folder ``transformers`` opens; ValueError before anything is written when it has no GPT-2 form."""
-    if type(pipeline.objective).__name__ == "ClassifyObjective":
+    if isinstance(pipeline.objective, ClassifyObjective):
         exportable(pipeline, lm_head=False)
         return export_classifier(pipeline, out_dir)
     return export_language_model(pipeline, out_dir)

@@ -59,20 +59,10 @@ class TextRunConfig:
                                   "this run: its adapters.safetensors (adapters and head) is loaded on top; None: none")
 
     def __post_init__(self) -> None:
-        import tomllib
-
         from registry_core.atomic import file_inside
+        from registry_core.runs import read_finished_run
 
-        folder = Path(self.path)
-        config_file = file_inside(folder, "pipeline.toml")
-        if not config_file.is_file() or not file_inside(folder, "model.safetensors").is_file():
-            raise ValueError(f"run folder {self.path} has no pipeline.toml and model.safetensors; expected a finished "
-                             "run (python -m registry_core run X.toml --out FOLDER writes them when it ends)")
-        try:
-            with config_file.open("rb") as f:
-                self.run_config = tomllib.load(f)
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ValueError(f"{config_file} is not valid TOML: {exc}") from None
+        self.run_config = read_finished_run(self.path)
         backbone = self.run_config.get("backbone", {})
         if not isinstance(backbone, dict) or str(backbone.get("use", "")).split(":")[-1] not in ("gpt", "bert"):
             raise ValueError(f"run folder {self.path} trained backbone {backbone.get('use') if isinstance(backbone, dict) else None!r}; "

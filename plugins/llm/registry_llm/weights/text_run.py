@@ -9,7 +9,7 @@ from pathlib import Path
 from registry_core import FileFormatError
 from registry_core.atomic import file_inside
 from registry_core.interfaces import ModelParts
-from registry_core.nn.load_parts import load_parts
+from registry_core.nn.load_parts import load_run_tensors
 from registry_llm.weights.specs import TextRunConfig
 
 #: A LoRA run's adapters and head (registry_llm.objectives.classify.ADAPTERS_FILE).
@@ -39,15 +39,7 @@ class TextRunWeights:
 
     def load_into(self, parts: ModelParts) -> None:
         """Copy the run's embedding, positions and backbone into ``parts``; a misfit names the tensors."""
-        from safetensors.torch import load_file
-
-        file = file_inside(self.path, "model.safetensors")
-        try:
-            every = load_file(str(file))
-        except Exception as exc:  # safetensors raises its own error types for a corrupt header
-            raise FileFormatError(f"text-run: {file} is not a readable safetensors file: {exc}") from exc
-        load_parts(parts, {k: v for k, v in every.items() if k.startswith(ENCODER_PREFIXES)}, fills=self.fills,
-                   source=str(file))
+        load_run_tensors(parts, self.path, ENCODER_PREFIXES, self.fills, "text-run")
         if self.config.adapters is not None:
             self._load_adapters(parts, file_inside(Path(self.config.adapters), ADAPTERS_FILE))
 
