@@ -81,6 +81,8 @@ class PackedWindows(torch.utils.data.Dataset[dict[str, torch.Tensor]]):
 class InstructionPairs(TokenizedSource):
     """The ``instruction-pairs`` data source: ``attach_tokenizer``, ``prepare``, ``dataset(split)``, ``pairs(split)``."""
 
+    name = "instruction-pairs"
+
     def __init__(self, config: InstructionPairsConfig) -> None:
         self.config = config
         self.path = Path(config.path).expanduser()
@@ -118,12 +120,7 @@ class InstructionPairs(TokenizedSource):
         eos = getattr(self.tokenizer, "eos_id", None)
         return list(self.tokenizer.encode(head)), [*self.tokenizer.encode(tail), *([] if eos is None else [int(eos)])]
 
-    def dataset(self, split: str) -> PackedWindows:
-        if self.tokenizer is None:
-            raise InstructionPairsError("instruction-pairs needs a tokenizer: attach_tokenizer(tok) before dataset()")
-        return self._windows(split)
-
-    def _windows(self, split: str) -> PackedWindows:
+    def _make_dataset(self, split: str) -> PackedWindows:
         c = self.config
         pairs = self.pairs(split)
         span = c.seq_len + 1  # a window reads seq_len + 1 tokens: inputs and their next-token targets

@@ -13,7 +13,7 @@ import math
 import random
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Self, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
 import torch
 
@@ -99,15 +99,32 @@ class TokenizedSource:
     """What the labelled-text sources share: the tokenizer the pipeline attaches, and a train split with a val
     split when ``val_fraction`` holds one out."""
 
+    #: The source's registry name, for messages.
+    name: ClassVar[str]
     config: Any
     tokenizer: Any = None
 
     def attach_tokenizer(self, tokenizer: Any) -> Self:
         self.tokenizer = tokenizer
+        self._datasets: dict[str, Any] = {}  # tokenized with this tokenizer
         return self
 
     def has_split(self, split: str) -> bool:
         return split == "train" or (split == "val" and self.config.val_fraction > 0)
+
+    def dataset(self, split: str) -> Any:
+        """The tokenized samples of ``split`` (``train`` or ``val``), made once per attached tokenizer: training,
+        validation and every evaluator read the same tensors."""
+        if split not in ("train", "val"):
+            raise ValueError(f"{self.name}: split {split!r} is unknown; expected train or val")
+        if self.tokenizer is None:
+            raise TextLabelsError(f"{self.name} needs a tokenizer: attach_tokenizer(tok) before dataset()")
+        if split not in self._datasets:
+            self._datasets[split] = self._make_dataset(split)
+        return self._datasets[split]
+
+    def _make_dataset(self, split: str) -> Any:
+        raise NotImplementedError
 
 
 class ClassesSource(TokenizedSource):
@@ -124,6 +141,8 @@ class ClassesSource(TokenizedSource):
 
 class TextLabels(ClassesSource):
     """The ``text-labels`` data source: ``attach_tokenizer``, ``prepare``, ``dataset(split)``."""
+
+    name = "text-labels"
 
     def __init__(self, config: TextLabelsConfig) -> None:
         self.config = config
@@ -174,11 +193,7 @@ class TextLabels(ClassesSource):
             raise TextLabelsError("text-labels: the tokenizer has no pad token; its samples are padded to seq_len")
         return int(pad)
 
-    def dataset(self, split: str) -> LabelledTexts:
-        if split not in ("train", "val"):
-            raise ValueError(f"text-labels: split {split!r} is unknown; expected train or val")
-        if self.tokenizer is None:
-            raise TextLabelsError("text-labels needs a tokenizer: attach_tokenizer(tok) before dataset()")
+    def _make_dataset(self, split: str) -> LabelledTexts:
         texts, labels = self.splits()[split]
         c = self.config
         eos = getattr(self.tokenizer, "eos_id", None) if c.append_eos else None

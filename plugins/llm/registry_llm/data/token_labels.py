@@ -29,6 +29,8 @@ class TokenLabelsError(RegistryCoreError, ValueError):
 class TokenLabels(ClassesSource):
     """The ``token-labels`` data source: ``attach_tokenizer``, ``prepare``, ``dataset(split)``."""
 
+    name = "token-labels"
+
     def __init__(self, config: TokenLabelsConfig) -> None:
         self.config = config
         self.path = Path(config.path).expanduser()
@@ -73,9 +75,7 @@ class TokenLabels(ClassesSource):
     def prepare(self) -> None:
         self.splits()
 
-    def dataset(self, split: str) -> LabelledTexts:
-        if split not in ("train", "val"):
-            raise ValueError(f"token-labels: split {split!r} is unknown; expected train or val")
+    def _make_dataset(self, split: str) -> LabelledTexts:
         hf = getattr(self.tokenizer, "hf", None)
         if hf is None:
             raise TokenLabelsError("token-labels needs a tokenizer with character offsets (bpe, wordpiece) attached")
