@@ -38,11 +38,13 @@ demo: $(RUN_STAMP)
 	$(BIN)/python -m registry_core check examples/gpt-tiny.toml
 	$(BIN)/python -m registry_core run examples/gpt-tiny.toml --out runs/gpt-tiny --overwrite
 	$(BIN)/python -m registry_core generate runs/gpt-tiny --prompt "The with statement" --max-tokens 48
+	$(BIN)/python -m registry_core run examples/cls-tiny.toml --out runs/cls-tiny --overwrite
+	$(BIN)/python -m registry_core run examples/sft-tiny.toml --out runs/sft-tiny --overwrite
 	$(BIN)/python -m registry_core ingest examples/lsat7-ingest.toml
 	$(BIN)/python -m registry_core run examples/mae-tiny.toml --out runs/mae-tiny --overwrite
 	$(BIN)/python -m registry_core run examples/seg-tiny.toml --out runs/seg-tiny --overwrite
 	$(BIN)/python -m registry_core predict runs/seg-tiny --input runs/lsat7/datacube.zarr --output runs/landcover.tif --overwrite
-	$(BIN)/python -m registry_core report runs/gpt-tiny runs/mae-tiny runs/seg-tiny --artifact runs/landcover.tif --out runs/report
+	$(BIN)/python -m registry_core report runs/gpt-tiny runs/cls-tiny runs/sft-tiny runs/mae-tiny runs/seg-tiny --artifact runs/landcover.tif --out runs/report
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -2,8 +2,9 @@
 held-out split, at 16, 64, 256 labels per class and all of them: gpt-tiny's pretrained model with a head (frozen),
 the same with LoRA adapters, the same model from random init (fully trained), and TF-IDF + logistic regression.
 
-Needs runs/gpt-tiny (make demo). Every neural row trains the same steps with the same settings as
-examples/cls-tiny.toml; prints one table and the trainable-parameter count of each setting.
+Needs runs/gpt-tiny (make demo). Every neural row trains with the settings of examples/cls-tiny.toml for
+``--steps`` steps (300 by default; the demo's recipe trains 200 to keep ``make demo`` short); prints one table
+and the trainable-parameter count of each setting.
 
     .venv/bin/python bench/llm_few_labels.py            # about 15 minutes on 2 CPU cores
     .venv/bin/python bench/llm_few_labels.py --steps 100 --labels 16 64

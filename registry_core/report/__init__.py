@@ -1,8 +1,10 @@
 """What the report hooks exchange: a finished run as read from its folder, and the figures plugins draw.
 
 ``python -m registry_core report`` reads each run folder into a :class:`ReportRun` and asks every plugin for
-its :class:`ReportFigure` records (``registry_core_report_figures``), its key figures for the summary table
-(``registry_core_report_metrics``) and the figures of other files a run made (``registry_core_report_artifact``).
+its :class:`ReportFigure` records (``registry_core_report_figures``), its :class:`ReportTable` records
+(``registry_core_report_tables``: text that reads better as rows than as a picture, e.g. generated answers), its
+key figures for the summary table (``registry_core_report_metrics``) and the figures of other files a run made
+(``registry_core_report_artifact``).
 Standard library only, so a plugin's light ``plugin.py`` may import it.
 """
 
@@ -13,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ReportFigure", "ReportRun"]
+__all__ = ["ReportFigure", "ReportRun", "ReportTable"]
 
 
 @dataclass(frozen=True)
@@ -83,3 +85,15 @@ class ReportFigure:
     image: Path
     #: ``(label, "#rrggbb")`` colour swatches shown under the image (a categorical map's classes).
     legend: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class ReportTable:
+    """One table of the report: a header row and rows of text cells (numbers right-aligned), under a section."""
+
+    #: The report section it goes under; a section holds its tables before its figures.
+    section: str
+    #: One line above the table: what it shows.
+    caption: str
+    headers: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]

@@ -21,7 +21,7 @@ from typing import Any, Final
 
 from registry_core._registry import Registry
 from registry_core.atomic import mark_output, removal_problem, remove_written, replace_dir
-from registry_core.report import ReportFigure, ReportRun
+from registry_core.report import ReportFigure, ReportRun, ReportTable
 from registry_core.report._html import Section, Table, render_page
 from registry_core.report._runs import ReportError, read_runs
 from registry_core.report._tables import SUMMARY_HEADERS, lock_tables, registry_tables, summary_row
@@ -70,13 +70,27 @@ def _check_figure(fig: Any, root: Path, who: str) -> str | None:
     return None
 
 
+def _check_table(table: Any, who: str) -> str | None:
+    """Why a plugin's table cannot be shown (not a ReportTable, a row wider or narrower than the header), or None."""
+    if not isinstance(table, ReportTable):
+        return f"{who} returned {type(table).__name__}, expected ReportTable"
+    for i, row in enumerate(table.rows):
+        if len(row) != len(table.headers):
+            return (f"{who}: table {table.caption!r} row {i} has {len(row)} cell(s), expected {len(table.headers)} "
+                    "(one per header)")
+    return None
+
+
 class _Collector:
-    """Figures grouped by section in first-appearance order, and the problems met while asking plugins."""
+    """Figures and tables grouped by section in first-appearance order, and the problems met while asking plugins."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.sections: dict[str, list[ReportFigure]] = {}
+        self.sections: dict[str, Section] = {}
         self.warnings: list[str] = []
+
+    def section(self, title: str) -> Section:
+        return self.sections.setdefault(title, Section(title))
 
     def ask(self, who: str, produce: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """``produce(*args, **kwargs)``; an exception becomes a warning (with the traceback's last line) and None."""
@@ -98,7 +112,21 @@ class _Collector:
             if problem:
                 self.warnings.append(problem)
             else:
-                self.sections.setdefault(fig.section, []).append(fig)
+                self.section(fig.section).figures.append(fig)
+
+    def add_tables(self, who: str, tables: Any) -> None:
+        if tables is None:
+            return
+        if not isinstance(tables, list | tuple):
+            self.warnings.append(f"{who} returned {type(tables).__name__}, expected a list of ReportTable")
+            return
+        for table in tables:
+            problem = _check_table(table, who)
+            if problem:
+                self.warnings.append(problem)
+            else:
+                rows = [[str(cell) for cell in row] for row in table.rows]
+                self.section(table.section).tables.append(Table(list(table.headers), rows, table.caption))
 
 
 def _curves(run: ReportRun, root: Path) -> ReportFigure | None:
@@ -207,13 +235,16 @@ def _write(runs: Sequence[ReportRun], artifacts: Sequence[Path], root: Path, reg
         for impl in _hook_impls(reg, "registry_core_report_figures"):
             who = f"plugin {impl.plugin_name!r} (figures of {run.label})"
             collector.add(who, collector.ask(who, _call, impl, run=run, out_dir=root))
+        for impl in _hook_impls(reg, "registry_core_report_tables"):
+            who = f"plugin {impl.plugin_name!r} (tables of {run.label})"
+            collector.add_tables(who, collector.ask(who, _call, impl, run=run))
     for path in artifacts:
         _artifact_figures(reg, path, runs, collector)
     sections = [Section("Summary", [Table(SUMMARY_HEADERS, rows)],
                         intro="One row per run: steps trained, the last train and validation loss, and the key "
                               "figures its evaluators reported."),
                 curves]
-    sections += [Section(title, figures=figs) for title, figs in collector.sections.items()]
+    sections += list(collector.sections.values())
     if collector.warnings:
         sections.append(Section("Problems", notes=list(collector.warnings),
                                 intro="Figures that could not be drawn; everything else is complete."))
@@ -225,5 +256,5 @@ def _write(runs: Sequence[ReportRun], artifacts: Sequence[Path], root: Path, reg
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     subtitle = f"{len(runs)} run(s): {', '.join(r.label for r in runs)}; made {stamp} with Python {sys.version.split()[0]}"
     (root / INDEX).write_text(render_page("registry_core report", subtitle, sections, root), encoding="utf-8")
-    count = len(curves.figures) + sum(len(f) for f in collector.sections.values())
+    count = len(curves.figures) + sum(len(s.figures) for s in collector.sections.values())
     return ReportResult(root / INDEX, rows, count, collector.warnings)

@@ -45,6 +45,8 @@ class Heatmap(NamedTuple):
     ticks: bool = True
     #: Text written in each cell, ``(rows, columns)`` like ``values`` (e.g. counts); None: none.
     cell_text: Sequence[Sequence[str]] | None = None
+    #: Font size of the tick labels in points (small: one per token; larger for a few class names).
+    tick_size: float = 6
 
 
 def _figure(width: float, height: float) -> Figure:
@@ -61,12 +63,21 @@ def _save(fig: Figure, path: str | Path) -> Path:
 
 
 def line_chart(path: str | Path, series: Mapping[str, tuple[Sequence[float], Sequence[float]]], *, title: str,
-               xlabel: str, ylabel: str) -> Path:
-    """One line (with markers when it has few points) per ``label: (xs, ys)``, with a legend."""
+               xlabel: str, ylabel: str, log_x: bool = False,
+               xticks: Sequence[tuple[float, str]] | None = None) -> Path:
+    """One line (with markers when it has few points) per ``label: (xs, ys)``, with a legend; ``log_x``: a log-2
+    x axis; ``xticks``: ``(x, label)`` ticks in place of matplotlib's."""
     fig = _figure(5.2, 3.2)
     ax = fig.subplots()
     for label, (xs, ys) in series.items():
-        ax.plot(list(xs), list(ys), label=label, marker="o" if len(xs) <= 12 else None, markersize=3, linewidth=1.4)
+        few = len(xs) <= 12
+        ax.plot(list(xs), list(ys), label=label, marker="o" if few else None, markersize=5 if few else 3,
+                linewidth=1.4)
+    if log_x:
+        ax.set_xscale("log", base=2)
+    if xticks is not None:
+        ax.set_xticks([x for x, _ in xticks], [text for _, text in xticks])
+        ax.minorticks_off()
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     ax.grid(alpha=0.3)
     if series:
@@ -74,14 +85,14 @@ def line_chart(path: str | Path, series: Mapping[str, tuple[Sequence[float], Seq
     return _save(fig, path)
 
 
-def _ticks(ax: Any, labels: Sequence[str] | None, axis: str) -> None:
+def _ticks(ax: Any, labels: Sequence[str] | None, axis: str, size: float) -> None:
     if labels is None:
         return
     positions = list(range(len(labels)))
     if axis == "x":
-        ax.set_xticks(positions, list(labels), rotation=90, fontsize=6)
+        ax.set_xticks(positions, list(labels), rotation=90, fontsize=size)
     else:
-        ax.set_yticks(positions, list(labels), fontsize=6)
+        ax.set_yticks(positions, list(labels), fontsize=size)
 
 
 def _cell_text(ax: Any, image: Any, text: Sequence[Sequence[str]]) -> None:
@@ -102,8 +113,8 @@ def _heatmap_panel(fig: Figure, ax: Any, panel: Heatmap, cmap: str, vmin: float 
     ax.set_xlabel(panel.xlabel, fontsize="small")
     ax.set_ylabel(panel.ylabel, fontsize="small")
     if panel.ticks:
-        _ticks(ax, panel.xticks, "x")
-        _ticks(ax, panel.yticks, "y")
+        _ticks(ax, panel.xticks, "x", panel.tick_size)
+        _ticks(ax, panel.yticks, "y", panel.tick_size)
     else:
         ax.set_xticks([])
         ax.set_yticks([])

@@ -14,9 +14,10 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from pathlib import Path
 
-    from registry_core.report import ReportFigure, ReportRun
+    from registry_core.report import ReportFigure, ReportRun, ReportTable
 
-__all__ = ["registry_core_report_artifact", "registry_core_report_figures", "registry_core_report_metrics"]
+__all__ = ["registry_core_report_artifact", "registry_core_report_figures", "registry_core_report_metrics",
+           "registry_core_report_tables"]
 
 
 @hookspec
@@ -25,6 +26,16 @@ def registry_core_report_figures(run: ReportRun, out_dir: Path) -> list[ReportFi
 
     Called by ``python -m registry_core report`` for each run (import heavy modules inside the implementation).
     File names should start with ``run.label``. A failure is reported as a warning; the other figures stay.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def registry_core_report_tables(run: ReportRun) -> list[ReportTable]:
+    """This plugin's tables of one finished run (e.g. a model's answers before and after tuning); ``[]`` for none.
+
+    Called by ``python -m registry_core report`` for each run, after its figures. Cells are plain text (escaped);
+    a failure is reported as a warning and the rest of the report stays.
     """
     raise NotImplementedError
 

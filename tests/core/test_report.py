@@ -143,7 +143,12 @@ TOY_FIGURES = """
 from pathlib import Path
 from registry_core import hookimpl
 from registry_core.report.figures import line_chart
-from registry_core.report import ReportFigure
+from registry_core.report import ReportFigure, ReportTable
+
+@hookimpl
+def registry_core_report_tables(run):
+    return [ReportTable("Toy section", "answers of the toy model", ("prompt", "answer"), (("2 + 2", "<4 & more>"),)),
+            ReportTable("Toy section", "ragged", ("a", "b"), (("only one",),))]
 
 @hookimpl
 def registry_core_report_figures(run, out_dir):
@@ -182,6 +187,10 @@ def test_plugins_add_sections_and_key_figures_and_a_failing_one_is_a_warning(tmp
     assert "toy-section" in page.sections and "problems" in page.sections
     assert "toy figure" in page.figures and "outside" not in page.figures
     assert 'style="background:#ff0000"' in page.text and "class a" in page.text
+    # a plugin's table is shown in its section, its text escaped; a ragged one is a warning, not a broken page
+    assert "<caption>answers of the toy model</caption>" in page.text and "&lt;4 &amp; more&gt;" in page.text
+    assert any("table 'ragged' row 0 has 1 cell(s), expected 2" in w for w in warnings)
+    assert page.text.index("answers of the toy model") < page.text.index("toy figure")
 
 
 def test_the_core_report_imports_no_torch_and_list_no_matplotlib(tmp_path: Path, cli_modules) -> None:

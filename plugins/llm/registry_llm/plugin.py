@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any
 
-    from registry_core.report import ReportFigure, ReportRun
+    from registry_core.report import ReportFigure, ReportRun, ReportTable
 
 
 @hookimpl
@@ -46,18 +46,29 @@ def registry_core_commands() -> list[CommandSpec]:
 
 @hookimpl
 def registry_core_report_figures(run: ReportRun, out_dir: Path) -> list[ReportFigure]:
-    """1-D positions and causal attention of a text run (the model is loaded inside)."""
-    from registry_llm.report import is_text_run, run_figures
+    """1-D positions and causal attention of a language-model run (the model is loaded inside); a finetuned run's
+    few-label curve and confusion matrix instead."""
+    from registry_llm.report import is_task_run, is_text_run, run_figures, task_figures
 
-    return run_figures(run, out_dir) if is_text_run(run) else []
+    if not is_text_run(run):
+        return []
+    return task_figures(run, out_dir) if is_task_run(run) else run_figures(run, out_dir)
+
+
+@hookimpl
+def registry_core_report_tables(run: ReportRun) -> list[ReportTable]:
+    """An instruction-tuned run's answers to held-out questions, before and after tuning."""
+    from registry_llm.report import is_text_run, task_tables
+
+    return task_tables(run) if is_text_run(run) else []
 
 
 @hookimpl
 def registry_core_report_metrics(run: ReportRun) -> Mapping[str, float]:
-    """Perplexity, bits per byte and the unigram baseline's perplexity of a text run."""
-    from registry_llm.report import key_figures
+    """Perplexity, bits per byte and the unigram baseline's perplexity of a text run; a finetuned run's scores."""
+    from registry_llm.report import key_figures, task_key_figures
 
-    return key_figures(run)
+    return {**key_figures(run), **task_key_figures(run)}
 
 
 @hookimpl

@@ -11,8 +11,9 @@ does (A Kaiming-uniform with a = sqrt(5), B zeros), so adapters export to peft's
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 from torch import nn
@@ -20,7 +21,7 @@ from torch.nn import functional as F
 
 from registry_core import RegistryCoreError
 
-__all__ = ["LoRAError", "LoRALinear", "add_lora", "lora_state", "merge_lora"]
+__all__ = ["LoRAError", "LoRALinear", "add_lora", "lora_disabled", "lora_state", "merge_lora"]
 
 
 class LoRAError(RegistryCoreError, ValueError):
@@ -42,11 +43,15 @@ class LoRALinear(nn.Linear):
         self.lora_B = nn.Linear(rank, base.out_features, bias=False, device=base.weight.device,
                                 dtype=base.weight.dtype)
         self.lora_dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        #: False: the layer computes its base function alone (``lora_disabled``).
+        self.enabled = True
         nn.init.kaiming_uniform_(self.lora_A.weight, a=math.sqrt(5))
         nn.init.zeros_(self.lora_B.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.linear(x, self.weight, self.bias)
+        if not self.enabled:
+            return out
         return out + self.lora_B(self.lora_A(self.lora_dropout(x))) * self.scaling
 
     def delta(self) -> torch.Tensor:
@@ -82,6 +87,21 @@ def add_lora(module: nn.Module, targets: Sequence[str], rank: int, alpha: float,
         parent = module.get_submodule(parent_name) if parent_name else module
         setattr(parent, child, LoRALinear(linears[name], rank, alpha, dropout))
     return sorted(chosen)
+
+
+@contextlib.contextmanager
+def lora_disabled(module: nn.Module) -> Iterator[int]:
+    """Within the block every ``LoRALinear`` of ``module`` computes its base layer alone (the pretrained function);
+    yields how many there are. The adapters are untouched and come back on exit, also after an error."""
+    layers = [m for m in module.modules() if isinstance(m, LoRALinear)]
+    before = [m.enabled for m in layers]
+    for m in layers:
+        m.enabled = False
+    try:
+        yield len(layers)
+    finally:
+        for m, state in zip(layers, before, strict=True):
+            m.enabled = state
 
 
 def lora_state(module: nn.Module) -> dict[str, torch.Tensor]:

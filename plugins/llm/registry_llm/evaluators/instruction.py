@@ -3,7 +3,8 @@
 ``response_loss`` is the mean cross-entropy over the held-out responses' tokens (what training lowers); each
 prompt is then rendered with the data's chat template, answered greedily up to eos, and compared with the
 reference: ``exact_match`` (after lower-casing and collapsing whitespace) and ``token_f1`` (SQuAD's: the
-harmonic mean of precision and recall over the bag of words).
+harmonic mean of precision and recall over the bag of words). The answers are kept (``answers``: prompt,
+reference, answer), so the report shows them without loading the model again.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ class InstructionEval:
         self.config = config
 
     @torch.no_grad()
-    def evaluate(self, pipeline: Any, split: str = "val") -> dict[str, float]:
+    def evaluate(self, pipeline: Any, split: str = "val") -> dict[str, Any]:
         from registry_llm.generation import generate
 
         data, objective, parts, model = pipeline.data, pipeline.objective, pipeline.parts, pipeline.model
@@ -60,17 +61,20 @@ class InstructionEval:
             pairs = data.pairs(split)[: self.config.max_pairs]
             eos = getattr(pipeline.tokenizer, "eos_id", None)
             exact, f1 = 0.0, 0.0
+            answers = []
             for prompt, reference in pairs:
                 ids = pipeline.tokenizer.encode(data.template.prompt(prompt))
                 out = generate(parts, objective, ids, max_new_tokens=self.config.max_new_tokens, temperature=0.0,
                                stop_tokens=[] if eos is None else [int(eos)])
                 answer = pipeline.tokenizer.decode(out, skip_special=True)
+                answers.append({"prompt": prompt, "reference": reference, "answer": answer})
                 exact += float(" ".join(_words(answer)) == " ".join(_words(reference)))
                 f1 += token_f1(answer, reference)
         finally:
             model.train(was)
         return {"response_loss": total / max(tokens, 1.0), "response_tokens": tokens,
-                "exact_match": exact / len(pairs), "token_f1": f1 / len(pairs), "pairs": float(len(pairs))}
+                "exact_match": exact / len(pairs), "token_f1": f1 / len(pairs), "pairs": float(len(pairs)),
+                "answers": answers}
 
 
 def build(config: InstructionEvalConfig) -> InstructionEval:

@@ -39,6 +39,18 @@ class TfidfBaselineConfig:
 
 
 @dataclass
+class FewLabelsConfig:
+    """Macro-F1 against labels per class: a linear probe on the frozen backbone's features and TF-IDF + LR."""
+
+    labels_per_class: list[int] = option([16, 64, 256], help="budgets of labels per class (all of them is always "
+                                         "added; a budget no class is short of is the same as all, and skipped)",
+                                         min=1)
+    batch_size: int = option(64, help="texts per forward pass when reading the features", min=1)
+    probe_c: float = option(1.0, help="inverse L2 strength of the probe's logistic regression", min=1e-6)
+    max_iter: int = option(2000, help="logistic regression iterations", min=1)
+
+
+@dataclass
 class InstructionEvalConfig:
     """Held-out pairs: the response loss, and greedy answers scored by exact match and token F1."""
 
@@ -84,6 +96,17 @@ SPECS: list[ComponentSpec] = [
         modality="text",
         tags=("classification", "baseline"),
         config=TfidfBaselineConfig,
+        requires={"task": "classification"},
+    ),
+    ComponentSpec(
+        kind="evaluator",
+        name="few-labels",
+        target="registry_llm.evaluators.few_labels:build",
+        summary="Macro-F1 against labels per class (16, 64, 256, all): a linear probe on the frozen backbone's "
+        "features and TF-IDF + logistic regression, on one held-out split.",
+        modality="text",
+        tags=("classification", "baseline", "few-shot"),
+        config=FewLabelsConfig,
         requires={"task": "classification"},
     ),
     ComponentSpec(

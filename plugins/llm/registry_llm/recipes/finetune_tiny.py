@@ -29,8 +29,8 @@ CLS_TINY: dict[str, Any] = {
     **copy.deepcopy(_MODEL),
     "objective": {"use": "classify", "train": "lora", "lora_rank": 8, "lora_alpha": 16.0},
     "head": {"use": "sequence-classification"},
-    "evaluators": [{"use": "text-classification"}, {"use": "tfidf-baseline"}],
-    "train": {"steps": 300, "batch_size": 32, "lr": 0.003, "min_lr": 0.0003, "warmup_steps": 20, "weight_decay": 0.0,
+    "evaluators": [{"use": "text-classification"}, {"use": "tfidf-baseline"}, {"use": "few-labels"}],
+    "train": {"steps": 200, "batch_size": 32, "lr": 0.003, "min_lr": 0.0003, "warmup_steps": 20, "weight_decay": 0.0,
               "log_every": 50, "eval_every": 100, "checkpoint_every": 0, "seed": 0},
 }
 
