@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
-from registry_llm.adapters.lora import LoRAError, LoRALinear, add_lora, lora_disabled, lora_state, merge_lora
+from registry_llm.adapters.lora import (
+    LoRAError,
+    LoRALinear,
+    add_lora,
+    lora_disabled,
+    lora_layers,
+    lora_state,
+    merge_lora,
+)
 
-__all__ = ["LoRAError", "LoRALinear", "add_lora", "lora_disabled", "lora_state", "merge_lora"]
+__all__ = ["LoRAError", "LoRALinear", "add_lora", "lora_disabled", "lora_layers", "lora_state", "merge_lora"]

@@ -21,7 +21,7 @@ from torch.nn import functional as F
 
 from registry_core import RegistryCoreError
 
-__all__ = ["LoRAError", "LoRALinear", "add_lora", "lora_disabled", "lora_state", "merge_lora"]
+__all__ = ["LoRAError", "LoRALinear", "add_lora", "lora_disabled", "lora_layers", "lora_state", "merge_lora"]
 
 
 class LoRAError(RegistryCoreError, ValueError):
@@ -102,6 +102,11 @@ def lora_disabled(module: nn.Module) -> Iterator[int]:
     finally:
         for m, state in zip(layers, before, strict=True):
             m.enabled = state
+
+
+def lora_layers(module: nn.Module) -> dict[str, LoRALinear]:
+    """Every ``LoRALinear`` of ``module`` by its name there (``blocks.0.attn.qkv``)."""
+    return {name: m for name, m in module.named_modules() if isinstance(m, LoRALinear)}
 
 
 def lora_state(module: nn.Module) -> dict[str, torch.Tensor]:

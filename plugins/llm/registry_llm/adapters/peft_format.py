@@ -18,11 +18,11 @@ import torch
 from safetensors.torch import save_file
 
 from registry_core.atomic import atomic_path, write_json
-from registry_llm.adapters.lora import LoRALinear, merge_lora
+from registry_llm.adapters.lora import lora_layers, merge_lora
 from registry_llm.objectives.classify import ClassifyObjective
 from registry_llm.weights.hf_gpt2 import export_hf_gpt2, tokenizer_files
 
-__all__ = ["HF_GPT2_LAYERS", "export_classifier"]
+__all__ = ["ADAPTER_CONFIG", "ADAPTER_WEIGHTS", "HF_GPT2_LAYERS", "export_classifier", "write_adapter"]
 
 #: Our layer names inside a block -> GPT-2's (transformers).
 HF_GPT2_LAYERS: Final = {"attn.qkv": "attn.c_attn", "attn.proj": "attn.c_proj", "mlp.fc": "mlp.c_fc",
@@ -49,16 +49,12 @@ def _hf_name(ours: str) -> str:
     return f"transformer.h.{match.group(1)}.{HF_GPT2_LAYERS[match.group(2)]}"
 
 
-def _lora_layers(backbone: torch.nn.Module) -> dict[str, LoRALinear]:
-    return {name: m for name, m in backbone.named_modules() if isinstance(m, LoRALinear)}
-
-
 def export_classifier(pipeline: Any, out_dir: str | Path) -> Path:
     """``out``: the merged model (GPT2ForSequenceClassification.from_pretrained(out)) with its tokenizer; with LoRA
     also ``out/peft/base`` (the base weights, no head) and ``out/peft/adapter`` (the adapters and the head)."""
     objective, head = _check(pipeline)
     parts = pipeline.parts
-    layers = _lora_layers(parts.backbone)
+    layers = lora_layers(parts.backbone)
     hf_names = {name: _hf_name(name) for name in layers}  # every layer has a GPT-2 name before anything is written
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -83,23 +79,29 @@ def export_classifier(pipeline: Any, out_dir: str | Path) -> Path:
     export_hf_gpt2(parts, base, vocab_size=vocab, extra_config={**ids, **labels}, drop_adapters=True)
     tokenizer_files(tokenizer, base, context)
     adapter = out / "peft" / "adapter"
-    adapter.mkdir(parents=True, exist_ok=True)
     tensors: dict[str, torch.Tensor] = {}
     for name, layer in layers.items():
         hf = hf_names[name]
         tensors[f"base_model.model.{hf}.lora_A.weight"] = layer.lora_A.weight
         tensors[f"base_model.model.{hf}.lora_B.weight"] = layer.lora_B.weight
     tensors["base_model.model.score.weight"] = head.score.weight
-    with atomic_path(adapter / ADAPTER_WEIGHTS) as tmp:
-        save_file({k: v.detach().to("cpu", torch.float32).contiguous() for k, v in tensors.items()}, str(tmp),
-                  metadata={"format": "pt"})
-    cfg = objective.config
     leaves = sorted({HF_GPT2_LAYERS[n.split(".", 2)[2]] for n in layers})
-    write_json(adapter / ADAPTER_CONFIG, {
+    write_adapter(adapter, tensors, objective.config, base, modules_to_save=["score"], fan_in_fan_out=True,
+                  target_modules=rf"transformer\.h\.\d+\.({'|'.join(re.escape(x) for x in leaves)})")
+    return out
+
+
+def write_adapter(folder: Path, tensors: dict[str, torch.Tensor], cfg: Any, base: Path, *, modules_to_save: list[str],
+                  fan_in_fan_out: bool, target_modules: str) -> None:
+    """peft's two files in ``folder``: the tensors (float32) and a LoRA ``SEQ_CLS`` config from the objective's
+    ``lora_*`` options, whose base is the folder ``base``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_path(folder / ADAPTER_WEIGHTS) as tmp:  # a copy each: split adapters share one A
+        save_file({k: v.detach().to("cpu", torch.float32).clone() for k, v in tensors.items()}, str(tmp),
+                  metadata={"format": "pt"})
+    write_json(folder / ADAPTER_CONFIG, {
         "peft_type": "LORA", "task_type": "SEQ_CLS", "base_model_name_or_path": str(base.resolve()),
         "r": cfg.lora_rank, "lora_alpha": cfg.lora_alpha, "lora_dropout": cfg.lora_dropout, "bias": "none",
-        "fan_in_fan_out": True, "inference_mode": True, "modules_to_save": ["score"],
-        "target_modules": rf"transformer\.h\.\d+\.({'|'.join(re.escape(x) for x in leaves)})",
-        "init_lora_weights": True, "use_rslora": False, "use_dora": False,
+        "fan_in_fan_out": fan_in_fan_out, "inference_mode": True, "modules_to_save": modules_to_save,
+        "target_modules": target_modules, "init_lora_weights": True, "use_rslora": False, "use_dora": False,
     })
-    return out

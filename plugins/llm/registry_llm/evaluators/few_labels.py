@@ -56,7 +56,10 @@ class FewLabels:
                     batch = ids[start:start + self.config.batch_size].to(device)
                     keep = objective.keep_mask(batch)
                     hidden = parts.backbone(parts.embed(batch), parts.positional, None, keep=None if causal else keep)
-                    out.append(pool_hidden(hidden, keep, pool).float().cpu())
+                    features = getattr(parts.head, "features", None)
+                    vector = (features(hidden, keep, parts.backbone) if callable(features)
+                              else pool_hidden(hidden, keep, pool))
+                    out.append(vector.float().cpu())
         finally:
             model.train(was)
         return torch.cat(out).numpy()

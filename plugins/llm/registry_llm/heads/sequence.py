@@ -2,7 +2,8 @@
 
 ``last`` reads the last real (non-pad) token, as GPT2ForSequenceClassification does, so a causal model's
 summary of the whole text is what is classified; ``first`` reads the first token ([CLS] for BERT); ``mean``
-averages the real tokens.
+averages the real tokens; ``pooler`` is BertForSequenceClassification's reading: the bert backbone's own pooler,
+``tanh(dense([CLS]))``, whose weights come with a BERT checkpoint.
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ class SequenceClassificationHead(nn.Module):
 
     def bind(self, parts: ModelParts) -> None:
         cfg = self.config
+        if self.pool == "pooler" and not isinstance(getattr(parts.backbone, "pooler", None), nn.Linear):
+            raise ValueError("head 'sequence-classification': pool = 'pooler' reads BERT's pooler, and this backbone "
+                             "has none; build bert with pooler = true, or pool 'first'")
         if cfg.num_classes is None:
             raise ValueError("head 'sequence-classification' needs num_classes (set it, or compose it with a data "
                              "source of labelled texts)")
@@ -50,8 +54,18 @@ class SequenceClassificationHead(nn.Module):
         self.score = nn.Linear(dim, cfg.num_classes, bias=cfg.bias)
         nn.init.normal_(self.score.weight, std=0.02)
 
-    def forward(self, hidden: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-        out: torch.Tensor = self.score(self.dropout(pool_hidden(hidden, keep, self.pool)))
+    def features(self, hidden: torch.Tensor, keep: torch.Tensor, backbone: nn.Module | None = None) -> torch.Tensor:
+        """``(B, D)``: the vector this head scores (``backbone`` is needed for ``pool = 'pooler'``)."""
+        if self.pool == "pooler":
+            from registry_llm.backbones.bert import pooled
+
+            if backbone is None:
+                raise ValueError("head 'sequence-classification' with pool = 'pooler' needs the backbone")
+            return pooled(backbone, hidden)
+        return pool_hidden(hidden, keep, self.pool)
+
+    def forward(self, hidden: torch.Tensor, keep: torch.Tensor, backbone: nn.Module | None = None) -> torch.Tensor:
+        out: torch.Tensor = self.score(self.dropout(self.features(hidden, keep, backbone)))
         return out
 
 

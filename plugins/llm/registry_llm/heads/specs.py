@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 from registry_core import ComponentSpec, option
 
-#: How a sequence becomes one vector: its last real token, its first token, or the mean of its real tokens.
-POOLS = ("auto", "last", "first", "mean")
+#: How a sequence becomes one vector: its last real token, its first token, the mean of its real tokens, or BERT's
+#: pooler (the backbone's dense layer and tanh over the first token).
+POOLS = ("auto", "last", "first", "mean", "pooler")
 
 
 @dataclass
@@ -19,9 +20,10 @@ class SequenceClassificationConfig:
                                      wired="num_classes")
     embed_dim: int | None = option(None, help="backbone width; None: wired from the backbone", min=1, wired="embed_dim")
     pool: str = option("auto", help="'last': the last non-pad token (a causal model, GPT2ForSequenceClassification); "
-                       "'first': the first token ([CLS], BERT); 'mean': the mean of the non-pad tokens; 'auto': last "
-                       "for a causal backbone, first for a bidirectional one", choices=POOLS)
-    bias: bool = option(False, help="a bias on the output layer (GPT-2's `score` has none)")
+                       "'first': the first token ([CLS]); 'mean': the mean of the non-pad tokens; 'pooler': BERT's pooler, "
+                       "tanh(dense([CLS])) of a bert backbone built with pooler = true (BertForSequenceClassification); "
+                       "'auto': last for a causal backbone, first for a bidirectional one", choices=POOLS)
+    bias: bool = option(False, help="a bias on the output layer (GPT-2's `score` has none, BERT's `classifier` has one)")
     dropout: float = option(0.0, help="dropout before the output layer", min=0.0, max=0.99)
 
 

@@ -79,7 +79,8 @@ class ClassifyObjective(nn.Module):
         with torch.no_grad() if frozen else contextlib.nullcontext():
             x = parts.embed(ids)
             hidden = parts.backbone(x, parts.positional, None, keep=None if causal else keep)
-        out: torch.Tensor = parts.head(hidden, keep)
+        # a text's head may read the backbone's own pooler (BERT); a token head scores every position
+        out: torch.Tensor = parts.head(hidden, keep) if self.per_token else parts.head(hidden, keep, parts.backbone)
         return out
 
     def forward(self, parts: ModelParts, batch: Mapping[str, Any]) -> tuple[torch.Tensor, dict[str, Any]]:

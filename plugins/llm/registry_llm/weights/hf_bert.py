@@ -26,7 +26,8 @@ from registry_llm.weights.specs import HF_BERT_FILES, HFBertConfig
 if TYPE_CHECKING:
     from registry_core.hub import Pulled
 
-__all__ = ["BERT_KEYS", "HFBertWeights", "bert_options", "build", "export_hf_bert", "export_run"]
+__all__ = ["BERT_KEYS", "HFBertWeights", "bert_options", "build", "export_hf_bert", "export_run", "exportable",
+           "tokenizer_files"]
 
 WEIGHTS_FILE = "model.safetensors"
 TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
@@ -181,50 +182,58 @@ class HFBertWeights:
 
 
 def export_hf_bert(parts: ModelParts, out_dir: str | Path, *, vocab_size: int | None = None,
-                   extra_config: Mapping[str, Any] | None = None) -> Path:
-    """Write ``parts`` (bert, post-LN + learned positions + masked-lm with the 'bert' head) as a Hugging Face
-    ``BertForMaskedLM`` folder (config.json + model.safetensors); each file written atomically."""
+                   extra_config: Mapping[str, Any] | None = None, mlm_head: bool = True,
+                   extra_tensors: Mapping[str, torch.Tensor] | None = None, drop_adapters: bool = False) -> Path:
+    """Write ``parts`` (bert, post-LN + learned positions; with ``mlm_head`` masked-lm with the 'bert' head) as a
+    Hugging Face ``BertForMaskedLM`` folder (config.json + model.safetensors), or without it the encoder alone
+    plus ``extra_tensors`` under their transformers names (a classifier); each file written atomically.
+    ``drop_adapters`` leaves LoRA adapters out (the base a peft adapter loads onto)."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     backbone = parts.backbone
     if getattr(backbone, "causal", True) or getattr(backbone, "norm", "pre") != "post":
         raise ValueError("export_hf_bert: BERT is a bidirectional post-LN encoder (bert with norm = 'post')")
     head = getattr(parts.objective, "head", None)
-    if getattr(head, "transform", None) is None or not getattr(head, "tied", False):
+    if mlm_head and (getattr(head, "transform", None) is None or not getattr(head, "tied", False)):
         raise ValueError("export_hf_bert: the objective needs BERT's tied MLM head (masked-lm with head = 'bert')")
     embed = parts.embed.weight
     vocab = vocab_size or embed.shape[0]
-    ours = {k: v.detach() for k, v in part_tensors(parts, ("encoder", "decoder")).items()}
+    groups = ("encoder", "decoder") if mlm_head else ("encoder",)
+    ours = {k: v.detach() for k, v in part_tensors(parts, groups).items()
+            if not (drop_adapters and (".lora_A." in k or ".lora_B." in k))}
     ours["embed.weight"] = ours["embed.weight"][:vocab]
-    ours["objective.head.bias"] = ours["objective.head.bias"][:vocab]
+    if mlm_head:
+        ours["objective.head.bias"] = ours["objective.head.bias"][:vocab]
     converted = BERT_KEYS.convert(ours, "theirs")
     if converted.unmatched:
         raise ValueError(f"export_hf_bert: tensors with no BERT counterpart: {', '.join(converted.unmatched)}")
     tensors = {k: v.to("cpu", torch.float32).contiguous() for k, v in converted.tensors.items()}
+    tensors.update({k: v.detach().to("cpu", torch.float32).contiguous() for k, v in (extra_tensors or {}).items()})
     first = backbone.blocks[0]
     activation = getattr(backbone, "activation", "gelu")
     config = {
-        "model_type": "bert", "architectures": ["BertForMaskedLM"], "vocab_size": vocab,
+        "model_type": "bert", "architectures": ["BertForMaskedLM" if mlm_head else "BertModel"], "vocab_size": vocab,
         "hidden_size": backbone.embed_dim, "num_hidden_layers": backbone.depth,
         "num_attention_heads": backbone.heads, "intermediate_size": first.mlp.fc.out_features,
         "hidden_act": hf_activation_name(activation),
         "max_position_embeddings": int(parts.positional.weight.shape[0]),
         "type_vocab_size": int(getattr(backbone, "type_vocab_size", 0)) or 1,
         "layer_norm_eps": float(backbone.eps), "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0,
-        "position_embedding_type": "absolute", "initializer_range": 0.02, "tie_word_embeddings": True,
+        "classifier_dropout": None,
+        "position_embedding_type": "absolute", "initializer_range": 0.02, "tie_word_embeddings": mlm_head,
         **dict(extra_config or {}),
     }
     if not getattr(backbone, "type_vocab_size", 0):  # BERT always has one token type: ours adds none, so zeros
         tensors["bert.embeddings.token_type_embeddings.weight"] = torch.zeros(1, backbone.embed_dim)
+    out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / WEIGHTS_FILE) as tmp:
         save_file(tensors, str(tmp), metadata={"format": "pt"})
     write_json(out / CONFIG_FILE, config)
     return out
 
 
-def _exportable(pipeline: Any) -> None:
+def exportable(pipeline: Any, mlm_head: bool = True) -> None:
     """ValueError naming the first part of a run that BERT cannot hold: post-LN encoder, learned positions, BERT's
-    tied MLM head, a WordPiece tokenizer."""
+    tied MLM head (``mlm_head``), a WordPiece tokenizer."""
     slots, parts = pipeline.slots, pipeline.parts
     backbone = parts.backbone
     if getattr(backbone, "causal", True) or getattr(backbone, "norm", "pre") != "post":
@@ -234,7 +243,7 @@ def _exportable(pipeline: Any) -> None:
                                                                            torch.Tensor):
         raise ValueError("its positional encoder is not a learned table; BERT has one ([positional] use = \"learned\")")
     head = getattr(pipeline.objective, "head", None)
-    if getattr(head, "transform", None) is None or not getattr(head, "tied", False):
+    if mlm_head and (getattr(head, "transform", None) is None or not getattr(head, "tied", False)):
         raise ValueError(f"objective {slots['objective'].spec.id} has no BERT MLM head tied to the embedding "
                          "(masked-lm with head = \"bert\", tie_weights = true)")
     if not callable(getattr(pipeline.tokenizer, "vocab_txt", None)):
@@ -247,20 +256,29 @@ def export_run(pipeline: Any, out_dir: str | Path) -> Path:
 
     ValueError, before anything is written, when a part of the run has no BERT counterpart.
     """
-    _exportable(pipeline)
+    if getattr(pipeline.objective, "head", None) is None and pipeline.parts.head is not None:  # a classifier
+        from registry_llm.adapters.peft_bert import export_bert_classifier
+
+        exportable(pipeline, mlm_head=False)
+        return export_bert_classifier(pipeline, out_dir)
+    exportable(pipeline)
     out = Path(out_dir)
+    tokenizer_files(pipeline.tokenizer, out, int(pipeline.parts.positional.weight.shape[0]))
+    vocab = getattr(pipeline.objective.head, "vocab_size", None) or pipeline.tokenizer.vocab_size
+    return export_hf_bert(pipeline.parts, out, vocab_size=vocab,
+                          extra_config={"pad_token_id": pipeline.tokenizer.pad_id})
+
+
+def tokenizer_files(tokenizer: Any, out: Path, context: int) -> None:
+    """vocab.txt, tokenizer.json and the tokenizer_config.json ``AutoTokenizer`` opens as a BertTokenizer."""
     out.mkdir(parents=True, exist_ok=True)
-    tokenizer = pipeline.tokenizer
     tokenizer.save(out)  # tokenizer.json and vocab.txt
     config = tokenizer.config
     write_json(out / "tokenizer_config.json", {
-        "tokenizer_class": "BertTokenizer", "do_lower_case": bool(config.lowercase),
-        "model_max_length": int(pipeline.parts.positional.weight.shape[0]),
+        "tokenizer_class": "BertTokenizer", "do_lower_case": bool(config.lowercase), "model_max_length": context,
         "cls_token": config.cls_token, "sep_token": config.sep_token, "pad_token": config.pad_token,
         "mask_token": config.mask_token, "unk_token": config.unk_token,
     })
-    vocab = getattr(pipeline.objective.head, "vocab_size", None) or tokenizer.vocab_size
-    return export_hf_bert(pipeline.parts, out, vocab_size=vocab, extra_config={"pad_token_id": tokenizer.pad_id})
 
 
 def build(config: HFBertConfig) -> HFBertWeights:
