@@ -66,9 +66,11 @@ class NextTokenObjective(nn.Module):
         positions: torch.Tensor | None = None,
         cache: KVCache | None = None,
         last_only: bool = False,
+        keep: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """``(B, T, V)`` logits (``(B, 1, V)`` with ``last_only``, what generation needs)."""
-        h = self.hidden(parts, ids, positions=positions, cache=cache)
+        """``(B, T, V)`` logits (``(B, 1, V)`` with ``last_only``, what generation needs); ``keep`` ``(B, K)``
+        masks keys that are padding (K counts the cached tokens too), ``positions`` ``(T,)`` or ``(B, T)``."""
+        h = self.hidden(parts, ids, positions=positions, cache=cache, keep=keep)
         if last_only:
             h = h[:, -1:]
         out: torch.Tensor = self.head(parts, h)

@@ -25,7 +25,7 @@ CLS_TINY: dict[str, Any] = {
     "data": {"use": "text-labels", "path": "tests/data/stdlib_docstrings/docstrings.jsonl",
              "classes": ["text", "numbers", "files", "network", "concurrency", "data_formats", "datetime",
                          "introspection"],
-             "seq_len": 128, "val_fraction": 0.2},
+             "seq_len": 96, "val_fraction": 0.2},
     **copy.deepcopy(_MODEL),
     "objective": {"use": "classify", "train": "lora", "lora_rank": 8, "lora_alpha": 16.0},
     "head": {"use": "sequence-classification"},
