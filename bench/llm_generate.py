@@ -109,7 +109,8 @@ def versus_transformers(args: argparse.Namespace) -> None:
     objective = reg.build("objective", "next-token", tie_weights=True)
     objective.bind(parts)
     with tempfile.TemporaryDirectory() as folder:
-        export_hf_gpt2(parts, folder, vocab_size=args.vocab, extra_config={"pad_token_id": 0})
+        ids = {"pad_token_id": 0, "bos_token_id": args.vocab - 1, "eos_token_id": args.vocab - 1}
+        export_hf_gpt2(parts, folder, vocab_size=args.vocab, extra_config=ids)
         theirs = transformers.GPT2LMHeadModel.from_pretrained(folder).eval().to(args.device)
     for m in (parts.embed, parts.positional, parts.backbone, objective):
         m.to(args.device).eval()
