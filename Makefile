@@ -12,12 +12,13 @@ PYTEST_ARGS ?= -n 2
 setup: $(STAMP)
 
 # constraints.txt pins every package to the version the suite passed with (refresh it with `make lock`).
-# The demo needs only the run-time packages ($(RUN_STAMP)); the tests add the test extra on top ($(STAMP)).
+# The demo needs only the run-time packages ($(RUN_STAMP): with serve's and the openai client for its last step);
+# the tests add the test extra on top ($(STAMP)).
 # Our three packages build with the venv's own setuptools (--no-build-isolation: no throw-away build env each).
 $(RUN_STAMP): pyproject.toml plugins/llm/pyproject.toml plugins/gfm/pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q -c constraints.txt torch==2.13.0 'setuptools>=64'
-	$(BIN)/python -m pip install -q --no-build-isolation -c constraints.txt -e '.[torch,cli]' -e plugins/llm -e plugins/gfm
+	$(BIN)/python -m pip install -q --no-build-isolation -c constraints.txt -e '.[torch,cli]' -e 'plugins/llm[serve]' -e plugins/gfm 'openai>=1.40'
 	touch $(RUN_STAMP)
 
 $(STAMP): $(RUN_STAMP)
@@ -45,6 +46,7 @@ demo: $(RUN_STAMP)
 	$(BIN)/python -m registry_core run examples/seg-tiny.toml --out runs/seg-tiny --overwrite
 	$(BIN)/python -m registry_core predict runs/seg-tiny --input runs/lsat7/datacube.zarr --output runs/landcover.tif --overwrite
 	$(BIN)/python -m registry_core report runs/gpt-tiny runs/cls-tiny runs/sft-tiny runs/mae-tiny runs/seg-tiny --artifact runs/landcover.tif --out runs/report
+	$(BIN)/python examples/serve_smoke.py runs/sft-tiny
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

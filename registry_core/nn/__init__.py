@@ -15,7 +15,7 @@ from registry_core.nn.attention_maps import attention_probabilities, record_atte
 from registry_core.nn.block import NORMS, TORCH_ENCODER_LAYER_KEYS, Block
 from registry_core.nn.gather import check_token_index, gather_tokens
 from registry_core.nn.key_table import Converted, KeyRule, KeyTable
-from registry_core.nn.kv_cache import KVCache
+from registry_core.nn.kv_cache import KVCache, SlotKVCache
 from registry_core.nn.load_parts import (
     CheckpointError,
     LoadReport,
@@ -56,6 +56,7 @@ __all__ = [
     "LoadReport",
     "Rotary",
     "SelfAttention",
+    "SlotKVCache",
     "Transformer",
     "apply_rotary",
     "attention_mask",

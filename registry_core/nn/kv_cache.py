@@ -1,10 +1,11 @@
-"""A preallocated key/value cache for incremental decoding: one buffer per layer, filled in place."""
+"""Preallocated key/value caches for incremental decoding: one batch of sequences written together (``KVCache``),
+or independent sequences in slots, each of its own length (``SlotKVCache``, continuous batching)."""
 
 from __future__ import annotations
 
 import torch
 
-__all__ = ["KVCache"]
+__all__ = ["KVCache", "SlotKVCache"]
 
 
 class KVCache:
@@ -54,3 +55,132 @@ class KVCache:
         """Forget the cached tokens (the buffers are reused, not freed)."""
         self.length = 0
         self.positions = None
+
+
+class SlotKVCache:
+    """Keys and values of independent sequences, one per slot, each of its own length: continuous batching.
+
+    A request takes a free slot, fills it from column 0 through :meth:`row` (its prompt, in chunks if it likes)
+    and then decodes with the others through :meth:`step`, one token per slot written at that slot's own length.
+    In every slot a token's position is its column, so an attention-bias encoder reads key positions 0..k-1 (the
+    views' ``positions`` stay None) and a rotary or additive one is given each slot's position explicitly.
+    """
+
+    def __init__(
+        self,
+        layers: int,
+        slots: int,
+        heads: int,
+        capacity: int,
+        head_dim: int,
+        *,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
+    ) -> None:
+        if capacity < 1 or slots < 1:
+            raise ValueError(f"a slot KV cache needs >= 1 slot and capacity >= 1, got {slots} and {capacity}")
+        shape = (layers, slots, heads, capacity, head_dim)
+        self.keys = torch.zeros(shape, dtype=dtype, device=device)
+        self.values = torch.zeros(shape, dtype=dtype, device=device)
+        self.capacity = capacity
+        #: Tokens stored in each slot.
+        self.lengths = [0] * slots
+
+    @classmethod
+    def like(cls, cache: KVCache, slots: int, capacity: int) -> SlotKVCache:
+        """A slot cache with the layers, heads, head size, dtype and device of ``cache`` (e.g. a backbone's
+        ``new_cache(1, 1)``)."""
+        layers, _, heads, _, head_dim = cache.keys.shape
+        return cls(layers, slots, heads, capacity, head_dim, dtype=cache.keys.dtype, device=cache.keys.device)
+
+    def free(self, slot: int) -> None:
+        """Forget what ``slot`` holds (its buffers are overwritten by the next sequence)."""
+        self.lengths[slot] = 0
+
+    def row(self, slot: int) -> _SlotRow:
+        """A one-row cache over ``slot`` for a forward pass of ``(1, T)`` tokens continuing it (prefill)."""
+        return _SlotRow(self, slot)
+
+    def step(self, active: list[int]) -> _SlotStep:
+        """The cache of one decoding step over slots ``0 .. max(active)``: a ``(max(active) + 1, 1)`` input, one
+        token per slot; only ``active`` slots are written (the other rows' outputs are to be ignored)."""
+        if not active:
+            raise ValueError("a decoding step needs at least one active slot")
+        return _SlotStep(self, sorted(active))
+
+
+class _SlotRow:
+    """One slot seen as a batch-1 :class:`KVCache` (the interface ``Transformer.forward`` uses)."""
+
+    def __init__(self, cache: SlotKVCache, slot: int) -> None:
+        self.cache, self.slot = cache, slot
+        self.capacity = cache.capacity
+
+    @property
+    def length(self) -> int:
+        return self.cache.lengths[self.slot]
+
+    @property
+    def positions(self) -> None:
+        return None  # a token's position is its column
+
+    @positions.setter
+    def positions(self, value: object) -> None:
+        pass
+
+    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        start, t = self.length, k.shape[2]
+        end = start + t
+        if end > self.capacity:
+            raise ValueError(f"KV cache slot {self.slot} is full: {start} cached + {t} new tokens > capacity "
+                             f"{self.capacity}")
+        s = self.slot
+        self.cache.keys[layer, s : s + 1, :, start:end] = k
+        self.cache.values[layer, s : s + 1, :, start:end] = v
+        return self.cache.keys[layer, s : s + 1, :, :end], self.cache.values[layer, s : s + 1, :, :end]
+
+    def advance(self, tokens: int) -> None:
+        self.cache.lengths[self.slot] += tokens
+
+
+class _SlotStep:
+    """Slots ``0 .. hi - 1`` seen as one :class:`KVCache` for a decoding step: keys up to the longest slot."""
+
+    def __init__(self, cache: SlotKVCache, active: list[int]) -> None:
+        self.cache, self.active = cache, active
+        self.rows = active[-1] + 1
+        self.capacity = cache.capacity
+        #: The longest active slot: the step's keys span ``length + 1`` columns.
+        self.length = max(cache.lengths[s] for s in active)
+        if self.length + 1 > self.capacity:
+            raise ValueError(f"KV cache slot is full: {self.length} cached + 1 new token > capacity {self.capacity}")
+        device = cache.keys.device
+        self._index = torch.tensor(active, device=device)
+        self._columns = torch.tensor([cache.lengths[s] for s in active], device=device)
+
+    @property
+    def positions(self) -> None:
+        return None
+
+    @positions.setter
+    def positions(self, value: object) -> None:
+        pass
+
+    def keep(self) -> torch.Tensor:
+        """``(rows, length + 1)``: True at the keys each row may attend to (its own tokens and the new one)."""
+        columns = torch.arange(self.length + 1, device=self.cache.keys.device)
+        lengths = torch.zeros(self.rows, dtype=torch.long, device=columns.device)
+        lengths[self._index] = self._columns
+        return columns[None, :] <= lengths[:, None]
+
+    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if k.shape[0] != self.rows or k.shape[2] != 1:
+            raise ValueError(f"a decoding step takes ({self.rows}, 1) tokens, got ({k.shape[0]}, {k.shape[2]})")
+        end = self.length + 1
+        self.cache.keys[layer, self._index, :, self._columns] = k[self._index, :, 0]
+        self.cache.values[layer, self._index, :, self._columns] = v[self._index, :, 0]
+        return self.cache.keys[layer, : self.rows, :, :end], self.cache.values[layer, : self.rows, :, :end]
+
+    def advance(self, tokens: int) -> None:
+        for s in self.active:
+            self.cache.lengths[s] += tokens

@@ -54,6 +54,10 @@ class ChatTemplate:
         """What the model reads before it answers ``text``."""
         return self._render([{"role": "user", "content": text}], True)
 
+    def render(self, messages: list[dict[str, str]]) -> str:
+        """What the model reads before it answers the conversation ``messages`` (``role``, ``content``)."""
+        return self._render(messages, True)
+
     def split(self, prompt: str, response: str) -> tuple[str, str]:
         """(the prompt part, the response part) of the rendered pair; the prompt part is exactly ``prompt(...)``."""
         head = self.prompt(prompt)

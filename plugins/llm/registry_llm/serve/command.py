@@ -1,0 +1,162 @@
+"""``python -m registry_core serve RUN_DIR``: the OpenAI-compatible server over a finished text run, on uvicorn.
+
+Safe by default: it binds loopback; ``--api-key-env VAR`` makes every route but ``/health`` need that key; binding
+another address without a key is refused unless ``--insecure`` says so. SIGTERM or Ctrl-C stops accepting
+connections, lets running requests finish for ``--grace`` seconds, cancels the rest and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from registry_core import RegistryCoreError, UsageError
+
+__all__ = ["add_serve_arguments", "load_served_model", "serve"]
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``serve``."""
+    parser.add_argument("dir", help="folder written by run (a text run whose objective generates)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback only)")
+    parser.add_argument("--port", type=int, default=8000, help="port to bind (0: any free port, printed)")
+    parser.add_argument("--api-key-env", metavar="VAR", default=None,
+                        help="name of the environment variable holding the API key clients must send as "
+                        "'Authorization: Bearer <key>'")
+    parser.add_argument("--insecure", action="store_true",
+                        help="allow a non-loopback --host without an API key (anyone who reaches it may use it)")
+    parser.add_argument("--name", default=None, help="the model id clients name (default: the run's name)")
+    parser.add_argument("--max-batch", type=int, default=8, help="requests decoded together (KV-cache slots)")
+    parser.add_argument("--max-queue", type=int, default=64, help="requests that may wait for a slot; more get 429")
+    parser.add_argument("--max-tokens", type=int, default=512, help="the most tokens one request may generate")
+    parser.add_argument("--max-prompt-tokens", type=int, default=None,
+                        help="the longest prompt accepted, in tokens (default: the model's context)")
+    parser.add_argument("--max-body-bytes", type=int, default=1 << 20, help="the largest request body accepted")
+    parser.add_argument("--prefill-chunk", type=int, default=64,
+                        help="prompt tokens run per step, so a long prompt stalls running requests one chunk at most")
+    parser.add_argument("--grace", type=float, default=10.0, help="seconds running requests get to finish on SIGTERM")
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check(args: argparse.Namespace) -> str | None:
+    """The API key (None without --api-key-env); UsageError for options that cannot run."""
+    for name in ("max_batch", "max_queue", "max_tokens", "max_body_bytes", "prefill_chunk"):
+        if getattr(args, name) < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.max_prompt_tokens is not None and args.max_prompt_tokens < 1:
+        raise UsageError(f"--max-prompt-tokens must be >= 1, got {args.max_prompt_tokens}")
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port must be in 0..65535, got {args.port}")
+    key = None
+    if args.api_key_env is not None:
+        key = os.environ.get(args.api_key_env, "")
+        if not key:
+            raise UsageError(f"--api-key-env {args.api_key_env}: the environment variable is not set or empty")
+    if not _loopback(args.host) and key is None:
+        if not args.insecure:
+            raise UsageError(f"--host {args.host} is reachable from other machines and no API key is set; pass "
+                             "--api-key-env VAR, or --insecure to serve it open")
+        print(f"warning: serving on {args.host} without an API key (--insecure): anyone who reaches it may use it",
+              file=sys.stderr, flush=True)
+    return key
+
+
+def load_served_model(run_dir: str | Path, name: str | None, args: argparse.Namespace) -> Any:
+    """The run's pipeline as a :class:`~registry_llm.serve.app.ServedModel` with its engine (not started)."""
+    import torch
+
+    from registry_core import Pipeline
+    from registry_llm.serve.app import ServedModel
+    from registry_llm.serve.engine import Engine
+
+    pipeline = Pipeline.load(run_dir)
+    objective, parts = pipeline.objective, pipeline.parts
+    if not hasattr(objective, "generate") or not hasattr(objective, "logits"):
+        raise RegistryCoreError(f"objective {pipeline.slots['objective'].spec.id} of run {run_dir} cannot generate; "
+                                "serve needs a run of a language-model objective such as next-token")
+    tokenizer = pipeline.tokenizer
+    template = getattr(pipeline.data, "template", None)
+    engine = Engine(parts, objective, max_batch=args.max_batch, max_queue=args.max_queue,
+                    prefill_chunk=args.prefill_chunk)
+    causal = bool(getattr(parts.backbone, "causal", True))
+    pad = getattr(tokenizer, "pad_id", None)
+
+    @torch.inference_mode()
+    def embed(batch: list[list[int]]) -> Any:
+        longest = max(len(ids) for ids in batch)
+        ids = torch.full((len(batch), longest), int(pad or 0), dtype=torch.long)
+        keep = torch.zeros(len(batch), longest, dtype=torch.bool)
+        for i, row in enumerate(batch):
+            ids[i, : len(row)] = torch.tensor(row)
+            keep[i, : len(row)] = True
+        device = next(parts.backbone.parameters()).device
+        ids, keep = ids.to(device), keep.to(device)
+        hidden = parts.backbone(parts.embed(ids), parts.positional, None, keep=None if causal else keep)
+        weights = keep.unsqueeze(-1).to(hidden.dtype)
+        return ((hidden * weights).sum(1) / weights.sum(1)).float().cpu().numpy()
+
+    saved = Path(run_dir) / "summary.json"
+    created = int(saved.stat().st_mtime) if saved.is_file() else int(time.time())
+    return ServedModel(name=name or str(pipeline.name or Path(run_dir).resolve().name), tokenizer=tokenizer,
+                       template=template, engine=engine, embed=embed, eos_id=getattr(tokenizer, "eos_id", None),
+                       created=created)
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Load the run, bind, serve until SIGTERM / Ctrl-C; exit 0."""
+    key = _check(args)
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn
+    except ImportError as exc:
+        raise RegistryCoreError(f"serve needs {exc.name}, which is not installed; pip install "
+                                "'registry-llm[serve]'") from None
+    from registry_llm.serve.app import Limits, create_app
+
+    model = load_served_model(args.dir, args.name, args)
+    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((args.host, args.port))
+    except OSError as exc:
+        sock.close()
+        raise RegistryCoreError(f"cannot bind {args.host}:{args.port}: {exc.strerror or exc}") from None
+    port = sock.getsockname()[1]
+    limits = Limits(max_tokens=args.max_tokens, max_prompt_tokens=args.max_prompt_tokens,
+                    max_body_bytes=args.max_body_bytes, api_key=key)
+    app = create_app(model, limits)
+    config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=max(args.grace, 0.1),
+                            access_log=False, lifespan="off")
+    server = uvicorn.Server(config)
+    model.engine.start()
+    host = f"[{args.host}]" if family == socket.AF_INET6 else args.host
+    print(f"serving {model.name} on http://{host}:{port}/v1 (chat: {'yes' if model.template else 'no'}; "
+          f"{args.max_batch} slots; SIGTERM or Ctrl-C stops)", flush=True)
+    # uvicorn handles SIGTERM / SIGINT while it serves (stop accepting, let requests finish for the grace period)
+    # and then raises the signal again for the handlers it found: no-ops here, so the command ends with exit 0
+    before = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        server.run(sockets=[sock])
+    finally:
+        model.engine.stop(timeout=max(args.grace, 1.0))
+        sock.close()
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+    print("stopped", flush=True)
+    return 0
