@@ -246,7 +246,7 @@ def create_app(model: ServedModel, limits: Limits) -> Any:
         loop = asyncio.get_running_loop()
         events: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         started = time.monotonic()
-        stops = {model.eos_id} if model.eos_id is not None else set()
+        stops = {model.eos_id} if model.eos_id is not None and not sampling.ignore_eos else set()
 
         def emit(kind: str, value: Any) -> None:  # on the engine thread
             loop.call_soon_threadsafe(events.put_nowait, (kind, value))

@@ -137,6 +137,7 @@ def serve(args: argparse.Namespace) -> int:
     except OSError as exc:
         sock.close()
         raise RegistryCoreError(f"cannot bind {args.host}:{args.port}: {exc.strerror or exc}") from None
+    sock.listen(2048)  # connections queue from now on, before uvicorn's loop runs: the address printed works at once
     port = sock.getsockname()[1]
     limits = Limits(max_tokens=args.max_tokens, max_prompt_tokens=args.max_prompt_tokens,
                     max_body_bytes=args.max_body_bytes, api_key=key)

@@ -92,6 +92,8 @@ class Sampling:
     seed: int | None
     stream: bool
     include_usage: bool
+    #: vLLM's extension: generate ``max_tokens`` tokens even past the end-of-text token (load tests).
+    ignore_eos: bool = False
 
 
 def _sampling(body: Mapping[str, Any], max_tokens_cap: int, default_max_tokens: int) -> Sampling:
@@ -108,9 +110,12 @@ def _sampling(body: Mapping[str, Any], max_tokens_cap: int, default_max_tokens: 
     if not isinstance(options, Mapping):
         raise _bad("stream_options", "expected an object")
     seed = _integer(body, "seed", None, -(2**63), 2**63 - 1)
+    ignore_eos = body.get("ignore_eos", False)
+    if not isinstance(ignore_eos, bool):
+        raise _bad("ignore_eos", f"expected true or false, got {ignore_eos!r}")
     return Sampling(max_tokens=int(max_tokens or 1), temperature=_number(body, "temperature", 1.0, 0.0, 2.0),
                     top_p=None if top_p >= 1.0 else top_p, stop=_stops(body), seed=seed, stream=stream,
-                    include_usage=bool(options.get("include_usage", False)))
+                    include_usage=bool(options.get("include_usage", False)), ignore_eos=ignore_eos)
 
 
 def _model(body: Mapping[str, Any], served: str) -> None:
