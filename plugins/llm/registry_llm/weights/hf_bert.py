@@ -256,11 +256,6 @@ def export_run(pipeline: Any, out_dir: str | Path) -> Path:
 
     ValueError, before anything is written, when a part of the run has no BERT counterpart.
     """
-    if getattr(pipeline.objective, "head", None) is None and pipeline.parts.head is not None:  # a classifier
-        from registry_llm.adapters.peft_bert import export_bert_classifier
-
-        exportable(pipeline, mlm_head=False)
-        return export_bert_classifier(pipeline, out_dir)
     exportable(pipeline)
     out = Path(out_dir)
     tokenizer_files(pipeline.tokenizer, out, int(pipeline.parts.positional.weight.shape[0]))

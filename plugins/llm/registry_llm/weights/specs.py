@@ -101,7 +101,7 @@ SPECS: list[ComponentSpec] = [
         tags=("bert", "huggingface", "safetensors"),
         config=HFBertConfig,
         requires={"causal": False, "tokens": "discrete", "position_mode": "additive"},
-        exporter="registry_llm.weights.hf_bert:export_run",
+        exporter="registry_llm.weights.bert_export:export_run",
     ),
     ComponentSpec(
         kind="weights",
