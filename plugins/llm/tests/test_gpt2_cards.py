@@ -157,3 +157,32 @@ def test_finetune_from_the_gpt2_cards_then_export_opens_in_transformers(served: 
     with torch.no_grad():
         ours = run.objective.logits(run.parts, ids)[..., :400]
         assert (model(ids).logits - ours).abs().max().item() <= 1e-4
+
+
+def test_serve_a_card_pulls_it_and_answers_as_the_library_does(served: str) -> None:
+    """`serve gpt2`: the card pulled from the (loopback) hub, served; a greedy completion through the openai client
+    equals our own generation from the same pulled weights."""
+    import signal
+    import subprocess
+    import sys
+
+    openai = pytest.importorskip("openai")
+    pytest.importorskip("fastapi")
+    weights = get_registry().build("weights", "gpt2")
+    parts, objective = _ours(weights)
+    tok = get_registry().build("tokenizer", "bpe", path=str(weights.path / "tokenizer.json"))
+    want = tok.decode(generate(parts, objective, tok.encode("The assert statement"), max_new_tokens=12,
+                               temperature=0.0, stop_tokens=[0]), skip_special=True)
+    proc = subprocess.Popen([sys.executable, "-m", "registry_core", "serve", "gpt2", "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("serving gpt2 on http://127.0.0.1:"), line + (proc.stderr.read() if proc.stderr else "")
+        client = openai.OpenAI(base_url=line.split()[3], api_key="unused", max_retries=0, timeout=60)
+        got = client.completions.create(model="gpt2", prompt="The assert statement", max_tokens=12, temperature=0)
+        assert got.choices[0].text == want
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+        proc.communicate()

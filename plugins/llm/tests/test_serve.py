@@ -261,12 +261,16 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     (["--api-key-env", "NO_SUCH_KEY_VAR"], {"NO_SUCH_KEY_VAR": ""}, "error: --api-key-env NO_SUCH_KEY_VAR: the "
                                                                     "environment variable is not set or empty"),
     (["--max-batch", "0"], {}, "error: --max-batch must be >= 1, got 0"),
+    (["--name", "x"], {"TARGET": "bert-base-uncased"}, "error: card llm:bert-base-uncased is not a causal language "
+                                                       "model"),
+    (["--name", "x"], {"TARGET": "no-such-model"}, "error: no card named 'no-such-model'"),
 ])
 def test_unsafe_or_bad_options_are_refused_in_one_line(runs: Path, args: list[str], env: dict[str, str],
                                                        message: str) -> None:
-    proc = cli(str(runs / "base"), "--port", "0", *args, env=env)
+    proc = cli(env.pop("TARGET", str(runs / "base")), "--port", "0", *args, env=env)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 2 and err.startswith(message) and err.count("\n") == 1, err
+    usage = message.startswith("error: --")  # a bad option: exit 2; a run or card that cannot be served: exit 1
+    assert proc.returncode == (2 if usage else 1) and err.startswith(message) and err.count("\n") == 1, err
 
 
 def test_sigterm_finishes_in_flight_requests_and_exits_0(runs: Path) -> None:

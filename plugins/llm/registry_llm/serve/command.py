@@ -24,7 +24,9 @@ __all__ = ["add_serve_arguments", "load_served_model", "serve"]
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``serve``."""
-    parser.add_argument("dir", help="folder written by run (a text run whose objective generates)")
+    parser.add_argument("dir", metavar="RUN_DIR|CARD",
+                        help="folder written by run (a text run whose objective generates), or a causal language "
+                        "model's card (gpt2, ...: pulled from the hub on first use)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback only)")
     parser.add_argument("--port", type=int, default=8000, help="port to bind (0: any free port, printed)")
     parser.add_argument("--api-key-env", metavar="VAR", default=None,
@@ -76,21 +78,63 @@ def _check(args: argparse.Namespace) -> str | None:
     return key
 
 
-def load_served_model(run_dir: str | Path, name: str | None, args: argparse.Namespace) -> Any:
-    """The run's pipeline as a :class:`~registry_llm.serve.app.ServedModel` with its engine (not started)."""
+def _card_parts(name: str) -> tuple[Any, Any, Any, str]:
+    """(parts, objective, tokenizer, card name) of a GPT-2 card, pulled through huggingface_hub (its cache, HF_ENDPOINT,
+    HF_TOKEN, HF_HUB_OFFLINE); RegistryCoreError for a card of another kind of model."""
+    from torch import nn
+
+    from registry_core import get_registry
+    from registry_core.hub import find_cards
+    from registry_core.interfaces import ModelParts
+    from registry_llm.weights.hf_gpt2 import HFGPT2Weights, gpt_options
+
+    reg = get_registry()
+    cards = [s for s in find_cards(reg, name) if s.kind == "weights"]
+    if not cards:
+        raise RegistryCoreError(f"card {name!r} holds no model weights; serve needs a language model's card (gpt2, ...)")
+    if cards[0].requires.get("causal") is not True:  # checked before anything is pulled
+        raise RegistryCoreError(f"card {cards[0].id} is not a causal language model ({cards[0].summary.split(':')[0]});"
+                                " serve generates text: expected a card such as gpt2")
+    weights = reg.build("weights", cards[0].id)
+    if not isinstance(weights, HFGPT2Weights):
+        raise RegistryCoreError(f"card {cards[0].id} loads {type(weights).__name__}, which serve cannot run; expected "
+                                "a GPT-2 card such as gpt2")
+    options = gpt_options(weights.path)
+    vocab = int(weights.meta["vocab_size"])
+    parts = ModelParts(nn.Embedding(vocab, options["embed_dim"]),
+                       reg.build("positional_encoder", "learned", embed_dim=options["embed_dim"],
+                                 max_positions=options["max_positions"]),
+                       reg.build("backbone", "gpt", **options))
+    objective = reg.build("objective", "next-token", vocab_size=vocab)
+    objective.bind(parts)
+    weights.load_into(parts)
+    source = weights.path / "tokenizer.json"  # else vocab.json + merges.txt in the folder
+    tokenizer = reg.build("tokenizer", "bpe", path=str(source if source.is_file() else weights.path))
+    return parts, objective, tokenizer, cards[0].name
+
+
+def load_served_model(target: str | Path, name: str | None, args: argparse.Namespace) -> Any:
+    """A run folder's pipeline, or a card's pulled model, as a :class:`~registry_llm.serve.app.ServedModel` with its
+    engine (not started)."""
     import torch
 
     from registry_core import Pipeline
     from registry_llm.serve.app import ServedModel
     from registry_llm.serve.engine import Engine
 
-    pipeline = Pipeline.load(run_dir)
-    objective, parts = pipeline.objective, pipeline.parts
-    if not hasattr(objective, "generate") or not hasattr(objective, "logits"):
-        raise RegistryCoreError(f"objective {pipeline.slots['objective'].spec.id} of run {run_dir} cannot generate; "
-                                "serve needs a run of a language-model objective such as next-token")
-    tokenizer = pipeline.tokenizer
-    template = getattr(pipeline.data, "template", None)
+    run_dir = Path(target)
+    if not run_dir.is_dir() and not Path(target).is_absolute() and "/" not in str(target):
+        parts, objective, tokenizer, card = _card_parts(str(target))
+        template, default_name, saved = None, card, None
+    else:
+        pipeline = Pipeline.load(run_dir)
+        objective, parts = pipeline.objective, pipeline.parts
+        if not hasattr(objective, "generate") or not hasattr(objective, "logits"):
+            raise RegistryCoreError(f"objective {pipeline.slots['objective'].spec.id} of run {run_dir} cannot "
+                                    "generate; serve needs a run of a language-model objective such as next-token")
+        tokenizer = pipeline.tokenizer
+        template = getattr(pipeline.data, "template", None)
+        default_name, saved = str(pipeline.name or run_dir.resolve().name), run_dir / "summary.json"
     engine = Engine(parts, objective, max_batch=args.max_batch, max_queue=args.max_queue,
                     prefill_chunk=args.prefill_chunk)
     causal = bool(getattr(parts.backbone, "causal", True))
@@ -110,9 +154,8 @@ def load_served_model(run_dir: str | Path, name: str | None, args: argparse.Name
         weights = keep.unsqueeze(-1).to(hidden.dtype)
         return ((hidden * weights).sum(1) / weights.sum(1)).float().cpu().numpy()
 
-    saved = Path(run_dir) / "summary.json"
-    created = int(saved.stat().st_mtime) if saved.is_file() else int(time.time())
-    return ServedModel(name=name or str(pipeline.name or Path(run_dir).resolve().name), tokenizer=tokenizer,
+    created = int(saved.stat().st_mtime) if saved is not None and saved.is_file() else int(time.time())
+    return ServedModel(name=name or default_name, tokenizer=tokenizer,
                        template=template, engine=engine, embed=embed, eos_id=getattr(tokenizer, "eos_id", None),
                        created=created)
 
