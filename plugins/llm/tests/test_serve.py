@@ -302,3 +302,69 @@ def test_embeddings_in_base64_are_the_float_rows(runs: Path) -> None:
     assert status == 200
     row = np.frombuffer(base64.b64decode(packed["data"][0]["embedding"]), dtype="<f4")
     assert np.array_equal(row, np.asarray(floats["data"][0]["embedding"], dtype="<f4"))
+
+
+def _rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for process {pid}")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="reads the server's RSS from /proc")
+def test_a_minute_of_mixed_load_has_no_server_errors_and_a_flat_rss(runs: Path) -> None:
+    """Eight clients for 60 s: completions and chats, streamed and not, some cut off mid-stream; every answer is a
+    200 (or the client's own disconnect), and the server's RSS after the first 15 s grows by less than 10%."""
+    proc = cli(str(runs / "sft"), "--port", "0", "--max-batch", "4")
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().split()[3]
+        api = openai.OpenAI(base_url=url, api_key="unused", max_retries=0, timeout=120)
+        statuses: list[int] = []
+        errors: list[str] = []
+        stop = time.monotonic() + 60
+
+        def work(n: int) -> None:
+            k = 0
+            while time.monotonic() < stop:
+                k += 1
+                try:
+                    if (n + k) % 3 == 0:
+                        answer = api.chat.completions.create(messages=[{"role": "user", "content": QUESTION}],
+                                                             model="sft", max_tokens=24, temperature=0.7, seed=k)
+                        statuses.append(200 if answer.choices else 0)
+                    elif (n + k) % 3 == 1:
+                        stream = api.completions.create(model="sft", prompt=f"The {k} statement", max_tokens=32,
+                                                        stream=True, temperature=0.9)
+                        for i, _ in enumerate(stream):
+                            if n % 2 and i == 3:  # half the streaming clients hang up early
+                                stream.close()
+                                break
+                        statuses.append(200)
+                    else:
+                        answer = api.completions.create(model="sft", prompt="The with", max_tokens=16, temperature=0)
+                        statuses.append(200 if answer.choices else 0)
+                except openai.APIStatusError as exc:
+                    statuses.append(exc.status_code)
+                except Exception as exc:  # a connection problem is an error of the server too
+                    errors.append(f"{type(exc).__name__}: {exc}")
+
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+        for t in threads:
+            t.start()
+        time.sleep(15)
+        warm = _rss_kib(proc.pid)
+        for t in threads:
+            t.join(180)
+        end = _rss_kib(proc.pid)
+        print(f"soak: {len(statuses)} answers, RSS {warm} KiB after warm-up, {end} KiB at the end")
+        assert not errors, errors[:3]
+        assert len(statuses) > 50 and set(statuses) == {200}, sorted(set(statuses))
+        assert end < warm * 1.10, f"RSS {warm} KiB after warm-up, {end} KiB after a minute"
+        metrics = urllib.request.urlopen(f"{url.removesuffix('/v1')}/metrics", timeout=10).read().decode()
+        assert 'status="5' not in metrics
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+        proc.communicate()
