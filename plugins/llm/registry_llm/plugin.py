@@ -42,8 +42,7 @@ def registry_core_commands() -> list[CommandSpec]:
         CommandSpec("generate", "continue a prompt with a saved language-model pipeline",
                     arguments="registry_llm.commands:add_generate_arguments", handler="registry_llm.commands:generate"),
         CommandSpec("serve", "an OpenAI-compatible HTTP server over a text run (continuous batching, streaming)",
-                    arguments="registry_llm.serve.command:add_serve_arguments",
-                    handler="registry_llm.serve.command:serve"),
+                    arguments="registry_llm.commands:add_serve_arguments", handler="registry_llm.commands:serve"),
     ]
 
 

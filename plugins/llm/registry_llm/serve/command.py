@@ -1,4 +1,5 @@
-"""``python -m registry_core serve RUN_DIR``: the OpenAI-compatible server over a finished text run, on uvicorn.
+"""``python -m registry_core serve RUN_DIR|CARD``: the OpenAI-compatible server over a text run or card, on uvicorn
+(its options are declared in ``registry_llm.commands``).
 
 Safe by default: it binds loopback; ``--api-key-env VAR`` makes every route but ``/health`` need that key; binding
 another address without a key is refused unless ``--insecure`` says so. SIGTERM or Ctrl-C stops accepting
@@ -19,31 +20,7 @@ from typing import Any
 
 from registry_core import RegistryCoreError, UsageError
 
-__all__ = ["add_serve_arguments", "load_served_model", "serve"]
-
-
-def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of ``serve``."""
-    parser.add_argument("dir", metavar="RUN_DIR|CARD",
-                        help="folder written by run (a text run whose objective generates), or a causal language "
-                        "model's card (gpt2, ...: pulled from the hub on first use)")
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback only)")
-    parser.add_argument("--port", type=int, default=8000, help="port to bind (0: any free port, printed)")
-    parser.add_argument("--api-key-env", metavar="VAR", default=None,
-                        help="name of the environment variable holding the API key clients must send as "
-                        "'Authorization: Bearer <key>'")
-    parser.add_argument("--insecure", action="store_true",
-                        help="allow a non-loopback --host without an API key (anyone who reaches it may use it)")
-    parser.add_argument("--name", default=None, help="the model id clients name (default: the run's name)")
-    parser.add_argument("--max-batch", type=int, default=8, help="requests decoded together (KV-cache slots)")
-    parser.add_argument("--max-queue", type=int, default=64, help="requests that may wait for a slot; more get 429")
-    parser.add_argument("--max-tokens", type=int, default=512, help="the most tokens one request may generate")
-    parser.add_argument("--max-prompt-tokens", type=int, default=None,
-                        help="the longest prompt accepted, in tokens (default: the model's context)")
-    parser.add_argument("--max-body-bytes", type=int, default=1 << 20, help="the largest request body accepted")
-    parser.add_argument("--prefill-chunk", type=int, default=64,
-                        help="prompt tokens run per step, so a long prompt stalls running requests one chunk at most")
-    parser.add_argument("--grace", type=float, default=10.0, help="seconds running requests get to finish on SIGTERM")
+__all__ = ["load_served_model", "serve"]
 
 
 def _loopback(host: str) -> bool:
