@@ -143,13 +143,16 @@ def hf_server(run: Path, max_batch: int) -> int:
     """``--hf-server RUN``: the run exported to transformers, behind our app; prints the address like serve."""
     import socket
 
+    import torch
     import transformers
     import uvicorn
 
     from registry_core import Pipeline
+    from registry_core.training.threads import choose_threads
     from registry_llm.serve.app import Limits, ServedModel, create_app
     from registry_llm.weights.hf_gpt2 import export_run
 
+    torch.set_num_threads(choose_threads(None).torch)  # the same threads as serve gives its model
     pipeline = Pipeline.load(run)
     folder = tempfile.mkdtemp(prefix="serve-bench-hf-")
     export_run(pipeline, folder)
@@ -270,7 +273,7 @@ def main() -> int:
             proc.wait(60)
     print(f"serve under load: gpt D={args.embed_dim} L={args.depth} H={args.heads} V={args.vocab} (GPT-2 layout), "
           f"{args.max_tokens} tokens per request, {args.requests} requests per client, CPU "
-          f"{os.cpu_count()} cores, torch threads per server: its default")
+          f"{os.cpu_count()} cores, torch threads per server: serve's default (usable cores less one)")
     print(f"{'server':<27} {'conc':>4} {'tok/s':>8} {'TTFT p50 s':>10} {'p50 s':>7} {'p99 s':>7}")
     for (name, c), r in table.items():
         print(f"{name:<27} {c:>4} {r['tok/s']:>8.1f} {r['ttft']:>10.3f} {r['p50']:>7.2f} {r['p99']:>7.2f}")

@@ -101,6 +101,15 @@ class SlotKVCache:
         """A one-row cache over ``slot`` for a forward pass of ``(1, T)`` tokens continuing it (prefill)."""
         return _SlotRow(self, slot)
 
+    def rows(self, slots: list[int], lengths: list[int]) -> _SlotRows:
+        """A cache over empty ``slots`` for one forward pass of ``(len(slots), T)`` right-padded prompts of
+        ``lengths`` real tokens (a batched prefill); each slot then holds its own length (its padding is never
+        attended to: decoding overwrites it, and a step's ``keep`` ends at each slot's length)."""
+        busy = [s for s in slots if self.lengths[s]]
+        if busy:
+            raise ValueError(f"a batched prefill needs empty slots; slot {busy[0]} holds {self.lengths[busy[0]]} tokens")
+        return _SlotRows(self, slots, lengths)
+
     def step(self, active: list[int]) -> _SlotStep:
         """The cache of one decoding step over slots ``0 .. max(active)``: a ``(max(active) + 1, 1)`` input, one
         token per slot; only ``active`` slots are written (the other rows' outputs are to be ignored)."""
@@ -141,6 +150,36 @@ class _SlotRow:
 
     def advance(self, tokens: int) -> None:
         self.cache.lengths[self.slot] += tokens
+
+
+class _SlotRows:
+    """Empty slots seen as one :class:`KVCache` for a batched prefill from column 0."""
+
+    def __init__(self, cache: SlotKVCache, slots: list[int], lengths: list[int]) -> None:
+        self.cache, self.slots, self.lengths = cache, slots, lengths
+        self.capacity = cache.capacity
+        self.length = 0
+        self._index = torch.tensor(slots, device=cache.keys.device)
+
+    @property
+    def positions(self) -> None:
+        return None
+
+    @positions.setter
+    def positions(self, value: object) -> None:
+        pass
+
+    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        t = k.shape[2]
+        if t > self.capacity:
+            raise ValueError(f"a prefill of {t} tokens is more than the KV cache's capacity {self.capacity}")
+        self.cache.keys[layer, self._index, :, :t] = k
+        self.cache.values[layer, self._index, :, :t] = v
+        return k, v  # nothing was cached before: the keys are this pass's
+
+    def advance(self, tokens: int) -> None:
+        for s, n in zip(self.slots, self.lengths, strict=True):
+            self.cache.lengths[s] = n
 
 
 class _SlotStep:

@@ -93,6 +93,9 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prefill-chunk", type=int, default=64,
                         help="prompt tokens run per step, so a long prompt stalls running requests one chunk at most")
     parser.add_argument("--grace", type=float, default=10.0, help="seconds running requests get to finish on SIGTERM")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads of the model (default: OMP_NUM_THREADS, else the usable cores less one, "
+                        "which the HTTP server keeps)")
 
 
 def serve(args: argparse.Namespace) -> int:

@@ -37,6 +37,8 @@ def _check(args: argparse.Namespace) -> str | None:
     for name in ("max_batch", "max_queue", "max_tokens", "max_body_bytes", "prefill_chunk"):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if getattr(args, "threads", None) is not None and args.threads < 1:
+        raise UsageError(f"--threads must be >= 1, got {args.threads}")
     if args.max_prompt_tokens is not None and args.max_prompt_tokens < 1:
         raise UsageError(f"--max-prompt-tokens must be >= 1, got {args.max_prompt_tokens}")
     if not 0 <= args.port <= 65535:
@@ -146,8 +148,15 @@ def serve(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise RegistryCoreError(f"serve needs {exc.name}, which is not installed; pip install "
                                 "'registry-llm[serve]'") from None
+    import torch
+
+    from registry_core.training.threads import choose_threads
     from registry_llm.serve.app import Limits, create_app
 
+    # the engine thread computes, the event loop answers: on a small machine two torch threads beside the HTTP
+    # server halve the throughput, so one core is left to it, as training leaves one to its data loading
+    threads = choose_threads(getattr(args, "threads", None))
+    torch.set_num_threads(threads.torch)
     model = load_served_model(args.dir, args.name, args)
     family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -168,7 +177,8 @@ def serve(args: argparse.Namespace) -> int:
     model.engine.start()
     host = f"[{args.host}]" if family == socket.AF_INET6 else args.host
     print(f"serving {model.name} on http://{host}:{port}/v1 (chat: {'yes' if model.template else 'no'}; "
-          f"{args.max_batch} slots; SIGTERM or Ctrl-C stops)", flush=True)
+          f"{args.max_batch} slots; torch threads {threads.torch} of {threads.cores} cores; SIGTERM or Ctrl-C stops)",
+          flush=True)
     # uvicorn handles SIGTERM / SIGINT while it serves (stop accepting, let requests finish for the grace period)
     # and then raises the signal again for the handlers it found: no-ops here, so the command ends with exit 0
     before = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGTERM, signal.SIGINT)}

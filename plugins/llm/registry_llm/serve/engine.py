@@ -1,8 +1,8 @@
 """Continuous batching over a slot KV cache: requests join the running batch at the next step and leave when done.
 
-One engine thread owns the model. Each turn it admits queued requests into free slots, runs one chunk of one
-prompt's prefill (so a long prompt never holds the running decodes up for more than a chunk), then one decoding
-step for every slot that is generating, each row with its own sampling settings and seed. Tokens go back through
+One engine thread owns the model. Each turn it admits queued requests into free slots, prefills the short prompts
+that just arrived together in one forward pass, runs one chunk of one long prompt's prefill (so a long prompt
+never holds the running decodes up for more than a chunk), then one decoding step for every slot that is generating, each row with its own sampling settings and seed. Tokens go back through
 each request's ``emit`` callback (called on the engine thread); a request whose ``cancelled`` flag is set leaves
 at the next step and frees its slot. Greedy output does not depend on the company a request keeps (a test).
 """
@@ -170,8 +170,11 @@ class Engine:
             if request is not None and request.cancelled.is_set():
                 request.emit("done", "cancelled")
                 self._release(slot)
+        fresh = [r for r in self.slots if r is not None and r.prefilled == 0 and len(r.prompt) <= self.prefill_chunk]
+        if fresh:  # short prompts that just arrived: one forward pass for all of them
+            self._prefill_together(fresh)
         prefilling = [r for r in self.slots if r is not None and r.prefilled < len(r.prompt)]
-        if prefilling:
+        if prefilling:  # a long prompt: one chunk per turn, so the running decodes wait one chunk at most
             self._prefill(min(prefilling, key=lambda r: r.queued_at))
         decoding = [r for r in self.slots if r is not None and r.last_logits is not None]
         if decoding:
@@ -189,14 +192,31 @@ class Engine:
             request.last_logits = logits[0, -1]
             self._choose(request)
 
-    def _choose(self, request: GenerationRequest) -> None:
-        """Pick the request's next token from its last logits; emit it, or finish the request."""
+    def _prefill_together(self, requests: list[GenerationRequest]) -> None:
+        """Whole short prompts of several requests in one forward pass (right-padded), each into its own slot."""
+        lengths = [len(r.prompt) for r in requests]
+        ids = torch.zeros(len(requests), max(lengths), dtype=torch.long)
+        for i, r in enumerate(requests):
+            ids[i, : lengths[i]] = torch.tensor(r.prompt, dtype=torch.long)
+        view = self.cache.rows([r.slot for r in requests], lengths)
+        logits = self.objective.logits(self.parts, ids.to(self.device), cache=view)
+        last = logits[torch.arange(len(requests)), torch.tensor(lengths) - 1]
+        greedy = last.argmax(dim=-1).tolist()
+        for i, r in enumerate(requests):
+            r.prefilled = lengths[i]
+            r.last_logits = last[i]
+            self.stats.prompt_tokens += lengths[i]
+            self._choose(r, greedy[i])
+
+    def _choose(self, request: GenerationRequest, greedy: int | None = None) -> None:
+        """Pick the request's next token from its last logits (``greedy``: their argmax, when already known); emit
+        it, or finish the request."""
         assert request.last_logits is not None
         if request.max_tokens == 0:
             self._finish(request, "length")
             return
         if request.temperature <= 0:
-            token = int(request.last_logits.argmax())
+            token = greedy if greedy is not None else int(request.last_logits.argmax())
         else:
             token = sample_next(request.last_logits, temperature=request.temperature, top_p=request.top_p,
                                 generator=request.generator)
@@ -227,6 +247,7 @@ class Engine:
         self.stats.batch_sizes[len(decoding)] += 1
         if self.on_step is not None:
             self.on_step(len(decoding))
+        greedy = logits.argmax(dim=-1).tolist()
         for r in decoding:
             r.last_logits = logits[r.slot]
-            self._choose(r)
+            self._choose(r, greedy[r.slot])
