@@ -196,6 +196,9 @@ class _SlotStep:
         device = cache.keys.device
         self._index = torch.tensor(active, device=device)
         self._columns = torch.tensor([cache.lengths[s] for s in active], device=device)
+        #: Every row active and of one length (a lone request, or requests that started together): the step
+        #: writes one column of a slice and needs no mask, as a plain KVCache would.
+        self.uniform = active == list(range(self.rows)) and all(cache.lengths[s] == self.length for s in active)
 
     @property
     def positions(self) -> None:
@@ -205,8 +208,11 @@ class _SlotStep:
     def positions(self, value: object) -> None:
         pass
 
-    def keep(self) -> torch.Tensor:
-        """``(rows, length + 1)``: True at the keys each row may attend to (its own tokens and the new one)."""
+    def keep(self) -> torch.Tensor | None:
+        """``(rows, length + 1)``: True at the keys each row may attend to (its own tokens and the new one); None
+        when that is every key of every row."""
+        if self.uniform:
+            return None
         columns = torch.arange(self.length + 1, device=self.cache.keys.device)
         lengths = torch.zeros(self.rows, dtype=torch.long, device=columns.device)
         lengths[self._index] = self._columns
@@ -216,8 +222,12 @@ class _SlotStep:
         if k.shape[0] != self.rows or k.shape[2] != 1:
             raise ValueError(f"a decoding step takes ({self.rows}, 1) tokens, got ({k.shape[0]}, {k.shape[2]})")
         end = self.length + 1
-        self.cache.keys[layer, self._index, :, self._columns] = k[self._index, :, 0]
-        self.cache.values[layer, self._index, :, self._columns] = v[self._index, :, 0]
+        if self.uniform:
+            self.cache.keys[layer, : self.rows, :, self.length : end] = k
+            self.cache.values[layer, : self.rows, :, self.length : end] = v
+        else:
+            self.cache.keys[layer, self._index, :, self._columns] = k[self._index, :, 0]
+            self.cache.values[layer, self._index, :, self._columns] = v[self._index, :, 0]
         return self.cache.keys[layer, : self.rows, :, :end], self.cache.values[layer, : self.rows, :, :end]
 
     def advance(self, tokens: int) -> None:

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from registry_core.nn import KVCache, Transformer, attention_mask
+from registry_core.nn import KVCache, SlotKVCache, Transformer, attention_mask
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
@@ -125,6 +125,37 @@ def test_cached_forward_matches_full_forward() -> None:
     parts += [model(x[:, i : i + 1], pos, cache=cache) for i in range(6, 10)]
     assert cache.length == 10
     assert torch.allclose(torch.cat(parts, dim=1), full, atol=1e-5)
+
+
+def test_slot_cache_rows_decode_as_if_each_sequence_ran_alone() -> None:
+    """Three sequences in slots: two prefilled together (right-padded), one chunk by chunk; decoding steps over all
+    of them, one with fewer steps (a slot that waits), give each sequence's own full forward."""
+    model = _stack(True, max_positions=16)
+    pos = OffsetPositions(32)
+    torch.manual_seed(1)
+    seqs = [torch.randn(1, n, 32) for n in (7, 4, 9)]
+    full = [model(s, pos) for s in seqs]
+    slots = SlotKVCache.like(model.new_cache(1, 1), 3, 16)
+    padded = torch.zeros(2, 4, 32)
+    padded[0], padded[1] = seqs[0][0, :4], seqs[1][0]  # slot 0 starts with its first 4 tokens, slot 1 whole
+    out = model(padded, pos, cache=slots.rows([0, 1], [4, 4]))
+    assert torch.allclose(out[1], full[1][0], atol=1e-5) and slots.lengths[:2] == [4, 4]
+    assert torch.allclose(model(seqs[2][:, :5], pos, cache=slots.row(2)), full[2][:, :5], atol=1e-5)
+    assert torch.allclose(model(seqs[2][:, 5:6], pos, cache=slots.row(2)), full[2][:, 5:6], atol=1e-5)
+    assert slots.lengths == [4, 4, 6]
+    for t in range(3):  # slots 0 and 2 step together from different lengths; slot 1 sits out
+        x = torch.zeros(3, 1, 32)
+        x[0], x[2] = seqs[0][0, 4 + t], seqs[2][0, 6 + t]
+        step = slots.step([0, 2])
+        assert not step.uniform
+        positions = torch.tensor([[4 + t], [0], [6 + t]])
+        y = model(x, pos, positions, keep=step.keep(), cache=step)
+        assert torch.allclose(y[0, 0], full[0][0, 4 + t], atol=1e-5)
+        assert torch.allclose(y[2, 0], full[2][0, 6 + t], atol=1e-5)
+    assert slots.lengths == [7, 4, 9]
+    slots.free(1)
+    with pytest.raises(ValueError, match="needs empty slots; slot 0 holds 7 tokens"):
+        slots.rows([0, 1], [2, 2])
 
 
 def test_too_long_and_wrong_width_are_clear_errors() -> None:
