@@ -3,14 +3,18 @@
 
   (a) our server (``serve RUN``: continuous batching),
   (b) our server one request at a time (``serve RUN --max-batch 1``),
-  (c) transformers' ``generate(use_cache=True)`` on the same model exported by ``export --to hf-gpt2``, behind the
-      same HTTP layer (this script's ``--hf-server`` mode: requests waiting when a batch starts are generated
-      together, left-padded: static batching, what a plain ``generate`` server does).
+  (c) ``transformers serve`` on the same model exported by ``export --to hf-gpt2`` (its default mode, and with
+      ``--continuous-batching``),
+  (d) transformers' ``generate(use_cache=True)`` on that model behind our HTTP layer (this script's ``--hf-server``
+      mode: requests waiting when a batch starts are generated together, left-padded: static batching, ideal for
+      this load where every request asks the same number of tokens).
 
 Every request streams ``--max-tokens`` tokens (greedy, ``ignore_eos``) after one of a fixed set of prompts; each of
 the ``c`` clients sends ``--requests`` requests back to back. The model is a GPT-2-layout ``gpt`` (learned
 positions, tied head) with a BPE vocabulary trained on Python's docs, trained one step (weights do not change the
-cost). Goals at concurrency 16: (a) >= 4x (b) and >= 1.5x (c) in tokens/s, and (a)'s p99 latency < 3x its p50.
+cost). Every server gets the same torch threads (serve's default: the usable cores less one). Goals at concurrency
+16: (a) >= 4x (b) and >= 1.5x (c) in tokens/s, and (a)'s p99 latency < 3x its p50. Tokens are counted from the
+streamed chunks' ``usage`` where a server reports it, else one per chunk with text.
 
     .venv/bin/python bench/serve_load.py                  # about 5 minutes on 2 CPU cores
     .venv/bin/python bench/serve_load.py --concurrency 1 16 --requests 2 --max-tokens 32
@@ -176,37 +180,39 @@ def hf_server(run: Path, max_batch: int) -> int:
     return 0
 
 
-def one_request(port: int, prompt: str, max_tokens: int) -> tuple[float, float, int]:
+def one_request(port: int, prompt: str, max_tokens: int, model: str | None = None) -> tuple[float, float, int]:
     """(seconds to the first token, seconds to the end, tokens) of one streamed completion."""
+    ours = model is None  # transformers serve refuses fields it does not know (ignore_eos is vLLM's and ours)
     body = json.dumps({"prompt": prompt, "max_tokens": max_tokens, "temperature": 0, "stream": True,
-                       "ignore_eos": True, "stream_options": {"include_usage": True}})
+                       **({"ignore_eos": True, "stream_options": {"include_usage": True}} if ours else {"model": model})})
     start = time.perf_counter()
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
     conn.request("POST", "/v1/completions", body, {"Content-Type": "application/json"})
     response = conn.getresponse()
     if response.status != 200:
         raise RuntimeError(f"HTTP {response.status}: {response.read()[:200]!r}")
-    first, tokens = 0.0, 0
+    first, tokens, counted = 0.0, 0, 0
     for raw in response:
         line = raw.decode().strip()
         if not line.startswith("data: ") or line == "data: [DONE]":
             continue
         chunk = json.loads(line[6:])
-        if chunk.get("choices") and chunk["choices"][0]["text"] and not first:
-            first = time.perf_counter() - start
+        if chunk.get("choices") and chunk["choices"][0].get("text"):
+            first = first or time.perf_counter() - start
+            counted += 1
         if chunk.get("usage"):
             tokens = int(chunk["usage"]["completion_tokens"])
     conn.close()
-    return first, time.perf_counter() - start, tokens
+    return first, time.perf_counter() - start, tokens or counted
 
 
-def load(port: int, concurrency: int, requests: int, max_tokens: int) -> dict[str, float]:
+def load(port: int, concurrency: int, requests: int, max_tokens: int, model: str | None) -> dict[str, float]:
     results: list[tuple[float, float, int]] = []
     lock = threading.Lock()
 
     def client(n: int) -> None:
         for k in range(requests):
-            got = one_request(port, PROMPTS[(n + k) % len(PROMPTS)], max_tokens)
+            got = one_request(port, PROMPTS[(n + k) % len(PROMPTS)], max_tokens, model)
             with lock:
                 results.append(got)
 
@@ -223,14 +229,37 @@ def load(port: int, concurrency: int, requests: int, max_tokens: int) -> dict[st
             "p50": statistics.median(latencies), "p99": p99}
 
 
-def start_server(command: list[str]) -> tuple[subprocess.Popen[str], int]:
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_server(command: list[str], port: int | None = None, env: dict[str, str] | None = None
+                 ) -> tuple[subprocess.Popen[str], int]:
+    """Start a server; its port from its first line (ours), or ``port`` once /v1/models answers (transformers)."""
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT,
+                            env={**os.environ, **(env or {})})
     assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line.startswith("serving "):
-        proc.kill()
-        raise RuntimeError(f"the server did not start: {command}")
-    return proc, int(line.split("127.0.0.1:")[1].split("/")[0])
+    if port is None:
+        line = proc.stdout.readline()
+        if not line.startswith("serving "):
+            proc.kill()
+            raise RuntimeError(f"the server did not start: {command}")
+        return proc, int(line.split("127.0.0.1:")[1].split("/")[0])
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            conn.request("GET", "/v1/models")
+            if conn.getresponse().status == 200:
+                return proc, port
+        except OSError:
+            time.sleep(0.5)
+    proc.kill()
+    raise RuntimeError(f"the server did not start: {command}")
 
 
 def main() -> int:
@@ -253,33 +282,56 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     run = build_run(work, args)
     py = sys.executable
-    sides = {
-        "(a) serve": [py, "-m", "registry_core", "serve", str(run), "--port", "0", "--max-batch", str(args.max_batch),
-                      "--max-queue", "256", "--max-tokens", "1024"],
-        "(b) serve --max-batch 1": [py, "-m", "registry_core", "serve", str(run), "--port", "0", "--max-batch", "1",
-                                    "--max-queue", "256", "--max-tokens", "1024"],
-        "(c) transformers generate": [py, str(Path(__file__).resolve()), "--hf-server", str(run), "--max-batch",
-                                      str(args.max_batch)],
+    from registry_core.training.threads import choose_threads
+
+    threads = choose_threads(None).torch
+    exported = work / "hf"
+    if not (exported / "config.json").is_file():
+        subprocess.run([py, "-m", "registry_core", "export", str(run), "--to", "hf-gpt2", str(exported)], check=True,
+                       cwd=ROOT, stdout=subprocess.DEVNULL)
+    cli = str(Path(py).with_name("transformers"))
+    ours = ["--port", "0", "--max-queue", "256", "--max-tokens", "1024", "--threads", str(threads)]
+    sides: dict[str, tuple[list[str], bool]] = {
+        "(a) serve": ([py, "-m", "registry_core", "serve", str(run), "--max-batch", str(args.max_batch), *ours],
+                      False),
+        "(b) serve --max-batch 1": ([py, "-m", "registry_core", "serve", str(run), "--max-batch", "1", *ours], False),
+        "(c) transformers serve": ([cli, "serve", str(exported), "--device", "cpu", "--host", "127.0.0.1"], True),
+        "(c') transformers serve --cb": ([cli, "serve", str(exported), "--device", "cpu", "--host", "127.0.0.1",
+                                          "--continuous-batching"], True),
+        "(d) transformers generate": ([py, str(Path(__file__).resolve()), "--hf-server", str(run), "--max-batch",
+                                       str(args.max_batch)], False),
     }
     table: dict[tuple[str, int], dict[str, float]] = {}
-    for name, command in sides.items():
-        proc, port = start_server(command)
+    for name, (command, hf_cli) in sides.items():
+        port = free_port() if hf_cli else None
         try:
-            one_request(port, PROMPTS[0], 8)  # warm-up
+            proc, port = start_server(command + (["--port", str(port)] if hf_cli else []), port,
+                                      {"OMP_NUM_THREADS": str(threads)})
+        except RuntimeError as exc:
+            print(f"skipped {name}: {exc}")
+            continue
+        model = str(exported) if hf_cli else None
+        try:
+            one_request(port, PROMPTS[0], 8, model)  # warm-up
             for c in args.concurrency:
-                table[name, c] = load(port, c, args.requests, args.max_tokens)
+                table[name, c] = load(port, c, args.requests, args.max_tokens, model)
         finally:
             proc.send_signal(signal.SIGTERM)
-            proc.wait(60)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
     print(f"serve under load: gpt D={args.embed_dim} L={args.depth} H={args.heads} V={args.vocab} (GPT-2 layout), "
           f"{args.max_tokens} tokens per request, {args.requests} requests per client, CPU "
-          f"{os.cpu_count()} cores, torch threads per server: serve's default (usable cores less one)")
-    print(f"{'server':<27} {'conc':>4} {'tok/s':>8} {'TTFT p50 s':>10} {'p50 s':>7} {'p99 s':>7}")
+          f"{os.cpu_count()} cores, torch threads per server: {threads} (serve's default: the usable cores less one)")
+    print(f"{'server':<30} {'conc':>4} {'tok/s':>8} {'TTFT p50 s':>10} {'p50 s':>7} {'p99 s':>7}")
     for (name, c), r in table.items():
-        print(f"{name:<27} {c:>4} {r['tok/s']:>8.1f} {r['ttft']:>10.3f} {r['p50']:>7.2f} {r['p99']:>7.2f}")
+        print(f"{name:<30} {c:>4} {r['tok/s']:>8.1f} {r['ttft']:>10.3f} {r['p50']:>7.2f} {r['p99']:>7.2f}")
     for c in args.concurrency:
-        a, b, hf = (table[n, c]["tok/s"] for n in sides)
-        print(f"concurrency {c:>2}: (a)/(b) {a / b:.2f}x, (a)/(c) {a / hf:.2f}x, (a) p99/p50 "
+        a = table.get(("(a) serve", c), {}).get("tok/s", float("nan"))
+        ratios = ", ".join(f"(a)/{n.split()[0]} {a / table[n, c]['tok/s']:.2f}x" for n in sides
+                           if n != "(a) serve" and (n, c) in table)
+        print(f"concurrency {c:>2}: {ratios}; (a) p99/p50 "
               f"{table['(a) serve', c]['p99'] / table['(a) serve', c]['p50']:.2f}")
     return 0
 
