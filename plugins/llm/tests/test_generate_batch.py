@@ -4,36 +4,20 @@
 
 from __future__ import annotations
 
-import pytest
-import torch
-from torch import nn
+from typing import Any
 
-from registry_core import get_registry
-from registry_core.interfaces import ModelParts
+import pytest
+
 from registry_llm.generation import generate, generate_batch
 
-VOCAB, DIM, HEADS, CONTEXT = 97, 32, 4, 64
-POSITIONAL = {"rope": {"embed_dim": DIM, "heads": HEADS}, "learned": {"embed_dim": DIM},
-              "sinusoidal": {"embed_dim": DIM}, "alibi": {"heads": HEADS}}
+VOCAB, CONTEXT = 97, 64  # the varied_gpt fixture's vocabulary
+POSITIONS = ("alibi", "learned", "rope", "sinusoidal")
 PROMPTS = [[5], [7, 3, 9, 1, 4], list(range(10, 27)), [(i * 7) % VOCAB for i in range(30)]]
 
 
-def model(position: str) -> tuple[ModelParts, nn.Module]:
-    """A 2-block GPT with weights far from init (std 0.5): its greedy continuations vary from token to token."""
-    torch.manual_seed(0)
-    reg = get_registry()
-    parts = ModelParts(nn.Embedding(VOCAB, DIM),
-                       reg.build("positional_encoder", position, max_positions=CONTEXT, **POSITIONAL[position]),
-                       reg.build("backbone", "gpt", embed_dim=DIM, depth=2, heads=HEADS, max_positions=CONTEXT,
-                                 init_std=0.5, dropout=0.0))
-    objective = reg.build("objective", "next-token", tie_weights=False)
-    objective.bind(parts)
-    return parts, objective
-
-
-@pytest.mark.parametrize("position", sorted(POSITIONAL))
-def test_greedy_rows_equal_their_solo_runs(position: str) -> None:
-    parts, objective = model(position)
+@pytest.mark.parametrize("position", POSITIONS)
+def test_greedy_rows_equal_their_solo_runs(varied_gpt: Any, position: str) -> None:
+    parts, objective = varied_gpt(position, CONTEXT)
     alone = [generate(parts, objective, p, max_new_tokens=20, temperature=0.0) for p in PROMPTS]
     assert len({tuple(a) for a in alone}) == len(PROMPTS) and sum(len(set(a)) for a in alone) >= 10  # not degenerate
     together = generate_batch(parts, objective, PROMPTS, max_new_tokens=20, temperature=0.0)
@@ -43,8 +27,8 @@ def test_greedy_rows_equal_their_solo_runs(position: str) -> None:
     assert generate_batch(parts, objective, [PROMPTS[1]], max_new_tokens=20, temperature=0.0) == [alone[1]]
 
 
-def test_each_row_stops_at_its_own_stop_token_and_sampling_follows_each_seed() -> None:
-    parts, objective = model("rope")
+def test_each_row_stops_at_its_own_stop_token_and_sampling_follows_each_seed(varied_gpt: Any) -> None:
+    parts, objective = varied_gpt("rope", CONTEXT)
     greedy = [generate(parts, objective, p, max_new_tokens=20, temperature=0.0) for p in PROMPTS]
     stop = greedy[2][5]  # the 6th token of row 2 (it may come earlier in other rows)
     want = [generate(parts, objective, p, max_new_tokens=20, temperature=0.0, stop_tokens=[stop]) for p in PROMPTS]
@@ -65,7 +49,7 @@ def test_each_row_stops_at_its_own_stop_token_and_sampling_follows_each_seed() -
     ([[1], [2]], {"seed": [1, 2, 3], "max_new_tokens": 4}, "3 seeds for 2 prompts"),
     ([[1]], {"temperature": -1.0}, "temperature must be a finite number >= 0"),
 ])
-def test_bad_requests_are_named(prompts: list[list[int]], options: dict[str, object], message: str) -> None:
-    parts, objective = model("rope")
+def test_bad_requests_are_named(varied_gpt: Any, prompts: list[list[int]], options: dict[str, object], message: str) -> None:
+    parts, objective = varied_gpt("rope", CONTEXT)
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         generate_batch(parts, objective, prompts, **options)  # type: ignore[arg-type]

@@ -6,32 +6,17 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import pytest
-import torch
-from torch import nn
 
-from registry_core import get_registry
-from registry_core.interfaces import ModelParts
 from registry_llm.generation import generate
 from registry_llm.serve import Engine, GenerationRequest
 
-VOCAB, DIM, HEADS, CONTEXT = 97, 32, 4, 96
-POSITIONAL = {"rope": {"embed_dim": DIM, "heads": HEADS}, "learned": {"embed_dim": DIM}, "alibi": {"heads": HEADS}}
+VOCAB, CONTEXT = 97, 96  # the varied_gpt fixture's vocabulary
+POSITIONS = ("alibi", "learned", "rope")
 PROMPTS = [[5], [7, 3, 9, 1, 4], list(range(10, 27)), [(i * 7) % VOCAB for i in range(30)], [2, 2, 8],
            list(range(40, 52))]
-
-
-def model(position: str) -> tuple[ModelParts, nn.Module]:
-    torch.manual_seed(0)
-    reg = get_registry()
-    parts = ModelParts(nn.Embedding(VOCAB, DIM),
-                       reg.build("positional_encoder", position, max_positions=CONTEXT, **POSITIONAL[position]),
-                       reg.build("backbone", "gpt", embed_dim=DIM, depth=2, heads=HEADS, max_positions=CONTEXT,
-                                 init_std=0.5, dropout=0.0))
-    objective = reg.build("objective", "next-token", tie_weights=False)
-    objective.bind(parts)
-    return parts, objective
 
 
 class Collected:
@@ -63,9 +48,9 @@ def wait(*collected: Collected) -> None:
         assert c.done.wait(60), "the engine did not finish a request"
 
 
-@pytest.mark.parametrize("position", sorted(POSITIONAL))
-def test_requests_joining_a_running_batch_get_their_solo_tokens(position: str) -> None:
-    parts, objective = model(position)
+@pytest.mark.parametrize("position", POSITIONS)
+def test_requests_joining_a_running_batch_get_their_solo_tokens(varied_gpt: Any, position: str) -> None:
+    parts, objective = varied_gpt(position, CONTEXT)
     solo = [generate(parts, objective, p, max_new_tokens=16, temperature=0.0) for p in PROMPTS]
     engine = Engine(parts, objective, max_batch=4, prefill_chunk=4)  # 4 slots for 6 requests; prompts in chunks
     engine.start()
@@ -92,8 +77,8 @@ def test_requests_joining_a_running_batch_get_their_solo_tokens(position: str) -
         engine.stop()
 
 
-def test_stops_seeds_cancellation_and_a_full_queue() -> None:
-    parts, objective = model("rope")
+def test_stops_seeds_cancellation_and_a_full_queue(varied_gpt: Any) -> None:
+    parts, objective = varied_gpt("rope", CONTEXT)
     greedy = generate(parts, objective, PROMPTS[2], max_new_tokens=16, temperature=0.0)
     stop = greedy[4]
     sampled = generate(parts, objective, PROMPTS[3], max_new_tokens=16, temperature=0.9, top_p=0.9, seed=7)
@@ -124,8 +109,8 @@ def test_stops_seeds_cancellation_and_a_full_queue() -> None:
     assert not idle.submit(request([3])[0])
 
 
-def test_stop_cancels_what_is_queued_and_running() -> None:
-    parts, objective = model("rope")
+def test_stop_cancels_what_is_queued_and_running(varied_gpt: Any) -> None:
+    parts, objective = varied_gpt("rope", CONTEXT)
     engine = Engine(parts, objective, max_batch=1, max_queue=4)
     pending = [request(p, max_tokens=60) for p in PROMPTS[:3]]
     for r, _ in pending:
