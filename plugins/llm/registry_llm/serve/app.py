@@ -37,6 +37,9 @@ __all__ = ["Limits", "ServedModel", "TextStream", "create_app"]
 
 #: Seconds between checks that a waiting (non-streaming) client is still there.
 DISCONNECT_POLL: Final = 0.25
+#: The app's routes (the request counter's labels; anything else is counted as "other").
+ROUTES: Final = frozenset({"/health", "/metrics", "/v1/models", "/v1/completions", "/v1/chat/completions",
+                           "/v1/embeddings"})
 
 
 @dataclass
@@ -204,9 +207,8 @@ def create_app(model: ServedModel, limits: Limits) -> Any:
     async def server_error(request: Request, exc: Exception) -> JSONResponse:
         return fail(APIError(500, f"internal error: {type(exc).__name__}: {exc}", type="server_error"))
 
-    def count(route: str, status: int) -> None:
-        known = route.startswith("/v1/") or route in ("/health", "/metrics")
-        requests_total.labels(route if known else "other", str(status)).inc()
+    def count(route: str, status: int) -> None:  # unknown paths share one label: clients cannot grow the series
+        requests_total.labels(route if route in ROUTES else "other", str(status)).inc()
 
     app.add_middleware(_Guard, api_key=limits.api_key, count=count,
                        reject=lambda: fail(APIError(401, "missing or wrong API key: send Authorization: Bearer <key>",
@@ -293,9 +295,14 @@ def create_app(model: ServedModel, limits: Limits) -> Any:
         if sampling.stream:
             async def sse() -> AsyncIterator[bytes]:
                 try:
-                    async for piece, reason in deltas():
-                        if piece or reason:
-                            yield f"data: {json.dumps(chunk(piece, reason))}\n\n".encode()
+                    try:
+                        async for piece, reason in deltas():
+                            if piece or reason:
+                                yield f"data: {json.dumps(chunk(piece, reason))}\n\n".encode()
+                    except APIError as exc:  # the status line has gone out: the error travels as an event
+                        yield f"data: {json.dumps(error_body(exc))}\n\n".encode()
+                        yield b"data: [DONE]\n\n"
+                        return
                     if sampling.include_usage:
                         tail = {**chunk("", None), "choices": [], "usage": usage()}
                         yield f"data: {json.dumps(tail)}\n\n".encode()
