@@ -10,6 +10,7 @@ Exit codes: 1 for errors, 2 for usage errors, 130 for Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import traceback
@@ -51,8 +52,11 @@ def add_global_flags(parser: argparse.ArgumentParser, top: bool = False) -> None
 
 def ignore_unawaited_coroutines() -> None:
     """Ctrl-C mid-write leaves the coroutines of an async store (zarr) unawaited, and Python reports each one when
-    it collects it (in the command or at exit): after `error: interrupted`, nothing more is said of them."""
+    it collects it (in the command or at exit); the store's IO loop, stopped by its exit hook with tasks still
+    running, has asyncio log each task it destroys (with a traceback when one failed on the shut-down executor).
+    After `error: interrupted`, nothing more is said of them: the store is marked incomplete and resumes."""
     warnings.filterwarnings("ignore", message=r"coroutine .* was never awaited", category=RuntimeWarning)
+    logging.getLogger("asyncio").disabled = True
 
 
 def _env_debug() -> bool:
