@@ -9,11 +9,14 @@ slices back; the ``zarr-chips`` data source samples training chips from the same
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import sys
+import threading
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -257,17 +260,57 @@ class StacZarr:
         if not todo:
             return
         try:
-            with progress_bar(len(todo), f"ingest {Path(store).name}", "region", enabled=progress,
-                              lines=True) as bar:
-                if isinstance(scheduler, str):
-                    _run_local(todo, scheduler, bar)
-                else:
-                    _run_distributed(todo, scheduler, bar)
-        except (PlanError, IngestError):
+            with _noting_ctrl_c() as interrupted, progress_bar(len(todo), f"ingest {Path(store).name}", "region",
+                                                               enabled=progress, lines=True) as bar:
+                try:
+                    if isinstance(scheduler, str):
+                        _run_local(todo, scheduler, bar)
+                    else:
+                        _run_distributed(todo, scheduler, bar)
+                except Exception as exc:
+                    # Ctrl-C unwinding through a library's cleanup can surface as that library's error (rasterio:
+                    # "No GDAL environment exists"): it is still an interrupt, not a failed input
+                    if interrupted or _caused_by_interrupt(exc):
+                        raise KeyboardInterrupt from exc
+                    raise
+        except (PlanError, IngestError, KeyboardInterrupt):
             raise
         except Exception as exc:
             raise IngestError(f"ingest into {store} failed: {type(exc).__name__}: {exc} (completed regions are kept; "
                               "fix the input and rerun to resume)") from exc
+
+
+def _caused_by_interrupt(exc: BaseException) -> bool:
+    """Whether a KeyboardInterrupt lies in ``exc``'s chain of causes and contexts."""
+    seen: set[int] = set()
+    link: BaseException | None = exc
+    while link is not None and id(link) not in seen:
+        if isinstance(link, KeyboardInterrupt):
+            return True
+        seen.add(id(link))
+        link = link.__cause__ or link.__context__
+    return False
+
+
+@contextlib.contextmanager
+def _noting_ctrl_c() -> Iterator[list[bool]]:
+    """Within the block, SIGINT raises KeyboardInterrupt as by default and is also noted in the list yielded (true
+    once one came), so an interrupt a library turned into its own error is still known; main thread only."""
+    noted: list[bool] = []
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is not \
+            signal.default_int_handler:
+        yield noted
+        return
+
+    def note(signum: int, frame: Any) -> None:
+        noted.append(True)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, note)
+    try:
+        yield noted
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _run_local(tasks: list[Any], scheduler: str, bar: Any) -> None:

@@ -103,3 +103,28 @@ def test_ctrl_c_mid_ingest_exits_130_and_the_same_command_finishes_the_store(uni
     for name in ("image", "valid", "time", "band", "x", "y"):
         np.testing.assert_array_equal(resumed[name].values, fresh[name].values)
     assert resumed.attrs == fresh.attrs
+
+
+def test_a_ctrl_c_a_library_turned_into_its_own_error_is_still_an_interrupt() -> None:
+    """Ctrl-C landing in rasterio's GDAL environment set-up once surfaced as `EnvError: No GDAL environment exists`
+    (exit 1, "fix the input"): the ingest notes the signal and looks through the error's causes."""
+    from registry_gfm.ingest.stac_zarr import _caused_by_interrupt, _noting_ctrl_c
+
+    def cleanup_fails_during(interrupt: BaseException) -> RuntimeError:
+        try:
+            try:
+                raise interrupt
+            finally:
+                raise RuntimeError("No GDAL environment exists")
+        except RuntimeError as exc:
+            return exc
+
+    assert _caused_by_interrupt(cleanup_fails_during(KeyboardInterrupt()))
+    assert not _caused_by_interrupt(cleanup_fails_during(ValueError("a bad asset")))
+    before = signal.getsignal(signal.SIGINT)
+    with _noting_ctrl_c() as noted:
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)  # the signal arrives before this ends
+        assert noted == [True]
+    assert signal.getsignal(signal.SIGINT) is before
