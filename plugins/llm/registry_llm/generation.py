@@ -17,7 +17,7 @@ from torch import nn
 
 from registry_core.interfaces import ModelParts
 
-__all__ = ["check_sampling", "generate", "generate_batch", "sample_next"]
+__all__ = ["check_sampling", "evaluating", "generate", "generate_batch", "sample_next"]
 
 
 def check_sampling(temperature: float, top_k: int | None, top_p: float | None) -> None:
@@ -64,7 +64,7 @@ def _modules(parts: ModelParts, objective: Any) -> list[nn.Module]:
 
 
 @contextlib.contextmanager
-def _evaluating(parts: ModelParts, objective: Any) -> Iterator[None]:
+def evaluating(parts: ModelParts, objective: Any) -> Iterator[None]:
     """Every module in eval mode and no autograd within; the modes as they were afterwards."""
     modules = _modules(parts, objective)
     was_training = [m.training for m in modules]
@@ -127,7 +127,7 @@ def generate(
     tokens = [int(t) for t in prompt_ids]
     window = max_positions or len(tokens) + max_new_tokens
     out: list[int] = []
-    with _evaluating(parts, objective):
+    with evaluating(parts, objective):
         cache = None
         context = tokens[-window:]
 
@@ -221,7 +221,7 @@ def generate_batch(
     stops = {int(t) for t in stop_tokens}
     out: list[list[int]] = [[] for _ in range(rows)]
     done = [False] * rows
-    with _evaluating(parts, objective):
+    with evaluating(parts, objective):
         cache = backbone.new_cache(rows, longest + max_new_tokens)
         keys = keep.to(device)
         logits = objective.logits(parts, ids.to(device), positions=positions, cache=cache, last_only=True,

@@ -98,6 +98,7 @@ def load_served_model(target: str | Path, name: str | None, args: argparse.Names
     import torch
 
     from registry_core import Pipeline
+    from registry_llm.heads.sequence import pool_hidden
     from registry_llm.serve.app import ServedModel
     from registry_llm.serve.engine import Engine
 
@@ -130,8 +131,7 @@ def load_served_model(target: str | Path, name: str | None, args: argparse.Names
         device = next(parts.backbone.parameters()).device
         ids, keep = ids.to(device), keep.to(device)
         hidden = parts.backbone(parts.embed(ids), parts.positional, None, keep=None if causal else keep)
-        weights = keep.unsqueeze(-1).to(hidden.dtype)
-        return ((hidden * weights).sum(1) / weights.sum(1)).float().cpu().numpy()
+        return pool_hidden(hidden, keep, "mean").float().cpu().numpy()
 
     created = int(saved.stat().st_mtime) if saved is not None and saved.is_file() else int(time.time())
     return ServedModel(name=name or default_name, tokenizer=tokenizer,

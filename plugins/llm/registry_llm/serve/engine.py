@@ -2,7 +2,8 @@
 
 One engine thread owns the model. Each turn it admits queued requests into free slots, prefills the short prompts
 that just arrived together in one forward pass, runs one chunk of one long prompt's prefill (so a long prompt
-never holds the running decodes up for more than a chunk), then one decoding step for every slot that is generating, each row with its own sampling settings and seed. Tokens go back through
+never holds the running decodes up for more than a chunk), then one decoding step for every slot that is
+generating, each row with its own sampling settings and seed. Tokens go back through
 each request's ``emit`` callback (called on the engine thread); a request whose ``cancelled`` flag is set leaves
 at the next step and frees its slot. Greedy output does not depend on the company a request keeps (a test).
 """
@@ -19,7 +20,7 @@ from typing import Any
 import torch
 
 from registry_core.nn import SlotKVCache
-from registry_llm.generation import check_sampling, sample_next
+from registry_llm.generation import check_sampling, evaluating, sample_next
 
 __all__ = ["Engine", "EngineStats", "GenerationRequest"]
 
@@ -127,11 +128,7 @@ class Engine:
 
     # -- the engine thread --------------------------------------------------------------------------------------
     def _loop(self) -> None:
-        modules = [m for m in (self.parts.embed, self.parts.positional, self.parts.backbone, self.objective)
-                   if isinstance(m, torch.nn.Module)]
-        for m in modules:
-            m.eval()
-        with torch.inference_mode():
+        with evaluating(self.parts, self.objective):
             while True:
                 with self._wake:
                     while self._running and self.idle():
