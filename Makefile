@@ -18,7 +18,7 @@ setup: $(STAMP)
 $(RUN_STAMP): pyproject.toml plugins/llm/pyproject.toml plugins/gfm/pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q -c constraints.txt torch==2.13.0 'setuptools>=64'
-	$(BIN)/python -m pip install -q --no-build-isolation -c constraints.txt -e '.[torch,cli]' -e 'plugins/llm[serve]' -e plugins/gfm 'openai>=1.40'
+	$(BIN)/python -m pip install -q --no-build-isolation -c constraints.txt -e '.[torch,cli,serve]' -e plugins/llm -e plugins/gfm 'openai>=1.40'
 	touch $(RUN_STAMP)
 
 $(STAMP): $(RUN_STAMP)

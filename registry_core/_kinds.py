@@ -38,4 +38,5 @@ CORE_MODALITIES: Final[dict[str, ModalitySpec]] = {
 }
 
 #: The core's own CLI sub-commands; a plugin command of one of these names is ignored (and reported).
-CORE_COMMANDS: Final = ("list", "show", "plugins", "doctor", "check", "run", "ingest", "export", "report", "pull", "docs")
+CORE_COMMANDS: Final = ("list", "show", "plugins", "doctor", "check", "run", "ingest", "export", "report", "pull", "serve",
+                         "docs")

@@ -481,6 +481,14 @@ class Registry:
             out.setdefault(m.name, m)
         return out
 
+    def servers(self) -> dict[str, ModalitySpec]:
+        """Per modality, the first declaration that names a ``server`` (what ``serve`` runs for it)."""
+        out: dict[str, ModalitySpec] = {}
+        for m in self._modality_specs:
+            if m.server is not None:
+                out.setdefault(m.name, m)
+        return out
+
     def ports(self) -> dict[str, PortSpec]:
         """The port table composition wires and checks with: the core's ports, then the plugins'."""
         return dict(self._ports)

@@ -237,11 +237,18 @@ class KindSpec:
 
 @dataclass(frozen=True)
 class ModalitySpec:
-    """A kind of data components work on (``text``, ``imagery``); components of two modalities do not mix."""
+    """A kind of data components work on (``text``, ``imagery``); components of two modalities do not mix.
+
+    ``server`` names a function ``(target, argparse.Namespace) -> registry_core.serve.Served`` that ``serve`` calls
+    for a run folder or card of this modality, and ``serve_arguments`` one ``(argument group) -> None`` adding its
+    options to ``serve`` (both ``"module:attr"``, imported only when ``serve`` is parsed and run).
+    """
 
     name: str
     summary: str
     plugin: str | None = None
+    server: str | None = None
+    serve_arguments: str | None = None
 
 
 @dataclass(frozen=True)
@@ -355,6 +362,9 @@ def check_modality(m: ModalitySpec) -> ModalitySpec:
     if not isinstance(m.name, str) or not NAME_RE.match(m.name):
         raise PluginError(f"modality name {m.name!r} is not a valid name (lower-case, digits, '-', '_')")
     _text(m.summary, f"modality {m.name!r}: field 'summary'")
+    for field_name in ("server", "serve_arguments"):
+        if getattr(m, field_name) is not None:
+            _target(getattr(m, field_name), f"modality {m.name!r}: {field_name}")
     return m
 
 

@@ -31,6 +31,8 @@ BUILTIN_COMMANDS: Final = (
                 handler="registry_core.cli._report:cmd_report"),
     CommandSpec("pull", "fetch a card's files (a named pretrained model) from its hub into the cache",
                 arguments="registry_core.cli._pull:add_pull_arguments", handler="registry_core.cli._pull:cmd_pull"),
+    CommandSpec("serve", "an HTTP server over a run or card: the OpenAI API for text, /v1/predict for imagery",
+                arguments="registry_core.cli._serve:add_serve_arguments", handler="registry_core.cli._serve:cmd_serve"),
     CommandSpec("docs", "write the Markdown reference of components, CLI and configuration",
                 arguments="registry_core.docs:add_docs_arguments", handler="registry_core.docs:cmd_docs"),
 )

@@ -59,15 +59,15 @@ def test_help_lists_plugin_commands_with_their_plugin(make_dist, site_dir: Path)
     assert "say hello to someone (plugin greet)" in out.stdout
     assert "continue a prompt with a saved language-model pipeline (plugin llm)" in " ".join(out.stdout.split())
     reg = Registry(use_env=False)
-    assert {n: c.plugin for n, c in reg.commands().items()} == {"generate": "llm", "serve": "llm", "predict": "gfm",
-                                                               "hello": "greet"}
+    assert {n: c.plugin for n, c in reg.commands().items()} == {"generate": "llm", "predict": "gfm", "hello": "greet"}
 
 
 @pytest.mark.parametrize("args", [["--help"], ["list"], ["check", "--help"]])
 def test_help_and_list_import_no_command_code(make_dist, site_dir: Path, cli_modules, args: list[str]) -> None:
     install(make_dist, site_dir)
     loaded = cli_modules(*args)
-    own = ("registry_core.cli._export", "registry_core.cli._report", "registry_core.docs")  # the core's, same route
+    own = ("registry_core.cli._export", "registry_core.cli._report", "registry_core.cli._serve",  # the core's, same route
+           "registry_core.docs")
     assert [m for m in ("rc_hello_impl", "registry_llm.commands", "torch", *own) if m in loaded] == []
 
 
@@ -114,7 +114,7 @@ def test_a_bad_command_hook_breaks_only_its_plugin(make_dist, hook_body: str, fr
     info = {p.name: p for p in reg.plugins()}
     assert info["badcmd"].status == "broken" and fragment in (info["badcmd"].error or "")
     assert "registry_core_commands() failed" in (info["badcmd"].error or "")
-    assert sorted(reg.commands()) == ["generate", "predict", "serve"]
+    assert sorted(reg.commands()) == ["generate", "predict"]
     out = cli("plugins")
     assert out.returncode == 0 and "badcmd" in out.stdout and "broken" in out.stdout
     assert cli("list", "--kind", "tokenizer").returncode == 0
@@ -157,7 +157,7 @@ def test_export_report_and_docs_are_declared_as_plugins_declare_commands() -> No
     from registry_core._kinds import CORE_COMMANDS
     from registry_core.cli._commands import BUILTIN_COMMANDS
 
-    assert [c.name for c in BUILTIN_COMMANDS] == ["export", "report", "pull", "docs"]
+    assert [c.name for c in BUILTIN_COMMANDS] == ["export", "report", "pull", "serve", "docs"]
     assert all(c.name in CORE_COMMANDS and c.plugin is None for c in BUILTIN_COMMANDS)
     out = cli("report", "--help")
     assert out.returncode == 0 and "Write OUT/index.html" in " ".join(out.stdout.split())

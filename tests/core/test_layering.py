@@ -128,7 +128,7 @@ def test_upper_layers_are_imported_by_the_cli_alone(layer: str) -> None:
 
 #: The layers above the kernel (the top-level modules: hooks, specs, schemas, registry, contracts, errors, ...).
 ABOVE_KERNEL = ("registry_core.pipeline", "registry_core.cli", "registry_core.docs", "registry_core.report",
-                "registry_core.nn", "registry_core.training")
+                "registry_core.nn", "registry_core.training", "registry_core.serve")
 #: Top-level modules that are doors upward by design: ``python -m`` and the old name of ``report.figures``.
 DOORS = {"registry_core.__main__", "registry_core.figures"}
 

@@ -262,3 +262,14 @@ def test_a_modality_nobody_declares_breaks_the_plugin(make_dist) -> None:
     info = {p.name: p for p in reg().plugins()}["typo"]
     assert info.status == "broken"
     assert "modality 'imagry' is not one of any, imagery, text; did you mean 'imagery'?" in (info.error or "")
+
+
+def test_a_modality_names_its_server_and_a_malformed_one_breaks_the_plugin(make_dist) -> None:
+    extra = '\nfrom registry_core import ModalitySpec\n\n@hookimpl\ndef registry_core_modalities():\n' \
+            '    return [ModalitySpec("audio", "Sound.", server="not a target")]\n'
+    make_dist("loud", plugin("[]", extra))
+    r = reg()
+    info = {p.name: p for p in r.plugins()}["loud"]
+    assert info.status == "broken" and "modality 'audio': server: target 'not a target'" in (info.error or "")
+    assert {n: m.plugin for n, m in r.servers().items()} == {"imagery": "gfm", "text": "llm"}
+    assert r.servers()["text"].server == "registry_llm.serve.command:text_server"

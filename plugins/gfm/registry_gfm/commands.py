@@ -1,4 +1,5 @@
-"""registry-gfm's CLI command ``predict``: run a trained pipeline over a whole scene into a COG or Zarr raster.
+"""registry-gfm's CLI command ``predict`` (run a trained pipeline over a whole scene into a COG or Zarr raster), and the
+imagery options of the core's ``serve`` (``POST /v1/predict``; its code is in ``registry_gfm.serve``).
 
 Declared in ``plugin.py``; this module is imported only when the command is parsed, and imports no
 torch, dask or GDAL until the handler runs.
@@ -8,8 +9,9 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
-__all__ = ["add_predict_arguments", "predict"]
+__all__ = ["add_imagery_serve_arguments", "add_predict_arguments", "predict"]
 
 _DESCRIPTION = """\
 Run a trained pipeline over a whole scene and write a Cloud-Optimized GeoTIFF (OUT.tif) or a Zarr
@@ -98,6 +100,18 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
     compute.add_argument("--device", default=None, help="torch device of the model (default: cuda when available, "
                          "else cpu)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar (the summary line is still printed)")
+
+
+def add_imagery_serve_arguments(group: Any) -> None:
+    """``serve``'s options for an imagery run (the core's ``serve`` adds them as a group): ``POST /v1/predict``."""
+    group.add_argument("--max-pixels", type=int, default=2048 * 2048, metavar="PX",
+                       help="the largest window accepted, in pixels (width x height; default: %(default)s)")
+    group.add_argument("--tile", type=int, default=64, metavar="PX",
+                       help="tile side in pixels unless a request says otherwise (default: %(default)s)")
+    group.add_argument("--overlap", type=int, default=16, metavar="PX",
+                       help="pixels shared by neighbouring tiles unless a request says otherwise (default: %(default)s)")
+    group.add_argument("--device", default=None, help="torch device of the model (default: cuda when available, "
+                       "else cpu)")
 
 
 def predict(args: argparse.Namespace) -> int:

@@ -39,7 +39,9 @@ def registry_core_components() -> list[ComponentSpec]:
 
 @hookimpl
 def registry_core_modalities() -> list[ModalitySpec]:
-    return [ModalitySpec("imagery", "Multi-spectral raster imagery: bands x height x width (x time).")]
+    return [ModalitySpec("imagery", "Multi-spectral raster imagery: bands x height x width (x time).",
+                         server="registry_gfm.serve:imagery_server",
+                         serve_arguments="registry_gfm.commands:add_imagery_serve_arguments")]
 
 
 @hookimpl

@@ -1,5 +1,5 @@
-"""registry-llm's CLI commands: ``generate`` (continue a prompt with a saved pipeline, KV-cached decoding) and
-``serve`` (the OpenAI-compatible server; its code is in ``registry_llm.serve``).
+"""registry-llm's CLI commands: ``generate`` (continue a prompt with a saved pipeline, KV-cached decoding), and the
+text options of the core's ``serve`` (the OpenAI-compatible server; its code is in ``registry_llm.serve``).
 
 Declared in ``plugin.py``; this module is imported only when the command runs, and itself imports no
 torch until then (the pipeline is loaded inside the handler).
@@ -12,7 +12,7 @@ from typing import Any
 
 from registry_core import RegistryCoreError
 
-__all__ = ["add_generate_arguments", "add_serve_arguments", "continue_prompt", "generate", "serve"]
+__all__ = ["add_generate_arguments", "add_text_serve_arguments", "continue_prompt", "generate"]
 
 
 def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
@@ -71,35 +71,11 @@ def generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of ``serve``."""
-    parser.add_argument("dir", metavar="RUN_DIR|CARD",
-                        help="folder written by run (a text run whose objective generates), or a causal language "
-                        "model's card (gpt2, ...: pulled from the hub on first use)")
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback only)")
-    parser.add_argument("--port", type=int, default=8000, help="port to bind (0: any free port, printed)")
-    parser.add_argument("--api-key-env", metavar="VAR", default=None,
-                        help="name of the environment variable holding the API key clients must send as "
-                        "'Authorization: Bearer <key>'")
-    parser.add_argument("--insecure", action="store_true",
-                        help="allow a non-loopback --host without an API key (anyone who reaches it may use it)")
-    parser.add_argument("--name", default=None, help="the model id clients name (default: the run's name)")
-    parser.add_argument("--max-batch", type=int, default=8, help="requests decoded together (KV-cache slots)")
-    parser.add_argument("--max-queue", type=int, default=64, help="requests that may wait for a slot; more get 429")
-    parser.add_argument("--max-tokens", type=int, default=512, help="the most tokens one request may generate")
-    parser.add_argument("--max-prompt-tokens", type=int, default=None,
-                        help="the longest prompt accepted, in tokens (default: the model's context)")
-    parser.add_argument("--max-body-bytes", type=int, default=1 << 20, help="the largest request body accepted")
-    parser.add_argument("--prefill-chunk", type=int, default=64,
-                        help="prompt tokens run per step, so a long prompt stalls running requests one chunk at most")
-    parser.add_argument("--grace", type=float, default=10.0, help="seconds running requests get to finish on SIGTERM")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads of the model (default: OMP_NUM_THREADS, else the usable cores less one, "
-                        "which the HTTP server keeps)")
-
-
-def serve(args: argparse.Namespace) -> int:
-    """Serve the run or card until SIGTERM / Ctrl-C (``registry_llm.serve.command``)."""
-    from registry_llm.serve.command import serve as run_server
-
-    return run_server(args)
+def add_text_serve_arguments(group: Any) -> None:
+    """``serve``'s options for a text run or card (the core's ``serve`` adds them as a group)."""
+    group.add_argument("--max-batch", type=int, default=8, help="requests decoded together (KV-cache slots)")
+    group.add_argument("--max-tokens", type=int, default=512, help="the most tokens one request may generate")
+    group.add_argument("--max-prompt-tokens", type=int, default=None,
+                       help="the longest prompt accepted, in tokens (default: the model's context)")
+    group.add_argument("--prefill-chunk", type=int, default=64,
+                       help="prompt tokens run per step, so a long prompt stalls running requests one chunk at most")

@@ -33,7 +33,9 @@ def registry_core_components() -> list[ComponentSpec]:
 
 @hookimpl
 def registry_core_modalities() -> list[ModalitySpec]:
-    return [ModalitySpec("text", "Natural-language or code text, tokenized into discrete ids.")]
+    return [ModalitySpec("text", "Natural-language or code text, tokenized into discrete ids.",
+                         server="registry_llm.serve.command:text_server",
+                         serve_arguments="registry_llm.commands:add_text_serve_arguments")]
 
 
 @hookimpl
@@ -41,8 +43,6 @@ def registry_core_commands() -> list[CommandSpec]:
     return [
         CommandSpec("generate", "continue a prompt with a saved language-model pipeline",
                     arguments="registry_llm.commands:add_generate_arguments", handler="registry_llm.commands:generate"),
-        CommandSpec("serve", "an OpenAI-compatible HTTP server over a text run (continuous batching, streaming)",
-                    arguments="registry_llm.commands:add_serve_arguments", handler="registry_llm.commands:serve"),
     ]
 
 

@@ -1,5 +1,6 @@
-"""The OpenAI-compatible HTTP app (FastAPI): ``/v1/models``, ``/v1/completions``, ``/v1/chat/completions``,
-``/v1/embeddings``, ``/health`` and ``/metrics`` over one served text model.
+"""The OpenAI API's text routes (``/v1/completions``, ``/v1/chat/completions``, ``/v1/embeddings``) and their metrics,
+added to the core's served app (``/v1/models``, ``/health``, ``/metrics``, the API key and error JSON of
+``registry_core.serve``) for one text model.
 
 Needs the ``serve`` extra (fastapi, uvicorn, prometheus-client); only ``serve`` imports this module.
 Generation goes through the continuous-batching :class:`~registry_llm.serve.engine.Engine` (its own thread);
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hmac
 import json
 import time
 import uuid
@@ -23,23 +23,15 @@ from typing import Any, Final
 
 from fastapi import Request  # at module level: FastAPI resolves the endpoints' annotations from here
 
+from registry_core.serve import APIError, ServeContext, Served, ServeLimits, error_body
+from registry_core.serve import create_app as create_served_app
 from registry_llm.serve.engine import Engine, GenerationRequest
-from registry_llm.serve.openai_api import (
-    APIError,
-    Sampling,
-    error_body,
-    parse_chat,
-    parse_completion,
-    parse_embeddings,
-)
+from registry_llm.serve.openai_api import Sampling, parse_chat, parse_completion, parse_embeddings
 
-__all__ = ["Limits", "ServedModel", "TextStream", "create_app"]
+__all__ = ["Limits", "ServedModel", "TextStream", "create_app", "served_text"]
 
 #: Seconds between checks that a waiting (non-streaming) client is still there.
 DISCONNECT_POLL: Final = 0.25
-#: The app's routes (the request counter's labels; anything else is counted as "other").
-ROUTES: Final = frozenset({"/health", "/metrics", "/v1/models", "/v1/completions", "/v1/chat/completions",
-                           "/v1/embeddings"})
 
 
 @dataclass
@@ -107,77 +99,28 @@ class TextStream:
         return out
 
 
-async def _read_json(request: Any, limit: int) -> dict[str, Any]:
-    """The request's JSON object, read at most ``limit`` bytes far (413 past it, 415 not JSON, 400 malformed)."""
-    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if kind != "application/json":
-        raise APIError(415, f"expected Content-Type application/json, got {kind or 'none'!r}", code="unsupported_media_type")
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise APIError(413, f"the request body is {declared} bytes; at most {limit} are accepted", code="body_too_large")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise APIError(413, f"the request body is more than {limit} bytes", code="body_too_large")
-    try:
-        value = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise APIError(400, f"could not parse the JSON body: {exc}", code="invalid_json") from None
-    if not isinstance(value, dict):
-        raise APIError(400, "the JSON body must be an object", code="invalid_json")
-    return value
-
-
-class _Guard:
-    """ASGI middleware: the API key check (every route but /health) and the request counter by route and status.
-
-    Plain ASGI, not ``BaseHTTPMiddleware``: that one wraps ``receive`` and hides a client's disconnect from the
-    endpoints, which must see it to cancel the generation.
-    """
-
-    def __init__(self, app: Any, api_key: str | None, count: Callable[[str, int], None],
-                 reject: Callable[[], Any]) -> None:
-        self.app, self.api_key, self.count, self.reject = app, api_key, count, reject
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        route = scope["path"]
-        if self.api_key is not None and route != "/health":
-            given = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
-            scheme, _, token = given.partition(" ")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), self.api_key.encode()):
-                self.count(route, 401)
-                await self.reject()(scope, receive, send)
-                return
-        status = [500]
-
-        async def send_status(message: Any) -> None:
-            if message["type"] == "http.response.start":
-                status[0] = int(message["status"])
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_status)
-        finally:
-            self.count(route, status[0])
-
-
 def create_app(model: ServedModel, limits: Limits) -> Any:
     """The FastAPI app serving ``model`` (the engine must be started by the caller)."""
-    from fastapi import FastAPI
-    from fastapi.concurrency import run_in_threadpool
-    from fastapi.responses import JSONResponse, Response, StreamingResponse
-    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-    from starlette.exceptions import HTTPException
+    return create_served_app(served_text(model, limits), ServeLimits(limits.max_body_bytes, limits.api_key))
 
-    app = FastAPI(title="registry-core serve", docs_url=None, redoc_url=None, openapi_url=None)
+
+def served_text(model: ServedModel, limits: Limits) -> Served:
+    """``model`` as the core's :class:`~registry_core.serve.Served`: its routes, engine and health fields."""
+    engine = model.engine
+    return Served(name=model.name, install=lambda app, context: _install(app, context, model, limits),
+                  start=engine.start, stop=lambda timeout: engine.stop(timeout=timeout), created=model.created,
+                  health=lambda: {"queue": engine.queue_depth, "running": engine.running},
+                  about=f"chat: {'yes' if model.template else 'no'}; {engine.max_batch} slots")
+
+
+def _install(app: Any, context: ServeContext, model: ServedModel, limits: Limits) -> None:
+    """Add the text routes and their metrics to ``app``."""
+    from fastapi.concurrency import run_in_threadpool
+    from fastapi.responses import Response, StreamingResponse
+    from prometheus_client import Counter, Gauge, Histogram
+
     engine, tokenizer = model.engine, model.tokenizer
-    metrics = CollectorRegistry()
-    requests_total = Counter("registry_core_requests", "HTTP requests by route and status", ["route", "status"],
-                             registry=metrics)
+    metrics = context.metrics
     prompt_tokens = Counter("registry_core_prompt_tokens", "prompt tokens of finished requests", registry=metrics)
     output_tokens = Counter("registry_core_generated_tokens", "tokens generated", registry=metrics)
     Gauge("registry_core_queue_depth", "requests waiting for a slot", registry=metrics).set_function(
@@ -190,42 +133,6 @@ def create_app(model: ServedModel, limits: Limits) -> Any:
     first = Histogram("registry_core_first_token_seconds", "time from request to its first token", ["route"],
                       registry=metrics)
     engine.on_step = batch.observe
-
-    def fail(error: APIError) -> JSONResponse:
-        return JSONResponse(error_body(error), status_code=error.status, headers=error.headers)
-
-    @app.exception_handler(APIError)
-    async def api_error(request: Request, exc: APIError) -> JSONResponse:
-        return fail(exc)
-
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        code = "not_found" if exc.status_code == 404 else "method_not_allowed" if exc.status_code == 405 else None
-        return fail(APIError(exc.status_code, f"{request.method} {request.url.path}: {exc.detail}", code=code))
-
-    @app.exception_handler(Exception)
-    async def server_error(request: Request, exc: Exception) -> JSONResponse:
-        return fail(APIError(500, f"internal error: {type(exc).__name__}: {exc}", type="server_error"))
-
-    def count(route: str, status: int) -> None:  # unknown paths share one label: clients cannot grow the series
-        requests_total.labels(route if route in ROUTES else "other", str(status)).inc()
-
-    app.add_middleware(_Guard, api_key=limits.api_key, count=count,
-                       reject=lambda: fail(APIError(401, "missing or wrong API key: send Authorization: Bearer <key>",
-                                                    type="authentication_error", code="invalid_api_key")))
-
-    @app.get("/health")
-    async def health() -> dict[str, Any]:
-        return {"status": "ok", "model": model.name, "queue": engine.queue_depth, "running": engine.running}
-
-    @app.get("/metrics")
-    async def prometheus() -> Response:
-        return Response(generate_latest(metrics), media_type=CONTENT_TYPE_LATEST)
-
-    @app.get("/v1/models")
-    async def models() -> dict[str, Any]:
-        return {"object": "list", "data": [{"id": model.name, "object": "model", "created": model.created,
-                                            "owned_by": "registry-core"}]}
 
     def encode_prompt(text: str, sampling: Sampling) -> list[int]:
         ids = [int(t) for t in tokenizer.encode(text)]
@@ -343,7 +250,7 @@ def create_app(model: ServedModel, limits: Limits) -> Any:
 
     @app.post("/v1/completions")
     async def completions(request: Request) -> Any:
-        body = parse_completion(await _read_json(request, limits.max_body_bytes), model.name, limits.max_tokens)
+        body = parse_completion(await context.json(request), model.name, limits.max_tokens)
         ids = encode_prompt(body.prompt, body.sampling)
         rid, created = ident("cmpl"), int(time.time())
 
@@ -358,7 +265,7 @@ def create_app(model: ServedModel, limits: Limits) -> Any:
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> Any:
-        body = parse_chat(await _read_json(request, limits.max_body_bytes), model.name, limits.max_tokens)
+        body = parse_chat(await context.json(request), model.name, limits.max_tokens)
         if model.template is None:
             raise APIError(400, f"model '{model.name}' has no chat template (it was not instruction-tuned); use "
                            "/v1/completions", param="messages", code="no_chat_template")
@@ -383,7 +290,7 @@ def create_app(model: ServedModel, limits: Limits) -> Any:
 
     @app.post("/v1/embeddings")
     async def embeddings(request: Request) -> Any:
-        raw = await _read_json(request, limits.max_body_bytes)
+        raw = await context.json(request)
         fmt = raw.pop("encoding_format", "float")  # the openai client asks for base64 unless told otherwise
         if fmt not in ("float", "base64"):
             raise APIError(400, f"encoding_format: expected 'float' or 'base64', got {fmt!r}",
@@ -403,5 +310,3 @@ def create_app(model: ServedModel, limits: Limits) -> Any:
         count = sum(len(ids) for ids in encoded)
         return {"object": "list", "data": data, "model": model.name,
                 "usage": {"prompt_tokens": count, "total_tokens": count}}
-
-    return app

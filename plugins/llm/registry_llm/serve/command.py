@@ -1,60 +1,25 @@
-"""``python -m registry_core serve RUN_DIR|CARD``: the OpenAI-compatible server over a text run or card, on uvicorn
-(its options are declared in ``registry_llm.commands``).
-
-Safe by default: it binds loopback; ``--api-key-env VAR`` makes every route but ``/health`` need that key; binding
-another address without a key is refused unless ``--insecure`` says so. SIGTERM or Ctrl-C stops accepting
-connections, lets running requests finish for ``--grace`` seconds, cancels the rest and exits 0.
-"""
+"""How ``serve`` loads a text run or a GPT-2 card (:func:`text_server`, named by the ``text`` modality): its engine
+and OpenAI routes, on the core's server; the text options are declared in ``registry_llm.commands``."""
 
 from __future__ import annotations
 
 import argparse
-import ipaddress
-import os
-import signal
-import socket
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from registry_core import RegistryCoreError, UsageError
 
-__all__ = ["load_served_model", "serve"]
+__all__ = ["load_served_model", "text_server"]
 
 
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _check(args: argparse.Namespace) -> str | None:
-    """The API key (None without --api-key-env); UsageError for options that cannot run."""
-    for name in ("max_batch", "max_queue", "max_tokens", "max_body_bytes", "prefill_chunk"):
+def _check(args: argparse.Namespace) -> None:
+    """UsageError for text options that cannot run."""
+    for name in ("max_batch", "max_tokens", "prefill_chunk"):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    if getattr(args, "threads", None) is not None and args.threads < 1:
-        raise UsageError(f"--threads must be >= 1, got {args.threads}")
     if args.max_prompt_tokens is not None and args.max_prompt_tokens < 1:
         raise UsageError(f"--max-prompt-tokens must be >= 1, got {args.max_prompt_tokens}")
-    if not 0 <= args.port <= 65535:
-        raise UsageError(f"--port must be in 0..65535, got {args.port}")
-    key = None
-    if args.api_key_env is not None:
-        key = os.environ.get(args.api_key_env, "")
-        if not key:
-            raise UsageError(f"--api-key-env {args.api_key_env}: the environment variable is not set or empty")
-    if not _loopback(args.host) and key is None:
-        if not args.insecure:
-            raise UsageError(f"--host {args.host} is reachable from other machines and no API key is set; pass "
-                             "--api-key-env VAR, or --insecure to serve it open")
-        print(f"warning: serving on {args.host} without an API key (--insecure): anyone who reaches it may use it",
-              file=sys.stderr, flush=True)
-    return key
 
 
 def _card_parts(name: str) -> tuple[Any, Any, Any, str]:
@@ -139,55 +104,11 @@ def load_served_model(target: str | Path, name: str | None, args: argparse.Names
                        created=created)
 
 
-def serve(args: argparse.Namespace) -> int:
-    """Load the run, bind, serve until SIGTERM / Ctrl-C; exit 0."""
-    key = _check(args)
-    try:
-        import fastapi  # noqa: F401
-        import uvicorn
-    except ImportError as exc:
-        raise RegistryCoreError(f"serve needs {exc.name}, which is not installed; pip install "
-                                "'registry-llm[serve]'") from None
-    import torch
+def text_server(target: str, args: argparse.Namespace) -> Any:
+    """``serve``'s server for the text modality: the run folder or card ``target`` with its engine (started by the
+    core's runner) and the OpenAI routes."""
+    _check(args)
+    from registry_llm.serve.app import Limits, served_text
 
-    from registry_core.training.threads import choose_threads
-    from registry_llm.serve.app import Limits, create_app
-
-    # the engine thread computes, the event loop answers: on a small machine two torch threads beside the HTTP
-    # server halve the throughput, so one core is left to it, as training leaves one to its data loading
-    threads = choose_threads(getattr(args, "threads", None))
-    torch.set_num_threads(threads.torch)
-    model = load_served_model(args.dir, args.name, args)
-    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((args.host, args.port))
-    except OSError as exc:
-        sock.close()
-        raise RegistryCoreError(f"cannot bind {args.host}:{args.port}: {exc.strerror or exc}") from None
-    sock.listen(2048)  # connections queue from now on, before uvicorn's loop runs: the address printed works at once
-    port = sock.getsockname()[1]
-    limits = Limits(max_tokens=args.max_tokens, max_prompt_tokens=args.max_prompt_tokens,
-                    max_body_bytes=args.max_body_bytes, api_key=key)
-    app = create_app(model, limits)
-    config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=max(args.grace, 0.1),
-                            access_log=False, lifespan="off")
-    server = uvicorn.Server(config)
-    model.engine.start()
-    host = f"[{args.host}]" if family == socket.AF_INET6 else args.host
-    print(f"serving {model.name} on http://{host}:{port}/v1 (chat: {'yes' if model.template else 'no'}; "
-          f"{args.max_batch} slots; torch threads {threads.torch} of {threads.cores} cores; SIGTERM or Ctrl-C stops)",
-          flush=True)
-    # uvicorn handles SIGTERM / SIGINT while it serves (stop accepting, let requests finish for the grace period)
-    # and then raises the signal again for the handlers it found: no-ops here, so the command ends with exit 0
-    before = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        server.run(sockets=[sock])
-    finally:
-        model.engine.stop(timeout=max(args.grace, 1.0))
-        sock.close()
-        for sig, handler in before.items():
-            signal.signal(sig, handler)
-    print("stopped", flush=True)
-    return 0
+    model = load_served_model(target, args.name, args)
+    return served_text(model, Limits(max_tokens=args.max_tokens, max_prompt_tokens=args.max_prompt_tokens))

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from registry_core.serve import APIError, error_body
+
 __all__ = ["APIError", "ChatRequest", "CompletionRequest", "EmbeddingRequest", "Sampling", "error_body", "parse_chat",
            "parse_completion", "parse_embeddings"]
 
@@ -20,20 +22,6 @@ MAX_STOPS: Final = 4
 #: Fields with a neutral value the server accepts (and nothing else).
 NEUTRAL: Final = {"n": 1, "best_of": 1, "echo": False, "logprobs": None, "suffix": None, "frequency_penalty": 0,
                   "presence_penalty": 0, "logit_bias": None, "top_logprobs": None}
-
-
-class APIError(Exception):
-    """An answer other than 200: its status, and the fields of OpenAI's error object."""
-
-    def __init__(self, status: int, message: str, *, type: str = "invalid_request_error", param: str | None = None,
-                 code: str | None = None, headers: Mapping[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.message, self.type, self.param, self.code = status, message, type, param, code
-        self.headers = dict(headers or {})
-
-
-def error_body(error: APIError) -> dict[str, Any]:
-    return {"error": {"message": error.message, "type": error.type, "param": error.param, "code": error.code}}
 
 
 def _bad(param: str, message: str) -> APIError:
