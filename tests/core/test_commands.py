@@ -59,7 +59,8 @@ def test_help_lists_plugin_commands_with_their_plugin(make_dist, site_dir: Path)
     assert "say hello to someone (plugin greet)" in out.stdout
     assert "continue a prompt with a saved language-model pipeline (plugin llm)" in " ".join(out.stdout.split())
     reg = Registry(use_env=False)
-    assert {n: c.plugin for n, c in reg.commands().items()} == {"generate": "llm", "predict": "gfm", "hello": "greet"}
+    assert {n: c.plugin for n, c in reg.commands().items()} == {"generate": "llm", "predict": "gfm",
+                                                               "vectorize": "gfm", "hello": "greet"}
 
 
 @pytest.mark.parametrize("args", [["--help"], ["list"], ["check", "--help"]])
@@ -114,7 +115,7 @@ def test_a_bad_command_hook_breaks_only_its_plugin(make_dist, hook_body: str, fr
     info = {p.name: p for p in reg.plugins()}
     assert info["badcmd"].status == "broken" and fragment in (info["badcmd"].error or "")
     assert "registry_core_commands() failed" in (info["badcmd"].error or "")
-    assert sorted(reg.commands()) == ["generate", "predict"]
+    assert sorted(reg.commands()) == ["generate", "predict", "vectorize"]
     out = cli("plugins")
     assert out.returncode == 0 and "badcmd" in out.stdout and "broken" in out.stdout
     assert cli("list", "--kind", "tokenizer").returncode == 0

@@ -11,7 +11,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-__all__ = ["add_imagery_serve_arguments", "add_predict_arguments", "predict"]
+__all__ = ["add_imagery_serve_arguments", "add_predict_arguments", "add_vectorize_arguments", "predict", "vectorize"]
 
 _DESCRIPTION = """\
 Run a trained pipeline over a whole scene and write a Cloud-Optimized GeoTIFF (OUT.tif) or a Zarr
@@ -100,6 +100,47 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
     compute.add_argument("--device", default=None, help="torch device of the model (default: cuda when available, "
                          "else cpu)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar (the summary line is still printed)")
+
+
+def add_vectorize_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``vectorize``."""
+    parser.add_argument("raster", metavar="CLASS_MAP", help="a class-map raster (one band of whole numbers with a CRS), "
+                        "such as predict's .tif output")
+    parser.add_argument("--output", required=True, metavar="OUT",
+                        help="OUT.gpkg (GeoPackage), OUT.geojson, OUT.fgb (FlatGeobuf) or OUT.parquet (GeoParquet): "
+                        "one polygon per connected region of one class, with class, name, pixels and area_m2, in the "
+                        "raster's CRS; it appears only when complete")
+    parser.add_argument("--overwrite", action="store_true", help="replace an earlier output of ours at --output; "
+                        "never an input or a file registry-core did not write")
+    parser.add_argument("--min-area", type=float, default=0.0, metavar="M2",
+                        help="leave out regions smaller than this, in square metres (default: %(default)s)")
+    parser.add_argument("--simplify", type=float, default=0.0, metavar="TOL",
+                        help="simplify the polygons by this tolerance in map units, as one coverage (neighbours keep "
+                        "their shared edges; polygons are then held in memory) (default: %(default)s, none)")
+    parser.add_argument("--fill-holes", action="store_true",
+                        help="drop polygons' holes (the regions inside them are still written)")
+    parser.add_argument("--block-size", type=int, default=512, metavar="PX",
+                        help="side of the blocks read at a time; does not change the output (default: %(default)s)")
+
+
+def vectorize(args: argparse.Namespace) -> int:
+    """Polygonize the class map into --output (``--json``: the summary as JSON)."""
+    from registry_gfm.predict import vectorize_file
+
+    if not Path(args.raster).exists():
+        from registry_gfm.errors import PredictError
+
+        raise PredictError(f"input {args.raster} does not exist; expected a class-map raster")
+    result = vectorize_file(args.raster, args.output, min_area=args.min_area, simplify=args.simplify,
+                            fill_holes=args.fill_holes, block_size=args.block_size, overwrite=args.overwrite)
+    if getattr(args, "json", False):
+        from registry_core.cli import print_json
+
+        print_json({"output": str(result.output), "format": result.format, "features": result.features,
+                    "dropped": result.dropped, "seconds": result.seconds, "pixels": result.pixels})
+    else:
+        print(result.summary())
+    return 0
 
 
 def add_imagery_serve_arguments(group: Any) -> None:

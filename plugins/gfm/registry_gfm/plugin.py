@@ -63,6 +63,9 @@ def registry_core_commands() -> list[CommandSpec]:
     return [
         CommandSpec("predict", "run a trained imagery pipeline over a whole scene into a COG or Zarr raster",
                     arguments="registry_gfm.commands:add_predict_arguments", handler="registry_gfm.commands:predict"),
+        CommandSpec("vectorize", "turn a class-map raster into polygons: GeoPackage, GeoJSON, FlatGeobuf or GeoParquet",
+                    arguments="registry_gfm.commands:add_vectorize_arguments",
+                    handler="registry_gfm.commands:vectorize"),
     ]
 
 

@@ -21,11 +21,13 @@ from registry_gfm.predict._scene import Scene, check_scene, match_bands, parse_b
 from registry_gfm.predict._sinks import RasterMeta, check_output
 from registry_gfm.predict._sources import open_scene
 from registry_gfm.predict._tile_model import ModelInfo, TileModel, model_info
+from registry_gfm.predict._vectors import VECTOR_FORMATS, VectorResult, check_vector_output, vectorize_file
 
 __all__ = [
     "BLENDS",
     "CLASS_NODATA",
     "COMPUTE_BATCH",
+    "VECTOR_FORMATS",
     "Blend",
     "ModelInfo",
     "PatchEmbeddings",
@@ -36,12 +38,14 @@ __all__ = [
     "SegmentationProbabilities",
     "TileGrid",
     "TileModel",
+    "VectorResult",
     "blend_ramp",
     "blend_window",
     "check_output",
     "check_scene",
     "check_scheduler",
     "check_tiling",
+    "check_vector_output",
     "class_map",
     "load_run_model",
     "match_bands",
@@ -53,4 +57,5 @@ __all__ = [
     "predict_blocks",
     "predict_to_file",
     "requested_names",
+    "vectorize_file",
 ]
