@@ -8,6 +8,8 @@ import pytest
 
 from registry_core import compose
 
+from ..conftest import finetune_config
+
 BANDS = ["blue", "green", "red", "nir08", "swir16", "swir22"]
 
 
@@ -25,3 +27,15 @@ def mae_run(lsat7_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
         "train": {"steps": 1, "batch_size": 4, "seed": 0},
     }
     return compose(config).build().save(tmp_path_factory.mktemp("runs") / "mae")
+
+
+@pytest.fixture(scope="module")
+def seg_run(lsat7_store: Path, tiny_mae_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finetuned run (finetune objective, FPN segmentation head, the tiny MAE's encoder from-run), 3 steps."""
+    config = finetune_config(lsat7_store, tiny_mae_run, head={"use": "segmentation", "decoder": "fpn", "channels": 8})
+    config["train"].update(steps=3)
+    out = tmp_path_factory.mktemp("seg-run") / "run"
+    pipeline = compose(config)
+    pipeline.fit(out)
+    pipeline.save(out)
+    return out

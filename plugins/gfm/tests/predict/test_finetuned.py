@@ -10,22 +10,8 @@ import rasterio
 import torch
 import zarr
 
-from registry_core import compose
 from registry_gfm.cube.reader import open_cube
 from registry_gfm.predict import load_run_model, open_scene, predict_to_file
-
-from ..conftest import finetune_config
-
-
-@pytest.fixture(scope="module")
-def seg_run(lsat7_store: Path, tiny_mae_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    config = finetune_config(lsat7_store, tiny_mae_run, head={"use": "segmentation", "decoder": "fpn", "channels": 8})
-    config["train"].update(steps=3)
-    out = tmp_path_factory.mktemp("seg-run") / "run"
-    pipeline = compose(config)
-    pipeline.fit(out)
-    pipeline.save(out)
-    return out
 
 
 def test_a_finetuned_run_maps_the_scene_bit_identically_for_any_batch_and_block(seg_run: Path, lsat7_store: Path,

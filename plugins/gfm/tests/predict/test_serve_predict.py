@@ -23,24 +23,12 @@ from rasterio.windows import Window
 
 pytest.importorskip("fastapi")
 
-from registry_core import compose
 from registry_gfm.predict import load_run_model, open_scene, predict_to_file
 
-from ..conftest import DATA, finetune_config
+from ..conftest import DATA
 
 #: The shipped Landsat 7 bands, as the model names them.
 LSAT7 = {"B1": "blue", "B2": "green", "B3": "red", "B4": "nir08", "B5": "swir16", "B7": "swir22"}
-
-
-@pytest.fixture(scope="module")
-def seg_run(lsat7_store: Path, tiny_mae_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    config = finetune_config(lsat7_store, tiny_mae_run, head={"use": "segmentation", "channels": 8})
-    config["train"].update(steps=3)
-    out = tmp_path_factory.mktemp("seg-serve") / "run"
-    pipeline = compose(config)
-    pipeline.fit(out)
-    pipeline.save(out)
-    return out
 
 
 @pytest.fixture(scope="module")
