@@ -45,7 +45,8 @@ demo: $(RUN_STAMP)
 	$(BIN)/python -m registry_core run examples/mae-tiny.toml --out runs/mae-tiny --overwrite
 	$(BIN)/python -m registry_core run examples/seg-tiny.toml --out runs/seg-tiny --overwrite
 	$(BIN)/python -m registry_core predict runs/seg-tiny --input runs/lsat7/datacube.zarr --output runs/landcover.tif --overwrite
-	$(BIN)/python -m registry_core report runs/gpt-tiny runs/cls-tiny runs/sft-tiny runs/mae-tiny runs/seg-tiny --artifact runs/landcover.tif --out runs/report
+	$(BIN)/python -m registry_core predict runs/seg-tiny --input runs/lsat7/datacube.zarr --output runs/landcover.gpkg --overwrite
+	$(BIN)/python -m registry_core report runs/gpt-tiny runs/cls-tiny runs/sft-tiny runs/mae-tiny runs/seg-tiny --artifact runs/landcover.tif --artifact runs/landcover.gpkg --out runs/report
 	$(BIN)/python examples/serve_smoke.py runs/sft-tiny
 
 lint: $(STAMP)

@@ -57,8 +57,10 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
                          "JSON file (assets found by band name or common name) or a stac-zarr datacube folder")
     io.add_argument("--output", required=True, metavar="OUT",
                     help="OUT.tif (Cloud-Optimized GeoTIFF: tiled, deflate, overviews, nodata set) or OUT.zarr "
-                         "(the datacube layout, readable as predict input); an existing one is refused unless "
-                         "--overwrite, and the output appears only when complete")
+                         "(the datacube layout, readable as predict input), or polygons of the class map: OUT.gpkg, "
+                         "OUT.geojson, OUT.fgb or OUT.parquet (GeoParquet) with class, name, pixels, area_m2 and "
+                         "mean probability; an existing one is refused unless --overwrite, and the output appears "
+                         "only when complete")
     io.add_argument("--overwrite", action="store_true", help="replace an earlier prediction at --output (atomically, at the end); never an input or a file or folder registry-core did not write")
     io.add_argument("--bands", metavar="A,B,C", help="names of the GeoTIFF's bands in file order (one per band), "
                     "for files without band descriptions or with other names")
@@ -74,6 +76,14 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--embeddings", action="store_true",
                       help="write the encoder's patch embeddings (float32, one band per feature) at patch "
                            "resolution: the transform is scaled by the patch size")
+    vectors = parser.add_argument_group("polygons (a vector --output)")
+    vectors.add_argument("--min-area", type=float, default=0.0, metavar="M2",
+                         help="leave out regions smaller than this, in square metres (default: %(default)s)")
+    vectors.add_argument("--simplify", type=float, default=0.0, metavar="TOL",
+                         help="simplify the polygons by this tolerance in map units, as one coverage (neighbours keep "
+                              "their shared edges) (default: %(default)s, none)")
+    vectors.add_argument("--fill-holes", action="store_true",
+                         help="drop polygons' holes (the regions inside them are still written)")
     tiling = parser.add_argument_group("tiling")
     tiling.add_argument("--tile", type=_whole, default=64, metavar="PX",
                         help="tile side in input pixels, a multiple of the model's patch size (default: "
@@ -162,21 +172,37 @@ def predict(args: argparse.Namespace) -> int:
     """
     from registry_gfm.errors import PredictError
     from registry_gfm.predict import (
+        VECTOR_FORMATS,
+        VectorOptions,
         check_output,
         check_scheduler,
         check_tiling,
+        check_vector_output,
         load_run_model,
         model_info,
         open_scene,
         parse_band_map,
         predict_to_file,
+        predict_to_vectors,
         requested_names,
     )
 
     if args.probabilities and args.embeddings:
         raise PredictError("--probabilities and --embeddings exclude each other: a run writes class probabilities "
                            "or patch embeddings")
-    check_output(args.output, args.overwrite, inputs=[args.input, args.run])  # fails before the model loads
+    vector = Path(args.output).suffix.lower() in VECTOR_FORMATS
+    if vector and (args.probabilities or args.embeddings):
+        raise PredictError(f"--output {args.output}: polygons are drawn from the class map; --probabilities and "
+                           "--embeddings write a .tif or .zarr raster")
+    if not vector and (args.min_area or args.simplify or args.fill_holes):
+        raise PredictError("--min-area, --simplify and --fill-holes shape polygons; give a vector --output "
+                           "(.gpkg, .geojson, .fgb, .parquet)")
+    options = VectorOptions(args.min_area, args.fill_holes, args.simplify, args.block_size)
+    options.check()
+    if vector:  # both fail before the model loads
+        check_vector_output(args.output, args.overwrite, inputs=[args.input, args.run])
+    else:
+        check_output(args.output, args.overwrite, inputs=[args.input, args.run])
     check_scheduler(args.scheduler)
     if "://" in args.scheduler:  # a scheduler given by address answers now, not after the model has loaded
         from registry_gfm.dask_runtime import probe_scheduler
@@ -195,6 +221,18 @@ def predict(args: argparse.Namespace) -> int:
                  block_size=args.block_size, compute_batch=args.compute_batch)
     scene = open_scene(args.input, requested_names(info.bands, band_map), names=names, time=args.time,
                        physical=info.physical)
+    if vector:
+        polygons = predict_to_vectors(scene, model, args.output, options, tile=args.tile, overlap=args.overlap,
+                                      blend=args.blend, batch_size=args.batch_size, block_size=args.block_size,
+                                      scheduler=args.scheduler, overwrite=args.overwrite, progress=not args.quiet)
+        if getattr(args, "json", False):
+            from registry_core.cli import print_json
+
+            print_json({"output": str(polygons.output), "format": polygons.format, "features": polygons.features,
+                        "dropped": polygons.dropped, "seconds": polygons.seconds, "pixels": polygons.pixels})
+        else:
+            print(polygons.summary())
+        return 0
     result = predict_to_file(scene, model, args.output, tile=args.tile, overlap=args.overlap, blend=args.blend,
                              batch_size=args.batch_size, block_size=args.block_size, probabilities=args.probabilities,
                              scheduler=args.scheduler, overwrite=args.overwrite, progress=not args.quiet)

@@ -90,7 +90,8 @@ def registry_core_report_metrics(run: ReportRun) -> Mapping[str, float]:
 
 @hookimpl
 def registry_core_report_artifact(path: Path, runs: Sequence[ReportRun], out_dir: Path) -> list[ReportFigure] | None:
-    """A land-cover map ``predict`` wrote, next to its labels and the RGB scene; None for other files."""
-    from registry_gfm.report.landcover import landcover_figures
+    """A land-cover map ``predict`` wrote, next to its labels and the RGB scene, or its polygons over the scene;
+    None for other files."""
+    from registry_gfm.report.landcover import landcover_figures, polygon_figures
 
-    return landcover_figures(path, runs, out_dir)
+    return landcover_figures(path, runs, out_dir) or polygon_figures(path, runs, out_dir)

@@ -9,7 +9,7 @@ dask, GDAL and torch load when used.
 from registry_gfm.errors import PredictError
 from registry_gfm.predict._engine import CLASS_NODATA, check_tiling, class_map, output_transform, predict_blocks
 from registry_gfm.predict._grid import BLENDS, Blend, TileGrid, blend_ramp, blend_window
-from registry_gfm.predict._predict import PredictResult, check_scheduler, predict_to_file
+from registry_gfm.predict._predict import PredictResult, check_scheduler, predict_to_file, predict_to_vectors
 from registry_gfm.predict._run_adapters import (
     COMPUTE_BATCH,
     PatchEmbeddings,
@@ -21,7 +21,13 @@ from registry_gfm.predict._scene import Scene, check_scene, match_bands, parse_b
 from registry_gfm.predict._sinks import RasterMeta, check_output
 from registry_gfm.predict._sources import open_scene
 from registry_gfm.predict._tile_model import ModelInfo, TileModel, model_info
-from registry_gfm.predict._vectors import VECTOR_FORMATS, VectorResult, check_vector_output, vectorize_file
+from registry_gfm.predict._vectors import (
+    VECTOR_FORMATS,
+    VectorOptions,
+    VectorResult,
+    check_vector_output,
+    vectorize_file,
+)
 
 __all__ = [
     "BLENDS",
@@ -38,6 +44,7 @@ __all__ = [
     "SegmentationProbabilities",
     "TileGrid",
     "TileModel",
+    "VectorOptions",
     "VectorResult",
     "blend_ramp",
     "blend_window",
@@ -56,6 +63,7 @@ __all__ = [
     "pipeline_model",
     "predict_blocks",
     "predict_to_file",
+    "predict_to_vectors",
     "requested_names",
     "vectorize_file",
 ]

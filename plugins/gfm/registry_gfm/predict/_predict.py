@@ -7,6 +7,7 @@ blocks, whatever the scene size.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ from registry_gfm.predict._sinks import (
 )
 from registry_gfm.predict._tile_model import model_info
 
-__all__ = ["PredictResult", "check_scheduler", "predict_to_file"]
+__all__ = ["PredictResult", "check_scheduler", "predict_to_file", "predict_to_vectors"]
 
 log = logging.getLogger(__name__)
 
@@ -139,3 +140,33 @@ def _write(array: Any, scene: Scene, out: Path, fmt: str, meta: RasterMeta, fact
         if fmt == "cog":
             zarr_to_cog(store, tmp, meta)
         publish(tmp, out, overwrite, inputs=[scene.path])
+
+
+def predict_to_vectors(scene: Scene, model: Any, output: str | Path, options: Any = None, *, tile: int = 64,
+                       overlap: int = 16, blend: Blend = "cosine", batch_size: int = 16, block_size: int = 512,
+                       scheduler: str = "threads", overwrite: bool = False, progress: bool = False) -> Any:
+    """Predict ``scene`` into polygons at ``output`` (.gpkg, .geojson, .fgb, .parquet): the blended probabilities
+    go to a staging Zarr store beside it, whose class map (as :func:`predict_to_file` writes it) is polygonized with
+    each polygon's mean probability; returns the :class:`~registry_gfm.predict.VectorResult`."""
+    from registry_gfm.predict._vectors import VectorOptions, check_vector_output, probability_grid, write_vectors
+
+    started = time.perf_counter()
+    options = options or VectorOptions(block_size=block_size)
+    options.check()
+    out, fmt = check_vector_output(output, overwrite, inputs=[scene.path])
+    info = model_info(model)
+    if info.classes is None:
+        raise PredictError(f"--output {output}: polygons need a class map, and the model writes values "
+                           f"({', '.join(info.outputs[:3])}, ...); write a .tif or .zarr raster instead")
+    with writer_lock(out, "--output"):
+        for stale in sweep_staging(out):
+            log.info("removed %s, the staging of an interrupted predict", stale)
+    with staging(out, "probs") as folder:
+        folder.mkdir()
+        probs = folder / "probabilities.zarr"
+        predict_to_file(scene, model, probs, tile=tile, overlap=overlap, blend=blend, batch_size=batch_size,
+                        block_size=block_size, probabilities=True, scheduler=scheduler, progress=progress)
+        result = write_vectors(probability_grid(probs, list(info.classes)), out, fmt, options, overwrite=overwrite,
+                               inputs=[scene.path])
+    return dataclasses.replace(result, seconds=time.perf_counter() - started)  # the prediction's time too
+

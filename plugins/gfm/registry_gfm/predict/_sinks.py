@@ -75,7 +75,7 @@ def check_output(path: str | Path, overwrite: bool, inputs: Iterable[str | Path]
     fmt = FORMATS.get(out.suffix.lower())
     if fmt is None:
         raise PredictError(f"--output {path}: unknown format {out.suffix or '(no suffix)'!r}; expected a .tif / "
-                           ".tiff (Cloud-Optimized GeoTIFF) or .zarr path")
+                           ".tiff (Cloud-Optimized GeoTIFF) or .zarr path, or polygons: .gpkg, .geojson, .fgb, .parquet")
     if not out.parent.is_dir():
         raise PredictError(f"--output {path}: folder {out.parent} does not exist")
     if (out.exists() or out.is_symlink()) and not overwrite:
@@ -106,7 +106,7 @@ def predict_kind(path: Path) -> str | None:
 
 
 #: The tags of predict's staging paths beside an output (see :func:`staging`).
-STAGING_TAGS = ("tmp", "blocks.zarr")
+STAGING_TAGS = ("tmp", "blocks.zarr", "probs")
 
 
 def sweep_staging(out: Path) -> list[Path]:

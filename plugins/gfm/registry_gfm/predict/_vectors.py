@@ -24,7 +24,8 @@ import numpy as np
 
 from registry_gfm.errors import PredictError
 
-__all__ = ["VECTOR_FORMATS", "VectorResult", "check_vector_output", "vector_kind", "vectorize_file"]
+__all__ = ["VECTOR_FORMATS", "ClassGrid", "VectorOptions", "VectorResult", "check_vector_output", "probability_grid",
+           "vector_kind", "vectorize_file", "write_vectors"]
 
 #: Output formats by suffix: (GDAL driver or "GeoParquet", what it is called in messages).
 VECTOR_FORMATS: Final = {".gpkg": "GPKG", ".geojson": "GeoJSON", ".fgb": "FlatGeobuf", ".parquet": "GeoParquet"}
@@ -136,6 +137,16 @@ class _Region:
     value: int
     pixels: int
     pieces: list[Any]
+    #: Sum of the chosen class's probability over the region, in units of 2^-24 (whole numbers: exact in any order).
+    score: int = 0
+
+
+#: Probabilities are summed as whole multiples of 2^-24: a block's sums stay below 2^53 (exact in float64), so the
+#: mean probability of a region is the same whatever blocks it was read in.
+_SCORE_UNIT: Final = float(1 << 24)
+
+#: ``read(x0, y0, width, height)`` -> (class values, the chosen class's probability or None) of one block.
+BlockReader = Callable[[int, int, int, int], tuple[np.ndarray, np.ndarray | None]]
 
 
 def _canonical(geometry: Any) -> Any:
@@ -145,16 +156,16 @@ def _canonical(geometry: Any) -> Any:
     return shapely.normalize(shapely.simplify(shapely.normalize(geometry), 0.0))
 
 
-def _regions(src: Any, block: int, nodata: int | None) -> Iterator[tuple[int, int, Any]]:
-    """(class value, pixels, polygon in pixel coordinates) of every 4-connected region, a region as soon as no later
-    block can reach it."""
+def _regions(read: BlockReader, height: int, width: int, block: int,
+             nodata: int | None) -> Iterator[tuple[int, int, float | None, Any]]:
+    """(class value, pixels, mean probability or None, polygon in pixel coordinates) of every 4-connected region, a
+    region as soon as no later block can reach it."""
     import rasterio.features
     import shapely
-    from rasterio.windows import Window
     from scipy import ndimage
     from shapely.geometry import shape
 
-    height, width = src.height, src.width
+    scored = False
     uf = _UnionFind()
     regions: dict[int, _Region] = {}
     next_id = 1
@@ -163,7 +174,7 @@ def _regions(src: Any, block: int, nodata: int | None) -> Iterator[tuple[int, in
         left: tuple[np.ndarray, np.ndarray] | None = None
         bottoms: list[np.ndarray] = []
         for x0 in range(0, width, block):
-            values = src.read(1, window=Window(x0, y0, min(block, width - x0), min(block, height - y0)))
+            values, confidence = read(x0, y0, min(block, width - x0), min(block, height - y0))
             local = np.zeros(values.shape, np.int32)
             count = 0
             for value in np.unique(values):
@@ -179,8 +190,15 @@ def _regions(src: Any, block: int, nodata: int | None) -> Iterator[tuple[int, in
             else:
                 labels = np.where(local > 0, local.astype(np.int64) + next_id - 1, 0)
                 pixels = np.bincount(local.ravel(), minlength=count + 1)
+                scores = None
+                if confidence is not None:
+                    scored = True
+                    units = np.round(np.nan_to_num(confidence, nan=0.0).astype(np.float64) * _SCORE_UNIT)
+                    scores = np.bincount(local.ravel(), weights=units.ravel(), minlength=count + 1)
                 for k in range(1, count + 1):
                     regions[next_id + k - 1].pixels = int(pixels[k])
+                    if scores is not None:
+                        regions[next_id + k - 1].score = int(scores[k])
                 for geometry, k in rasterio.features.shapes(local, mask=local > 0, connectivity=4):
                     piece = shapely.transform(shape(geometry), lambda xy, o=(x0, y0): xy + o)  # pixels: exact
                     regions[next_id + int(k) - 1].pieces.append(piece)
@@ -204,7 +222,9 @@ def _regions(src: Any, block: int, nodata: int | None) -> Iterator[tuple[int, in
             parts = [regions.pop(m) for m in members]
             pieces = [p for r in parts for p in r.pieces]
             geometry = pieces[0] if len(pieces) == 1 else shapely.union_all(pieces)
-            yield parts[0].value, sum(r.pixels for r in parts), _canonical(geometry)
+            pixels_total = sum(r.pixels for r in parts)
+            mean = sum(r.score for r in parts) / _SCORE_UNIT / pixels_total if scored else None
+            yield parts[0].value, pixels_total, mean, _canonical(geometry)
 
 
 def _join(uf: _UnionFind, values_a: np.ndarray, labels_a: np.ndarray, values_b: np.ndarray,
@@ -215,26 +235,47 @@ def _join(uf: _UnionFind, values_a: np.ndarray, labels_a: np.ndarray, values_b: 
         uf.union(a, b)
 
 
+@dataclass(frozen=True)
+class VectorOptions:
+    """How regions become features: the smallest kept (m²), holes dropped, coverage simplification (map units)."""
+
+    min_area: float = 0.0
+    fill_holes: bool = False
+    simplify: float = 0.0
+    block_size: int = 512
+
+    def check(self) -> None:
+        if self.min_area < 0:
+            raise PredictError(f"--min-area must be >= 0 (square metres), got {self.min_area}")
+        if self.simplify < 0:
+            raise PredictError(f"--simplify must be >= 0 (map units), got {self.simplify}")
+        if self.block_size < 1:
+            raise PredictError(f"--block-size must be >= 1, got {self.block_size}")
+
+
+@dataclass(frozen=True)
+class ClassGrid:
+    """A class map to polygonize: its blocks, size, georeference, nodata and class names."""
+
+    read: BlockReader
+    height: int
+    width: int
+    crs_wkt: str
+    transform: Any
+    nodata: int | None
+    names: list[str] | None
+
+
 def vectorize_file(source: str | Path, output: str | Path, *, min_area: float = 0.0, simplify: float = 0.0,
                    fill_holes: bool = False, block_size: int = 512, overwrite: bool = False,
                    class_names: list[str] | None = None) -> VectorResult:
     """Polygons of the class-map raster ``source`` into ``output`` (its suffix picks the format), in its CRS."""
     import rasterio
-    import shapely
-    from pyproj import CRS
+    from rasterio.windows import Window
 
-    from registry_core import OutputPathError
-    from registry_core.atomic import replace_dir, writer_lock
-    from registry_gfm.predict._sinks import staging
-
-    if min_area < 0:
-        raise PredictError(f"--min-area must be >= 0 (square metres), got {min_area}")
-    if simplify < 0:
-        raise PredictError(f"--simplify must be >= 0 (map units), got {simplify}")
-    if block_size < 1:
-        raise PredictError(f"--block-size must be >= 1, got {block_size}")
+    options = VectorOptions(min_area, fill_holes, simplify, block_size)
+    options.check()
     out, fmt = check_vector_output(output, overwrite, inputs=[source])
-    started = time.perf_counter()
     try:
         src = rasterio.open(source)
     except rasterio.errors.RasterioIOError:
@@ -246,45 +287,97 @@ def vectorize_file(source: str | Path, output: str | Path, *, min_area: float = 
                                f"{src.count} band(s) of {src.dtypes[0]}")
         if src.crs is None:
             raise PredictError(f"input {source} has no CRS; polygons need the class map's coordinate system")
-        crs = CRS.from_user_input(src.crs.to_wkt())
-        names = class_names if class_names is not None else _class_names(src)
-        nodata = None if src.nodata is None else int(src.nodata)
-        transform = src.transform
-        pixel_area, area_of = _area(crs, transform)
-        records: list[tuple[int, int, float, Any]] = []
-        dropped = 0
-        written = 0
-        with writer_lock(out, "--output"), staging(out, "tmp") as tmp, _writing(out):
-            sink = _sink(fmt, tmp, crs, out)
-            try:
-                for value, pixels, polygon in _regions(src, block_size, nodata):
-                    if fill_holes and polygon.interiors:
-                        polygon = shapely.Polygon(polygon.exterior)
-                    geometry = shapely.transform(polygon, lambda xy: _to_map(xy, transform))
-                    area = pixel_area * pixels if pixel_area is not None else area_of(geometry)
-                    if area < min_area:
-                        dropped += 1
-                        continue
-                    if simplify > 0:
-                        records.append((value, pixels, area, geometry))
-                        continue
-                    sink.write(_record(value, pixels, area, geometry, names))
+
+        def read(x0: int, y0: int, w: int, h: int) -> tuple[np.ndarray, None]:
+            return src.read(1, window=Window(x0, y0, w, h)), None
+
+        grid = ClassGrid(read, src.height, src.width, src.crs.to_wkt(), src.transform,
+                         None if src.nodata is None else int(src.nodata),
+                         class_names if class_names is not None else _class_names(src))
+        return write_vectors(grid, out, fmt, options, overwrite=overwrite, inputs=[source])
+
+
+def probability_grid(store: str | Path, class_names: list[str] | None = None) -> ClassGrid:
+    """The class map of a Zarr store of blended per-class probabilities (predict's layout): each pixel's most probable
+    class (as predict's class map has it) and that class's probability, 255 where the input was not valid."""
+    import zarr
+    from affine import Affine
+
+    from registry_gfm.predict._engine import CLASS_NODATA
+
+    group = zarr.open_group(str(store), mode="r")
+    image: Any = group["image"]
+    attrs: dict[str, Any] = dict(group.attrs)
+    _, _, height, width = image.shape
+
+    def read(x0: int, y0: int, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
+        probs = np.asarray(image[0, :, y0 : y0 + h, x0 : x0 + w])
+        invalid = np.isnan(probs).any(axis=0)
+        filled = np.nan_to_num(probs, nan=-np.inf)
+        classes = np.argmax(filled, axis=0).astype(np.uint8)
+        classes[invalid] = CLASS_NODATA
+        chosen = np.take_along_axis(filled, classes[None].astype(np.intp) % probs.shape[0], axis=0)[0]
+        return classes, np.where(invalid, 0.0, chosen).astype(np.float32)
+
+    names = class_names if class_names is not None else attrs.get("classes")
+    return ClassGrid(read, int(height), int(width), str(attrs["crs_wkt"]), Affine(*attrs["transform"][:6]),
+                     CLASS_NODATA, [str(n) for n in names] if names else None)
+
+
+def write_vectors(grid: ClassGrid, out: Path, fmt: str, options: VectorOptions, *, overwrite: bool = False,
+                  inputs: Iterable[str | Path] = ()) -> VectorResult:
+    """The polygons of ``grid`` into ``out`` (checked by :func:`check_vector_output`), through a staging file."""
+    import shapely
+    from pyproj import CRS
+
+    from registry_core import OutputPathError
+    from registry_core.atomic import replace_dir, writer_lock
+    from registry_gfm.predict._sinks import staging
+
+    started = time.perf_counter()
+    crs = CRS.from_user_input(grid.crs_wkt)
+    transform = grid.transform
+    pixel_area, area_of = _area(crs, transform)
+    records: list[tuple[dict[str, Any], Any]] = []
+    dropped = written = 0
+    with writer_lock(out, "--output"), staging(out, "tmp") as tmp, _writing(out):
+        sink: Any = None
+        try:
+            for value, pixels, probability, polygon in _regions(grid.read, grid.height, grid.width,
+                                                                options.block_size, grid.nodata):
+                if sink is None:
+                    sink = _sink(fmt, tmp, crs, out, probability is not None)
+                if options.fill_holes and polygon.interiors:
+                    polygon = shapely.Polygon(polygon.exterior)
+                geometry = shapely.transform(polygon, lambda xy: _to_map(xy, transform))
+                area = pixel_area * pixels if pixel_area is not None else area_of(geometry)
+                if area < options.min_area:
+                    dropped += 1
+                    continue
+                record = _record(value, pixels, area, probability, grid.names)
+                if options.simplify > 0:
+                    records.append((record, geometry))
+                    continue
+                sink.write(record, geometry)
+                written += 1
+            if sink is None:  # no region at all: an empty layer
+                sink = _sink(fmt, tmp, crs, out, False)
+            if records:
+                simple = shapely.coverage_simplify([g for _, g in records], options.simplify)
+                for (record, _), geometry in zip(records, simple, strict=True):
+                    sink.write(record, geometry)
                     written += 1
-                if records:
-                    simple = shapely.coverage_simplify([r[3] for r in records], simplify)
-                    for (value, pixels, area, _), geometry in zip(records, simple, strict=True):
-                        sink.write(_record(value, pixels, area, geometry, names))
-                        written += 1
-            finally:
+        finally:
+            if sink is not None:
                 sink.close()
-            if (out.exists() or out.is_symlink()) and not overwrite:
-                raise PredictError(f"--output {out} appeared while vectorizing; pass --overwrite to replace it")
-            try:
-                replace_dir(tmp, out, kind=VECTOR_KIND, inputs=[Path(source)], marked=vector_kind)
-            except OutputPathError as exc:
-                raise PredictError(f"--output --overwrite refused: {exc}") from None
-        height, width = src.height, src.width
-    return VectorResult(out, fmt, written, dropped, time.perf_counter() - started, height * width)
+        if (out.exists() or out.is_symlink()) and not overwrite:
+            raise PredictError(f"--output {out} appeared while vectorizing; pass --overwrite to replace it")
+        try:
+            replace_dir(tmp, out, kind=VECTOR_KIND, inputs=[Path(p) for p in inputs if "://" not in str(p)],
+                        marked=vector_kind)
+        except OutputPathError as exc:
+            raise PredictError(f"--output --overwrite refused: {exc}") from None
+    return VectorResult(out, fmt, written, dropped, time.perf_counter() - started, grid.height * grid.width)
 
 
 @contextmanager
@@ -322,17 +415,22 @@ def _area(crs: Any, transform: Any) -> tuple[float | None, Callable[[Any], float
     return abs(transform.a * transform.e - transform.b * transform.d) * unit * unit, lambda geometry: 0.0
 
 
-def _record(value: int, pixels: int, area: float, geometry: Any, names: list[str] | None) -> dict[str, Any]:
+def _record(value: int, pixels: int, area: float, probability: float | None,
+            names: list[str] | None) -> dict[str, Any]:
     name = names[value] if names is not None and 0 <= value < len(names) else str(value)
-    return {"class": value, "name": name, "pixels": pixels, "area_m2": round(area, 6), "geometry": geometry}
+    record: dict[str, Any] = {"class": value, "name": name, "pixels": pixels, "area_m2": round(area, 6)}
+    if probability is not None:
+        record["probability"] = round(probability, 6)
+    return record
 
 
 class _FionaSink:
-    def __init__(self, driver: str, path: Path, crs: Any, layer: str) -> None:
+    def __init__(self, driver: str, path: Path, crs: Any, layer: str, scored: bool) -> None:
         import fiona
 
-        schema = {"geometry": "Polygon", "properties": {"class": "int", "name": "str", "pixels": "int",
-                                                        "area_m2": "float"}}
+        properties = {"class": "int", "name": "str", "pixels": "int", "area_m2": "float",
+                      **({"probability": "float"} if scored else {})}
+        schema = {"geometry": "Polygon", "properties": properties}
         options = ({"DESCRIPTION": f"written by registry-core ({OUTPUT_TAG}={VECTOR_KIND})"}
                    if driver == "GeoJSON" else {})
         self.dst = fiona.open(path, "w", driver=driver, schema=schema, crs=crs.to_wkt(), layer=layer,
@@ -340,10 +438,9 @@ class _FionaSink:
         if driver != "GeoJSON":
             self.dst.update_tags({OUTPUT_TAG: VECTOR_KIND})
 
-    def write(self, record: dict[str, Any]) -> None:
+    def write(self, record: dict[str, Any], geometry: Any) -> None:
         from shapely.geometry import mapping
 
-        geometry = record.pop("geometry")
         self.dst.write({"geometry": mapping(geometry), "properties": record})
 
     def close(self) -> None:
@@ -353,20 +450,21 @@ class _FionaSink:
 class _ParquetSink:
     """GeoParquet 1.1: WKB geometries, the CRS as PROJJSON, row groups of :data:`_PARQUET_ROWS` features."""
 
-    def __init__(self, path: Path, crs: Any) -> None:
+    def __init__(self, path: Path, crs: Any, scored: bool) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
         geo = {"version": "1.1.0", "primary_column": "geometry",
                "columns": {"geometry": {"encoding": "WKB", "geometry_types": ["Polygon"], "crs": crs.to_json_dict()}}}
-        self.schema = pa.schema([("class", pa.int32()), ("name", pa.string()), ("pixels", pa.int64()),
-                                 ("area_m2", pa.float64()), ("geometry", pa.binary())],
+        fields = [("class", pa.int32()), ("name", pa.string()), ("pixels", pa.int64()), ("area_m2", pa.float64()),
+                  *([("probability", pa.float64())] if scored else []), ("geometry", pa.binary())]
+        self.schema = pa.schema(fields,
                                 metadata={b"geo": json.dumps(geo).encode(), OUTPUT_TAG.encode(): VECTOR_KIND.encode()})
         self.writer = pq.ParquetWriter(path, self.schema)
         self.rows: list[dict[str, Any]] = []
 
-    def write(self, record: dict[str, Any]) -> None:
-        self.rows.append({**record, "geometry": record["geometry"].wkb})
+    def write(self, record: dict[str, Any], geometry: Any) -> None:
+        self.rows.append({**record, "geometry": geometry.wkb})
         if len(self.rows) >= _PARQUET_ROWS:
             self._flush()
 
@@ -382,8 +480,9 @@ class _ParquetSink:
         self.writer.close()
 
 
-def _sink(fmt: str, path: Path, crs: Any, out: Path) -> Any:
-    """The writer of ``fmt`` into the staging ``path``; the layer is named after the final output ``out``."""
+def _sink(fmt: str, path: Path, crs: Any, out: Path, scored: bool) -> Any:
+    """The writer of ``fmt`` into the staging ``path`` (with a ``probability`` field when ``scored``); the layer is
+    named after the final output ``out``."""
     if fmt == "GeoParquet":
-        return _ParquetSink(path, crs)
-    return _FionaSink(fmt, path, crs, re.sub(r"\W", "_", out.stem) or "polygons")
+        return _ParquetSink(path, crs, scored)
+    return _FionaSink(fmt, path, crs, re.sub(r"\W", "_", out.stem) or "polygons", scored)

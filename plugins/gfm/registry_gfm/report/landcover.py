@@ -22,7 +22,7 @@ from registry_gfm.chips.labels import LabelSpec, prepare_labels
 from registry_gfm.cube.reader import CubeInfo, open_cube
 from registry_gfm.render import rgb_indices, stretch
 
-__all__ = ["UNLABELLED", "class_colours", "landcover_figures"]
+__all__ = ["UNLABELLED", "VECTOR_SUFFIXES", "class_colours", "landcover_figures", "polygon_figures"]
 
 #: Colours of common land-cover class names (after the NLCD legend); other names take the FALLBACK colours.
 COLOURS: Final = {
@@ -152,3 +152,78 @@ def landcover_figures(path: Path, runs: Sequence[ReportRun], out_dir: Path) -> l
                + (", the label raster reprojected (nearest) onto the same grid, and the RGB scene" if len(panels) > 1
                   else "") + "; one colour per class" + "".join(f"; {n}" for n in notes) + ".")
     return [ReportFigure("Land cover", f"land-cover map {path.name}", caption, image, tuple(legend))]
+
+
+#: Polygon files ``predict`` / ``vectorize`` write.
+VECTOR_SUFFIXES: Final = (".gpkg", ".geojson", ".fgb", ".parquet")
+
+
+def _read_polygons(path: Path) -> list[tuple[int, str, Any]] | None:
+    """(class, name, shapely polygon) of every feature; None when the file is not a polygon file of class maps."""
+    import shapely
+
+    try:
+        if path.suffix.lower() == ".parquet":
+            import pyarrow.parquet as pq
+
+            rows = pq.read_table(path, columns=["class", "name", "geometry"]).to_pylist()
+            return [(int(r["class"]), str(r["name"]), shapely.from_wkb(r["geometry"])) for r in rows]
+        import fiona
+        from shapely.geometry import shape
+
+        with fiona.open(path) as src:
+            if not {"class", "name"} <= set(src.schema["properties"]):
+                return None
+            return [(int(f["properties"]["class"]), str(f["properties"]["name"]), shape(f["geometry"])) for f in src]
+    except Exception:  # not a vector file we read
+        return None
+
+
+def polygon_figures(path: Path, runs: Sequence[ReportRun], out_dir: Path) -> list[ReportFigure] | None:
+    """The polygons of a land-cover map (predict's or vectorize's output) drawn over the RGB scene; None for any
+    other file."""
+    if path.suffix.lower() not in VECTOR_SUFFIXES or not path.is_file():
+        return None
+    found = _read_polygons(path)
+    if found is None:
+        return None
+    from rasterio.features import rasterize
+    from rasterio.transform import from_bounds
+
+    by_class = {c: n for c, n, _ in found}
+    run = next((r for r in runs if r.uses("registry_gfm") and r.slot("data").get("labels")
+                and all(0 <= c < len(r.slot("data").get("class_names") or [])
+                        and r.slot("data")["class_names"][c] == n for c, n in by_class.items())), None)
+    names = list(run.slot("data")["class_names"]) if run is not None else [by_class[c] for c in sorted(by_class)]
+    colours = class_colours(names)
+    notes = []
+    if run is not None:
+        info = open_cube(str(run.slot("data").get("store", "")))
+        background, shape, transform = _scene_rgb(info), tuple(info.shape[2:]), info.transform
+        where = f"over the RGB scene ({Path(info.store).name}, frame 0)"
+    else:
+        import shapely
+
+        west, south, east, north = shapely.total_bounds([g for *_, g in found])
+        width = 512
+        height = max(1, round(width * (north - south) / max(east - west, 1e-9)))
+        shape, transform = (height, width), tuple(from_bounds(west, south, east, north, width, height))[:6]
+        background = np.ones((*shape, 3))
+        where = "alone (no run of the report has these classes)"
+        notes.append("no run of the report has these classes, so the scene is left out")
+    from affine import Affine
+
+    colour_of = {c: colours[c] if c < len(colours) else FALLBACK[0] for c in by_class}
+    edges = rasterize(((g.boundary, c + 1) for c, _, g in found), out_shape=shape, transform=Affine(*transform),
+                      fill=0, all_touched=True, dtype="int32")
+    image = background.copy()
+    for c, colour in colour_of.items():
+        image[edges == c + 1] = [int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+    counts = {n: sum(1 for k, _, _ in found if k == c) for c, n in sorted(by_class.items())}
+    legend = [(f"{n} ({counts.get(n, 0)})", col) for n, col in zip(names, colours, strict=True) if n in counts]
+    figure = image_panels(out_dir / f"polygons-{path.stem}.png", [(f"{len(found):,} polygons {where}", image)],
+                          title=f"land-cover polygons: {path.name}", legend=legend, panel_size=6.0)
+    maker = f" of run {run.label}" if run is not None else ""
+    caption = (f"The {len(found):,} polygons of {path.name}{maker}, outlined in their class colour {where}; the "
+               "legend gives each class's polygon count" + "".join(f"; {n}" for n in notes) + ".")
+    return [ReportFigure("Land cover", f"land-cover polygons {path.name}", caption, figure, tuple(legend))]

@@ -59,7 +59,8 @@ def test_the_demo_chain_reports_reconstructions_segmentation_and_the_land_cover_
         ("run", str(ROOT / "examples" / "seg-tiny.toml"), "--out", "seg", "--steps", "6", "--set",
          f"data.store={lsat7_store}", "--set", "weights.path=mae", "--set", f"data.labels={STRATA}", *TINY),
         ("predict", "seg", "--input", str(lsat7_store), "--output", "map.tif"),
-        ("report", "mae", "seg", "--artifact", "map.tif", "--out", "rep"),
+        ("predict", "seg", "--input", str(lsat7_store), "--output", "map.gpkg"),
+        ("report", "mae", "seg", "--artifact", "map.tif", "--artifact", "map.gpkg", "--out", "rep"),
     ]
     for args in steps:
         done = cli(*args, cwd=tmp_path)
@@ -70,12 +71,26 @@ def test_the_demo_chain_reports_reconstructions_segmentation_and_the_land_cover_
     assert "mIoU finetuned" in rows["seg"] and "mIoU random-init" in rows["seg"] and "mIoU random forest" in rows["seg"]
     page = report_page(tmp_path / "rep" / "index.html")
     assert {"reconstructions", "segmentation", "land-cover", "positional-encodings", "attention"} <= set(page.sections)
-    assert {"mae-reconstruction.png", "seg-confusion.png", "seg-baselines.png", "landcover-map.png"} <= {
-        p.name for p in page.images}
+    assert {"mae-reconstruction.png", "seg-confusion.png", "seg-baselines.png", "landcover-map.png",
+            "polygons-map.png"} <= {p.name for p in page.images}
+    polygons = page.captions[page.figures.index("land-cover polygons map.gpkg")]
+    assert "polygons of map.gpkg of run seg, outlined in their class colour over the RGB scene" in polygons
     caption = page.captions[page.figures.index("land-cover map map.tif")]
     assert "of run seg" in caption and "agrees with the labels on" in caption
     for name in ("developed", "agriculture", "herbaceous", "shrubland", "forest", "water", "sediment"):
         assert f"</span>{name}</li>" in page.text  # the legend names every class beside its colour
+
+
+def test_polygons_without_their_run_are_drawn_alone_with_counts(tmp_path: Path) -> None:
+    from registry_gfm.predict import vectorize_file
+    from registry_gfm.report.landcover import polygon_figures
+
+    made = vectorize_file(STRATA, tmp_path / "strata.gpkg", min_area=1e5)
+    (figure,) = polygon_figures(made.output, [], tmp_path) or []
+    assert figure.image.is_file() and f"The {made.features:,} polygons of strata.gpkg" in figure.caption
+    assert "no run of the report has these classes" in figure.caption
+    assert sum(int(label.rsplit("(", 1)[1].rstrip(")")) for label, _ in figure.legend) == made.features
+    assert polygon_figures(STRATA, [], tmp_path) is None  # a raster is not a polygon file
 
 
 @pytest.mark.parametrize("out", ["ABSOLUTE", "../secret.png", "inside-link.png"])
