@@ -36,7 +36,7 @@ def _fail(message: str, code: int = 1) -> int:
 def _format(reg: Registry, name: str) -> ComponentSpec | str:
     """The weights spec ``--to`` names, or the one-line reason it cannot be used."""
     formats = export_formats(reg)
-    offered = ", ".join(s.name for s in formats) or "none (no installed plugin offers an export format)"
+    offered = ", ".join([DEPLOY, *(s.name for s in formats)])
     try:
         spec = reg.get("weights", name)
     except LookupError:
@@ -61,8 +61,36 @@ def _out_problem(out: Path, run: Path, overwrite: bool) -> str | None:
     return None
 
 
+#: The core's own format: a run folder that needs nothing outside itself (``Pipeline.save_deployment``).
+DEPLOY = "deploy"
+
+
+def _deploy(run: Path, out: Path, args: argparse.Namespace) -> int:
+    from registry_core.pipeline._pipeline import Pipeline
+
+    try:
+        pipeline = Pipeline.load(run)
+    except (ConfigError, OSError, ValueError) as exc:
+        return _fail(f"cannot load run {run}: {exc}")
+    written = pipeline.save_deployment(out)
+    mark_output(written, EXPORT_KIND)
+    files = sorted(p.name for p in written.iterdir() if p.name != OUTPUT_MARKER)
+    if args.json:
+        print_json({"run": str(run), "format": DEPLOY, "out": str(written), "files": files})
+    else:
+        print(f"exported {run} as a self-contained run folder into {written}: {', '.join(files)}")
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     reg = get_registry()
+    if args.to == DEPLOY:
+        run, out = Path(args.run_dir), Path(args.out)
+        if not (run / "pipeline.toml").is_file():
+            return _fail(f"{run} is not a run folder (no pipeline.toml); expected a folder written by run or "
+                         "Pipeline.save")
+        problem = _out_problem(out, run, args.overwrite)
+        return _fail(problem) if problem else _deploy(run, out, args)
     spec = _format(reg, args.to)
     if isinstance(spec, str):
         return _fail(spec, 2)
@@ -100,9 +128,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 def add_export_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``export``; ``--to`` lists the formats the parser's registry offers."""
     reg = getattr(parser, "registry", None) or get_registry()
-    names = ", ".join(s.name for s in export_formats(reg)) or "none installed"
+    names = ", ".join([DEPLOY, *(s.name for s in export_formats(reg))])
     parser.description = ("Write a trained run folder in a format a plugin offers, e.g. a Hugging Face folder that "
-                          f"transformers opens (installed: {names}).")
+                          "transformers opens, or as a self-contained run folder (deploy: what predict and serve "
+                          f"need, with no pretraining run or card behind it) (formats: {names}).")
     parser.add_argument("run_dir", metavar="RUN_DIR", help="folder written by run / Pipeline.save")
     parser.add_argument("out", metavar="OUT", help="folder to write the export into (created; must be empty)")
     parser.add_argument("--to", required=True, metavar="FORMAT", help=f"export format: {names}")

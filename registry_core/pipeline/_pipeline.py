@@ -409,6 +409,19 @@ class Pipeline:
         self.write_config(out, config, self.lock(files, root=out))
         return out
 
+    def save_deployment(self, out_dir: str | Path) -> Path:
+        """Save a run folder that needs nothing outside itself (``export RUN --to deploy``): as :meth:`save`, without
+        the ``[weights]`` slot, whose source (a pretraining run, a pulled card) ``model.safetensors`` already holds
+        in full; the data's normalisation and the tokenizer are pinned in it as in every saved run, and the lock
+        lists only the files it holds."""
+        import copy
+
+        built = self._need_built()
+        deployed = copy.copy(self)
+        deployed.slots = {slot: s for slot, s in self.slots.items() if slot != "weights"}
+        deployed._built = replace(built, components={k: v for k, v in built.components.items() if k != "weights"})
+        return deployed.save(out_dir)
+
     def _local_tokenizer(self, table: dict[str, Any]) -> dict[str, Any]:
         """The tokenizer's table once its files are saved in the run: no hub source, and a card (``gpt2``) becomes
         its loader (``bpe``), so the run reads only its own copy."""

@@ -196,13 +196,13 @@ def test_the_readme_names_only_commands_and_files_that_exist() -> None:
 
 
 def test_export_formats_are_the_weights_specs_with_an_exporter() -> None:
-    assert "export format: hf-bert, hf-gpt2" in " ".join(cli("export", "--help").stdout.split())
+    assert "export format: deploy, hf-bert, hf-gpt2" in " ".join(cli("export", "--help").stdout.split())
     assert "exports:     python -m registry_core export RUN_DIR --to hf-gpt2 OUT" in cli("show", "weights",
                                                                                           "hf-gpt2").stdout
     assert json.loads(cli("show", "weights", "prithvi", "--json").stdout)["exporter"] is None
     refused = cli("export", "runs/x", "--to", "prithvi", "out")
     assert refused.returncode == 2
-    assert refused.stderr == "error: weights gfm:prithvi can be loaded but not exported; installed formats: hf-bert, hf-gpt2\n"
+    assert refused.stderr == "error: weights gfm:prithvi can be loaded but not exported; installed formats: deploy, hf-bert, hf-gpt2\n"
 
 
 BAD_EXPORTER = """

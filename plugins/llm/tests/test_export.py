@@ -133,7 +133,7 @@ def test_unknown_format_lists_the_installed_ones(trained: tuple[Path, Any], tmp_
     run, _ = trained
     done = cli("export", str(run), "--to", "onnx", str(tmp_path / "x"))
     assert done.returncode == 2
-    assert done.stderr == "error: unknown export format 'onnx'; installed formats: hf-bert, hf-gpt2\n"
+    assert done.stderr == "error: unknown export format 'onnx'; installed formats: deploy, hf-bert, hf-gpt2\n"
     assert "hf-gpt2" in cli("export", "--help").stdout
 
 
