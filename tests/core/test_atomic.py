@@ -203,6 +203,7 @@ def test_only_atomic_removes_files() -> None:
         "registry_gfm/cube/store.py: remove_written",  # the store's own temp and region markers
         "registry_gfm/predict/_sinks.py: remove_written",  # predict's own staging
         "registry_gfm/predict/_sinks.py: replace_dir",  # predict --overwrite: an earlier prediction (marked)
+        "registry_gfm/predict/_vectors.py: replace_dir",  # polygons --overwrite: an earlier output (marked)
         "registry_llm/data/shard_files.py: remove_output",  # a stale shard build (marked)
         "registry_llm/data/shard_files.py: remove_written",  # the build this process aborts
         "registry_llm/data/text_shards.py: remove_written",  # its own rejects temp file
