@@ -85,11 +85,12 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
     vectors.add_argument("--fill-holes", action="store_true",
                          help="drop polygons' holes (the regions inside them are still written)")
     tiling = parser.add_argument_group("tiling")
-    tiling.add_argument("--tile", type=_whole, default=64, metavar="PX",
-                        help="tile side in input pixels, a multiple of the model's patch size (default: "
-                             "%(default)s)")
-    tiling.add_argument("--overlap", type=_whole, default=16, metavar="PX",
-                        help="pixels shared by neighbouring tiles, smaller than --tile (default: %(default)s)")
+    tiling.add_argument("--tile", type=_whole, default=None, metavar="PX",
+                        help="tile side in input pixels, a multiple of the model's patch size (default: 64; for a "
+                             "classification run a multiple of its chip size, each chip getting one class)")
+    tiling.add_argument("--overlap", type=_whole, default=None, metavar="PX",
+                        help="pixels shared by neighbouring tiles, smaller than --tile (default: 16; 0 for a "
+                             "classification run)")
     tiling.add_argument("--blend", choices=("cosine", "linear", "none"), default="cosine",
                         help="weights of overlapping tiles: a raised-cosine or linear ramp over the overlap, or "
                              "none (plain averaging) (default: %(default)s)")
@@ -157,10 +158,12 @@ def add_imagery_serve_arguments(group: Any) -> None:
     """``serve``'s options for an imagery run (the core's ``serve`` adds them as a group): ``POST /v1/predict``."""
     group.add_argument("--max-pixels", type=int, default=2048 * 2048, metavar="PX",
                        help="the largest window accepted, in pixels (width x height; default: %(default)s)")
-    group.add_argument("--tile", type=int, default=64, metavar="PX",
-                       help="tile side in pixels unless a request says otherwise (default: %(default)s)")
-    group.add_argument("--overlap", type=int, default=16, metavar="PX",
-                       help="pixels shared by neighbouring tiles unless a request says otherwise (default: %(default)s)")
+    group.add_argument("--tile", type=int, default=None, metavar="PX",
+                       help="tile side in pixels unless a request says otherwise (default: 64, or whole chips of a "
+                       "classification run)")
+    group.add_argument("--overlap", type=int, default=None, metavar="PX",
+                       help="pixels shared by neighbouring tiles unless a request says otherwise (default: 16, or 0 "
+                       "for a classification run)")
     group.add_argument("--device", default=None, help="torch device of the model (default: cuda when available, "
                        "else cpu)")
 
@@ -178,6 +181,7 @@ def predict(args: argparse.Namespace) -> int:
         check_scheduler,
         check_tiling,
         check_vector_output,
+        default_tiling,
         load_run_model,
         model_info,
         open_scene,
@@ -217,6 +221,7 @@ def predict(args: argparse.Namespace) -> int:
     info = model_info(model)
     if args.probabilities and info.classes is None:
         raise PredictError(f"--probabilities: run {args.run} writes values, not class probabilities")
+    args.tile, args.overlap = default_tiling(info, args.tile, args.overlap)
     check_tiling(info, tile=args.tile, overlap=args.overlap, blend=args.blend, batch_size=args.batch_size,
                  block_size=args.block_size, compute_batch=args.compute_batch)
     scene = open_scene(args.input, requested_names(info.bands, band_map), names=names, time=args.time,

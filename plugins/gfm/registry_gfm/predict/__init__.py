@@ -7,13 +7,21 @@ dask, GDAL and torch load when used.
 """
 
 from registry_gfm.errors import PredictError
-from registry_gfm.predict._engine import CLASS_NODATA, check_tiling, class_map, output_transform, predict_blocks
+from registry_gfm.predict._engine import (
+    CLASS_NODATA,
+    check_tiling,
+    class_map,
+    default_tiling,
+    output_transform,
+    predict_blocks,
+)
 from registry_gfm.predict._grid import BLENDS, Blend, TileGrid, blend_ramp, blend_window
 from registry_gfm.predict._predict import PredictResult, check_scheduler, predict_to_file, predict_to_vectors
 from registry_gfm.predict._run_adapters import (
     COMPUTE_BATCH,
     PatchEmbeddings,
     SegmentationProbabilities,
+    TileClasses,
     load_run_model,
     pipeline_model,
 )
@@ -42,6 +50,7 @@ __all__ = [
     "RasterMeta",
     "Scene",
     "SegmentationProbabilities",
+    "TileClasses",
     "TileGrid",
     "TileModel",
     "VectorOptions",
@@ -54,6 +63,7 @@ __all__ = [
     "check_tiling",
     "check_vector_output",
     "class_map",
+    "default_tiling",
     "load_run_model",
     "match_bands",
     "model_info",

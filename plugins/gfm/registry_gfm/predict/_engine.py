@@ -20,8 +20,8 @@ from registry_gfm.predict._grid import BLENDS, Blend, TileGrid, blend_window, re
 from registry_gfm.predict._scene import Scene
 from registry_gfm.predict._tile_model import ModelInfo, model_info
 
-__all__ = ["CLASS_NODATA", "MAX_TILE", "MAX_TILES_PER_CALL", "BlockPlan", "check_tiling", "class_map", "machine_memory",
-           "output_transform", "predict_block", "predict_blocks", "task_bytes"]
+__all__ = ["CLASS_NODATA", "MAX_TILE", "MAX_TILES_PER_CALL", "BlockPlan", "check_tiling", "class_map", "default_tiling",
+           "machine_memory", "output_transform", "predict_block", "predict_blocks", "task_bytes"]
 
 #: The value of a class map where the input is not valid.
 CLASS_NODATA = 255
@@ -93,6 +93,16 @@ def check_tiling(info: ModelInfo, *, tile: int, overlap: int, blend: str, batch_
                             f"{budget / 2**30:.3g} GiB allowed (half this machine's memory); lower them")
     if problems:
         raise PredictError("; ".join(problems))
+
+
+def default_tiling(info: ModelInfo, tile: int | None = None, overlap: int | None = None) -> tuple[int, int]:
+    """``--tile`` / ``--overlap`` where not given: 64 and 16 pixels, or what fits a model whose output pixel covers
+    more (a classifier's chip: whole chips per tile, no overlap)."""
+    if tile is None:
+        tile = 64 if 64 % info.multiple == 0 and 64 % info.factor == 0 else max(info.multiple, info.factor)
+    if overlap is None:
+        overlap = 16 if 16 % info.factor == 0 and tile > 16 else 0
+    return tile, overlap
 
 
 @dataclass(frozen=True)

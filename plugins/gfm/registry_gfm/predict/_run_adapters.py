@@ -1,5 +1,5 @@
-"""Tile models from a run folder (``run X.toml --out DIR``): a segmentation head's class probabilities, or
-the encoder's patch embeddings.
+"""Tile models from a run folder (``run X.toml --out DIR``): a segmentation head's class probabilities, a
+classification head's (one per chip), or the encoder's patch embeddings.
 
 Both normalise tiles as the run's data source normalised its chips (``data.normalization()``: the
 per-band mean / std, in physical units when the run scaled its data) and zero the invalid pixels, then
@@ -22,7 +22,8 @@ import numpy as np
 from registry_gfm.errors import PredictError
 from registry_gfm.predict._engine import MAX_TILES_PER_CALL
 
-__all__ = ["COMPUTE_BATCH", "PatchEmbeddings", "SegmentationProbabilities", "load_run_model", "pipeline_model"]
+__all__ = ["COMPUTE_BATCH", "PatchEmbeddings", "SegmentationProbabilities", "TileClasses", "load_run_model",
+           "pipeline_model"]
 
 #: Tiles per network forward pass, whatever ``--batch-size`` groups (see the module docstring).
 COMPUTE_BATCH = 16
@@ -83,6 +84,31 @@ class SegmentationProbabilities(_Normalised):
         import torch
 
         return self.run(lambda x: torch.softmax(self.objective.logits(self.parts, x).float(), dim=1), tiles, valid)
+
+
+class TileClasses(_Normalised):
+    """A classification run's per-class probabilities, one output pixel per ``chip`` x ``chip`` input pixels: each
+    tile is cut into chips of the size the classifier was trained on, and each chip gets its own class."""
+
+    def __init__(self, objective: Any, parts: Any, norm: Mapping[str, Any], *, chip: int, patch: int, device: str,
+                 classes: Sequence[str] | None = None, compute_batch: int = COMPUTE_BATCH) -> None:
+        super().__init__(norm, device, compute_batch)
+        if chip % patch:
+            raise PredictError(f"classification chips of {chip} px are not a multiple of the patch size {patch}")
+        self.objective, self.parts = objective, parts
+        self.channels = int(objective.num_classes)
+        self.factor = self.multiple = chip
+        self.classes = list(classes) if classes is not None else [f"class_{i}" for i in range(self.channels)]
+
+    def __call__(self, tiles: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        import torch
+
+        b, c, height, width = tiles.shape
+        k, gh, gw = self.factor, height // self.factor, width // self.factor
+        chips = tiles.reshape(b, c, gh, k, gw, k).transpose(0, 2, 4, 1, 3, 5).reshape(b * gh * gw, c, k, k)
+        masks = valid.reshape(b, gh, k, gw, k).transpose(0, 1, 3, 2, 4).reshape(b * gh * gw, k, k)
+        probs = self.run(lambda x: torch.softmax(self.objective.logits(self.parts, x).float(), dim=1), chips, masks)
+        return np.ascontiguousarray(probs.reshape(b, gh, gw, self.channels).transpose(0, 3, 1, 2))
 
 
 class PatchEmbeddings(_Normalised):
@@ -148,6 +174,13 @@ def pipeline_model(pipeline: Any, *, embeddings: bool = False, device: str | Non
         raise PredictError(f"{name} has no head: its objective {type(objective).__name__} gives no class logits; "
                            "pass --embeddings to write the encoder's patch embeddings instead")
     classes = getattr(objective, "class_names", None) or getattr(data, "class_names", None) or None
+    if getattr(objective, "task", None) == "classification":
+        chip = int(getattr(getattr(data, "config", None), "chip_size", 0) or 0)
+        if chip < 1:
+            raise PredictError(f"{name}: a classification run's data source must say its chip_size (the tile one "
+                               "class is given for)")
+        return TileClasses(objective, parts, norm, chip=chip, patch=patch, device=where, classes=classes,
+                           compute_batch=compute_batch)
     return SegmentationProbabilities(objective, parts, norm, patch=patch, device=where, classes=classes,
                                      compute_batch=compute_batch)
 

@@ -47,10 +47,10 @@ class Window:
 class WindowPredictor:
     """An imagery run's tile models (its head's and its encoder's) and the window prediction they serve."""
 
-    def __init__(self, run_dir: str | Path, *, max_pixels: int, tile: int, overlap: int, device: str | None = None,
-                 compute_batch: int = 16) -> None:
+    def __init__(self, run_dir: str | Path, *, max_pixels: int, tile: int | None = None, overlap: int | None = None,
+                 device: str | None = None, compute_batch: int = 16) -> None:
         from registry_core import Pipeline
-        from registry_gfm.predict import model_info, pipeline_model
+        from registry_gfm.predict import default_tiling, model_info, pipeline_model
 
         path = Path(run_dir)
         if not (path / "pipeline.toml").is_file():
@@ -58,7 +58,7 @@ class WindowPredictor:
         pipeline = Pipeline.load(path)
         self.name = str(pipeline.name or path.resolve().name)
         self.created = int((path / "pipeline.toml").stat().st_mtime)
-        self.max_pixels, self.tile, self.overlap = max_pixels, tile, overlap
+        self.max_pixels = max_pixels
         self.models: dict[str, Any] = {}
         if callable(getattr(pipeline.objective, "logits", None)):
             self.models["classes"] = pipeline_model(pipeline, device=device, name=f"run {run_dir}",
@@ -68,6 +68,7 @@ class WindowPredictor:
         self.default = "classes" if "classes" in self.models else "embeddings"
         info = model_info(self.models[self.default])
         self.bands, self.classes, self.physical = info.bands, info.classes, info.physical
+        self.tile, self.overlap = default_tiling(info, tile, overlap)
         self._lock = threading.Lock()
         self.waiting = 0
         self.windows = 0
@@ -184,10 +185,11 @@ def served_imagery(predictor: WindowPredictor, *, max_queue: int, body_limit: in
 
 def imagery_server(target: str, args: argparse.Namespace) -> Served:
     """``serve``'s server for the imagery modality: a run folder's head (or encoder) behind ``/v1/predict``."""
-    for name in ("max_pixels", "tile"):
-        if getattr(args, name) < 1:
-            raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    if args.overlap < 0:
+    if args.max_pixels < 1:
+        raise UsageError(f"--max-pixels must be >= 1, got {args.max_pixels}")
+    if args.tile is not None and args.tile < 1:
+        raise UsageError(f"--tile must be >= 1, got {args.tile}")
+    if args.overlap is not None and args.overlap < 0:
         raise UsageError(f"--overlap must be >= 0, got {args.overlap}")
     if not Path(target).is_dir():
         raise RegistryCoreError(f"{target} is an imagery card; serve predicts with a run folder (finetune the card "
