@@ -224,3 +224,78 @@ def test_embeddings_come_at_patch_resolution_with_the_transform_scaled(tmp_path:
     attrs = dict(zarr.open_group(str(zarr_out.output), mode="r").attrs)
     assert attrs["transform"] == [120.0, 0.0, 630000.0, 0.0, -120.0, 228000.0]
     np.testing.assert_array_equal(_zarr_image(zarr_out.output), out)
+
+
+def _every_block_computes_its_tiles(scene: Scene, model: object, *, tile: int, overlap: int, blend: str,
+                                    block_size: int) -> np.ndarray:
+    """The engine's earlier form, kept as the reference: each block runs every tile touching it itself."""
+    from registry_gfm.predict import TileGrid, blend_window, model_info
+    from registry_gfm.predict._engine import BlockPlan, predict_block
+
+    info = model_info(model)
+    grid = TileGrid(*scene.shape, tile, overlap, info.factor)
+    image, valid = np.asarray(scene.image), np.asarray(scene.valid)
+    weights = blend_window(grid.out_tile, overlap // info.factor, blend)  # type: ignore[arg-type]
+    step = block_size // info.factor
+    out = np.empty((info.channels, *grid.out_shape), np.float32)
+    for r0 in range(0, grid.out_shape[0], step):
+        for c0 in range(0, grid.out_shape[1], step):
+            rows, cols = (r0, min(r0 + step, grid.out_shape[0])), (c0, min(c0 + step, grid.out_shape[1]))
+            plan = BlockPlan(grid, rows, cols, grid.tiles_touching(*rows, axis=0), grid.tiles_touching(*cols, axis=1),
+                             (0, 0), info.channels, 16)
+            out[:, rows[0]:rows[1], cols[0]:cols[1]] = predict_block(image, valid, model, plan, weights)
+    return out
+
+
+@pytest.mark.parametrize(("model", "tile", "overlap", "blend", "block"), [
+    (PositionalMix(), 32, 12, "cosine", 64), (PositionalMix(), 32, 8, "linear", 200), (PatchMean(), 16, 4, "none", 48),
+    (PositionalMix(), 48, 0, "none", 48)])
+def test_tiles_computed_once_give_what_every_block_computing_its_own_gave(
+        model: object, tile: int, overlap: int, blend: str, block: int, tmp_path: Path) -> None:
+    bands = list(getattr(model, "bands", ["red"]))
+    rng = np.random.default_rng(3)
+    data = (smooth(157, 203, len(bands)) * rng.uniform(0.9, 1.1, size=(len(bands), 157, 203))).astype(np.float32)
+    data[:, 40:52, 60:90] = 0
+    scene = open_scene(write_tif(tmp_path / "in.tif", data, names=bands, nodata=0), bands)
+    got = predict_blocks(scene, model, tile=tile, overlap=overlap, blend=blend,  # type: ignore[arg-type]
+                         block_size=block).compute(scheduler="synchronous")
+    want = _every_block_computes_its_tiles(scene, model, tile=tile, overlap=overlap, blend=blend, block_size=block)
+    assert np.array_equal(got, want, equal_nan=True)
+
+
+class CountingReads:
+    """An in-memory scene read through ``__getitem__``, counting the reads of every window."""
+
+    def __init__(self, data: np.ndarray) -> None:
+        self.data, self.shape, self.dtype, self.ndim = data, data.shape, data.dtype, data.ndim
+        self.reads: list[tuple[int, int]] = []
+
+    def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray:
+        out = self.data[key]
+        if out.size:  # (dask reads an empty window first, to learn the array's type)
+            self.reads.append((key[1].start or 0, key[2].start or 0))
+        return out
+
+
+class CountingTiles(PositionalMix):
+    def __init__(self) -> None:
+        self.tiles = 0
+
+    def __call__(self, tiles: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        self.tiles += len(tiles)
+        return super().__call__(tiles, valid)
+
+
+def test_each_input_block_is_read_once_and_each_tile_computed_once() -> None:
+    import dask.array as da
+
+    from registry_gfm.predict import TileGrid
+
+    reader = CountingReads(smooth(300, 260))
+    image = da.from_array(reader, chunks=(1, 128, 128), asarray=False, fancy=False)
+    scene = Scene("memory", image, da.ones((300, 260), bool, chunks=128), ("red",), "", tuple(TRANSFORM)[:6])
+    model = CountingTiles()
+    predict_blocks(scene, model, tile=32, overlap=8, block_size=128).compute(scheduler="threads")
+    assert sorted(reader.reads) == sorted({(y, x) for y in range(0, 300, 128) for x in range(0, 260, 128)})
+    grid = TileGrid(300, 260, 32, 8)
+    assert model.tiles == grid.rows * grid.cols  # none twice, though many touch two or four blocks
