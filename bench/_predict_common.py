@@ -155,7 +155,8 @@ import torch
 if opts["threads"]:
     torch.set_num_threads(opts["threads"])
 import dask.array, rasterio, tqdm, zarr  # one-time imports are not predict time
-from registry_gfm.predict import load_run_model, model_info, open_scene, predict_to_file, requested_names
+from registry_gfm.predict import (load_run_model, model_info, open_scene, predict_to_file, predict_to_vectors,
+                                  requested_names)
 model = load_run_model(opts["run"], device=opts["device"])
 if opts.get("linear_head"):
     linear_head(model)
@@ -166,12 +167,13 @@ runs = []
 for i in range(opts["warmup"] + opts["repeats"]):
     t0 = time.perf_counter()
     scene = open_scene(opts["input"], requested_names(info.bands, {}), physical=info.physical)
-    result = predict_to_file(scene, model, opts["output"], tile=opts["tile"], overlap=opts["overlap"],
-                             batch_size=opts["batch_size"], block_size=opts["block_size"],
-                             scheduler=opts["scheduler"], overwrite=True, progress=opts["progress"])
+    write = predict_to_vectors if opts["output"].endswith(".gpkg") else predict_to_file
+    result = write(scene, model, opts["output"], tile=opts["tile"], overlap=opts["overlap"],
+                   batch_size=opts["batch_size"], block_size=opts["block_size"],
+                   scheduler=opts["scheduler"], overwrite=True, progress=opts["progress"])
     if i >= opts["warmup"]:
         runs.append({"seconds": time.perf_counter() - t0, "predict_seconds": result.seconds,
-                     "size": result.size})
+                     "size": getattr(result, "size", 0)})
     print(result.summary(), file=sys.stderr, flush=True)
 print(json.dumps({"runs": runs, "startup_seconds": ready - start, "rss_after_load_mb": base,
                   "peak_rss_mb": peak_rss_mb(), "threads": torch.get_num_threads()}))

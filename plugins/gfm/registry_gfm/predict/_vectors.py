@@ -35,8 +35,6 @@ VECTOR_KIND: Final = "predict"
 OUTPUT_TAG: Final = "REGISTRY_CORE_OUTPUT"
 #: GeoJSON keeps no metadata: its FeatureCollection ``description`` says it instead.
 _GEOJSON_MARK = re.compile(r'"description":\s*"written by registry-core \(REGISTRY_CORE_OUTPUT=(\w+)\)"')
-#: Features per GeoParquet row group.
-_PARQUET_ROWS: Final = 10_000
 
 
 @dataclass(frozen=True)
@@ -69,11 +67,14 @@ def vector_kind(path: Path) -> str | None:
             with open(path, encoding="utf-8", errors="replace") as f:
                 found = _GEOJSON_MARK.search(f.read(4096))
             return found.group(1) if found else None
-        import fiona
+        from pyogrio import read_info
 
-        with fiona.open(path) as src:
-            tag = src.tags().get(OUTPUT_TAG)
-        return tag if isinstance(tag, str) else None
+        info = read_info(path)
+        for where in ("dataset_metadata", "layer_metadata"):
+            tag = (info.get(where) or {}).get(OUTPUT_TAG)
+            if isinstance(tag, str):
+                return tag
+        return None
     except Exception:  # unreadable: not an output of ours
         return None
 
@@ -102,9 +103,9 @@ def check_vector_output(path: str | Path, overwrite: bool, inputs: Iterable[str 
 
 
 def _writable() -> set[str]:
-    import fiona
+    import pyogrio
 
-    formats = {name for name, modes in fiona.supported_drivers.items() if "w" in modes}
+    formats = set(pyogrio.list_drivers(write=True))
     try:
         import pyarrow.parquet  # noqa: F401
 
@@ -137,8 +138,9 @@ class _Region:
     value: int
     pixels: int
     pieces: list[Any]
-    #: Sum of the chosen class's probability over the region, in units of 2^-24 (whole numbers: exact in any order).
-    score: int = 0
+    #: Sum of the chosen class's probability over the region, in units of 2^-24 (whole numbers: exact in any order);
+    #: -1 without probabilities.
+    score: int = -1
 
 
 #: Probabilities are summed as whole multiples of 2^-24: a block's sums stay below 2^53 (exact in float64), so the
@@ -149,25 +151,41 @@ _SCORE_UNIT: Final = float(1 << 24)
 BlockReader = Callable[[int, int, int, int], tuple[np.ndarray, np.ndarray | None]]
 
 
-def _canonical(geometry: Any) -> Any:
-    """The same polygon whatever blocks it was traced in: seam vertices removed, rings in a fixed order and start."""
+def _canonical(geometries: np.ndarray) -> np.ndarray:
+    """The same polygons whatever blocks they were traced in: seam vertices removed, rings in a fixed order and
+    start (the lowest corner first, never a seam vertex, so the simplification keeps every corner)."""
     import shapely
 
-    return shapely.normalize(shapely.simplify(shapely.normalize(geometry), 0.0))
+    return shapely.normalize(shapely.simplify(shapely.normalize(geometries), 0.0))
 
 
-def _regions(read: BlockReader, height: int, width: int, block: int,
-             nodata: int | None) -> Iterator[tuple[int, int, float | None, Any]]:
-    """(class value, pixels, mean probability or None, polygon in pixel coordinates) of every 4-connected region, a
-    region as soon as no later block can reach it."""
+def _polygons(shapes: list[tuple[dict[str, Any], float]], offset: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(local labels, shapely polygons shifted by ``offset``) of rasterio's traced shapes, built in one go."""
+    import shapely
+
+    labels = np.fromiter((k for _, k in shapes), np.int64, count=len(shapes))
+    if not shapes:
+        return labels, np.empty(0, object)
+    rings = [np.asarray(ring, np.float64) for geometry, _ in shapes for ring in geometry["coordinates"]]
+    owner = np.repeat(np.arange(len(shapes)), [len(geometry["coordinates"]) for geometry, _ in shapes])
+    coords = np.concatenate(rings) + np.asarray(offset, np.float64)  # pixel coordinates: whole numbers, exact
+    ring_of = np.repeat(np.arange(len(rings)), [len(r) for r in rings])
+    return labels, shapely.polygons(shapely.linearrings(coords, indices=ring_of), indices=owner)
+
+
+#: One batch of regions: class values, pixels, mean probabilities (NaN without), polygons in pixel coordinates.
+Batch = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def _regions(read: BlockReader, height: int, width: int, block: int, nodata: int | None) -> Iterator[Batch]:
+    """Every 4-connected region of one class, in batches: a region inside one block as soon as it is traced, one that
+    touches a block edge once no later block can reach it (joined across blocks into one polygon)."""
     import rasterio.features
     import shapely
     from scipy import ndimage
-    from shapely.geometry import shape
 
-    scored = False
     uf = _UnionFind()
-    regions: dict[int, _Region] = {}
+    regions: dict[int, _Region] = {}  # regions touching a block edge, by global label, until they are complete
     next_id = 1
     above: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # column block -> (values, labels) of the row above's last row
     for y0 in range(0, height, block):
@@ -176,32 +194,32 @@ def _regions(read: BlockReader, height: int, width: int, block: int,
         for x0 in range(0, width, block):
             values, confidence = read(x0, y0, min(block, width - x0), min(block, height - y0))
             local = np.zeros(values.shape, np.int32)
-            count = 0
+            classes = [0]  # class value by local label (0: none)
             for value in np.unique(values):
                 if nodata is not None and value == nodata:
                     continue
                 labelled, found = ndimage.label(values == value)
-                local[labelled > 0] = labelled[labelled > 0] + count
-                for k in range(count + 1, count + found + 1):
-                    regions[next_id + k - 1] = _Region(int(value), 0, [])
-                count += found
-            if count == 0:
-                labels = np.zeros(values.shape, np.int64)
-            else:
-                labels = np.where(local > 0, local.astype(np.int64) + next_id - 1, 0)
+                local[labelled > 0] = labelled[labelled > 0] + len(classes) - 1
+                classes += [int(value)] * found
+            count = len(classes) - 1
+            labels = np.where(local > 0, local.astype(np.int64) + next_id - 1, 0)
+            if count:
                 pixels = np.bincount(local.ravel(), minlength=count + 1)
-                scores = None
+                scores = np.full(count + 1, -1, np.int64)
                 if confidence is not None:
-                    scored = True
                     units = np.round(np.nan_to_num(confidence, nan=0.0).astype(np.float64) * _SCORE_UNIT)
-                    scores = np.bincount(local.ravel(), weights=units.ravel(), minlength=count + 1)
-                for k in range(1, count + 1):
-                    regions[next_id + k - 1].pixels = int(pixels[k])
-                    if scores is not None:
-                        regions[next_id + k - 1].score = int(scores[k])
-                for geometry, k in rasterio.features.shapes(local, mask=local > 0, connectivity=4):
-                    piece = shapely.transform(shape(geometry), lambda xy, o=(x0, y0): xy + o)  # pixels: exact
-                    regions[next_id + int(k) - 1].pieces.append(piece)
+                    scores = np.bincount(local.ravel(), weights=units.ravel(), minlength=count + 1).astype(np.int64)
+                edge = np.zeros(count + 1, bool)
+                edge[np.concatenate([local[0], local[-1], local[:, 0], local[:, -1]])] = True
+                traced, polygons = _polygons(list(rasterio.features.shapes(local, mask=local > 0, connectivity=4)),
+                                             (x0, y0))
+                inner = ~edge[traced]
+                if inner.any():
+                    k = traced[inner]
+                    mean = np.where(scores[k] >= 0, scores[k] / _SCORE_UNIT / pixels[k], np.nan)
+                    yield np.asarray(classes)[k], pixels[k], mean, _canonical(polygons[inner])
+                for k, polygon in zip(traced[~inner].tolist(), polygons[~inner], strict=True):
+                    regions[next_id + k - 1] = _Region(classes[k], int(pixels[k]), [polygon], int(scores[k]))
             next_id += count
             if left is not None:  # the block to the left: its last column against this first one
                 _join(uf, *left, values[:, 0], labels[:, 0])
@@ -216,15 +234,20 @@ def _regions(read: BlockReader, height: int, width: int, block: int,
         groups: dict[int, list[int]] = {}
         for label in regions:
             groups.setdefault(uf.find(label), []).append(label)
-        for root, members in sorted(groups.items()):
-            if root in still_open:
-                continue
+        done = [(root, members) for root, members in sorted(groups.items()) if root not in still_open]
+        if not done:
+            continue
+        out_values, out_pixels, out_mean, out_geometry = [], [], [], []
+        for _, members in done:
             parts = [regions.pop(m) for m in members]
             pieces = [p for r in parts for p in r.pieces]
-            geometry = pieces[0] if len(pieces) == 1 else shapely.union_all(pieces)
-            pixels_total = sum(r.pixels for r in parts)
-            mean = sum(r.score for r in parts) / _SCORE_UNIT / pixels_total if scored else None
-            yield parts[0].value, pixels_total, mean, _canonical(geometry)
+            total = sum(r.pixels for r in parts)
+            out_values.append(parts[0].value)
+            out_pixels.append(total)
+            out_mean.append(sum(r.score for r in parts) / _SCORE_UNIT / total if parts[0].score >= 0 else np.nan)
+            out_geometry.append(pieces[0] if len(pieces) == 1 else shapely.union_all(pieces))
+        yield (np.asarray(out_values), np.asarray(out_pixels), np.asarray(out_mean, np.float64),
+               _canonical(np.asarray(out_geometry, dtype=object)))
 
 
 def _join(uf: _UnionFind, values_a: np.ndarray, labels_a: np.ndarray, values_b: np.ndarray,
@@ -327,7 +350,6 @@ def probability_grid(store: str | Path, class_names: list[str] | None = None) ->
 def write_vectors(grid: ClassGrid, out: Path, fmt: str, options: VectorOptions, *, overwrite: bool = False,
                   inputs: Iterable[str | Path] = ()) -> VectorResult:
     """The polygons of ``grid`` into ``out`` (checked by :func:`check_vector_output`), through a staging file."""
-    import shapely
     from pyproj import CRS
 
     from registry_core import OutputPathError
@@ -336,40 +358,16 @@ def write_vectors(grid: ClassGrid, out: Path, fmt: str, options: VectorOptions, 
 
     started = time.perf_counter()
     crs = CRS.from_user_input(grid.crs_wkt)
-    transform = grid.transform
-    pixel_area, area_of = _area(crs, transform)
-    records: list[tuple[dict[str, Any], Any]] = []
-    dropped = written = 0
-    with writer_lock(out, "--output"), staging(out, "tmp") as tmp, _writing(out):
-        sink: Any = None
-        try:
-            for value, pixels, probability, polygon in _regions(grid.read, grid.height, grid.width,
-                                                                options.block_size, grid.nodata):
-                if sink is None:
-                    sink = _sink(fmt, tmp, crs, out, probability is not None)
-                if options.fill_holes and polygon.interiors:
-                    polygon = shapely.Polygon(polygon.exterior)
-                geometry = shapely.transform(polygon, lambda xy: _to_map(xy, transform))
-                area = pixel_area * pixels if pixel_area is not None else area_of(geometry)
-                if area < options.min_area:
-                    dropped += 1
-                    continue
-                record = _record(value, pixels, area, probability, grid.names)
-                if options.simplify > 0:
-                    records.append((record, geometry))
-                    continue
-                sink.write(record, geometry)
-                written += 1
-            if sink is None:  # no region at all: an empty layer
-                sink = _sink(fmt, tmp, crs, out, False)
-            if records:
-                simple = shapely.coverage_simplify([g for _, g in records], options.simplify)
-                for (record, _), geometry in zip(records, simple, strict=True):
-                    sink.write(record, geometry)
-                    written += 1
-        finally:
-            if sink is not None:
-                sink.close()
+    scored = grid.read(0, 0, 1, 1)[1] is not None
+    counts = {"written": 0, "dropped": 0}
+    batches = _record_batches(grid, crs, options, scored, counts)
+    with writer_lock(out, "--output"), staging(out, "tmp") as folder, _writing(out):
+        folder.mkdir()
+        tmp = folder / out.name  # the final name: drivers check its extension
+        if fmt == "GeoParquet":
+            _write_parquet(tmp, crs, scored, batches)
+        else:
+            _write_ogr(tmp, fmt, crs, scored, batches, re.sub(r"\W", "_", out.stem) or "polygons")
         if (out.exists() or out.is_symlink()) and not overwrite:
             raise PredictError(f"--output {out} appeared while vectorizing; pass --overwrite to replace it")
         try:
@@ -377,17 +375,98 @@ def write_vectors(grid: ClassGrid, out: Path, fmt: str, options: VectorOptions, 
                         marked=vector_kind)
         except OutputPathError as exc:
             raise PredictError(f"--output --overwrite refused: {exc}") from None
-    return VectorResult(out, fmt, written, dropped, time.perf_counter() - started, grid.height * grid.width)
+    return VectorResult(out, fmt, counts["written"], counts["dropped"], time.perf_counter() - started,
+                        grid.height * grid.width)
+
+
+def _schema(scored: bool) -> Any:
+    import pyarrow as pa
+
+    return pa.schema([("class", pa.int32()), ("name", pa.string()), ("pixels", pa.int64()), ("area_m2", pa.float64()),
+                      *([("probability", pa.float64())] if scored else []), ("geometry", pa.binary())])
+
+
+def _record_batches(grid: ClassGrid, crs: Any, options: VectorOptions, scored: bool,
+                    counts: dict[str, int]) -> Iterator[Any]:
+    """The features as Arrow record batches (WKB geometries in map coordinates), as the regions complete; with
+    ``simplify``, one batch at the end (the coverage is simplified as a whole)."""
+    import pyarrow as pa
+    import shapely
+
+    transform = grid.transform
+    pixel_area, area_of = _area(crs, transform)
+    held: list[tuple[np.ndarray, ...]] = []
+    schema = _schema(scored)
+
+    def batch(values: np.ndarray, pixels: np.ndarray, mean: np.ndarray, area: np.ndarray, geometry: np.ndarray) -> Any:
+        names = grid.names
+        label = [names[v] if names is not None and 0 <= v < len(names) else str(v) for v in values.tolist()]
+        columns = [pa.array(values, pa.int32()), pa.array(label, pa.string()), pa.array(pixels, pa.int64()),
+                   pa.array(np.round(area, 6), pa.float64()),
+                   *([pa.array(np.round(mean, 6), pa.float64())] if scored else []),
+                   pa.array(shapely.to_wkb(geometry), pa.binary())]
+        counts["written"] += len(values)
+        return pa.RecordBatch.from_arrays(columns, schema=schema)
+
+    for values, pixels, mean, polygons in _regions(grid.read, grid.height, grid.width, options.block_size,
+                                                   grid.nodata):
+        if options.fill_holes:
+            polygons = shapely.polygons(shapely.get_exterior_ring(polygons))
+        geometry = shapely.transform(polygons, lambda xy: _to_map(xy, transform))
+        area = pixel_area * pixels if pixel_area is not None else np.array([area_of(g) for g in geometry])
+        keep = area >= options.min_area
+        counts["dropped"] += int((~keep).sum())
+        if not keep.any():
+            continue
+        parts = (values[keep], pixels[keep], mean[keep], area[keep], geometry[keep])
+        if options.simplify > 0:
+            held.append(parts)
+        else:
+            yield batch(*parts)
+    if held:
+        values, pixels, mean, area, geometry = (np.concatenate(column) for column in zip(*held, strict=True))
+        yield batch(values, pixels, mean, area, shapely.coverage_simplify(geometry, options.simplify))
+
+
+def _write_parquet(path: Path, crs: Any, scored: bool, batches: Iterator[Any]) -> None:
+    """GeoParquet 1.1: WKB geometries, the CRS as PROJJSON, a row group per batch."""
+    import pyarrow.parquet as pq
+
+    geo = {"version": "1.1.0", "primary_column": "geometry",
+           "columns": {"geometry": {"encoding": "WKB", "geometry_types": ["Polygon"], "crs": crs.to_json_dict()}}}
+    schema = _schema(scored).with_metadata({b"geo": json.dumps(geo).encode(),
+                                            OUTPUT_TAG.encode(): VECTOR_KIND.encode()})
+    with pq.ParquetWriter(path, schema) as writer:
+        for batch in batches:
+            writer.write_batch(batch.replace_schema_metadata(schema.metadata))
+
+
+def _write_ogr(path: Path, driver: str, crs: Any, scored: bool, batches: Iterator[Any], layer: str) -> None:
+    """GeoPackage, GeoJSON or FlatGeobuf through GDAL (pyogrio), the batches streamed in one write."""
+    import pyarrow as pa
+    from pyogrio.raw import write_arrow
+
+    schema = _schema(scored)
+    geometry = schema.field("geometry").with_metadata({b"ARROW:extension:name": b"geoarrow.wkb"})
+    schema = schema.set(schema.get_field_index("geometry"), geometry)
+    reader = pa.RecordBatchReader.from_batches(schema, (b.cast(schema) for b in batches))
+    mark = f"written by registry-core ({OUTPUT_TAG}={VECTOR_KIND})"
+    options: dict[str, Any] = {"layer_options": {"DESCRIPTION": mark}} if driver == "GeoJSON" else {
+        "layer_metadata": {OUTPUT_TAG: VECTOR_KIND}}
+    if driver == "GPKG":
+        options["dataset_metadata"] = {OUTPUT_TAG: VECTOR_KIND}
+    write_arrow(reader, str(path), layer=layer, driver=driver, geometry_name="geometry", geometry_type="Polygon",
+                crs=crs.to_wkt(), **options)
 
 
 @contextmanager
 def _writing(out: Path) -> Iterator[None]:
     """A failed write (a full or read-only disk) as one PredictError naming the output; the staging file goes."""
-    from fiona.errors import FionaError
+    from pyogrio.errors import DataLayerError, DataSourceError, FieldError, GeometryError
 
     try:
         yield
-    except (OSError, FionaError) as exc:
+    except (OSError, DataSourceError, DataLayerError, FieldError, GeometryError) as exc:
         raise PredictError(f"--output {out}: could not write it: {exc}") from None
 
 
@@ -413,76 +492,3 @@ def _area(crs: Any, transform: Any) -> tuple[float | None, Callable[[Any], float
         return None, lambda geometry: abs(geod.geometry_area_perimeter(geometry)[0])
     unit = crs.axis_info[0].unit_conversion_factor if crs.axis_info else 1.0
     return abs(transform.a * transform.e - transform.b * transform.d) * unit * unit, lambda geometry: 0.0
-
-
-def _record(value: int, pixels: int, area: float, probability: float | None,
-            names: list[str] | None) -> dict[str, Any]:
-    name = names[value] if names is not None and 0 <= value < len(names) else str(value)
-    record: dict[str, Any] = {"class": value, "name": name, "pixels": pixels, "area_m2": round(area, 6)}
-    if probability is not None:
-        record["probability"] = round(probability, 6)
-    return record
-
-
-class _FionaSink:
-    def __init__(self, driver: str, path: Path, crs: Any, layer: str, scored: bool) -> None:
-        import fiona
-
-        properties = {"class": "int", "name": "str", "pixels": "int", "area_m2": "float",
-                      **({"probability": "float"} if scored else {})}
-        schema = {"geometry": "Polygon", "properties": properties}
-        options = ({"DESCRIPTION": f"written by registry-core ({OUTPUT_TAG}={VECTOR_KIND})"}
-                   if driver == "GeoJSON" else {})
-        self.dst = fiona.open(path, "w", driver=driver, schema=schema, crs=crs.to_wkt(), layer=layer,
-                              **options)
-        if driver != "GeoJSON":
-            self.dst.update_tags({OUTPUT_TAG: VECTOR_KIND})
-
-    def write(self, record: dict[str, Any], geometry: Any) -> None:
-        from shapely.geometry import mapping
-
-        self.dst.write({"geometry": mapping(geometry), "properties": record})
-
-    def close(self) -> None:
-        self.dst.close()
-
-
-class _ParquetSink:
-    """GeoParquet 1.1: WKB geometries, the CRS as PROJJSON, row groups of :data:`_PARQUET_ROWS` features."""
-
-    def __init__(self, path: Path, crs: Any, scored: bool) -> None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        geo = {"version": "1.1.0", "primary_column": "geometry",
-               "columns": {"geometry": {"encoding": "WKB", "geometry_types": ["Polygon"], "crs": crs.to_json_dict()}}}
-        fields = [("class", pa.int32()), ("name", pa.string()), ("pixels", pa.int64()), ("area_m2", pa.float64()),
-                  *([("probability", pa.float64())] if scored else []), ("geometry", pa.binary())]
-        self.schema = pa.schema(fields,
-                                metadata={b"geo": json.dumps(geo).encode(), OUTPUT_TAG.encode(): VECTOR_KIND.encode()})
-        self.writer = pq.ParquetWriter(path, self.schema)
-        self.rows: list[dict[str, Any]] = []
-
-    def write(self, record: dict[str, Any], geometry: Any) -> None:
-        self.rows.append({**record, "geometry": geometry.wkb})
-        if len(self.rows) >= _PARQUET_ROWS:
-            self._flush()
-
-    def _flush(self) -> None:
-        import pyarrow as pa
-
-        if self.rows:
-            self.writer.write_table(pa.Table.from_pylist(self.rows, schema=self.schema))
-            self.rows = []
-
-    def close(self) -> None:
-        self._flush()
-        self.writer.close()
-
-
-def _sink(fmt: str, path: Path, crs: Any, out: Path, scored: bool) -> Any:
-    """The writer of ``fmt`` into the staging ``path`` (with a ``probability`` field when ``scored``); the layer is
-    named after the final output ``out``."""
-    if fmt == "GeoParquet":
-        return _ParquetSink(path, crs, scored)
-    return _FionaSink(fmt, path, crs, re.sub(r"\W", "_", out.stem) or "polygons", scored)
