@@ -20,9 +20,8 @@ from registry_gfm.predict._grid import BLENDS, Blend, TileGrid, blend_window, re
 from registry_gfm.predict._scene import Scene
 from registry_gfm.predict._tile_model import ModelInfo, model_info
 
-__all__ = ["CLASS_NODATA", "MAX_TILE", "MAX_TILES_PER_CALL", "BlockPlan", "TileJob", "blend_tiles", "check_tiling",
-           "class_map", "compute_tiles", "default_tiling", "machine_memory", "output_transform", "predict_block",
-           "predict_blocks", "task_bytes"]
+__all__ = ["CLASS_NODATA", "MAX_TILE", "MAX_TILES_PER_CALL", "BlockPlan", "check_tiling", "class_map", "default_tiling",
+           "machine_memory", "output_transform", "predict_block", "predict_blocks", "task_bytes"]
 
 #: The value of a class map where the input is not valid.
 CLASS_NODATA = 255
@@ -158,9 +157,10 @@ def _valid_output(valid: np.ndarray, plan: BlockPlan) -> np.ndarray:
     return padded.reshape(r1 - r0, f, c1 - c0, f).any(axis=(1, 3))
 
 
-def _run_model(model: Any, tiles: np.ndarray, valid: np.ndarray, channels: int, size: int) -> np.ndarray:
+def _run_model(model: Any, tiles: np.ndarray, valid: np.ndarray, plan: BlockPlan) -> np.ndarray:
     out = np.asarray(model(tiles, valid))
-    want = (len(tiles), channels, size, size)
+    size = plan.grid.out_tile
+    want = (len(tiles), plan.channels, size, size)
     if out.shape != want:
         raise PredictError(f"model {type(model).__name__} returned shape {out.shape} for tiles {tiles.shape}; "
                            f"expected {want} (batch, channels, tile / factor, tile / factor)")
@@ -189,7 +189,7 @@ def predict_block(image: np.ndarray, valid: np.ndarray, model: Any, plan: BlockP
         crops = [(slice((i - top) * s, (i - top) * s + t), slice((j - left) * s, (j - left) * s + t)) for i, j in batch]
         x = np.stack([pixels[:, cy, cx] for cy, cx in crops])  # (B, C, tile, tile)
         v = np.stack([mask[cy, cx] for cy, cx in crops])
-        out = _run_model(model, x, v, plan.channels, g.out_tile)
+        out = _run_model(model, x, v, plan)
         for (i, j), tile_out in zip(batch, out):
             y_lo, y_hi = max(i * os_, r0), min(i * os_ + ot, r1)
             x_lo, x_hi = max(j * os_, c0), min(j * os_ + ot, c1)
@@ -213,11 +213,6 @@ def predict_blocks(scene: Scene, model: Any, *, tile: int = 64, overlap: int = 1
     Chunks are output blocks of ``block_size / factor`` pixels; pixels without a valid input pixel are
     NaN. ``tile`` and ``overlap`` are in input pixels; ``blend`` weighs the overlapping tiles (see
     :func:`~registry_gfm.predict._grid.blend_ramp`). Nothing is computed until the array is.
-
-    Three layers of tasks, so that each input block is read once and each tile computed once: the input in
-    blocks of ``block_size`` (one read each); per block, the tiles it owns (those whose origin lies in it),
-    from its input block and the neighbours' it reaches into; per block, the blend of every tile touching it,
-    added in the grid's tile order exactly as :func:`predict_block` adds them, so the output is the same.
     """
     import dask
     import dask.array as da
@@ -230,130 +225,20 @@ def predict_blocks(scene: Scene, model: Any, *, tile: int = 64, overlap: int = 1
                            f"({', '.join(info.bands)})")
     height, width = scene.shape
     grid = TileGrid(height, width, tile, overlap, info.factor)
-    weights = blend_window(grid.out_tile, overlap // info.factor, blend)
+    window = blend_window(grid.out_tile, overlap // info.factor, blend)
     held = dask.delayed(model, pure=False)  # one graph node for the model, shared by every block
     step = block_size // info.factor
-    image = scene.image.rechunk((scene.image.shape[0], block_size, block_size)).to_delayed()[0]
-    valid = scene.valid.rechunk((block_size, block_size)).to_delayed()
     out_h, out_w = grid.out_shape
-    rows, cols = _edges(out_h, step), _edges(out_w, step)
-    owned: dict[tuple[int, int], Any] = {}
-    for bi, (r0, r1) in enumerate(rows):
-        for bj, (c0, c1) in enumerate(cols):
-            job = _tile_job(grid, (r0, r1), (c0, c1), info.channels, batch_size, block_size, image.shape)
-            if job is None:
-                continue
-            inputs = [(image[yi, xi], valid[yi, xi]) for yi, xi in job.blocks]
-            owned[bi, bj] = dask.delayed(compute_tiles, pure=True)(job, held, inputs)
     blocks: list[list[Any]] = []
-    for bi, (r0, r1) in enumerate(rows):
+    for rows in _edges(out_h, step):
         line = []
-        for bj, (c0, c1) in enumerate(cols):
-            plan = BlockPlan(grid, (r0, r1), (c0, c1), grid.tiles_touching(r0, r1, 0), grid.tiles_touching(c0, c1, 1),
-                             (r0 * info.factor, c0 * info.factor), info.channels, batch_size)
-            sources = [owned[k] for k in ((bi - 1, bj - 1), (bi - 1, bj), (bi, bj - 1), (bi, bj)) if k in owned]
-            task = dask.delayed(blend_tiles, pure=True)(plan, sources, valid[bi, bj], weights)
-            line.append(da.from_delayed(task, (info.channels, r1 - r0, c1 - c0), np.float32))
+        for cols in _edges(out_w, step):
+            plan, (wy, wx) = _plan(grid, rows, cols, info.channels, batch_size)
+            task = dask.delayed(predict_block, pure=True)(scene.image[:, wy, wx], scene.valid[wy, wx], held, plan,
+                                                          window)
+            line.append(da.from_delayed(task, (info.channels, rows[1] - rows[0], cols[1] - cols[0]), np.float32))
         blocks.append(line)
     return da.block(blocks)
-
-
-@dataclass(frozen=True)
-class TileJob:
-    """The tiles one block owns (those whose output origin lies in it) and the input blocks they read."""
-
-    grid: TileGrid
-    tile_rows: range
-    tile_cols: range
-    #: Input blocks (block row, block column) the tiles read, reflect padding included, and the block side.
-    blocks: tuple[tuple[int, int], ...]
-    block_size: int
-    channels: int
-    batch_size: int
-
-
-def _owned(grid: TileGrid, lo: int, hi: int, axis: int) -> range:
-    """Indices along ``axis`` of the tiles whose output origin lies in output pixels [lo, hi)."""
-    count = grid.rows if axis == 0 else grid.cols
-    s = grid.out_stride
-    return range(min(count, -(-lo // s)), min(count, -(-hi // s)))
-
-
-def _tile_job(grid: TileGrid, rows: tuple[int, int], cols: tuple[int, int], channels: int, batch_size: int,
-              block_size: int, layout: tuple[int, ...]) -> TileJob | None:
-    tile_rows, tile_cols = _owned(grid, *rows, axis=0), _owned(grid, *cols, axis=1)
-    if not tile_rows or not tile_cols:
-        return None
-    needed = []
-    for tiles, size in ((tile_rows, grid.height), (tile_cols, grid.width)):
-        index = reflect_index(np.arange(tiles.start * grid.stride, (tiles.stop - 1) * grid.stride + grid.tile), size)
-        needed.append(sorted({int(i) // block_size for i in np.unique(index)}))
-    blocks = tuple((yi, xi) for yi in needed[0] for xi in needed[1] if yi < layout[0] and xi < layout[1])
-    return TileJob(grid, tile_rows, tile_cols, blocks, block_size, channels, batch_size)
-
-
-def compute_tiles(job: TileJob, model: Any,
-                  inputs: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[TileJob, np.ndarray]:
-    """The outputs (rows, cols, channels, out_tile, out_tile) float32 of the tiles ``job`` owns, ``batch_size`` tiles
-    per model call, in the grid's tile order; ``inputs`` are the (image, valid) input blocks ``job.blocks`` names."""
-    g, size = job.grid, job.block_size
-    y0 = min(b[0] for b in job.blocks) * size
-    x0 = min(b[1] for b in job.blocks) * size
-    y1 = max(b[0] * size + img.shape[1] for b, (img, _) in zip(job.blocks, inputs, strict=True))
-    x1 = max(b[1] * size + img.shape[2] for b, (img, _) in zip(job.blocks, inputs, strict=True))
-    image = np.zeros((inputs[0][0].shape[0], y1 - y0, x1 - x0), np.float32)
-    mask = np.zeros((y1 - y0, x1 - x0), bool)
-    for (yi, xi), (img, val) in zip(job.blocks, inputs, strict=True):
-        by, bx = yi * size - y0, xi * size - x0
-        image[:, by : by + img.shape[1], bx : bx + img.shape[2]] = img
-        mask[by : by + img.shape[1], bx : bx + img.shape[2]] = val
-    ys = reflect_index(np.arange(job.tile_rows.start * g.stride, (job.tile_rows.stop - 1) * g.stride + g.tile),
-                       g.height) - y0
-    xs = reflect_index(np.arange(job.tile_cols.start * g.stride, (job.tile_cols.stop - 1) * g.stride + g.tile),
-                       g.width) - x0
-    pixels, valid = image[:, ys][:, :, xs], mask[ys][:, xs]
-    tiles = [(i, j) for i in job.tile_rows for j in job.tile_cols]
-    t, s = g.tile, g.stride
-    top, left = job.tile_rows.start, job.tile_cols.start
-    out = np.empty((len(job.tile_rows), len(job.tile_cols), job.channels, g.out_tile, g.out_tile), np.float32)
-    for start in range(0, len(tiles), job.batch_size):
-        batch = tiles[start : start + job.batch_size]
-        crops = [(slice((i - top) * s, (i - top) * s + t), slice((j - left) * s, (j - left) * s + t)) for i, j in batch]
-        x = np.stack([pixels[:, cy, cx] for cy, cx in crops])  # (B, C, tile, tile)
-        v = np.stack([valid[cy, cx] for cy, cx in crops])
-        result = _run_model(model, x, v, job.channels, g.out_tile)
-        for (i, j), tile_out in zip(batch, result, strict=True):
-            out[i - top, j - left] = tile_out
-    return job, out
-
-
-def blend_tiles(plan: BlockPlan, sources: Sequence[tuple[TileJob, np.ndarray]], valid: np.ndarray,
-                window: np.ndarray) -> np.ndarray:
-    """One output block (channels, h, w) float32 from the tile outputs of the blocks that own its tiles (this one and
-    those above and to the left), added in the grid's tile order as :func:`predict_block` adds them; NaN where no
-    input pixel is valid. ``valid`` is the block's own input block."""
-    g = plan.grid
-    found: dict[tuple[int, int], np.ndarray] = {}
-    for source_job, outputs in sources:
-        for a, i in enumerate(source_job.tile_rows):
-            for b, j in enumerate(source_job.tile_cols):
-                found[i, j] = outputs[a, b]
-    (r0, r1), (c0, c1) = plan.rows, plan.cols
-    acc = np.zeros((plan.channels, r1 - r0, c1 - c0), np.float64)
-    weight = np.zeros((r1 - r0, c1 - c0), np.float64)
-    ot, os_ = g.out_tile, g.out_stride
-    for i in plan.tile_rows:
-        for j in plan.tile_cols:
-            tile_out = found[i, j]
-            y_lo, y_hi = max(i * os_, r0), min(i * os_ + ot, r1)
-            x_lo, x_hi = max(j * os_, c0), min(j * os_ + ot, c1)
-            ty, tx = slice(y_lo - i * os_, y_hi - i * os_), slice(x_lo - j * os_, x_hi - j * os_)
-            by, bx = slice(y_lo - r0, y_hi - r0), slice(x_lo - c0, x_hi - c0)
-            acc[:, by, bx] += window[ty, tx] * tile_out[:, ty, tx]
-            weight[by, bx] += window[ty, tx]
-    result = (acc / weight).astype(np.float32)
-    result[:, ~_valid_output(np.asarray(valid, dtype=bool), plan)] = np.nan
-    return result
 
 
 def _argmax(block: np.ndarray, nodata: int) -> np.ndarray:
