@@ -229,16 +229,38 @@ def predict_blocks(scene: Scene, model: Any, *, tile: int = 64, overlap: int = 1
     held = dask.delayed(model, pure=False)  # one graph node for the model, shared by every block
     step = block_size // info.factor
     out_h, out_w = grid.out_shape
+    # the input in blocks of block_size, each read once and handed to every block task whose window reaches it
+    image = scene.image.rechunk((scene.image.shape[0], block_size, block_size)).to_delayed()[0]
+    valid = scene.valid.rechunk((block_size, block_size)).to_delayed()
     blocks: list[list[Any]] = []
     for rows in _edges(out_h, step):
         line = []
         for cols in _edges(out_w, step):
             plan, (wy, wx) = _plan(grid, rows, cols, info.channels, batch_size)
-            task = dask.delayed(predict_block, pure=True)(scene.image[:, wy, wx], scene.valid[wy, wx], held, plan,
-                                                          window)
+            parts = [((yi, xi), image[yi, xi], valid[yi, xi])
+                     for yi in range(wy.start // block_size, (wy.stop - 1) // block_size + 1)
+                     for xi in range(wx.start // block_size, (wx.stop - 1) // block_size + 1)]
+            task = dask.delayed(_predict_from_blocks, pure=True)(parts, block_size, (wy, wx), held, plan, window)
             line.append(da.from_delayed(task, (info.channels, rows[1] - rows[0], cols[1] - cols[0]), np.float32))
         blocks.append(line)
     return da.block(blocks)
+
+
+def _predict_from_blocks(parts: Sequence[tuple[tuple[int, int], np.ndarray, np.ndarray]], block_size: int,
+                         window: tuple[slice, slice], model: Any, plan: BlockPlan, weights: np.ndarray) -> np.ndarray:
+    """:func:`predict_block` on the input window ``window`` put together from the input blocks that cover it."""
+    wy, wx = window
+    image = np.empty((parts[0][1].shape[0], wy.stop - wy.start, wx.stop - wx.start), np.float32)
+    valid = np.empty((wy.stop - wy.start, wx.stop - wx.start), bool)
+    for (yi, xi), img, val in parts:
+        y0, x0 = yi * block_size, xi * block_size
+        ys = slice(max(y0, wy.start), min(y0 + img.shape[1], wy.stop))
+        xs = slice(max(x0, wx.start), min(x0 + img.shape[2], wx.stop))
+        image[:, ys.start - wy.start : ys.stop - wy.start, xs.start - wx.start : xs.stop - wx.start] = \
+            img[:, ys.start - y0 : ys.stop - y0, xs.start - x0 : xs.stop - x0]
+        valid[ys.start - wy.start : ys.stop - wy.start, xs.start - wx.start : xs.stop - wx.start] = \
+            val[ys.start - y0 : ys.stop - y0, xs.start - x0 : xs.stop - x0]
+    return predict_block(image, valid, model, plan, weights)
 
 
 def _argmax(block: np.ndarray, nodata: int) -> np.ndarray:

@@ -224,3 +224,31 @@ def test_embeddings_come_at_patch_resolution_with_the_transform_scaled(tmp_path:
     attrs = dict(zarr.open_group(str(zarr_out.output), mode="r").attrs)
     assert attrs["transform"] == [120.0, 0.0, 630000.0, 0.0, -120.0, 228000.0]
     np.testing.assert_array_equal(_zarr_image(zarr_out.output), out)
+
+
+class CountingReads:
+    """An in-memory scene read through ``__getitem__``, counting the reads of every window."""
+
+    def __init__(self, data: np.ndarray) -> None:
+        self.data, self.shape, self.dtype, self.ndim = data, data.shape, data.dtype, data.ndim
+        self.reads: list[tuple[int, int]] = []
+
+    def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray:
+        out = self.data[key]
+        if out.size:  # (dask reads an empty window first, to learn the array's type)
+            self.reads.append((key[1].start or 0, key[2].start or 0))
+        return out
+
+
+def test_each_input_block_is_read_once_though_tiles_reach_into_their_neighbours() -> None:
+    import dask.array as da
+
+    reader = CountingReads(smooth(300, 260))
+    image = da.from_array(reader, chunks=(1, 128, 128), asarray=False, fancy=False)
+    scene = Scene("memory", image, da.ones((300, 260), bool, chunks=128), ("red",), "", tuple(TRANSFORM)[:6])
+    out = predict_blocks(scene, PositionalMix(), tile=32, overlap=8, block_size=128).compute(scheduler="threads")
+    assert sorted(reader.reads) == sorted((y, x) for y in range(0, 300, 128) for x in range(0, 260, 128))
+    # ... and the output is the one every block reading its own window gave (the scene in one piece)
+    whole = Scene("memory", da.from_array(reader.data, chunks=-1), da.ones((300, 260), bool, chunks=-1), ("red",), "",
+                  tuple(TRANSFORM)[:6])
+    assert np.array_equal(out, predict_blocks(whole, PositionalMix(), tile=32, overlap=8, block_size=128).compute())
