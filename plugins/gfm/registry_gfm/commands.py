@@ -76,14 +76,7 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--embeddings", action="store_true",
                       help="write the encoder's patch embeddings (float32, one band per feature) at patch "
                            "resolution: the transform is scaled by the patch size")
-    vectors = parser.add_argument_group("polygons (a vector --output)")
-    vectors.add_argument("--min-area", type=float, default=0.0, metavar="M2",
-                         help="leave out regions smaller than this, in square metres (default: %(default)s)")
-    vectors.add_argument("--simplify", type=float, default=0.0, metavar="TOL",
-                         help="simplify the polygons by this tolerance in map units, as one coverage (neighbours keep "
-                              "their shared edges) (default: %(default)s, none)")
-    vectors.add_argument("--fill-holes", action="store_true",
-                         help="drop polygons' holes (the regions inside them are still written)")
+    _add_polygon_options(parser.add_argument_group("polygons (a vector --output)"))
     tiling = parser.add_argument_group("tiling")
     tiling.add_argument("--tile", type=_whole, default=None, metavar="PX",
                         help="tile side in input pixels, a multiple of the model's patch size (default: 64; for a "
@@ -113,6 +106,17 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar (the summary line is still printed)")
 
 
+def _add_polygon_options(group: Any) -> None:
+    """``--min-area``, ``--simplify`` and ``--fill-holes``: how regions become polygons (predict and vectorize)."""
+    group.add_argument("--min-area", type=float, default=0.0, metavar="M2",
+                       help="leave out regions smaller than this, in square metres (default: %(default)s)")
+    group.add_argument("--simplify", type=float, default=0.0, metavar="TOL",
+                       help="simplify the polygons by this tolerance in map units, as one coverage (neighbours keep "
+                       "their shared edges; polygons are then held in memory) (default: %(default)s, none)")
+    group.add_argument("--fill-holes", action="store_true",
+                       help="drop polygons' holes (the regions inside them are still written)")
+
+
 def add_vectorize_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``vectorize``."""
     parser.add_argument("raster", metavar="CLASS_MAP", help="a class-map raster (one band of whole numbers with a CRS), "
@@ -123,13 +127,7 @@ def add_vectorize_arguments(parser: argparse.ArgumentParser) -> None:
                         "raster's CRS; it appears only when complete")
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier output of ours at --output; "
                         "never an input or a file registry-core did not write")
-    parser.add_argument("--min-area", type=float, default=0.0, metavar="M2",
-                        help="leave out regions smaller than this, in square metres (default: %(default)s)")
-    parser.add_argument("--simplify", type=float, default=0.0, metavar="TOL",
-                        help="simplify the polygons by this tolerance in map units, as one coverage (neighbours keep "
-                        "their shared edges; polygons are then held in memory) (default: %(default)s, none)")
-    parser.add_argument("--fill-holes", action="store_true",
-                        help="drop polygons' holes (the regions inside them are still written)")
+    _add_polygon_options(parser)
     parser.add_argument("--block-size", type=int, default=512, metavar="PX",
                         help="side of the blocks read at a time; does not change the output (default: %(default)s)")
 
@@ -144,6 +142,11 @@ def vectorize(args: argparse.Namespace) -> int:
         raise PredictError(f"input {args.raster} does not exist; expected a class-map raster")
     result = vectorize_file(args.raster, args.output, min_area=args.min_area, simplify=args.simplify,
                             fill_holes=args.fill_holes, block_size=args.block_size, overwrite=args.overwrite)
+    return _report_polygons(result, args)
+
+
+def _report_polygons(result: Any, args: argparse.Namespace) -> int:
+    """Print what a polygon output holds: its summary line, or with ``--json`` the same as JSON; exit 0."""
     if getattr(args, "json", False):
         from registry_core.cli import print_json
 
@@ -230,14 +233,7 @@ def predict(args: argparse.Namespace) -> int:
         polygons = predict_to_vectors(scene, model, args.output, options, tile=args.tile, overlap=args.overlap,
                                       blend=args.blend, batch_size=args.batch_size, block_size=args.block_size,
                                       scheduler=args.scheduler, overwrite=args.overwrite, progress=not args.quiet)
-        if getattr(args, "json", False):
-            from registry_core.cli import print_json
-
-            print_json({"output": str(polygons.output), "format": polygons.format, "features": polygons.features,
-                        "dropped": polygons.dropped, "seconds": polygons.seconds, "pixels": polygons.pixels})
-        else:
-            print(polygons.summary())
-        return 0
+        return _report_polygons(polygons, args)
     result = predict_to_file(scene, model, args.output, tile=args.tile, overlap=args.overlap, blend=args.blend,
                              batch_size=args.batch_size, block_size=args.block_size, probabilities=args.probabilities,
                              scheduler=args.scheduler, overwrite=args.overwrite, progress=not args.quiet)
