@@ -287,6 +287,8 @@ class ClassGrid:
     transform: Any
     nodata: int | None
     names: list[str] | None
+    #: Whether ``read`` gives each pixel's class probability too (the features then carry their mean).
+    scored: bool = False
 
 
 def vectorize_file(source: str | Path, output: str | Path, *, min_area: float = 0.0, simplify: float = 0.0,
@@ -344,7 +346,7 @@ def probability_grid(store: str | Path, class_names: list[str] | None = None) ->
 
     names = class_names if class_names is not None else attrs.get("classes")
     return ClassGrid(read, int(height), int(width), str(attrs["crs_wkt"]), Affine(*attrs["transform"][:6]),
-                     CLASS_NODATA, [str(n) for n in names] if names else None)
+                     CLASS_NODATA, [str(n) for n in names] if names else None, scored=True)
 
 
 def write_vectors(grid: ClassGrid, out: Path, fmt: str, options: VectorOptions, *, overwrite: bool = False,
@@ -358,7 +360,7 @@ def write_vectors(grid: ClassGrid, out: Path, fmt: str, options: VectorOptions, 
 
     started = time.perf_counter()
     crs = CRS.from_user_input(grid.crs_wkt)
-    scored = grid.read(0, 0, 1, 1)[1] is not None
+    scored = grid.scored
     counts = {"written": 0, "dropped": 0}
     batches = _record_batches(grid, crs, options, scored, counts)
     with writer_lock(out, "--output"), staging(out, "tmp") as folder, _writing(out):
