@@ -175,7 +175,7 @@ def read_report(index: Path) -> ReportPage:
     parser = _PageParser()
     parser.feed(text)
     images = []
-    for src in parser.sources:
+    for src in dict.fromkeys(parser.sources):  # a figure's <img> and its link to the full-size PNG: one image
         path, data = _png_of(index, src)
         assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{index}: image {src} is not a PNG"
         with Image.open(io.BytesIO(data)) as im:
@@ -190,6 +190,90 @@ def read_report(index: Path) -> ReportPage:
 def report_page() -> Callable[[Path], ReportPage]:
     """``report_page(index)``: the parsed page of a written report, every image checked (see ``read_report``)."""
     return read_report
+
+
+#: The system's Chromium and its driver (Debian's ``chromium`` and ``chromium-driver``; .ci/run installs them).
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+
+#: Every element wider than the viewport or reaching past its right edge, every image that did not load.
+_LAYOUT_JS = """
+const width = document.documentElement.clientWidth;
+const wide = [];
+for (const el of document.body.querySelectorAll('*')) {
+  const r = el.getBoundingClientRect();
+  if (r.width > width + 0.5 || r.right > width + 0.5 || r.left < -0.5) {
+    const what = (el.getAttribute('src') || el.textContent || '').trim().replace(/\\s+/g, ' ').slice(0, 60);
+    wide.push(`<${el.tagName.toLowerCase()}> ${Math.round(r.left)}..${Math.round(r.right)} px: ${what}`);
+  }
+}
+const broken = [...document.images].filter(i => !i.complete || i.naturalWidth === 0).map(i => i.getAttribute('src'));
+const scale = Object.fromEntries([...document.images].filter(i => i.naturalWidth > 0)
+  .map(i => [i.getAttribute('src'), i.getBoundingClientRect().width / i.naturalWidth]));
+return [window.innerWidth, document.documentElement.scrollWidth, width, wide, broken, document.images.length, scale];
+"""
+
+
+@dataclass
+class PageLayout:
+    """A page as headless Chromium laid it out in a window ``width`` CSS pixels wide."""
+
+    width: int
+    #: ``document.documentElement.scrollWidth`` and ``clientWidth`` (the viewport less any scroll bar).
+    scroll_width: int
+    client_width: int
+    #: Elements wider than the viewport or reaching past its edge, as ``<tag> left..right px: text``.
+    too_wide: list[str]
+    #: The ``src`` of every image that did not load (naturalWidth 0), and how many images the page has.
+    broken: list[str]
+    images: int
+    #: Each image's shown width over its natural width (below 1: shrunk to fit, its labels with it).
+    scale: dict[str, float]
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    """A headless Chromium (Selenium driving the system's chromium through its chromedriver), one per worker;
+    None when /usr/bin/chromium is not installed (``page_layout`` then skips the test at that point)."""
+    if not CHROMIUM.is_file() or not CHROMEDRIVER.is_file():
+        yield None
+        return
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-extensions", "--no-first-run", "--force-device-scale-factor=1"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture
+def page_layout(chromium: Any) -> Callable[[Path, int], PageLayout]:
+    """``page_layout(index, width)``: the page opened from disk in a window ``width`` pixels wide (its
+    innerWidth), after every image loaded, and what did not fit. Without Chromium the test is skipped there, so a
+    test checks everything else first and the layout last."""
+
+    def layout(index: Path, width: int) -> PageLayout:
+        if chromium is None:
+            pytest.skip(f"no {CHROMIUM} / {CHROMEDRIVER} to lay the report out in: apt-get install chromium "
+                        "chromium-driver (.ci/run does)")
+        chromium.set_window_size(width, 900)
+        inner = int(chromium.execute_script("return window.innerWidth"))
+        if inner != width:  # the window's frame takes some of its outer width
+            chromium.set_window_size(2 * width - inner, 900)
+        chromium.get(index.resolve().as_uri())  # returns after the load event: every image loaded or failed
+        inner, scroll, client, wide, broken, images, scale = chromium.execute_script(_LAYOUT_JS)
+        assert inner == width, f"the window is {inner} px wide inside, not {width}"
+        return PageLayout(width, int(scroll), int(client), list(wide), list(broken), int(images),
+                          {str(k): float(v) for k, v in scale.items()})
+
+    return layout
 
 
 @pytest.fixture

@@ -85,6 +85,9 @@ class ReportFigure:
     image: Path
     #: ``(label, "#rrggbb")`` colour swatches shown under the image (a categorical map's classes).
     legend: tuple[tuple[str, str], ...] = ()
+    #: What the numbers say, in plain words, shown under the caption ("the pretrained encoder is not better
+    #: than a random one here: ..."); empty: nothing to add.
+    finding: str = ""
 
 
 @dataclass(frozen=True)

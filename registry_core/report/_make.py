@@ -144,8 +144,11 @@ def _curves(run: ReportRun, root: Path) -> ReportFigure | None:
     image = line_chart(root / f"{run.label}-curves.png", series, title=run.name, xlabel="step", ylabel="loss")
     units = next((str(r["units"]) for r in run.metrics if "units" in r), "")
     what = ", ".join(f"{label} ({len(xs)} point{'s' if len(xs) != 1 else ''})" for label, (xs, _) in series.items())
+    once = [label for label, (xs, _) in series.items() if len(xs) == 1]
+    note = (f"; {' and '.join(once)} {'was' if len(once) == 1 else 'were'} logged once, so "
+            f"{'it is' if len(once) == 1 else 'each is'} a marked point, not a line" if once else "")
     return ReportFigure("Training curves", f"{run.label}: loss by step", f"{what} from metrics.jsonl"
-                        + (f"; throughput counted in {units}" if units else "") + ".", image)
+                        + (f"; throughput counted in {units}" if units else "") + note + ".", image)
 
 
 def _key_figures(reg: Registry, run: ReportRun, collector: _Collector) -> dict[str, float | str]:
@@ -250,7 +253,7 @@ def _write(runs: Sequence[ReportRun], artifacts: Sequence[Path], root: Path, reg
                                 intro="Figures that could not be drawn; everything else is complete."))
     sections.append(Section("Registry", registry_tables(reg),
                             intro="Every kind, plugin and component the registry knows (as `list` shows them)."))
-    sections.append(Section("Pipeline locks", [t for run in runs for t in lock_tables(run)],
+    sections.append(Section("Pipeline locks", [t for run in runs for t in lock_tables(run, root)],
                             intro="Each run's pipeline.lock.json: the provider and version of every slot's "
                                   "component and the sha256 of the files it used."))
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")

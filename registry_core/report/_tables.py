@@ -5,14 +5,16 @@ Pure data to text: nothing here draws, imports a plugin's code or anything heavy
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from registry_core._registry import Registry
 from registry_core.report import ReportRun
 from registry_core.report._html import Table
 
-__all__ = ["SUMMARY_HEADERS", "lock_tables", "registry_tables", "summary_row"]
+__all__ = ["SUMMARY_HEADERS", "lock_tables", "registry_tables", "shown_path", "summary_row"]
 
 SUMMARY_HEADERS = ("run", "pipeline", "steps", "train loss", "val loss", "key figures")
 
@@ -66,16 +68,30 @@ def registry_tables(reg: Registry) -> list[Table]:
     return [kinds, plugins, components]
 
 
-def lock_tables(run: ReportRun) -> list[Table]:
-    """A run's lock: each slot's component, provider and version; each recorded file with its sha256."""
+def shown_path(path: str | Path, base: Path) -> str:
+    """``path`` as the report shows it: relative to ``base`` (a run's folder or the report's), never absolute, so
+    the page reads the same wherever the runs lie. A relative ``path`` is already relative to ``base``."""
+    p = Path(path)
+    if not p.is_absolute():
+        return p.as_posix()
+    try:
+        return Path(os.path.relpath(p, base.resolve())).as_posix()
+    except ValueError:  # another drive (Windows): no relative path exists
+        return p.name
+
+
+def lock_tables(run: ReportRun, root: Path) -> list[Table]:
+    """A run's lock: each slot's component, provider and version; each recorded file with its sha256. The lock's
+    path is shown relative to the report's folder ``root``, each file's relative to the run's folder (the lock
+    records the files a run used from elsewhere, such as another run's weights, by absolute path)."""
     components = [[str(c.get("slot", "")), str(c.get("kind", "")), str(c.get("id", "")),
                    f"{c.get('distribution') or '-'} {c.get('version') or ''}".strip(), str(c.get("target", ""))]
                   for c in run.components()]
-    tables = [Table(["slot", "kind", "component", "provider", "target"], components,
-                    f"{run.label}: components ({run.path / 'pipeline.lock.json'})")]
+    lock = shown_path(run.path.resolve() / "pipeline.lock.json", root)
+    tables = [Table(["slot", "kind", "component", "provider", "target"], components, f"{run.label}: components ({lock})")]
     files = run.lock.get("files")
     if isinstance(files, Mapping) and files:
-        rows = [[str(name), str(rec.get("path", "")), str(rec.get("sha256", ""))[:16]]
+        rows = [[str(name), shown_path(str(rec.get("path", "")), run.path), str(rec.get("sha256", ""))[:16]]
                 for name, rec in files.items() if isinstance(rec, Mapping)]
-        tables.append(Table(["file", "path", "sha256 (first 16)"], rows, f"{run.label}: files"))
+        tables.append(Table(["file", "path (from the run's folder)", "sha256 (first 16)"], rows, f"{run.label}: files"))
     return tables

@@ -58,7 +58,8 @@ def test_a_report_of_two_runs_has_rows_curves_registry_and_locks(tmp_path: Path,
     assert sorted(p.name for p in page.images) == ["a-curves.png", "b-curves.png"]
     assert all(c.strip() for c in page.captions) and page.figures == ["a: loss by step", "b: loss by step"]
     listed = json.loads(cli("list", "--json", cwd=tmp_path).stdout)
-    assert listed and all(f"<td>{c['id']}</td>" in page.text for c in listed)  # the registry, as `list` has it
+    cells = page.text.replace('<td class="code">', "<td>").replace("<wbr>", "")  # long ids may break on a phone
+    assert listed and all(f"<td>{c['id']}</td>" in cells for c in listed)  # the registry, as `list` has it
     assert "<td>toy:net</td>" in page.text and "abababababababab" in page.text  # the lock: component and hash
 
 
@@ -224,3 +225,87 @@ def test_report_and_export_errors_are_json_with_json(tmp_path: Path, command: li
     doc = json.loads(out.stdout)
     assert doc["ok"] is False and doc["exit_code"] == code
     assert "missing" in doc["error"] or "'onnx'" in doc["error"]
+
+
+WIDE_FIGURES = """
+from registry_core import hookimpl
+from registry_core.report import ReportFigure, ReportTable
+from registry_core.report.figures import Heatmap, bar_chart, heatmaps
+
+@hookimpl
+def registry_core_report_figures(run, out_dir):
+    panels = [Heatmap(f"head {h}", [[(i * j + h) % 7 for j in range(12)] for i in range(12)], "key", "query")
+              for h in range(10)]
+    grid = heatmaps(out_dir / f"{run.label}-wide.png", panels, title="ten heads in a row", columns=10)
+    classes = [f"land-cover class {i}" for i in range(16)]
+    bars = bar_chart(out_dir / f"{run.label}-bars.png", classes, {"a": [0.1] * 16, "b": [0.2] * 16, "c": [0.3] * 16},
+                     title="many bars", ylabel="IoU")
+    return [ReportFigure("Wide", "ten heads", "asked for ten panels in one row", grid),
+            ReportFigure("Wide", "many bars", "sixteen groups of three bars", bars)]
+
+@hookimpl
+def registry_core_report_tables(run):
+    word = "registry_toy.some.deeply.nested.module_name:build_the_component_with_a_long_name"
+    return [ReportTable("Wide", "a long word", ("target", "path"), ((word, "/" + "/".join(["folder"] * 30)),))]
+"""
+
+
+def _runs_for_the_screen(tmp_path: Path) -> Path:
+    """Two toy runs, the second finetuned from the first's weights (its lock records them by absolute path, as
+    a real run's does) and validated once; the report given one run by absolute path."""
+    base = write_run(tmp_path / "runs" / "base")
+    (base / "model.safetensors").write_bytes(b"weights")
+    tuned = write_run(tmp_path / "runs" / "tuned", name="tuned-toy", steps=15)  # val_loss logged at step 15 only
+    lock = json.loads((tuned / "pipeline.lock.json").read_text())
+    lock["files"]["weights:model.safetensors"] = {"path": str((base / "model.safetensors").resolve()), "sha256": "cd" * 32}
+    (tuned / "pipeline.lock.json").write_text(json.dumps(lock))
+    out = cli("report", "runs/base", str(tuned.resolve()), "--out", "rep", cwd=tmp_path)
+    assert out.returncode == 0 and out.stderr == "", out.stderr
+    return tmp_path / "rep" / "index.html"
+
+
+def test_lock_tables_show_paths_relative_and_one_point_curves_say_so(tmp_path: Path, report_page) -> None:
+    page = report_page(_runs_for_the_screen(tmp_path))
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in page.text
+    assert str(tmp_path) not in page.text  # no absolute path anywhere: the page reads the same wherever it lies
+    assert "<caption>tuned: components (../runs/tuned/pipeline.lock.json)</caption>" in page.text
+    cells = page.text.replace("<wbr>", "")  # a long path may break after its slashes on a narrow screen
+    assert "../base/model.safetensors</td>" in cells and "<td>model.safetensors</td>" in cells
+    caption = page.captions[page.figures.index("tuned: loss by step")]
+    assert "validation loss (1 point)" in caption and "validation loss was logged once, so it is a marked point" in caption
+    assert '<a href="tuned-curves.png" title="open the full-size image"><img src="tuned-curves.png"' in page.text
+
+
+def test_wide_figures_wrap_to_an_800_px_screen(tmp_path: Path) -> None:
+    """At their natural size no figure is wider than MAX_WIDTH: an 800-px screen shows its labels unscaled."""
+    import numpy as np
+    from PIL import Image
+
+    from registry_core.report.figures import DPI, MAX_WIDTH, Heatmap, confusion_figure, heatmaps, image_panels
+
+    limit = round(MAX_WIDTH * DPI)
+    drawn = {
+        "heads": heatmaps(tmp_path / "h.png", [Heatmap(f"{i}", np.eye(4)) for i in range(10)], title="t", columns=10),
+        "maps": image_panels(tmp_path / "m.png", [(f"{i}", np.zeros((8, 8, 3))) for i in range(3)], title="t"),
+        "matrix": confusion_figure(tmp_path / "c.png", np.arange(144).reshape(12, 12), [f"class {i}" for i in range(12)],
+                                   title="t"),
+    }
+    sizes = {name: Image.open(png).size for name, png in drawn.items()}
+    assert all(width <= limit for width, _ in sizes.values()), sizes
+    assert sizes["heads"][1] > sizes["heads"][0] and sizes["maps"][1] > sizes["maps"][0]  # wrapped onto rows
+    with pytest.raises(ValueError, match="a \\(2, 2\\) matrix for 3 class name"):
+        confusion_figure(tmp_path / "bad.png", [[1, 2], [3, 4]], ["a", "b", "c"], title="t")
+
+
+@pytest.mark.slow
+def test_the_page_fits_the_screen_in_chromium(tmp_path: Path, make_dist, page_layout) -> None:
+    """Headless Chromium at 1400 and 800 px: every image loads and nothing is wider than the window, wide figures,
+    long words in tables and the lock tables included."""
+    make_dist("toywide", WIDE_FIGURES)
+    index = _runs_for_the_screen(tmp_path)
+    for width in (1400, 800):
+        layout = page_layout(index, width)
+        assert layout.broken == [] and layout.images == 6, layout  # per run: its curves, ten heads, many bars
+        assert layout.scroll_width <= layout.client_width, layout.too_wide
+        assert layout.too_wide == [], width
+        assert min(layout.scale.values()) > 0.95, layout.scale  # figures fit at (about) their natural size

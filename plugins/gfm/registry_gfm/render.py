@@ -9,21 +9,31 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from registry_gfm.bands import SENSORS, Sensor, band_key, get_sensor
 
-__all__ = ["GridRow", "apply_stretch", "error_map", "grid_size", "rgb_indices", "stretch", "stretch_limits",
-           "write_confusion_png", "write_grid_png"]
+if TYPE_CHECKING:
+    from registry_core.report.figures import PixelLabel
+
+__all__ = ["GridRow", "apply_stretch", "default_scale", "error_map", "grid_size", "rgb_indices", "stretch",
+           "stretch_limits", "write_confusion_png", "write_grid_png"]
 
 #: Grey shown for masked patches in the "masked" panel (stretched units, 0..1).
 MASK_GREY = 0.5
+#: Height (pixels) of the grid's texts: panel titles and the error colour bar's numbers.
+FONT = 12
 #: Header height (pixels) holding the panel titles.
-HEADER = 14
+HEADER = 18
 #: Padding (pixels) between and around panels.
 PAD = 2
+#: Side (pixels) small chips are enlarged to, about: four panels of it fit an 800-px screen unscaled.
+PANEL = 192
+#: Height (pixels) of the error colour bar under the error column, and of the footer holding it and its numbers.
+BAR = 10
+FOOTER = BAR + FONT + 8
 
 
 def rgb_indices(bands: Sequence[str], sensor: str | Sensor | None = None) -> tuple[int, int, int]:
@@ -157,14 +167,16 @@ def _as_row(row: GridRow | Mapping[str, Any] | Sequence[Any]) -> GridRow:
     return GridRow(*row)
 
 
-def grid_size(rows: int, height: int, width: int, scale: int = 1, titles: bool = True) -> tuple[int, int]:
-    """(width, height) in pixels of a grid of ``rows`` samples of (height, width) chips, 4 panels each."""
-    return (4 * width * scale + 5 * PAD, (HEADER if titles else 0) + rows * height * scale + (rows + 1) * PAD)
+def grid_size(rows: int, height: int, width: int, scale: int | None = None, titles: bool = True) -> tuple[int, int]:
+    """(width, height) in pixels of a grid of ``rows`` samples of (height, width) chips, 4 panels each, enlarged
+    ``scale`` times (default: :func:`default_scale`), with the error colour bar under them."""
+    k = default_scale(height, width) if scale is None else scale
+    return (4 * width * k + 5 * PAD, (HEADER if titles else 0) + rows * height * k + (rows + 1) * PAD + FOOTER)
 
 
-def _default_scale(height: int, width: int) -> int:
-    """Upsampling that makes small chips visible: panels of about 128 pixels, at least 1x."""
-    return max(1, 128 // max(height, width))
+def default_scale(height: int, width: int) -> int:
+    """Upsampling that makes small chips visible: panels of about :data:`PANEL` pixels, at least 1x."""
+    return max(1, PANEL // max(height, width))
 
 
 def _check_grid(items: Sequence[GridRow], bands: Sequence[str], titles: Sequence[str] | None,
@@ -177,7 +189,7 @@ def _check_grid(items: Sequence[GridRow], bands: Sequence[str], titles: Sequence
     c, h, w = np.asarray(items[0].input).shape
     if len(bands) != c:
         raise ValueError(f"write_grid_png: {len(bands)} band names {list(bands)} for {c}-band arrays")
-    k = scale if scale is not None else _default_scale(h, w)
+    k = scale if scale is not None else default_scale(h, w)
     if k < 1:
         raise ValueError(f"write_grid_png: scale must be >= 1, got {k}")
     return (c, h, w), k
@@ -223,7 +235,8 @@ def _error_panels(errors: Sequence[np.ndarray]) -> tuple[list[np.ndarray], float
 
 
 def _canvas(panels: Sequence[Sequence[np.ndarray]], h: int, w: int, k: int, titles: bool) -> np.ndarray:
-    """The grid's white ``(height, width, 3)`` uint8 canvas with each panel upsampled ``k`` times in place."""
+    """The grid's white ``(height, width, 3)`` uint8 canvas with each panel upsampled ``k`` times in place and the
+    error colour bar (viridis, left to right) in the footer under the error column."""
     width, height = grid_size(len(panels), h, w, k, titles)
     canvas = np.full((height, width, 3), 255, dtype=np.uint8)
     top = (HEADER if titles else 0) + PAD
@@ -233,7 +246,21 @@ def _canvas(panels: Sequence[Sequence[np.ndarray]], h: int, w: int, k: int, titl
             x = PAD + j * (w * k + PAD)
             big = np.repeat(np.repeat(panel, k, axis=0), k, axis=1)
             canvas[y:y + h * k, x:x + w * k] = np.round(big * 255).astype(np.uint8)
+    x, y = PAD + 3 * (w * k + PAD), height - FOOTER + PAD
+    ramp = _colormap(np.linspace(0.0, 1.0, w * k)[None, :])  # (1, w * k, 3)
+    canvas[y:y + BAR, x:x + w * k] = np.round(np.repeat(ramp, BAR, axis=0) * 255).astype(np.uint8)
     return canvas
+
+
+def _footer_labels(height: int, w: int, k: int, vmax: float) -> list[PixelLabel]:
+    """What the error colour bar means (left of it) and its two ends (under it)."""
+    from registry_core.report.figures import PixelLabel
+
+    x, y = PAD + 3 * (w * k + PAD), height - FOOTER + PAD
+    what = "error: mean |input - reconstruction| over the bands"
+    fits = len(what) * FONT * 0.6 < x - 6  # about 0.6 em a character; a tiny grid keeps the short name
+    return [PixelLabel(x - 6, y - 1, what if fits else "error", "right"),
+            PixelLabel(x, y + BAR + 2, "0"), PixelLabel(x + w * k, y + BAR + 2, f"{vmax:.3g}", "right")]
 
 
 def write_grid_png(
@@ -254,12 +281,13 @@ def write_grid_png(
       it is finite, also at pixels where the input is not valid (what the model fills in there);
     - masked: the input with masked patches grey (invalid input pixels black in both input panels);
     - error: per-pixel mean absolute error over all bands, viridis from 0 to the 99th percentile of the whole
-      grid's valid errors (one scale for every row; the title shows it); invalid pixels black.
+      grid's valid errors (one scale for every row; the colour bar under the error column shows it); invalid
+      pixels black.
 
-    Panels are upsampled by ``scale`` (default: to about 128 pixels, nearest neighbour); the image size is
-    :func:`grid_size`. ``titles=None`` leaves out the header. Written atomically; returns the path.
+    Panels are upsampled by ``scale`` (default: to about :data:`PANEL` pixels, nearest neighbour); the image size
+    is :func:`grid_size`. ``titles=None`` leaves out the header. Written atomically; returns the path.
     """
-    from registry_core.report.figures import image_png
+    from registry_core.report.figures import PixelLabel, image_png
 
     items = [_as_row(r) for r in rows]
     shape, k = _check_grid(items, bands, titles, scale)
@@ -268,22 +296,18 @@ def write_grid_png(
     errors, vmax = _error_panels([err for _, err in drawn])
     panels = [[*row_panels, err] for (row_panels, _), err in zip(drawn, errors)]
     _, h, w = shape
-    labels: list[tuple[int, int, str]] = []
+    canvas = _canvas(panels, h, w, k, titles is not None)
+    labels = _footer_labels(canvas.shape[0], w, k, vmax)
     if titles is not None:
-        names = [*titles[:3], f"{titles[3]} 0-{vmax:.3g}"]
-        labels = [(PAD + j * (w * k + PAD) + 1, 1, name) for j, name in enumerate(names)]
-    return image_png(path, _canvas(panels, h, w, k, titles is not None), labels=labels)
+        labels += [PixelLabel(PAD + j * (w * k + PAD) + 1, 2, name) for j, name in enumerate(titles)]
+    return image_png(path, canvas, labels=labels, font_px=FONT)
 
 
 def write_confusion_png(path: Path, matrix: np.ndarray, names: Sequence[str], title: str = "") -> Path:
-    """A heat map of the row-normalised matrix (recall per true class) with the counts written in each cell."""
-    from registry_core.report.figures import Heatmap, heatmaps
+    """A heat map of the row-normalised matrix (recall per true class) with the counts written in each cell and a
+    colour bar (``registry_core.report.figures.confusion_figure``, as the report draws every confusion matrix)."""
+    from registry_core.report.figures import confusion_figure
 
-    cm = np.asarray(matrix, np.int64)
-    rows = cm.sum(axis=1, keepdims=True)
-    share = np.divide(cm, rows, out=np.zeros(cm.shape, np.float64), where=rows > 0)
-    counts = [[str(int(v)) for v in row] for row in cm]
-    panel = Heatmap("", share, "predicted class", "true class", list(names), list(names), cell_text=counts)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return heatmaps(path, [panel], title=title or "confusion matrix (rows: true, columns: predicted; colour: share of "
-                    "the row)", cmap="Blues", vmin=0.0, vmax=1.0, panel_size=max(4.6, 0.45 * len(names) + 2.0))
+    return confusion_figure(path, np.asarray(matrix, np.int64), list(names),
+                            title=title or "confusion matrix (rows: true, columns: predicted; colour: share of the row)")

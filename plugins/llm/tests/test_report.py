@@ -61,7 +61,7 @@ checkpoint_every = 0
 
 
 def test_a_text_run_reports_its_positions_causal_attention_and_perplexities(gpt_run: Path, tmp_path: Path,
-                                                                           report_page) -> None:
+                                                                           report_page, page_layout) -> None:
     out = subprocess.run([sys.executable, "-m", "registry_core", "report", str(gpt_run), "--out", "rep"],
                          capture_output=True, text=True, cwd=tmp_path, check=False, timeout=600)
     assert out.returncode == 0, out.stderr
@@ -74,6 +74,10 @@ def test_a_text_run_reports_its_positions_causal_attention_and_perplexities(gpt_
     assert sorted(p.name for p in page.images) == ["run-attention.png", "run-curves.png", "run-positions-1d.png"]
     assert "run: causal attention" in page.figures and "run: 1-D positional encoding (llm:rope)" in page.figures
     assert any("RoPE angle cos table" in c for c in page.captions)
+    for width in (1400, 800):  # the attention heads wrap onto rows: their token labels keep their size
+        layout = page_layout(page.index, width)
+        assert layout.broken == [] and layout.scroll_width <= layout.client_width and layout.too_wide == [], layout
+        assert min(layout.scale.values()) > 0.95, layout.scale
 
 
 def test_the_recorded_attention_of_the_trained_gpt_is_causal(gpt_run: Path) -> None:

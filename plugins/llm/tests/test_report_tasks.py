@@ -66,7 +66,8 @@ def report(root: Path, *names: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, cwd=root, check=False, timeout=600)
 
 
-def test_a_classifier_and_a_tuned_model_report_their_curves_matrix_and_answers(runs: Path, report_page) -> None:
+def test_a_classifier_and_a_tuned_model_report_their_curves_matrix_and_answers(runs: Path, report_page,
+                                                                              page_layout) -> None:
     out = report(runs, "cls", "sft")
     assert out.returncode == 0, out.stderr
     assert out.stderr == ""
@@ -80,6 +81,7 @@ def test_a_classifier_and_a_tuned_model_report_their_curves_matrix_and_answers(r
     assert sorted(p.name for p in page.images) == ["cls-confusion.png", "cls-curves.png", "cls-few-labels.png",
                                                    "sft-curves.png"]
     assert "cls: confusion matrix" in page.figures and "cls: macro-F1 against labels" in page.figures
+    assert str(runs) not in page.text  # the tuned runs' locks record base's weights by absolute path
 
     summary = json.loads((runs / "sft" / "summary.json").read_text())["evaluators"]["llm:instruction-eval"]
     shown = summary["answers"][:3]
@@ -98,6 +100,10 @@ def test_a_classifier_and_a_tuned_model_report_their_curves_matrix_and_answers(r
     cells = [html.unescape(c.split("</td>")[0]) for c in table.split("<td>")[1:5]]
     assert cells[0] == shown[0]["prompt"] and cells[2] == before
     assert cells[3] == " ".join(shown[0]["answer"].split())
+    for width in (1400, 800):  # the answers table wraps its long texts; the matrix keeps its class names' size
+        layout = page_layout(page.index, width)
+        assert layout.broken == [] and layout.scroll_width <= layout.client_width and layout.too_wide == [], layout
+        assert min(layout.scale.values()) > 0.95, layout.scale
 
 
 def test_without_its_base_run_the_table_says_so(runs: Path, tmp_path: Path, report_page) -> None:

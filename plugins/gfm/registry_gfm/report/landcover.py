@@ -1,10 +1,11 @@
-"""A predicted land-cover map for the report: next to the label raster on the scene grid and the RGB scene.
+"""A predicted land-cover map for the report: next to the label raster on the scene grid, and the RGB scene.
 
 The map is a single-band GeoTIFF / COG that ``predict`` wrote for a segmentation run (its ``classes`` tag
 names the classes its values index). The run among the report's runs whose data slot has the same class
 names gives the label raster and the datacube: the labels are put on the datacube's grid exactly as for
 training (``prepare_labels``: reprojected with nearest resampling, cached), and the scene's first frame is
-shown as a stretched RGB composite. One colour per class in every panel and in the legend.
+shown as a stretched RGB composite. One colour per class in every panel and in the legend, which the page
+shows once, under the figure (not inside the PNG as well).
 """
 
 from __future__ import annotations
@@ -125,6 +126,7 @@ def landcover_figures(path: Path, runs: Sequence[ReportRun], out_dir: Path) -> l
     colours = class_colours(names)
     pred = np.where(predicted == nodata, -1, predicted.astype(np.int64)) if nodata is not None else predicted
     panels: list[tuple[str, Any]] = []
+    scene: tuple[str, Any] | None = None
     notes = []
     run = _labelled_run(runs, names)
     if run is None:
@@ -136,21 +138,24 @@ def landcover_figures(path: Path, runs: Sequence[ReportRun], out_dir: Path) -> l
             notes.append(f"the map's grid differs from datacube {store}, so the scene and labels are left out")
         else:
             labels, ignore, source = _labels(run, info)
-            panels.append((f"scene (RGB, {Path(store).name}, frame 0)", _scene_rgb(info)))
             lab = np.where(labels == ignore, -1, labels.astype(np.int64))
             panels.append((f"labels ({source} on the scene grid)", _paint(lab, colours)))
+            scene = (f"scene (RGB, {Path(store).name}, frame 0)", _scene_rgb(info))
             scored = (lab >= 0) & (pred >= 0)
             if scored.any():
                 notes.append(f"the map agrees with the labels on {float((lab[scored] == pred[scored]).mean()):.1%} "
                              f"of {int(scored.sum()):,} labelled pixels (train and validation areas)")
     panels.append((f"predicted ({path.name})", _paint(pred, colours)))
+    if scene is not None:
+        panels.append(scene)  # labels and prediction side by side; the scene after them (below on a narrow figure)
     legend = [*zip(names, colours), ("unlabelled / no data", UNLABELLED)]
-    image = image_panels(out_dir / f"landcover-{path.stem}.png", panels, title=f"land cover: {path.name}",
-                         legend=legend)
+    # the page shows the legend under the figure (ReportFigure.legend), in text that any screen keeps readable
+    image = image_panels(out_dir / f"landcover-{path.stem}.png", panels, title=f"land cover: {path.name}")
     maker = f" of run {run.label}" if run is not None else ""
-    caption = (f"The predicted land-cover map{maker} ({predicted.shape[1]} x {predicted.shape[0]} px)"
-               + (", the label raster reprojected (nearest) onto the same grid, and the RGB scene" if len(panels) > 1
-                  else "") + "; one colour per class" + "".join(f"; {n}" for n in notes) + ".")
+    size = f"{predicted.shape[1]} x {predicted.shape[0]} px"
+    shown = (f"The label raster reprojected (nearest) onto the scene grid, the predicted land-cover map{maker} "
+             f"({size}) and the RGB scene" if scene is not None else f"The predicted land-cover map{maker} ({size})")
+    caption = shown + "; one colour per class" + "".join(f"; {n}" for n in notes) + "."
     return [ReportFigure("Land cover", f"land-cover map {path.name}", caption, image, tuple(legend))]
 
 
@@ -222,7 +227,7 @@ def polygon_figures(path: Path, runs: Sequence[ReportRun], out_dir: Path) -> lis
     counts = {n: sum(1 for k, _, _ in found if k == c) for c, n in sorted(by_class.items())}
     legend = [(f"{n} ({counts.get(n, 0)})", col) for n, col in zip(names, colours, strict=True) if n in counts]
     figure = image_panels(out_dir / f"polygons-{path.stem}.png", [(f"{len(found):,} polygons {where}", image)],
-                          title=f"land-cover polygons: {path.name}", legend=legend, panel_size=6.0)
+                          title=f"land-cover polygons: {path.name}", panel_size=6.0)  # legend: on the page
     maker = f" of run {run.label}" if run is not None else ""
     caption = (f"The {len(found):,} polygons of {path.name}{maker}, outlined in their class colour {where}; the "
                "legend gives each class's polygon count" + "".join(f"; {n}" for n in notes) + ".")

@@ -66,7 +66,7 @@ def _positions_figure(run: ReportRun, pipeline: Any, batch: dict[str, Any], grid
     maps = table[: gh * gw].reshape(gh, gw, dim).numpy()  # frame 0 of the first band group
     # the dimensions that vary most over this grid (slow frequencies look flat on a few patches)
     dims = sorted(int(d) for d in np.argsort(-maps.reshape(gh * gw, dim).var(axis=0), kind="stable")[:DIMENSIONS])
-    panels = [Heatmap(f"dim {d}", maps[:, :, d], colorbar=False, ticks=False) for d in dims]
+    panels = [Heatmap(f"dim {d}", maps[:, :, d], colorbar=False, ticks=False, square=True) for d in dims]
     name = str(run.slot("positional").get("use", type(positional).__name__))
     image = heatmaps(out_dir / f"{run.label}-positions-2d.png", panels, title=f"{run.name}: 2-D positions ({name})",
                      columns=8, cmap="RdBu_r", vmin=-1.0, vmax=1.0, panel_size=1.5)
@@ -92,15 +92,15 @@ def _attention_panels(pipeline: Any, batch: dict[str, Any], grid: tuple[int, int
         return [first]
     cls = probs[:, 0, prefix:].reshape(probs.shape[0], -1, gh, gw).mean(axis=1)  # (H, gh, gw); groups averaged
     # no colour bars here (each costs a layout pass): brighter is more attention, as the caption says
-    second = [Heatmap("cls -> patches, mean of heads", cls.mean(axis=0), colorbar=False, ticks=False)]
-    second += [Heatmap(f"cls -> patches, head {h}", cls[h], colorbar=False, ticks=False) for h in range(cls.shape[0])]
+    second = [Heatmap("cls, mean of heads", cls.mean(axis=0), colorbar=False, ticks=False, square=True)]
+    second += [Heatmap(f"cls, head {h}", cls[h], colorbar=False, ticks=False, square=True) for h in range(cls.shape[0])]
     return [first, second]
 
 
 def _attention_caption(prefix: int, grid: tuple[int, int, int], recorded: RecordedAttention) -> str:
     """What the attention figure shows, after "... of the trained <kind> <backbone> "."""
     _, gh, gw = grid
-    cls_note = (f"; second row: the cls token's attention over the {gh} x {gw} patch grid, brighter is more"
+    cls_note = (f"; then (panels \"cls\") the cls token's attention over the {gh} x {gw} patch grid, brighter is more"
                 if prefix else "")
     return (f"on one validation chip ({recorded.weights.shape[-1]} tokens{', cls first' if prefix else ''}), per "
             "head: every token attends to every other, before and after it in patch order (colours stop at the "
@@ -118,7 +118,7 @@ def _attention_figure(run: ReportRun, pipeline: Any, batch: dict[str, Any], grid
 
     return attention_figure(run, out_dir, parts, forward, lambda rec: _attention_panels(pipeline, batch, grid, rec),
                             lambda rec: _attention_caption(prefix, grid, rec), title=f"{run.name}: last layer on a chip",
-                            panel_size=2.6)
+                            panel_size=2.2)  # three panels a row: wider rows wrap (figures.MAX_WIDTH)
 
 
 def model_figures(run: ReportRun, out_dir: Path) -> list[ReportFigure]:

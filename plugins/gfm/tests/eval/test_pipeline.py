@@ -66,7 +66,7 @@ def test_evaluators_on_a_composed_pipeline(lsat7_store: Path, tmp_path: Path) ->
     metrics = ReconstructionEvaluator(ReconstructionConfig(batch_size=8, out=str(out), samples=2)).evaluate(p, "val")
     assert metrics["samples"] > 0 and metrics["mse"] > 0 and metrics["psnr"] > 0
     with Image.open(out) as im:
-        assert im.size == grid_size(2, 32, 32, 4)
+        assert im.size == grid_size(2, 32, 32)
 
     class Labelling:  # the same pipeline, its data labelled
         data = LabelledData(p.data)

@@ -175,7 +175,7 @@ def test_png_grid(tmp_path: Path) -> None:
     ev.evaluate(p, "val")
     assert ev.last_png == out and out.exists()
     with Image.open(out) as im:
-        assert im.size == grid_size(3, SIZE, SIZE, 128 // SIZE)
+        assert im.size == grid_size(3, SIZE, SIZE)  # enlarged to about render.PANEL pixels
     # no file without `out`
     ev = ReconstructionEvaluator(ReconstructionConfig())
     ev.evaluate(p, "val")

@@ -1,5 +1,6 @@
 """registry-gfm's report figures from real runs: 2-D positions and bidirectional ViT attention of an MAE run; the
-reconstructions, confusion matrix, baselines and the predicted land-cover map of the demo's chain (slow)."""
+reconstructions, confusion matrix, baselines and the predicted land-cover map of the demo's chain (slow), laid out
+in headless Chromium at 1400 and 800 px; what the baselines' numbers say; the grid's error colour bar."""
 
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ def test_class_colours_follow_land_cover_names_and_stay_distinct() -> None:
 @pytest.mark.slow
 def test_the_demo_chain_reports_reconstructions_segmentation_and_the_land_cover_map(lsat7_store: Path,
                                                                                    tmp_path: Path,
-                                                                                   report_page) -> None:
+                                                                                   report_page, page_layout) -> None:
     steps = [
         ("run", str(ROOT / "examples" / "mae-tiny.toml"), "--out", "mae", "--steps", "4",
          "--set", f"data.store={lsat7_store}", "--set", "objective.decoder_dim=16", "--set", "objective.decoder_depth=1",
@@ -79,6 +80,15 @@ def test_the_demo_chain_reports_reconstructions_segmentation_and_the_land_cover_
     assert "of run seg" in caption and "agrees with the labels on" in caption
     for name in ("developed", "agriculture", "herbaceous", "shrubland", "forest", "water", "sediment"):
         assert f"</span>{name}</li>" in page.text  # the legend names every class beside its colour
+    says = page.text.split('<p class="finding">')[1].split("</p>")[0]
+    assert "mIoU" in says and "(random init)" in says and "random forest on the bands alone scores" in says
+    assert str(tmp_path) not in page.text  # the seg run's lock records mae's weights by absolute path
+    assert "../mae/model.safetensors" in page.text.replace("<wbr>", "")
+    for width in (1400, 800):  # the real figures: wide attention, 2-D positions, maps, grid, matrix
+        layout = page_layout(tmp_path / "rep" / "index.html", width)
+        assert layout.broken == [] and layout.images == len(page.images), layout
+        assert layout.scroll_width <= layout.client_width and layout.too_wide == [], (width, layout.too_wide)
+        assert min(layout.scale.values()) > 0.95, layout.scale  # figures keep their labels' size at 800 px
 
 
 def test_polygons_without_their_run_are_drawn_alone_with_counts(tmp_path: Path) -> None:
@@ -111,3 +121,66 @@ def test_a_run_folder_pointing_outside_itself_is_not_followed(tiny_mae_run: Path
     assert "points outside the run folder; the report reads only files inside it" in done.stderr
     copied = [p for p in (tmp_path / "rep").rglob("*") if p.is_file() and b"a decoy secret" in p.read_bytes()]
     assert copied == []
+
+
+def test_the_baselines_sentence_says_plainly_what_the_numbers_mean() -> None:
+    from registry_gfm.report.evaluation import finding
+
+    table = {"finetuned": {"miou": 0.245, "iou": {"water": 0.6, "forest": 0.0, "sediment": None, "shrubland": 0.0}},
+             "random_init": {"miou": 0.25}, "random_forest": {"miou": 0.31}}
+    says = finding(table)
+    assert says.startswith("The pretrained encoder is not better than a random one here: mIoU 0.245 vs 0.250 "
+                           "(random init).")
+    assert "A random forest on the bands alone scores 0.310, above the finetuned encoder's 0.245." in says
+    # a class absent from the validation strip (IoU null) is not one the model got wrong
+    assert says.endswith("never predicted these classes correctly (IoU 0): forest, shrubland.")
+    table["finetuned"]["miou"] = 0.256
+    assert "barely better than a random one here: mIoU 0.256 vs 0.250 (random init), +0.006." in finding(table)
+    table["finetuned"]["miou"] = 0.2503  # the same to three decimals: not "+0.000 better"
+    assert "is not better than a random one here: mIoU 0.250 vs 0.250" in finding(table)
+    table["finetuned"]["miou"] = 0.4
+    assert finding(table).startswith("The pretrained encoder beats a random one: mIoU 0.400 vs 0.250 (random init).")
+    assert finding({"random_init": {"miou": 0.2}}) == ""  # nothing finetuned to speak of
+
+
+def test_the_confusion_matrix_is_drawn_from_its_json_else_copied(tmp_path: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from registry_core.report import ReportRun
+    from registry_gfm.evaluators._confusion import scores, write_confusion_json
+    from registry_gfm.report.evaluation import evaluation_figures
+
+    run = tmp_path / "run"
+    names = ["developed", "forest", "water"]
+    cm = np.array([[50, 3, 0], [4, 900, 12], [0, 30, 12000]])
+    write_confusion_json(run / "confusion.json", cm, names, scores(cm, names))
+    config = {"evaluators": [{"use": "gfm:task-metrics", "out": "confusion"}]}
+    summary = {"evaluators": {"gfm:task-metrics": {"overall_accuracy": 0.9, "miou": 0.7}}}
+    report = tmp_path / "rep"
+    report.mkdir()
+    (figure,) = evaluation_figures(ReportRun(run, "seg", config, summary=summary), report)
+    assert figure.title == "seg: confusion matrix" and "mIoU 0.700" in figure.caption
+    with Image.open(figure.image) as im:
+        assert im.width > 400 and len(np.unique(np.asarray(im.convert("RGB")).reshape(-1, 3), axis=0)) > 50
+    (run / "confusion.json").unlink()
+    (run / "confusion.png").write_bytes(b"\x89PNG\r\n\x1a\nwhat the run drew")
+    (figure,) = evaluation_figures(ReportRun(run, "seg", config, summary=summary), report)
+    assert figure.image.read_bytes().endswith(b"what the run drew")
+
+
+def test_the_reconstruction_grid_has_an_error_colour_bar(tmp_path: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from registry_gfm.render import BAR, FOOTER, PAD, grid_size, write_grid_png
+
+    rng = np.random.default_rng(0)
+    rows = [(rng.random((3, 32, 32)), rng.random((3, 32, 32))) for _ in range(2)]
+    png = write_grid_png(tmp_path / "grid.png", rows, ["red", "green", "blue"])
+    with Image.open(png) as im:
+        pixels = np.asarray(im.convert("RGB")).astype(int)
+    assert pixels.shape[1::-1] == grid_size(2, 32, 32) and pixels.shape[1] == 4 * 192 + 5 * PAD  # 192-px panels
+    bar = pixels[pixels.shape[0] - FOOTER + PAD + BAR // 2, 3 * (192 + PAD) + PAD:]  # the error column's footer
+    low, high = bar[2], bar[189]
+    assert low[2] > low[1] and high[0] > 200 and high[1] > 200 and high[2] < 100  # viridis: purple to yellow

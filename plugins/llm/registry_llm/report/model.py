@@ -103,7 +103,7 @@ def _attention_figure(run: ReportRun, pipeline: Any, out_dir: Path) -> ReportFig
         return f"on {len(ids)} tokens of a Python-docs sentence, per head (rows: queries, columns: keys; {what})."
 
     return attention_figure(run, out_dir, parts, lambda: hidden(parts, batch), panels, caption,
-                            title=f"{run.name}: last layer on a prompt", vmin=0.0, vmax=1.0, panel_size=3.4)
+                            title=f"{run.name}: last layer on a prompt", vmin=0.0, vmax=1.0, panel_size=3.3)
 
 
 def run_figures(run: ReportRun, out_dir: Path) -> list[ReportFigure]:

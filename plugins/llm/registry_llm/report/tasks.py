@@ -63,24 +63,21 @@ def _confusion(run: ReportRun, out_dir: Path) -> list[ReportFigure]:
     """Rows: true class, columns: predicted; colour is the row's share (recall), the text the count."""
     import numpy as np
 
-    from registry_core.report.figures import Heatmap, heatmaps
+    from registry_core.report.figures import confusion_figure
 
     found = run.evaluator("llm:text-classification")
     matrix = np.asarray(found.get("confusion") or [], dtype=float)
     if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or matrix.size == 0:
         return []
     names = _class_names(run, matrix.shape[0])
-    share = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1.0)
-    text = [[str(int(v)) for v in row] for row in matrix]
-    panel = Heatmap("share of each true class (colour), texts (number)", share, "predicted class", "true class",
-                    names, names, cell_text=text, tick_size=8)
-    image = heatmaps(out_dir / f"{run.label}-confusion.png", [panel], title=f"{run.name}: confusion matrix",
-                     cmap="Blues", vmin=0.0, vmax=1.0, panel_size=4.6)
+    image = confusion_figure(out_dir / f"{run.label}-confusion.png", matrix, names,
+                             title=f"{run.name}: confusion matrix")
     f1 = found.get("f1") if isinstance(found.get("f1"), list) else []
     weakest = sorted(zip(f1, names))[:2] if f1 and len(f1) == len(names) else []
     worst = "; weakest classes " + ", ".join(f"{n} (F1 {v:.2f})" for v, n in weakest) if weakest else ""
-    caption = (f"{int(matrix.sum())} held-out texts, macro-F1 {float(found.get('macro_f1', 0.0)):.3f}, accuracy "
-               f"{float(found.get('accuracy', 0.0)):.3f}{worst}.")
+    caption = (f"{int(matrix.sum())} held-out texts by true class (rows) and predicted class (columns), the count in "
+               f"each cell, colour the share of the row (recall); macro-F1 {float(found.get('macro_f1', 0.0)):.3f}, "
+               f"accuracy {float(found.get('accuracy', 0.0)):.3f}{worst}.")
     return [ReportFigure("Text classification", f"{run.label}: confusion matrix", caption, image)]
 
 
