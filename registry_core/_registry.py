@@ -576,7 +576,9 @@ class Registry:
             candidates = [k[1] for k in self._short if k[0] == kind]
         near = close_matches(name, candidates)
         blocked = [p.name for p in self._plugins.values() if p.status != "loaded"]
-        hint = f"; did you mean {', '.join(repr(n) for n in near)}?" if near else ""
+        hint = (f"; did you mean {', '.join(repr(n) for n in near)}?" if near
+                else "; no loaded plugin provides it (`python -m registry_core plugins` lists them: is the package "
+                     "that adds it installed?)")
         if blocked:
             hint += f" (plugins not loaded: {', '.join(blocked)})"
         raise NotFoundError(f"no {kind} named {name!r}{hint}")

@@ -443,6 +443,6 @@ class Pipeline:
         out = Path(out_dir).resolve()
         pipeline = compose(_persist.read_saved_config(out, strict=strict), registry)
         pipeline._saved_weights = out
+        pipeline.run_dir = out  # before build: the data's relative outputs (text-shards' shards) are in the folder
         pipeline.build(prepare=False)
-        pipeline.run_dir = out
         return pipeline
