@@ -8,31 +8,12 @@ them between the ranks on this machine, and leaves one for the data path when th
 
 from __future__ import annotations
 
-import math
-import os
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
-__all__ = ["ThreadChoice", "choose_threads", "usable_cores"]
+from registry_core.cores import CGROUP_CPU_MAX, env_threads, usable_cores
 
-#: cgroup v2's CPU quota file: ``"max 100000"`` (no limit) or ``"<quota> <period>"`` in microseconds.
-CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
-
-
-def usable_cores(cpu_max: Path = CGROUP_CPU_MAX) -> int:
-    """Cores this process may run on: its CPU affinity, lowered to a cgroup CPU quota when one is set."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # no affinity call on this platform
-        cores = os.cpu_count() or 1
-    try:
-        quota, period = cpu_max.read_text().split()[:2]
-        if quota != "max" and int(period) > 0:
-            cores = min(cores, max(1, math.ceil(int(quota) / int(period))))
-    except (OSError, ValueError):
-        pass
-    return max(1, cores)
+__all__ = ["CGROUP_CPU_MAX", "ThreadChoice", "choose_threads", "env_threads", "usable_cores"]
 
 
 @dataclass(frozen=True)
@@ -60,9 +41,9 @@ def choose_threads(requested: int | None, local_ranks: int = 1, cores: int | Non
     cores = usable_cores() if cores is None else cores
     if requested is not None:
         return ThreadChoice(requested, cores, ranks, "[train] threads")
-    omp = os.environ.get("OMP_NUM_THREADS", "").strip()
-    if omp.isdigit() and int(omp) > 0:
-        return ThreadChoice(int(omp), cores, ranks, "OMP_NUM_THREADS")
+    omp = env_threads()
+    if omp is not None:
+        return ThreadChoice(omp, cores, ranks, "OMP_NUM_THREADS")
     share = max(1, cores // ranks)
     if share >= 2:
         return ThreadChoice(share - 1, cores, ranks, "default: one core per rank left for data loading")

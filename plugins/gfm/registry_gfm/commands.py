@@ -8,8 +8,15 @@ torch, dask or GDAL until the handler runs.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import math
+import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from registry_gfm.predict import PredictThreads
 
 __all__ = ["add_imagery_serve_arguments", "add_predict_arguments", "add_vectorize_arguments", "predict", "vectorize"]
 
@@ -103,7 +110,16 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
                               "distributed scheduler address such as tcp://host:8786 (default: %(default)s)")
     compute.add_argument("--device", default=None, help="torch device of the model (default: cuda when available, "
                          "else cpu)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar (the summary line is still printed)")
+    compute.add_argument("--threads", type=_whole, default=None, metavar="N",
+                         help="torch threads of each model call (default: OMP_NUM_THREADS, else 1, or the usable "
+                              "cores shared by the blocks of a scene with fewer blocks than cores; usable cores: the "
+                              "CPU affinity, lowered to a cgroup quota). With threads, at most cores / N calls run at "
+                              "once and dask gets one thread per usable core, so torch never has more threads than "
+                              "cores; synchronous gives its one call every core by default, local:W workers N each "
+                              "(default: cores / W); a cluster given by address keeps its own. Printed on stderr as "
+                              "a `threads:` line")
+    parser.add_argument("--quiet", action="store_true", help="no progress and no threads line on stderr (the "
+                        "summary line is still printed)")
 
 
 def _add_polygon_options(group: Any) -> None:
@@ -145,13 +161,17 @@ def vectorize(args: argparse.Namespace) -> int:
     return _report_polygons(result, args)
 
 
-def _report_polygons(result: Any, args: argparse.Namespace) -> int:
-    """Print what a polygon output holds: its summary line, or with ``--json`` the same as JSON; exit 0."""
+def _report_polygons(result: Any, args: argparse.Namespace, threads: PredictThreads | None = None) -> int:
+    """Print what a polygon output holds: its summary line, or with ``--json`` the same as JSON (and predict's
+    threads); exit 0."""
     if getattr(args, "json", False):
         from registry_core.cli import print_json
 
-        print_json({"output": str(result.output), "format": result.format, "features": result.features,
-                    "dropped": result.dropped, "seconds": result.seconds, "pixels": result.pixels})
+        document = {"output": str(result.output), "format": result.format, "features": result.features,
+                    "dropped": result.dropped, "seconds": result.seconds, "pixels": result.pixels}
+        if threads is not None:
+            document["threads"] = threads.as_dict()
+        print_json(document)
     else:
         print(result.summary())
     return 0
@@ -182,16 +202,9 @@ def predict(args: argparse.Namespace) -> int:
         VectorOptions,
         check_output,
         check_scheduler,
-        check_tiling,
         check_vector_output,
-        default_tiling,
-        load_run_model,
-        model_info,
-        open_scene,
+        choose_predict_threads,
         parse_band_map,
-        predict_to_file,
-        predict_to_vectors,
-        requested_names,
     )
 
     if args.probabilities and args.embeddings:
@@ -211,6 +224,7 @@ def predict(args: argparse.Namespace) -> int:
     else:
         check_output(args.output, args.overwrite, inputs=[args.input, args.run])
     check_scheduler(args.scheduler)
+    choose_predict_threads(args.threads, args.scheduler)  # a bad --threads fails before the model loads
     if "://" in args.scheduler:  # a scheduler given by address answers now, not after the model has loaded
         from registry_gfm.dask_runtime import probe_scheduler
 
@@ -219,6 +233,41 @@ def predict(args: argparse.Namespace) -> int:
     names = [b.strip() for b in args.bands.split(",")] if args.bands else None
     if "://" not in args.input and not Path(args.input).exists():
         raise PredictError(f"--input {args.input} does not exist")
+    return _predict(args, options, vector, band_map, names)
+
+
+@contextlib.contextmanager
+def _torch_threads(count: int | None) -> Iterator[None]:
+    """torch's intra-op threads set to ``count`` (None: left alone) while the block runs, then put back as they were,
+    so a predict called in-process leaves its caller's setting."""
+    if count is None:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _predict(args: argparse.Namespace, options: Any, vector: bool, band_map: dict[str, str],
+             names: list[str] | None) -> int:
+    """The heavy half of :func:`predict`, once the options are checked: load the model, open the scene, choose the
+    threads for its blocks, predict, report."""
+    from registry_gfm.errors import PredictError
+    from registry_gfm.predict import (
+        check_tiling,
+        choose_predict_threads,
+        default_tiling,
+        load_run_model,
+        model_info,
+        open_scene,
+        requested_names,
+    )
+
     model = load_run_model(args.run, embeddings=args.embeddings, device=args.device,
                            compute_batch=args.compute_batch)
     info = model_info(model)
@@ -229,19 +278,38 @@ def predict(args: argparse.Namespace) -> int:
                  block_size=args.block_size, compute_batch=args.compute_batch)
     scene = open_scene(args.input, requested_names(info.bands, band_map), names=names, time=args.time,
                        physical=info.physical)
+    height, width = scene.shape
+    blocks = math.ceil(height / args.block_size) * math.ceil(width / args.block_size)
+    threads = choose_predict_threads(args.threads, args.scheduler, blocks=blocks)
+    if threads is not None and not args.quiet:
+        print(threads.describe(), file=sys.stderr, flush=True)
+    with _torch_threads(threads.torch if threads is not None else None):
+        return _write_prediction(args, scene, model, options, vector, threads)
+
+
+def _write_prediction(args: argparse.Namespace, scene: Any, model: Any, options: Any, vector: bool,
+                      threads: PredictThreads | None) -> int:
+    """Predict ``scene`` into --output with the threads chosen and print the summary (or its JSON)."""
+    from registry_gfm.predict import predict_to_file, predict_to_vectors
+
     if vector:
         polygons = predict_to_vectors(scene, model, args.output, options, tile=args.tile, overlap=args.overlap,
                                       blend=args.blend, batch_size=args.batch_size, block_size=args.block_size,
-                                      scheduler=args.scheduler, overwrite=args.overwrite, progress=not args.quiet)
-        return _report_polygons(polygons, args)
+                                      scheduler=args.scheduler, overwrite=args.overwrite, progress=not args.quiet,
+                                      threads=threads)
+        return _report_polygons(polygons, args, threads)
     result = predict_to_file(scene, model, args.output, tile=args.tile, overlap=args.overlap, blend=args.blend,
                              batch_size=args.batch_size, block_size=args.block_size, probabilities=args.probabilities,
-                             scheduler=args.scheduler, overwrite=args.overwrite, progress=not args.quiet)
+                             scheduler=args.scheduler, overwrite=args.overwrite, progress=not args.quiet,
+                             threads=threads)
     if getattr(args, "json", False):
         from registry_core.cli import print_json
 
-        print_json({"output": str(result.output), "format": result.format, "shape": list(result.shape),
-                    "bytes": result.size, "seconds": result.seconds, "pixels": result.pixels})
+        document = {"output": str(result.output), "format": result.format, "shape": list(result.shape),
+                    "bytes": result.size, "seconds": result.seconds, "pixels": result.pixels}
+        if threads is not None:
+            document["threads"] = threads.as_dict()
+        print_json(document)
     else:
         print(result.summary())
     return 0

@@ -1,23 +1,24 @@
-"""The dask schedulers and progress bars of ingest and predict: one place that names, opens and reports them.
+"""The dask schedulers of ingest and predict: one place that names, opens, sizes and reports them.
 
 A scheduler is ``threads``, ``synchronous``, ``local:N`` (a new local cluster of N worker processes) or a
 distributed scheduler's address (``tcp://host:8786``). :func:`scheduler_problem` checks a name with the
 standard library alone (the light manifests call it); dask, distributed and tqdm load when a scheduler
-opens or a bar starts.
+opens or a bar starts. A local scheduler's threads follow the usable cores, not the machine's (:func:`local_threads`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import re
-import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any, Final
 
 from registry_gfm.errors import SchedulerError
+from registry_gfm.progress import progress_bar
 
-__all__ = ["ADDRESS_SCHEMES", "CONNECT_TIMEOUT", "GDAL_CACHE_BYTES", "MAX_LOCAL_WORKERS", "dask_scheduler",
-           "probe_scheduler", "progress_bar", "run_blocks", "scheduler_get", "scheduler_problem"]
+__all__ = ["ADDRESS_SCHEMES", "CONNECT_TIMEOUT", "GDAL_CACHE_BYTES", "MAX_LOCAL_WORKERS", "LocalThreads", "dask_scheduler",
+           "local_threads", "probe_scheduler", "progress_bar", "run_blocks", "scheduler_get", "scheduler_problem"]
 
 #: Most worker processes a ``local:N`` cluster may start (each one a Python process with its own GDAL cache).
 MAX_LOCAL_WORKERS: Final = 256
@@ -66,9 +67,46 @@ def scheduler_problem(spec: str) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class LocalThreads:
+    """The threads of a local scheduler, the usable cores they were chosen from, and why."""
+
+    count: int
+    cores: int
+    source: str
+
+    def describe(self, what: str) -> str:
+        """One line like the trainer's and predict's: ``threads: N <what> thread(s) on C usable core(s) (why)``."""
+        return f"threads: {self.count} {what} thread(s) on {self.cores} usable core(s) ({self.source})"
+
+
+def local_threads(scheduler: str, cores: int | None = None) -> LocalThreads:
+    """The reader threads of a local ``threads`` scheduler (1 for ``synchronous``): dask's own ``num_workers``
+    setting (``DASK_NUM_WORKERS``) when set, else ``OMP_NUM_THREADS``, else two per usable core (CPU affinity, cgroup
+    quota; not the machine's cores, which a pinned or capped job does not have): readers also wait on their reads
+    and writes, and an ingest of 4 x 6 x 4096^2 ran 10-16% faster with two per core than with one."""
+    from registry_core.cores import env_threads, usable_cores
+
+    cores = usable_cores() if cores is None else cores
+    if scheduler == "synchronous":
+        return LocalThreads(1, cores, "synchronous")
+    import dask.config
+
+    configured = dask.config.get("num_workers", None)
+    if isinstance(configured, int) and not isinstance(configured, bool) and configured > 0:
+        return LocalThreads(configured, cores, "dask's num_workers setting")
+    omp = env_threads()
+    if omp is not None:
+        return LocalThreads(omp, cores, "OMP_NUM_THREADS")
+    return LocalThreads(2 * cores, cores, "default: two per usable core")
+
+
 @contextlib.contextmanager
-def dask_scheduler(spec: str) -> Iterator[Any]:
-    """``threads``/``synchronous`` -> that name; ``local:N`` -> a Client on a new LocalCluster; else Client(address)."""
+def dask_scheduler(spec: str, *, worker_threads: int | None = None) -> Iterator[Any]:
+    """``threads``/``synchronous`` -> that name; ``local:N`` -> a Client on a new LocalCluster; else Client(address).
+
+    ``worker_threads``: torch's (OpenMP's) threads in each ``local:N`` worker process (dask's default there is 1).
+    """
     if spec in ("threads", "synchronous"):
         yield spec
         return
@@ -79,9 +117,12 @@ def dask_scheduler(spec: str) -> Iterator[Any]:
         raise SchedulerError(f"scheduler {problem}")
     if spec.startswith("local:"):
         n = int(spec.split(":", 1)[1])
+        env = {"GDAL_CACHEMAX": str(GDAL_CACHE_BYTES >> 20)}
+        if worker_threads is not None:
+            env.update(OMP_NUM_THREADS=str(worker_threads), MKL_NUM_THREADS=str(worker_threads))
         with (
             LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                         env={"GDAL_CACHEMAX": str(GDAL_CACHE_BYTES >> 20)}) as cluster,
+                         env=env) as cluster,
             Client(cluster) as client,
         ):
             yield client
@@ -140,57 +181,18 @@ def scheduler_get(scheduler: Any) -> Any:
     return scheduler
 
 
-class _NullBar:
-    """The bar of a run without progress: counts nothing, prints nothing."""
-
-    def update(self, n: int) -> None:
-        pass
-
-
-class _LineBar:
-    """Progress for logs and CI (stderr not a terminal): one plain line at each tenth of the work."""
-
-    def __init__(self, total: int, label: str, unit: str) -> None:
-        self.total, self.label, self.unit, self.done, self.tenths = total, label, unit, 0, 0
-
-    def update(self, n: int) -> None:
-        self.done += n
-        tenths = self.done * 10 // max(self.total, 1)
-        if tenths > self.tenths:
-            self.tenths = tenths
-            print(f"{self.label}: {self.done}/{self.total} {self.unit}s ({self.done * 100 // max(self.total, 1)}%)",
-                  file=sys.stderr, flush=True)
-
-
-@contextlib.contextmanager
-def progress_bar(total: int, desc: str, unit: str, *, enabled: bool = True, lines: bool = False,
-                 leave: bool = True) -> Iterator[Any]:
-    """A bar with ``update(n)`` on stderr: none when not ``enabled``; with ``lines``, a plain line per tenth of
-    ``total`` when stderr is not a terminal (logs, CI); otherwise a tqdm bar (kept at the end when ``leave``)."""
-    if not enabled:
-        yield _NullBar()
-        return
-    if lines and not sys.stderr.isatty():
-        yield _LineBar(total, desc, unit)
-        return
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=leave)
-    try:
-        yield bar
-    finally:
-        bar.close()
-
-
-def run_blocks(writes: Any, scheduler: str, *, progress: bool, desc: str = "predict") -> int:
+def run_blocks(writes: Any, scheduler: str, *, progress: bool, desc: str = "predict", num_workers: int | None = None,
+               worker_threads: int | None = None) -> int:
     """Compute ``writes`` (a dask array with one chunk per block, each chunk's task writing its block and
-    returning a count) and return the sum of the counts, with a bar of blocks when ``progress``.
+    returning a count) and return the sum of the counts, with progress of blocks on stderr when ``progress``.
 
-    A local scheduler counts finished blocks through a dask callback; a distributed one through its futures.
+    ``num_workers``: the ``threads`` scheduler's threads (default: dask's); ``worker_threads``: torch's threads in
+    each ``local:N`` worker. A local scheduler counts finished blocks through a dask callback; a distributed one
+    through its futures.
     """
     name = writes.name
-    with (dask_scheduler(scheduler) as sched,
-          progress_bar(writes.npartitions, desc, "block", enabled=progress, leave=False) as bar):
+    with (dask_scheduler(scheduler, worker_threads=worker_threads) as sched,
+          progress_bar(writes.npartitions, desc, "block", enabled=progress) as bar):
         if isinstance(sched, str):
             from dask.callbacks import Callback
 
@@ -198,8 +200,9 @@ def run_blocks(writes: Any, scheduler: str, *, progress: bool, desc: str = "pred
                 if isinstance(key, tuple) and key and key[0] == name:
                     bar.update(1)
 
+            workers = {"num_workers": num_workers} if sched == "threads" and num_workers else {}
             with Callback(posttask=posttask):
-                return int(writes.compute(scheduler=sched).sum())
+                return int(writes.compute(scheduler=sched, **workers).sum())
         from distributed import as_completed
 
         total = 0

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import signal
 import sys
 import threading
@@ -35,7 +34,7 @@ from registry_gfm.cube.store import (
     store_status,
     write_block,
 )
-from registry_gfm.dask_runtime import GDAL_CACHE_BYTES, dask_scheduler, progress_bar, scheduler_get
+from registry_gfm.dask_runtime import GDAL_CACHE_BYTES, dask_scheduler, local_threads, scheduler_get
 from registry_gfm.errors import DatacubeError
 from registry_gfm.ingest.access import asset_access, check_credentials, sign_items
 from registry_gfm.ingest.cloud_mask import MASKS, clear_pixels
@@ -43,6 +42,7 @@ from registry_gfm.ingest.loaders import Loader
 from registry_gfm.ingest.plan import MASK_BAND, BandInfo, IngestPlan, PlanError, find_asset, make_plan
 from registry_gfm.ingest.search import SearchParams, search_items
 from registry_gfm.ingest.specs import StacZarrConfig
+from registry_gfm.progress import Progress, on_terminal, progress_bar
 
 __all__ = ["IngestError", "StacZarr", "TimeSliceDataset", "build_stac_zarr", "run_ingest"]
 
@@ -165,7 +165,7 @@ class StacZarr:
         """
         c = self.config
         if progress is None:
-            progress = sys.stderr.isatty()
+            progress = on_terminal(sys.stderr)
         load = self.loader()  # a misspelt loader fails before any search
         if not self.store.exists():
             check_output_dir(self.store, "store")  # nor may a store that cannot be created
@@ -212,7 +212,8 @@ class StacZarr:
         """Find scenes without one clear pixel: an error naming them, or drop them (``empty_scenes``)."""
         import dask
 
-        (counts,) = dask.compute(clear.sum(axis=(1, 2)), scheduler=scheduler_get(scheduler))
+        workers = {"num_workers": local_threads(scheduler).count} if scheduler == "threads" else {}
+        (counts,) = dask.compute(clear.sum(axis=(1, 2)), scheduler=scheduler_get(scheduler), **workers)
         empty = [i for i, n in enumerate(counts) if n == 0]
         if not empty:
             return plan, image, clear
@@ -259,9 +260,11 @@ class StacZarr:
         todo = [blocks[t, 0, i, j] for t, i, j in regions(plan, chunk) if not region_done(store, t, i, j)]
         if not todo:
             return
+        if isinstance(scheduler, str) and progress:
+            print(local_threads(scheduler).describe("dask reader"), file=sys.stderr, flush=True)
         try:
             with _noting_ctrl_c() as interrupted, progress_bar(len(todo), f"ingest {Path(store).name}", "region",
-                                                               enabled=progress, lines=True) as bar:
+                                                               enabled=progress) as bar:
                 try:
                     if isinstance(scheduler, str):
                         _run_local(todo, scheduler, bar)
@@ -313,8 +316,10 @@ def _noting_ctrl_c() -> Iterator[list[bool]]:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
-def _run_local(tasks: list[Any], scheduler: str, bar: Any) -> None:
-    """Run region tasks on dask's local scheduler in waves of ``8 x workers`` regions.
+def _run_local(tasks: list[Any], scheduler: str, bar: Progress) -> None:
+    """Run region tasks on dask's local scheduler in waves of ``8 x threads`` regions, each region counted as it
+    finishes; the threads are :func:`~registry_gfm.dask_runtime.local_threads` (two per usable core unless
+    ``DASK_NUM_WORKERS`` or ``OMP_NUM_THREADS`` say otherwise).
 
     stackstac's readers keep a GDAL dataset open per thread and file until the ``compute`` ends, so one
     compute over a long time series would hold threads x items x bands open files; waves close them every
@@ -323,18 +328,23 @@ def _run_local(tasks: list[Any], scheduler: str, bar: Any) -> None:
     """
     import dask
     import rasterio
+    from dask.callbacks import Callback
 
-    workers = 1 if scheduler == "synchronous" else 2 * (os.cpu_count() or 1)
+    workers = local_threads(scheduler).count
     kwargs = {"num_workers": workers} if scheduler == "threads" else {}
     wave = _REGIONS_PER_WORKER * workers
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):
+    keys = {task.key for task in tasks}
+
+    def finished(key: Any, result: Any, dsk: Any, state: Any, worker_id: Any) -> None:
+        if key in keys:  # called on the scheduler's own thread: no lock needed
+            bar.update(1)
+
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), Callback(posttask=finished):
         for start in range(0, len(tasks), wave):
-            batch = tasks[start : start + wave]
-            dask.compute(*batch, scheduler=scheduler_get(scheduler), **kwargs)
-            bar.update(len(batch))
+            dask.compute(*tasks[start : start + wave], scheduler=scheduler_get(scheduler), **kwargs)
 
 
-def _run_distributed(tasks: list[Any], client: Any, bar: Any) -> None:
+def _run_distributed(tasks: list[Any], client: Any, bar: Progress) -> None:
     """All regions handed to the cluster at once; each fused task reads and writes its own region, so no
     pixels cross workers (only the small reader table does)."""
     from distributed import as_completed

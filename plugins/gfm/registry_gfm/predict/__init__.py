@@ -28,6 +28,7 @@ from registry_gfm.predict._run_adapters import (
 from registry_gfm.predict._scene import Scene, check_scene, match_bands, parse_band_map, requested_names
 from registry_gfm.predict._sinks import RasterMeta, check_output
 from registry_gfm.predict._sources import open_scene
+from registry_gfm.predict._threads import PredictThreads, choose_predict_threads
 from registry_gfm.predict._tile_model import ModelInfo, TileModel, model_info
 from registry_gfm.predict._vectors import (
     VECTOR_FORMATS,
@@ -47,6 +48,7 @@ __all__ = [
     "PatchEmbeddings",
     "PredictError",
     "PredictResult",
+    "PredictThreads",
     "RasterMeta",
     "Scene",
     "SegmentationProbabilities",
@@ -62,6 +64,7 @@ __all__ = [
     "check_scheduler",
     "check_tiling",
     "check_vector_output",
+    "choose_predict_threads",
     "class_map",
     "default_tiling",
     "load_run_model",

@@ -9,6 +9,7 @@ only on the global grid, never on the block size, batch size or scheduler; memor
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,7 @@ import numpy as np
 from registry_gfm.errors import PredictError
 from registry_gfm.predict._grid import BLENDS, Blend, TileGrid, blend_window, reflect_index
 from registry_gfm.predict._scene import Scene
+from registry_gfm.predict._threads import CallGate
 from registry_gfm.predict._tile_model import ModelInfo, model_info
 
 __all__ = ["CLASS_NODATA", "MAX_TILE", "MAX_TILES_PER_CALL", "BlockPlan", "check_tiling", "class_map", "default_tiling",
@@ -167,11 +169,12 @@ def _run_model(model: Any, tiles: np.ndarray, valid: np.ndarray, plan: BlockPlan
     return out.astype(np.float32, copy=False)
 
 
-def predict_block(image: np.ndarray, valid: np.ndarray, model: Any, plan: BlockPlan, window: np.ndarray) -> np.ndarray:
+def predict_block(image: np.ndarray, valid: np.ndarray, model: Any, plan: BlockPlan, window: np.ndarray,
+                  gate: CallGate | None = None) -> np.ndarray:
     """One output block (channels, h, w) float32, NaN where no input pixel is valid.
 
     ``image`` (bands, y, x) and ``valid`` (y, x) are the input window starting at ``plan.window_origin``;
-    ``window`` is the tile's blending weights at output resolution.
+    ``window`` is the tile's blending weights at output resolution; each model call waits for a turn at ``gate``.
     """
     g = plan.grid
     ys, xs = plan.padded_index(0), plan.padded_index(1)
@@ -189,7 +192,8 @@ def predict_block(image: np.ndarray, valid: np.ndarray, model: Any, plan: BlockP
         crops = [(slice((i - top) * s, (i - top) * s + t), slice((j - left) * s, (j - left) * s + t)) for i, j in batch]
         x = np.stack([pixels[:, cy, cx] for cy, cx in crops])  # (B, C, tile, tile)
         v = np.stack([mask[cy, cx] for cy, cx in crops])
-        out = _run_model(model, x, v, plan)
+        with gate if gate is not None else contextlib.nullcontext():
+            out = _run_model(model, x, v, plan)
         for (i, j), tile_out in zip(batch, out):
             y_lo, y_hi = max(i * os_, r0), min(i * os_ + ot, r1)
             x_lo, x_hi = max(j * os_, c0), min(j * os_ + ot, c1)
@@ -207,12 +211,13 @@ def _edges(size: int, step: int) -> list[tuple[int, int]]:
 
 
 def predict_blocks(scene: Scene, model: Any, *, tile: int = 64, overlap: int = 16, blend: Blend = "cosine",
-                   batch_size: int = 16, block_size: int = 512) -> Any:
+                   batch_size: int = 16, block_size: int = 512, calls: int | None = None) -> Any:
     """The blended model output over ``scene``: a dask array (channels, H / factor, W / factor) float32.
 
     Chunks are output blocks of ``block_size / factor`` pixels; pixels without a valid input pixel are
     NaN. ``tile`` and ``overlap`` are in input pixels; ``blend`` weighs the overlapping tiles (see
-    :func:`~registry_gfm.predict._grid.blend_ramp`). Nothing is computed until the array is.
+    :func:`~registry_gfm.predict._grid.blend_ramp`); ``calls``: at most this many model calls at once in one
+    process (default: no limit). Nothing is computed until the array is.
     """
     import dask
     import dask.array as da
@@ -227,6 +232,7 @@ def predict_blocks(scene: Scene, model: Any, *, tile: int = 64, overlap: int = 1
     grid = TileGrid(height, width, tile, overlap, info.factor)
     window = blend_window(grid.out_tile, overlap // info.factor, blend)
     held = dask.delayed(model, pure=False)  # one graph node for the model, shared by every block
+    gate = CallGate(calls) if calls else None
     step = block_size // info.factor
     out_h, out_w = grid.out_shape
     # the input in blocks of block_size, each read once and handed to every block task whose window reaches it
@@ -240,14 +246,15 @@ def predict_blocks(scene: Scene, model: Any, *, tile: int = 64, overlap: int = 1
             parts = [((yi, xi), image[yi, xi], valid[yi, xi])
                      for yi in range(wy.start // block_size, (wy.stop - 1) // block_size + 1)
                      for xi in range(wx.start // block_size, (wx.stop - 1) // block_size + 1)]
-            task = dask.delayed(_predict_from_blocks, pure=True)(parts, block_size, (wy, wx), held, plan, window)
+            task = dask.delayed(_predict_from_blocks, pure=True)(parts, block_size, (wy, wx), held, plan, window, gate)
             line.append(da.from_delayed(task, (info.channels, rows[1] - rows[0], cols[1] - cols[0]), np.float32))
         blocks.append(line)
     return da.block(blocks)
 
 
 def _predict_from_blocks(parts: Sequence[tuple[tuple[int, int], np.ndarray, np.ndarray]], block_size: int,
-                         window: tuple[slice, slice], model: Any, plan: BlockPlan, weights: np.ndarray) -> np.ndarray:
+                         window: tuple[slice, slice], model: Any, plan: BlockPlan, weights: np.ndarray,
+                         gate: CallGate | None = None) -> np.ndarray:
     """:func:`predict_block` on the input window ``window`` put together from the input blocks that cover it."""
     wy, wx = window
     image = np.empty((parts[0][1].shape[0], wy.stop - wy.start, wx.stop - wx.start), np.float32)
@@ -260,7 +267,7 @@ def _predict_from_blocks(parts: Sequence[tuple[tuple[int, int], np.ndarray, np.n
             img[:, ys.start - y0 : ys.stop - y0, xs.start - x0 : xs.stop - x0]
         valid[ys.start - wy.start : ys.stop - wy.start, xs.start - wx.start : xs.stop - wx.start] = \
             val[ys.start - y0 : ys.stop - y0, xs.start - x0 : xs.stop - x0]
-    return predict_block(image, valid, model, plan, weights)
+    return predict_block(image, valid, model, plan, weights, gate)
 
 
 def _argmax(block: np.ndarray, nodata: int) -> np.ndarray:

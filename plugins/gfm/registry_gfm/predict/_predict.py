@@ -33,6 +33,7 @@ from registry_gfm.predict._sinks import (
     write_zarr_block,
     zarr_to_cog,
 )
+from registry_gfm.predict._threads import PredictThreads
 from registry_gfm.predict._tile_model import model_info
 
 __all__ = ["PredictResult", "check_scheduler", "predict_to_file", "predict_to_vectors"]
@@ -92,18 +93,21 @@ def _disk_size(path: Path) -> int:
 def predict_to_file(scene: Scene, model: Any, output: str | Path, *, tile: int = 64, overlap: int = 16,
                     blend: Blend = "cosine", batch_size: int = 16, block_size: int = 512,
                     probabilities: bool = False, scheduler: str = "threads", overwrite: bool = False,
-                    progress: bool = False) -> PredictResult:
+                    progress: bool = False, threads: PredictThreads | None = None) -> PredictResult:
     """Predict ``scene`` with ``model`` into ``output`` (``.tif``: a COG; ``.zarr``: a datacube-layout store).
 
     A model with ``classes`` writes a uint8 class map (255 where the input is not valid), or with
     ``probabilities`` its blended per-class probabilities; other models write their float32 outputs
     (NaN where not valid). The output has the input's CRS, and its transform scaled by the model's factor.
+    ``threads`` (:func:`~registry_gfm.predict.choose_predict_threads`): the model calls at once and dask's threads
+    in this process, torch's in ``local:N`` workers; the caller sets this process's torch threads (default: dask's
+    and torch's own choices).
     """
     out, fmt = check_output(output, overwrite, inputs=[scene.path])
     check_scheduler(scheduler)
     info = model_info(model)
     values = predict_blocks(scene, model, tile=tile, overlap=overlap, blend=blend, batch_size=batch_size,
-                            block_size=block_size)
+                            block_size=block_size, calls=threads.calls if threads and not threads.workers else None)
     names: tuple[str, ...]
     if info.classes is not None and not probabilities:
         array, dtype, nodata, names = class_map(values), "uint8", float(CLASS_NODATA), ("class",)
@@ -117,8 +121,7 @@ def predict_to_file(scene: Scene, model: Any, output: str | Path, *, tile: int =
     with writer_lock(out, "--output"):
         for stale in sweep_staging(out):  # a killed earlier predict's
             log.info("removed %s, the staging of an interrupted predict", stale)
-        _write(array, scene, out, fmt, meta, info.factor, block_size, nodata, scheduler, progress, overwrite)
-    seconds = time.perf_counter() - started
+        _write(array, scene, out, fmt, meta, info.factor, block_size, nodata, scheduler, progress, overwrite, threads)
     seconds = time.perf_counter() - started
     height, width = scene.shape
     return PredictResult(out, fmt, (int(array.shape[0]), int(array.shape[1]), int(array.shape[2])), _disk_size(out),
@@ -126,14 +129,16 @@ def predict_to_file(scene: Scene, model: Any, output: str | Path, *, tile: int =
 
 
 def _write(array: Any, scene: Scene, out: Path, fmt: str, meta: RasterMeta, factor: int, block_size: int,
-           nodata: float, scheduler: str, progress: bool, overwrite: bool) -> None:
+           nodata: float, scheduler: str, progress: bool, overwrite: bool, threads: PredictThreads | None) -> None:
     """Compute ``array`` block by block into a staging store, convert it (COG) and publish it as ``out``."""
     with staging(out, "tmp") as tmp, staging(out, "blocks.zarr") as blocks:
         store = tmp if fmt == "zarr" else blocks
         create_zarr(store, meta, tuple(array.shape), block_size // factor)
         writes = array.map_blocks(write_zarr_block, store=str(store), nodata=nodata, dtype=np.int64,
                                   chunks=((1,), (1,) * len(array.chunks[1]), (1,) * len(array.chunks[2])))
-        if run_blocks(writes, scheduler, progress=progress) == 0:
+        dask_threads = threads.dask if threads is not None else None
+        worker_torch = threads.torch if threads is not None and threads.workers else None
+        if run_blocks(writes, scheduler, progress=progress, num_workers=dask_threads, worker_threads=worker_torch) == 0:
             raise PredictError(f"input {scene.path} has no valid pixel (every pixel is nodata or masked); "
                                f"nothing was written to {out}")
         finish_zarr(store)
@@ -144,10 +149,11 @@ def _write(array: Any, scene: Scene, out: Path, fmt: str, meta: RasterMeta, fact
 
 def predict_to_vectors(scene: Scene, model: Any, output: str | Path, options: Any = None, *, tile: int = 64,
                        overlap: int = 16, blend: Blend = "cosine", batch_size: int = 16, block_size: int = 512,
-                       scheduler: str = "threads", overwrite: bool = False, progress: bool = False) -> Any:
+                       scheduler: str = "threads", overwrite: bool = False, progress: bool = False,
+                       threads: PredictThreads | None = None) -> Any:
     """Predict ``scene`` into polygons at ``output`` (.gpkg, .geojson, .fgb, .parquet): the blended probabilities
-    go to a staging Zarr store beside it, whose class map (as :func:`predict_to_file` writes it) is polygonized with
-    each polygon's mean probability; returns the :class:`~registry_gfm.predict.VectorResult`."""
+    go to a staging Zarr store beside it, whose class map (as :func:`predict_to_file` writes it, with ``threads``)
+    is polygonized with each polygon's mean probability; returns the :class:`~registry_gfm.predict.VectorResult`."""
     from registry_gfm.predict._vectors import VectorOptions, check_vector_output, probability_grid, write_vectors
 
     started = time.perf_counter()
@@ -165,7 +171,8 @@ def predict_to_vectors(scene: Scene, model: Any, output: str | Path, options: An
         folder.mkdir()
         probs = folder / "probabilities.zarr"
         predict_to_file(scene, model, probs, tile=tile, overlap=overlap, blend=blend, batch_size=batch_size,
-                        block_size=block_size, probabilities=True, scheduler=scheduler, progress=progress)
+                        block_size=block_size, probabilities=True, scheduler=scheduler, progress=progress,
+                        threads=threads)
         result = write_vectors(probability_grid(probs, list(info.classes)), out, fmt, options, overwrite=overwrite,
                                inputs=[scene.path])
     return dataclasses.replace(result, seconds=time.perf_counter() - started)  # the prediction's time too
