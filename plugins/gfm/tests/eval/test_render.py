@@ -9,6 +9,9 @@ import pytest
 from PIL import Image
 
 from registry_gfm.render import (
+    FOOTER,
+    HEADER,
+    PAD,
     GridRow,
     apply_stretch,
     error_map,
@@ -135,10 +138,12 @@ def test_grid_png_size_and_panels(tmp_path: Path) -> None:
     assert path.exists()
     with Image.open(path) as im:
         assert im.format == "PNG" and im.mode == "RGB"
-        assert im.size == grid_size(3, 16, 16, 2) == (4 * 32 + 10, 14 + 3 * 32 + 8)
+        # four 32-px panels and five pads; the titles, three rows and four pads, the error colour bar's footer
+        assert im.size == grid_size(3, 16, 16, 2) == (4 * 32 + 5 * PAD, HEADER + 3 * 32 + 4 * PAD + FOOTER)
+        assert (HEADER, PAD, FOOTER) == (18, 2, 30)
         px = np.asarray(im)
     # the masked panel of row 0: its masked quarter is uniform grey, the rest equals the input panel
-    y0, x_in, x_mask = 14 + 2, 2, 2 + 32 + 2
+    y0, x_in, x_mask = HEADER + PAD, PAD, PAD + 32 + PAD
     masked = px[y0:y0 + 32, x_mask:x_mask + 32]
     assert (masked[:16, :16] == 128).all()
     np.testing.assert_array_equal(masked[16:, 16:], px[y0 + 16:y0 + 32, x_in + 16:x_in + 32])
@@ -186,12 +191,12 @@ def test_grid_png_default_scale_and_nan(tmp_path: Path) -> None:
     inp[:, 0, 0] = np.nan
     path = write_grid_png(tmp_path / "g.png", [GridRow(inp, row.reconstruction)], ["nir08", "swir16"])
     with Image.open(path) as im:
-        assert im.size == grid_size(1, 8, 8, 16)  # 8-pixel chips upsampled to 128
+        assert im.size == grid_size(1, 8, 8, 24)  # 8-pixel chips upsampled to 192 (PANEL)
         px = np.asarray(im)
-    y0 = 14 + 2
+    y0 = HEADER + PAD
     for j in range(4):  # the NaN pixel is black in input, masked and error panels; reconstructed in the third
-        x = 2 + j * (128 + 2)
-        assert (px[y0:y0 + 16, x:x + 16] == 0).all() == (j != 2), j
+        x = PAD + j * (192 + PAD)
+        assert (px[y0:y0 + 24, x:x + 24] == 0).all() == (j != 2), j
 
 
 def test_grid_png_errors(tmp_path: Path) -> None:
