@@ -40,6 +40,8 @@ examples:
   predict runs/mae-tiny --input runs/lsat7/datacube.zarr --output emb.zarr --embeddings
   predict runs/seg --input item.json --output probs.tif --probabilities --scheduler local:4
   predict runs/seg --input bands.tif --bands b1,b2,b3 --band-map b1=blue,b2=green,b3=red --output out.tif
+  predict runs/seg-3dates --input may.tif --input jul.tif --input sep.tif --output landcover.tif
+  predict runs/seg-3dates --input datacube.zarr --time 4 --output landcover.tif   (time steps 4, 5 and 6)
 """
 
 
@@ -59,9 +61,12 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", metavar="RUN_DIR", help="run folder written by `run X.toml --out RUN_DIR` "
                         "(pipeline.toml, model.safetensors and the lock)")
     io = parser.add_argument_group("input and output")
-    io.add_argument("--input", required=True, metavar="SCENE",
+    io.add_argument("--input", required=True, action="append", metavar="SCENE",
                     help="the scene: a GeoTIFF / COG (bands named by their descriptions or --bands), a STAC item "
-                         "JSON file (assets found by band name or common name) or a stac-zarr datacube folder")
+                         "JSON file (assets found by band name or common name) or a stac-zarr datacube folder; for "
+                         "a run trained on several time steps, a datacube (its steps from --time on) or --input "
+                         "once per time step on one grid (put in date order when each says its date: a STAC "
+                         "item's datetime, a GeoTIFF's ACQUISITIONDATETIME, datetime or TIFFTAG_DATETIME tag)")
     io.add_argument("--output", required=True, metavar="OUT",
                     help="OUT.tif (Cloud-Optimized GeoTIFF: tiled, deflate, overviews, nodata set) or OUT.zarr "
                          "(the datacube layout, readable as predict input), or polygons of the class map: OUT.gpkg, "
@@ -75,7 +80,8 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
                     help="use input band INPUT as the model's band MODEL, e.g. b1=blue,b2=green; bands are "
                          "otherwise matched by name or identity (B8A is nir08)")
     io.add_argument("--time", type=_whole, default=0, metavar="T",
-                    help="time step of a datacube input (default: %(default)s, the first)")
+                    help="time step of a datacube input, the first of a run's several (default: %(default)s, the "
+                         "first)")
     what = parser.add_argument_group("what to write")
     what.add_argument("--probabilities", action="store_true",
                       help="write the blended per-class probabilities (float32, one band per class) instead of "
@@ -220,9 +226,9 @@ def predict(args: argparse.Namespace) -> int:
     options = VectorOptions(args.min_area, args.fill_holes, args.simplify, args.block_size)
     options.check()
     if vector:  # both fail before the model loads
-        check_vector_output(args.output, args.overwrite, inputs=[args.input, args.run])
+        check_vector_output(args.output, args.overwrite, inputs=[*args.input, args.run])
     else:
-        check_output(args.output, args.overwrite, inputs=[args.input, args.run])
+        check_output(args.output, args.overwrite, inputs=[*args.input, args.run])
     check_scheduler(args.scheduler)
     choose_predict_threads(args.threads, args.scheduler)  # a bad --threads fails before the model loads
     if "://" in args.scheduler:  # a scheduler given by address answers now, not after the model has loaded
@@ -231,8 +237,9 @@ def predict(args: argparse.Namespace) -> int:
         probe_scheduler(args.scheduler)
     band_map = parse_band_map(args.band_map)
     names = [b.strip() for b in args.bands.split(",")] if args.bands else None
-    if "://" not in args.input and not Path(args.input).exists():
-        raise PredictError(f"--input {args.input} does not exist")
+    for text in args.input:
+        if "://" not in text and not Path(text).exists():
+            raise PredictError(f"--input {text} does not exist")
     return _predict(args, options, vector, band_map, names)
 
 
@@ -277,7 +284,7 @@ def _predict(args: argparse.Namespace, options: Any, vector: bool, band_map: dic
     check_tiling(info, tile=args.tile, overlap=args.overlap, blend=args.blend, batch_size=args.batch_size,
                  block_size=args.block_size, compute_batch=args.compute_batch)
     scene = open_scene(args.input, requested_names(info.bands, band_map), names=names, time=args.time,
-                       physical=info.physical)
+                       physical=info.physical, frames=info.frames)
     height, width = scene.shape
     blocks = math.ceil(height / args.block_size) * math.ceil(width / args.block_size)
     threads = choose_predict_threads(args.threads, args.scheduler, blocks=blocks)

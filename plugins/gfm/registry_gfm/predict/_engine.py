@@ -225,9 +225,10 @@ def predict_blocks(scene: Scene, model: Any, *, tile: int = 64, overlap: int = 1
     info = model_info(model)
     check_tiling(info, tile=tile, overlap=overlap, blend=blend, batch_size=batch_size, block_size=block_size,
                  compute_batch=int(getattr(model, "compute_batch", 1)))
-    if scene.image.shape[0] != len(info.bands):
-        raise PredictError(f"input {scene.path} gives {scene.image.shape[0]} bands, the model needs {len(info.bands)} "
-                           f"({', '.join(info.bands)})")
+    if scene.image.shape[0] != len(info.bands) * info.frames:
+        frames = f"{info.frames} time steps of " if info.frames > 1 else ""
+        raise PredictError(f"input {scene.path} gives {scene.image.shape[0]} channels, the model needs "
+                           f"{frames}{len(info.bands)} bands ({', '.join(info.bands)})")
     height, width = scene.shape
     grid = TileGrid(height, width, tile, overlap, info.factor)
     window = blend_window(grid.out_tile, overlap // info.factor, blend)

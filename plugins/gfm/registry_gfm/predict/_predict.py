@@ -103,7 +103,7 @@ def predict_to_file(scene: Scene, model: Any, output: str | Path, *, tile: int =
     in this process, torch's in ``local:N`` workers; the caller sets this process's torch threads (default: dask's
     and torch's own choices).
     """
-    out, fmt = check_output(output, overwrite, inputs=[scene.path])
+    out, fmt = check_output(output, overwrite, inputs=scene.inputs)
     check_scheduler(scheduler)
     info = model_info(model)
     values = predict_blocks(scene, model, tile=tile, overlap=overlap, blend=blend, batch_size=batch_size,
@@ -115,8 +115,7 @@ def predict_to_file(scene: Scene, model: Any, output: str | Path, *, tile: int =
         array, dtype, nodata, names = values, "float32", float("nan"), info.outputs
     meta = RasterMeta(scene.crs_wkt, output_transform(scene.transform, info.factor), names, dtype, nodata,
                       classes=info.classes, time=scene.time,
-                      provenance={"component": "gfm:predict", "input": scene.path, "input_bands": list(scene.bands),
-                                  "model": type(model).__name__, "tile": tile, "overlap": overlap, "blend": blend})
+                      provenance=_provenance(scene, model, tile=tile, overlap=overlap, blend=blend))
     started = time.perf_counter()
     with writer_lock(out, "--output"):
         for stale in sweep_staging(out):  # a killed earlier predict's
@@ -126,6 +125,15 @@ def predict_to_file(scene: Scene, model: Any, output: str | Path, *, tile: int =
     height, width = scene.shape
     return PredictResult(out, fmt, (int(array.shape[0]), int(array.shape[1]), int(array.shape[2])), _disk_size(out),
                          seconds, height * width)
+
+
+def _provenance(scene: Scene, model: Any, **tiling: Any) -> dict[str, Any]:
+    """What the output records of how it was made: the input(s), their bands and frames' times, the model, tiling."""
+    found: dict[str, Any] = {"component": "gfm:predict", "input": scene.path, "input_bands": list(scene.bands)}
+    if scene.frames > 1:
+        found.update(inputs=scene.inputs, frames=scene.frames,
+                     times=[None if t is None else str(t) for t in scene.times])
+    return {**found, "model": type(model).__name__, **tiling}
 
 
 def _write(array: Any, scene: Scene, out: Path, fmt: str, meta: RasterMeta, factor: int, block_size: int,
@@ -144,7 +152,7 @@ def _write(array: Any, scene: Scene, out: Path, fmt: str, meta: RasterMeta, fact
         finish_zarr(store)
         if fmt == "cog":
             zarr_to_cog(store, tmp, meta)
-        publish(tmp, out, overwrite, inputs=[scene.path])
+        publish(tmp, out, overwrite, inputs=scene.inputs)
 
 
 def predict_to_vectors(scene: Scene, model: Any, output: str | Path, options: Any = None, *, tile: int = 64,
@@ -159,7 +167,7 @@ def predict_to_vectors(scene: Scene, model: Any, output: str | Path, options: An
     started = time.perf_counter()
     options = options or VectorOptions(block_size=block_size)
     options.check()
-    out, fmt = check_vector_output(output, overwrite, inputs=[scene.path])
+    out, fmt = check_vector_output(output, overwrite, inputs=scene.inputs)
     info = model_info(model)
     if info.classes is None:
         raise PredictError(f"--output {output}: polygons need a class map, and the model writes values "
@@ -174,6 +182,6 @@ def predict_to_vectors(scene: Scene, model: Any, output: str | Path, options: An
                         block_size=block_size, probabilities=True, scheduler=scheduler, progress=progress,
                         threads=threads)
         result = write_vectors(probability_grid(probs, list(info.classes)), out, fmt, options, overwrite=overwrite,
-                               inputs=[scene.path])
+                               inputs=scene.inputs)
     return dataclasses.replace(result, seconds=time.perf_counter() - started)  # the prediction's time too
 

@@ -32,10 +32,13 @@ COMPUTE_BATCH = 16
 class _Normalised:
     """The shared half of both adapters: bands, normalisation and the device."""
 
-    def __init__(self, norm: Mapping[str, Any], device: str, compute_batch: int = COMPUTE_BATCH) -> None:
+    def __init__(self, norm: Mapping[str, Any], device: str, compute_batch: int = COMPUTE_BATCH,
+                 frames: int = 1) -> None:
         if not 1 <= compute_batch <= MAX_TILES_PER_CALL:
             raise PredictError(f"--compute-batch {compute_batch} must be between 1 and {MAX_TILES_PER_CALL} tiles")
         self.compute_batch = compute_batch
+        #: Time steps per tile: tiles hold ``frames`` x bands channels, frame by frame.
+        self.frames = frames
         self.bands = [str(b) for b in norm["bands"]]
         self._mean = np.asarray(norm["mean"], np.float32)[None, :, None, None]
         self._std = np.asarray(norm["std"], np.float32)[None, :, None, None]
@@ -44,11 +47,16 @@ class _Normalised:
         self.device = device
 
     def chips(self, tiles: np.ndarray, valid: np.ndarray) -> Any:
-        """(B, C, H, W) float32 tensor on the device: normalised, 0 where not valid (as in training)."""
+        """(B, C, H, W) float32 tensor on the device, (B, C, T, H, W) for a model of frames: normalised, 0 where
+        not valid (as in training: a frame's invalid pixels are NaN in it)."""
         import torch
 
+        b, _, height, width = tiles.shape
+        x = tiles.reshape(b, self.frames, -1, height, width)  # (B, T, C, H, W)
+        usable = valid[:, None, None] & np.isfinite(x)
         # where() and not a product: an invalid pixel may hold NaN or inf, and NaN * 0 is NaN
-        x = np.where(valid[:, None], (tiles - self._mean) / self._std, 0.0)
+        x = np.where(usable, (x - self._mean[:, None]) / self._std[:, None], 0.0)
+        x = x[:, 0] if self.frames == 1 else x.transpose(0, 2, 1, 3, 4)
         return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)
 
     def run(self, fn: Any, tiles: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -73,8 +81,8 @@ class SegmentationProbabilities(_Normalised):
     factor = 1
 
     def __init__(self, objective: Any, parts: Any, norm: Mapping[str, Any], *, patch: int, device: str,
-                 classes: Sequence[str] | None = None, compute_batch: int = COMPUTE_BATCH) -> None:
-        super().__init__(norm, device, compute_batch)
+                 classes: Sequence[str] | None = None, compute_batch: int = COMPUTE_BATCH, frames: int = 1) -> None:
+        super().__init__(norm, device, compute_batch, frames)
         self.objective, self.parts = objective, parts
         self.channels = int(objective.num_classes)
         self.multiple = patch
@@ -91,8 +99,8 @@ class TileClasses(_Normalised):
     tile is cut into chips of the size the classifier was trained on, and each chip gets its own class."""
 
     def __init__(self, objective: Any, parts: Any, norm: Mapping[str, Any], *, chip: int, patch: int, device: str,
-                 classes: Sequence[str] | None = None, compute_batch: int = COMPUTE_BATCH) -> None:
-        super().__init__(norm, device, compute_batch)
+                 classes: Sequence[str] | None = None, compute_batch: int = COMPUTE_BATCH, frames: int = 1) -> None:
+        super().__init__(norm, device, compute_batch, frames)
         if chip % patch:
             raise PredictError(f"classification chips of {chip} px are not a multiple of the patch size {patch}")
         self.objective, self.parts = objective, parts
@@ -115,11 +123,11 @@ class PatchEmbeddings(_Normalised):
     """The encoder's patch tokens as a (B, D, H / p, W / p) feature map (prefix tokens dropped, band groups
     averaged)."""
 
-    def __init__(self, parts: Any, norm: Mapping[str, Any], *, device: str, compute_batch: int = COMPUTE_BATCH
-                 ) -> None:
+    def __init__(self, parts: Any, norm: Mapping[str, Any], *, device: str, compute_batch: int = COMPUTE_BATCH,
+                 frames: int = 1) -> None:
         from registry_gfm.encoder import ImageEncoder
 
-        super().__init__(norm, device, compute_batch)
+        super().__init__(norm, device, compute_batch, frames)
         self.encoder = ImageEncoder(parts.embed, parts.positional, parts.backbone).to(device).eval()
         self.factor = self.multiple = self.encoder.patch_size
         self.channels = int(parts.embed.embed_dim)
@@ -161,15 +169,13 @@ def pipeline_model(pipeline: Any, *, embeddings: bool = False, device: str | Non
     if not callable(normalization):
         raise PredictError(f"{name}: its data source {type(data).__name__} has no normalization(); predict needs "
                            "the per-band mean / std the model was trained with")
-    frames = getattr(getattr(data, "config", None), "frames", 1)
-    if frames != 1:
-        raise PredictError(f"{name} was trained on {frames} time steps per chip; predict reads one time step")
+    frames = int(getattr(getattr(data, "config", None), "frames", 1) or 1)
     norm = normalization()
     where = _device(device)
     patch = int(getattr(parts.embed, "patch", 1))
     pipeline.model.to(where).eval()
     if embeddings:
-        return PatchEmbeddings(parts, norm, device=where, compute_batch=compute_batch)
+        return PatchEmbeddings(parts, norm, device=where, compute_batch=compute_batch, frames=frames)
     if not callable(getattr(objective, "logits", None)):
         raise PredictError(f"{name} has no head: its objective {type(objective).__name__} gives no class logits; "
                            "pass --embeddings to write the encoder's patch embeddings instead")
@@ -180,9 +186,9 @@ def pipeline_model(pipeline: Any, *, embeddings: bool = False, device: str | Non
             raise PredictError(f"{name}: a classification run's data source must say its chip_size (the tile one "
                                "class is given for)")
         return TileClasses(objective, parts, norm, chip=chip, patch=patch, device=where, classes=classes,
-                           compute_batch=compute_batch)
+                           compute_batch=compute_batch, frames=frames)
     return SegmentationProbabilities(objective, parts, norm, patch=patch, device=where, classes=classes,
-                                     compute_batch=compute_batch)
+                                     compute_batch=compute_batch, frames=frames)
 
 
 def load_run_model(run_dir: str | Path, *, embeddings: bool = False, device: str | None = None,

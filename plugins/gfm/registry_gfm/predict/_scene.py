@@ -37,13 +37,25 @@ class Scene:
     crs_wkt: str
     #: Affine pixel-to-CRS transform (a, b, c, d, e, f) of pixel (0, 0)'s corner.
     transform: tuple[float, float, float, float, float, float]
-    #: Acquisition time, when the input says (datacube time step, STAC item datetime).
+    #: Acquisition time, when the input says (datacube time step, STAC item datetime); of the last frame.
     time: np.datetime64 | None = None
+    #: Time steps in ``image``: it holds ``frames`` x ``len(bands)`` channels, frame by frame, where a pixel not
+    #: valid in one frame is NaN there (``valid`` then says where any frame is).
+    frames: int = 1
+    #: Every input file or store the scene reads (default: ``path`` alone).
+    sources: tuple[str, ...] = ()
+    #: Each frame's acquisition time (None where unknown), when the scene has several.
+    times: tuple[np.datetime64 | None, ...] = ()
 
     @property
     def shape(self) -> tuple[int, int]:
         """(height, width) in pixels."""
         return int(self.image.shape[1]), int(self.image.shape[2])
+
+    @property
+    def inputs(self) -> list[str]:
+        """The paths this scene reads (an output must not replace any of them)."""
+        return list(self.sources or (self.path,))
 
 
 def parse_band_map(text: str | None) -> dict[str, str]:
@@ -116,8 +128,8 @@ def check_scene(scene: Scene) -> Scene:
         raise PredictError(f"input {scene.path} is not georeferenced: its transform is the identity "
                            "(pixel coordinates); expected a geotransform such as a GeoTIFF's")
     height, width = scene.shape
-    if height == 0 or width == 0 or scene.image.shape[0] == 0:
-        raise PredictError(f"input {scene.path} is empty: {scene.image.shape[0]} bands of {height} x {width} pixels")
+    if height == 0 or width == 0 or len(scene.bands) == 0:
+        raise PredictError(f"input {scene.path} is empty: {len(scene.bands)} bands of {height} x {width} pixels")
     if height * width > MAX_SCENE_PIXELS:
         raise PredictError(f"input {scene.path} is {width} x {height} pixels ({height * width:.3g}), more than the "
                            f"{MAX_SCENE_PIXELS:.3g} one prediction may cover; cut it into smaller scenes (e.g. with "

@@ -287,6 +287,9 @@ def zarr_to_cog(store: Path, cog: Path, meta: RasterMeta) -> None:
                 import json
 
                 dst.update_tags(classes=json.dumps(list(meta.classes)))
+            if meta.time is not None and not np.isnat(meta.time):  # TIFF's own date tag, which predict reads back
+                stamp = np.datetime_as_string(np.datetime64(meta.time, "s"))
+                dst.update_tags(TIFFTAG_DATETIME=stamp.replace("-", ":").replace("T", " "))
             dst.update_tags(**{OUTPUT_TAG: PREDICT_KIND})  # what marks the file as ours (--overwrite)
         with rasterio.Env(GDAL_CACHEMAX=_GDAL_CACHE_BYTES):
             rasterio.shutil.copy(stage, cog, driver="COG", COMPRESS="DEFLATE", BLOCKSIZE=COG_BLOCK,

@@ -8,6 +8,7 @@ dask chunk opening the file itself (so chunks read in parallel, in any worker); 
 from __future__ import annotations
 
 import datetime as dt
+import re
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,7 +19,7 @@ import numpy as np
 from registry_gfm.errors import PredictError
 from registry_gfm.predict._scene import Scene, check_scene, match_bands
 
-__all__ = ["RasterWindows", "open_datacube_scene", "open_raster_scene", "open_scene", "open_stac_scene"]
+__all__ = ["RasterWindows", "open_datacube_scene", "open_raster_scene", "open_scene", "open_stac_scene", "stack_frames"]
 
 #: Rows and columns of one dask chunk of a raster file (rounded up to the file's own tiles).
 _CHUNK = 256
@@ -109,6 +110,7 @@ def open_raster_scene(path: str, wanted: Sequence[str], *, names: Sequence[str] 
             descriptions = [d or "" for d in src.descriptions]
             scales, offsets = list(src.scales), list(src.offsets)
             block_h, block_w = src.block_shapes[0] if count else (_CHUNK, _CHUNK)
+            when = _raster_time(src.tags(), path)
             complex_bands = [i + 1 for i, d in enumerate(src.dtypes) if np.dtype(d).kind == "c"]
     except rasterio.errors.RasterioError as exc:
         raise _open_error(path, exc) from None
@@ -129,12 +131,34 @@ def open_raster_scene(path: str, wanted: Sequence[str], *, names: Sequence[str] 
     # chunks of whole internal tiles (at most 1024 px); a striped file gets square chunks of _CHUNK rows
     image, valid = _lazy(reader, min(max(_CHUNK, block_w), 1024) if block_h == block_w else _CHUNK, "raster")
     scene = Scene(path, image, valid, tuple(descriptions[i] for i in idx), crs_wkt,
-                  (transform[0], transform[1], transform[2], transform[3], transform[4], transform[5]))
+                  (transform[0], transform[1], transform[2], transform[3], transform[4], transform[5]), when)
     return check_scene(scene)
 
 
-def open_datacube_scene(path: str, wanted: Sequence[str], *, time: int = 0, physical: bool = True) -> Scene:
-    """Time step ``time`` of a stac-zarr datacube, with its per-band scale / offset and ``valid`` array."""
+#: GeoTIFF tags that may hold a raster's acquisition time, in the order they are believed.
+_TIME_TAGS = ("ACQUISITIONDATETIME", "datetime", "TIFFTAG_DATETIME")
+
+
+def _raster_time(tags: dict[str, str], path: str) -> np.datetime64 | None:
+    """The acquisition time a GeoTIFF's tags give (``TIFFTAG_DATETIME`` is ``YYYY:MM:DD HH:MM:SS``), or None."""
+    for key in _TIME_TAGS:
+        text = tags.get(key, "").strip()
+        if not text:
+            continue
+        if re.fullmatch(r"\d{4}:\d\d:\d\d \d\d:\d\d:\d\d", text):  # TIFF's own form
+            text = text[:10].replace(":", "-") + "T" + text[11:]
+        try:
+            return np.datetime64(text.replace(" ", "T").removesuffix("Z"), "s")
+        except ValueError:
+            raise PredictError(f"input {path}: its {key} tag {tags[key]!r} is not a date (expected ISO 8601, e.g. "
+                               "2021-06-01T10:30:00)") from None
+    return None
+
+
+def open_datacube_scene(path: str, wanted: Sequence[str], *, time: int = 0, physical: bool = True,
+                        frames: int = 1) -> Scene:
+    """Time steps ``time .. time + frames - 1`` of a stac-zarr datacube, with its per-band scale / offset and
+    ``valid`` array (several frames: stacked as :func:`stack_frames` does)."""
     import dask.array as da
     import xarray as xr
 
@@ -143,25 +167,59 @@ def open_datacube_scene(path: str, wanted: Sequence[str], *, time: int = 0, phys
     info = open_cube(path)
     ntime, _, height, width = info.shape
     _check_datacube_time(path, time, ntime)
+    if time + frames > ntime:
+        raise PredictError(f"--time {time}: the model reads {frames} consecutive time steps and datacube {path} has "
+                           f"{ntime}, so --time may be 0 .. {ntime - frames}" if frames <= ntime else
+                           f"datacube {path} has {ntime} time step(s); the model reads {frames} per tile")
     idx = list(select_bands(info, wanted))
     ds = xr.open_zarr(info.store, consolidated=None)
-    raw = ds["image"].data[time][idx]  # (bands, y, x), the store's dask chunks
-    if physical:
-        scale = np.asarray(info.scale[time], np.float32)[idx][:, None, None]
-        offset = np.asarray(info.offset[time], np.float32)[idx][:, None, None]
-        image = raw.astype(np.float32) * scale + offset
-    else:
-        image = raw.astype(np.float32)
-    valid = ds["valid"].data[time].astype(bool)
     crs_wkt = info.crs_wkt
     if not crs_wkt and info.epsg is not None:
         from pyproj import CRS
 
         crs_wkt = CRS.from_epsg(info.epsg).to_wkt()
-    when = np.datetime64(info.times[time], "s") if info.times else None
-    assert isinstance(image, da.Array) and (height, width) == tuple(image.shape[1:])
-    return check_scene(Scene(path, image, valid, tuple(info.bands[i].name for i in idx), crs_wkt, info.transform,
-                             when))
+    scenes = []
+    for t in range(time, time + frames):
+        raw = ds["image"].data[t][idx]  # (bands, y, x), the store's dask chunks
+        if physical:
+            scale = np.asarray(info.scale[t], np.float32)[idx][:, None, None]
+            offset = np.asarray(info.offset[t], np.float32)[idx][:, None, None]
+            image = raw.astype(np.float32) * scale + offset
+        else:
+            image = raw.astype(np.float32)
+        valid = ds["valid"].data[t].astype(bool)
+        when = np.datetime64(info.times[t], "s") if info.times else None
+        assert isinstance(image, da.Array) and (height, width) == tuple(image.shape[1:])
+        scenes.append(check_scene(Scene(path, image, valid, tuple(info.bands[i].name for i in idx), crs_wkt,
+                                        info.transform, when)))
+    return scenes[0] if frames == 1 else stack_frames(scenes, path)
+
+
+def stack_frames(scenes: Sequence[Scene], name: str) -> Scene:
+    """One scene of several time steps: the frames' bands one frame after the other, each pixel NaN in the frames
+    where it is not valid, and valid where any frame is. The frames must lie on one grid in the same bands."""
+    import dask.array as da
+    from pyproj import CRS
+
+    first = scenes[0]
+    for other in scenes[1:]:
+        problems = []
+        if other.shape != first.shape:
+            problems.append(f"{other.shape[1]} x {other.shape[0]} pixels, not {first.shape[1]} x {first.shape[0]}")
+        if not np.allclose(other.transform, first.transform, rtol=0, atol=1e-9 * max(1.0, *map(abs, first.transform))):
+            problems.append(f"transform {tuple(other.transform)}, not {tuple(first.transform)}")
+        if CRS.from_user_input(other.crs_wkt) != CRS.from_user_input(first.crs_wkt):
+            problems.append(f"CRS {CRS.from_user_input(other.crs_wkt).to_string()}, not "
+                            f"{CRS.from_user_input(first.crs_wkt).to_string()}")
+        if problems:
+            raise PredictError(f"input {other.path} does not lie on the grid of {first.path}: {'; '.join(problems)}; "
+                               "the frames of one prediction must share one grid (warp them onto it first, e.g. "
+                               "with gdalwarp, or ingest them into one datacube)")
+    image = da.concatenate([da.where(s.valid[None], s.image, np.float32(np.nan)) for s in scenes])
+    valid = da.stack([s.valid for s in scenes]).any(axis=0)
+    sources = tuple(dict.fromkeys(p for s in scenes for p in s.inputs))
+    return Scene(name, image, valid, first.bands, first.crs_wkt, first.transform, scenes[-1].time,
+                 frames=len(scenes), sources=sources, times=tuple(s.time for s in scenes))
 
 
 def open_stac_scene(path: str, wanted: Sequence[str], *, physical: bool = True) -> Scene:
@@ -217,23 +275,63 @@ def _warp_to(href: str, grid: Any) -> tuple[str, tuple[float, ...], int, int] | 
     return None if same else (grid.crs_wkt, grid.transform, grid.height, grid.width)
 
 
-def open_scene(path: str | Path, wanted: Sequence[str], *, names: Sequence[str] | None = None, time: int = 0,
-               physical: bool = True) -> Scene:
+def open_scene(path: str | Path | Sequence[str | Path], wanted: Sequence[str], *, names: Sequence[str] | None = None,
+               time: int = 0, physical: bool = True, frames: int = 1) -> Scene:
     """The scene at ``path`` in the bands ``wanted`` (input names, in the model's order): a directory or
-    ``*.zarr`` is a datacube, ``*.json`` a STAC item, anything else a raster file GDAL can open."""
-    text = str(path)
-    p = Path(text)
-    if "://" not in text and not p.exists():
-        raise PredictError(f"input {text} does not exist; expected a GeoTIFF / COG, a STAC item JSON file or a "
-                           "stac-zarr datacube")
-    is_cube = p.is_dir() or text.rstrip("/").endswith(".zarr")
-    if names is not None and (is_cube or p.suffix.lower() == ".json"):
-        raise PredictError(f"--bands names the bands of a raster file; input {text} names its own bands "
-                           "(use --band-map INPUT=MODEL to map them)")
-    if is_cube:
-        return open_datacube_scene(text, wanted, time=time, physical=physical)
+    ``*.zarr`` is a datacube, ``*.json`` a STAC item, anything else a raster file GDAL can open.
+
+    ``frames`` > 1 (a model of several time steps): a datacube gives ``frames`` consecutive steps from ``time``;
+    otherwise ``path`` lists one raster or STAC item per frame, put in time order when each says its date
+    (GeoTIFF tags ``ACQUISITIONDATETIME``, ``datetime`` or ``TIFFTAG_DATETIME``; a STAC item's datetime).
+    """
+    paths = [str(path)] if isinstance(path, (str, Path)) else [str(p) for p in path]
+    if not paths:
+        raise PredictError("no input given; expected a GeoTIFF / COG, a STAC item JSON file or a stac-zarr datacube")
+    for text in paths:
+        if "://" not in text and not Path(text).exists():
+            raise PredictError(f"input {text} does not exist; expected a GeoTIFF / COG, a STAC item JSON file or a "
+                               "stac-zarr datacube")
+    cubes = [p for p in paths if _is_cube(p)]
+    if names is not None and (cubes or any(Path(p).suffix.lower() == ".json" for p in paths)):
+        raise PredictError(f"--bands names the bands of a raster file; input {(cubes or paths)[0]} names its own "
+                           "bands (use --band-map INPUT=MODEL to map them)")
+    if cubes and len(paths) > 1:
+        raise PredictError(f"input {cubes[0]} is a datacube: give it alone (its time steps are the frames, from "
+                           "--time on), not with other inputs")
+    if cubes:
+        return open_datacube_scene(paths[0], wanted, time=time, physical=physical, frames=frames)
     if time != 0:
-        raise PredictError(f"--time {time}: input {text} has a single time step; --time applies to datacubes")
-    if p.suffix.lower() == ".json":
-        return open_stac_scene(text, wanted, physical=physical)
-    return open_raster_scene(text, wanted, names=names, physical=physical)
+        raise PredictError(f"--time {time}: input {paths[0]} has a single time step; --time applies to datacubes")
+    if len(paths) != frames:
+        raise PredictError(f"the model reads {frames} time step(s) per tile and {len(paths)} input(s) were given "
+                           f"({', '.join(paths)}); give one raster or STAC item per time step (--input once each), "
+                           "or a datacube" if frames > 1 else
+                           f"the model reads one time step and {len(paths)} inputs were given ({', '.join(paths)}); "
+                           "give one --input")
+    scenes = [open_stac_scene(p, wanted, physical=physical) if Path(p).suffix.lower() == ".json"
+              else open_raster_scene(p, wanted, names=names, physical=physical) for p in paths]
+    if len(scenes) == 1:
+        return scenes[0]
+    return stack_frames(_in_time_order(scenes), " + ".join(paths))
+
+
+def _is_cube(text: str) -> bool:
+    return Path(text).is_dir() or text.rstrip("/").endswith(".zarr")
+
+
+def _in_time_order(scenes: list[Scene]) -> list[Scene]:
+    """``scenes`` sorted by acquisition time when each says it; as given when none does; refused when some do."""
+    undated = [s.path for s in scenes if s.time is None]
+    if len(undated) == len(scenes):
+        return scenes
+    if undated:
+        raise PredictError(f"input {undated[0]} says no acquisition time and other inputs do, so the frames' order "
+                           "is unclear; tag it (e.g. gdal_edit.py -mo TIFFTAG_DATETIME='2021:06:01 10:30:00') or "
+                           "give only undated inputs, in time order")
+    times = [s.time for s in scenes]
+    twice = next((t for t in times if times.count(t) > 1), None)
+    if twice is not None:
+        same = [s.path for s in scenes if s.time == twice]
+        raise PredictError(f"inputs {', '.join(same)} have the same acquisition time ({twice}); the frames must be "
+                           "different time steps")
+    return sorted(scenes, key=lambda s: s.time)  # type: ignore[arg-type, return-value]

@@ -19,13 +19,15 @@ class TileModel(Protocol):
 
     ``model(tiles, valid)``: ``tiles`` float32 (B, C, tile, tile) in the bands ``bands`` (physical units,
     ``dn * scale + offset``, unless the model sets ``physical = False`` for the stored numbers), ``valid``
-    bool (B, tile, tile); returns float32 (B, channels, tile / factor, tile / factor). The model
+    bool (B, tile, tile); a model of ``frames`` time steps gets C = frames x bands channels, frame by frame (a
+    pixel not valid in one frame is NaN there, and ``valid`` says where any frame is); returns float32 (B, channels, tile / factor, tile / factor). The model
     normalises its own input. Each tile's output must depend on that tile alone (not on the other tiles
     of its batch): then ``predict`` is bit-identical for every batch size, block size and scheduler.
 
     Optional attributes, read with defaults: ``classes`` (names of the classes when the outputs are
     per-class probabilities: the engine blends them and takes the argmax; default None, outputs are
-    values), ``outputs`` (names of the output channels), ``physical`` (default True).
+    values), ``outputs`` (names of the output channels), ``physical`` (default True), ``frames`` (time steps per
+    tile, default 1).
     """
 
     #: Input band names, in the order of the tiles' channels.
@@ -54,6 +56,8 @@ class ModelInfo:
     outputs: tuple[str, ...]
     #: Whether tiles are in physical units (else the stored numbers).
     physical: bool
+    #: Time steps per tile: the tiles hold ``frames`` x ``len(bands)`` channels, frame by frame.
+    frames: int = 1
 
 
 def _positive_int(model: Any, name: str) -> int:
@@ -87,5 +91,6 @@ def model_info(model: Any) -> ModelInfo:
     outputs = tuple(str(o) for o in outputs)
     if len(outputs) != channels:
         raise PredictError(f"model {name}: {len(outputs)} output names for {channels} output channels")
+    frames = _positive_int(model, "frames") if getattr(model, "frames", None) is not None else 1
     return ModelInfo(tuple(bands), channels, factor, multiple, classes, outputs,
-                     bool(getattr(model, "physical", True)))
+                     bool(getattr(model, "physical", True)), frames)

@@ -67,6 +67,10 @@ class WindowPredictor:
                                                    compute_batch=compute_batch)
         self.default = "classes" if "classes" in self.models else "embeddings"
         info = model_info(self.models[self.default])
+        if info.frames > 1:
+            raise PredictError(f"run {run_dir} reads {info.frames} time steps per tile, and serve predicts one "
+                               "GeoTIFF window (one time step); run `predict` with a datacube or one --input per "
+                               "time step instead")
         self.bands, self.classes, self.physical = info.bands, info.classes, info.physical
         self.tile, self.overlap = default_tiling(info, tile, overlap)
         self._lock = threading.Lock()
