@@ -119,7 +119,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     # the model computes on its own thread, the event loop answers: on a small machine two torch threads beside the
     # HTTP server halve the throughput, so one core is left to it, as training leaves one to its data loading
-    threads = choose_threads(args.threads)
+    threads = choose_threads(args.threads, setting="--threads")
     torch.set_num_threads(threads.torch)
     server: Any = load_target(spec.server)
     served = server(args.dir, args)

@@ -34,13 +34,14 @@ class ThreadChoice:
                 f"({self.source})")
 
 
-def choose_threads(requested: int | None, local_ranks: int = 1, cores: int | None = None) -> ThreadChoice:
-    """``requested`` ([train] threads) when given, else OMP_NUM_THREADS when set, else the usable cores shared by
-    ``local_ranks`` ranks, less one per rank for the data path when each rank has two or more."""
+def choose_threads(requested: int | None, local_ranks: int = 1, cores: int | None = None, *,
+                   setting: str = "[train] threads") -> ThreadChoice:
+    """``requested`` (the ``setting`` named, e.g. [train] threads) when given, else OMP_NUM_THREADS when set, else the
+    usable cores shared by ``local_ranks`` ranks, less one per rank for the data path when each rank has two or more."""
     ranks = max(1, local_ranks)
     cores = usable_cores() if cores is None else cores
     if requested is not None:
-        return ThreadChoice(requested, cores, ranks, "[train] threads")
+        return ThreadChoice(requested, cores, ranks, setting)
     omp = env_threads()
     if omp is not None:
         return ThreadChoice(omp, cores, ranks, "OMP_NUM_THREADS")

@@ -57,3 +57,8 @@ def test_a_run_prints_and_records_its_threads(tmp_path: Path) -> None:
     assert f"threads: torch 1 per rank, 1 rank(s) on {usable_cores()} usable core(s) ([train] threads)" in out.stderr
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert summary["threads"] == {"torch": 1, "cores": usable_cores(), "ranks": 1, "source": "[train] threads"}
+
+
+def test_the_setting_that_asked_is_named() -> None:
+    assert choose_threads(3, cores=8).source == "[train] threads"
+    assert choose_threads(3, cores=8, setting="--threads").describe().endswith("(--threads)")
