@@ -8,8 +8,9 @@
   descriptions and scale 1e-4 so the stored numbers are reflectances x 10^4) block by block: a smooth random
   texture of value-noise octaves, correlated across bands, plus a little per-pixel noise. Writing an 8192^2
   scene needs a few tens of MB, not the scene's 805 MB.
-- :data:`OURS_CHILD` runs what the ``predict`` command runs (``load_run_model``, ``open_scene``,
-  ``predict_to_file``) in a fresh interpreter and prints one JSON line with its own peak RSS (VmHWM).
+- :data:`OURS_CHILD` runs what the ``predict`` command runs (``load_run_model``, ``open_scene``, the thread plan of
+  ``choose_predict_threads`` for the scene's blocks, ``predict_to_file``) in a fresh interpreter and prints one
+  JSON line with its own peak RSS (VmHWM).
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ def make_run(folder: Path) -> Path:
         return run
     torch.manual_seed(0)
     pipeline = registry_core.compose(run_config()).build(prepare=False)
+    # the lock records the data source's fingerprint, which opens the recipe's datacube: there is none here
+    vars(pipeline)["data_fingerprint"] = lambda: None
     pipeline.save(run)
     return run
 
@@ -144,19 +147,24 @@ def linear_head(model: Any) -> None:
     model.objective.logits = lambda parts, x: torch.einsum("kc,bchw->bkhw", weight, x)
 
 
-#: ``predict`` in a fresh interpreter: what the CLI's handler does, timed in parts, and the peak RSS.
+#: ``predict`` in a fresh interpreter: what the CLI's handler does (``opts["threads"]`` is its ``--threads``: the
+#: threads are chosen by ``choose_predict_threads`` from the scene's blocks, torch's set for the prediction and the
+#: plan handed to ``predict_to_file``), timed in parts, and the peak RSS.
 OURS_CHILD = """
-import json, sys, time
+import json, math, sys, time
 start = time.perf_counter()
 sys.path.insert(0, sys.argv[2])
 from _predict_common import linear_head, peak_rss_mb
 opts = json.loads(sys.argv[1])
 import torch
-if opts["threads"]:
-    torch.set_num_threads(opts["threads"])
 import dask.array, rasterio, tqdm, zarr  # one-time imports are not predict time
-from registry_gfm.predict import (load_run_model, model_info, open_scene, predict_to_file, predict_to_vectors,
-                                  requested_names)
+try:
+    import distributed  # dask's get_scheduler imports it on the first compute when installed
+except ImportError:
+    pass
+from registry_gfm.predict import (choose_predict_threads, load_run_model, model_info, open_scene, predict_to_file,
+                                  predict_to_vectors, requested_names)
+choose_predict_threads(opts["threads"] or None, opts["scheduler"])  # as the command: a bad --threads fails first
 model = load_run_model(opts["run"], device=opts["device"])
 if opts.get("linear_head"):
     linear_head(model)
@@ -164,19 +172,29 @@ info = model_info(model)
 ready = time.perf_counter()
 base = peak_rss_mb()
 runs = []
+plan = None
 for i in range(opts["warmup"] + opts["repeats"]):
     t0 = time.perf_counter()
     scene = open_scene(opts["input"], requested_names(info.bands, {}), physical=info.physical)
-    write = predict_to_vectors if opts["output"].endswith(".gpkg") else predict_to_file
-    result = write(scene, model, opts["output"], tile=opts["tile"], overlap=opts["overlap"],
-                   batch_size=opts["batch_size"], block_size=opts["block_size"],
-                   scheduler=opts["scheduler"], overwrite=True, progress=opts["progress"])
+    height, width = scene.shape
+    blocks = math.ceil(height / opts["block_size"]) * math.ceil(width / opts["block_size"])
+    plan = choose_predict_threads(opts["threads"] or None, opts["scheduler"], blocks=blocks)
+    before = torch.get_num_threads()
+    if plan is not None:
+        torch.set_num_threads(plan.torch)
+    try:
+        write = predict_to_vectors if opts["output"].endswith(".gpkg") else predict_to_file
+        result = write(scene, model, opts["output"], tile=opts["tile"], overlap=opts["overlap"],
+                       batch_size=opts["batch_size"], block_size=opts["block_size"],
+                       scheduler=opts["scheduler"], overwrite=True, progress=opts["progress"], threads=plan)
+    finally:
+        torch.set_num_threads(before)
     if i >= opts["warmup"]:
         runs.append({"seconds": time.perf_counter() - t0, "predict_seconds": result.seconds,
                      "size": getattr(result, "size", 0)})
     print(result.summary(), file=sys.stderr, flush=True)
 print(json.dumps({"runs": runs, "startup_seconds": ready - start, "rss_after_load_mb": base,
-                  "peak_rss_mb": peak_rss_mb(), "threads": torch.get_num_threads()}))
+                  "peak_rss_mb": peak_rss_mb(), "threads": plan.as_dict() if plan is not None else None}))
 """
 
 

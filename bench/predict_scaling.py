@@ -5,8 +5,8 @@ The model is seg-tiny-sized with random weights (the ``seg-tiny`` recipe: 4-pixe
 blocks x 4 heads, a 64-channel progressive segmentation head, 7 classes, 6 bands), saved once as a run folder;
 the scenes are synthetic 6-band uint16 GeoTIFFs (smooth random texture, deflate, 512-pixel tiles, written
 block by block), both kept under ``--workdir``. Each prediction runs in a FRESH interpreter doing what the
-``predict`` command does (``load_run_model``, ``open_scene``, ``predict_to_file`` into a class map), so the
-peak RSS (the child's VmHWM, read at its end) is that prediction's own.
+``predict`` command does (``load_run_model``, ``open_scene``, the command's thread plan, ``predict_to_file`` into
+a class map), so the peak RSS (the child's VmHWM, read at its end) is that prediction's own.
 
 Per size: seconds (opening the scene, building the graph, reading, the model, blending and writing the
 output; not the interpreter start, imports and model load, shown apart), input pixels/s, peak RSS, and
@@ -83,8 +83,8 @@ def main() -> None:
     print(f"\npredict of a seg-tiny-sized model (random weights) over synthetic 6-band uint16 GeoTIFFs -> "
           f"{'COG' if args.output == 'tif' else 'Zarr'} class map; tile {args.tile}, overlap {args.overlap}, batch "
           f"{args.batch_size}, block {args.block_size}, scheduler {args.scheduler}, device {args.device}, "
-          f"{args.threads or 'default'} torch threads; {args.rounds} fresh process(es) per size x {args.repeats} "
-          f"timed run(s), {args.warmup} warmup")
+          f"{f'--threads {args.threads}' if args.threads else 'the command default threads'}; {args.rounds} fresh "
+          f"process(es) per size x {args.repeats} timed run(s), {args.warmup} warmup")
     print(f"{'size':>11s} {'seconds':>9s} {'input px/s':>11s} {'peak RSS MiB':>13s} {'RSS/RSS0':>9s} "
           f"{'after load':>11s} {'run+write s':>12s} {'startup s':>10s} {'output':>11s}")
     anchor = rows[0][3]

@@ -5,9 +5,12 @@ Both sides run the seg-tiny-sized model with random weights (see ``predict_scali
 synthetic 6-band GeoTIFF, each in a FRESH interpreter (peak RSS: the child's VmHWM), alternating within each
 round:
 
-- ours: what the ``predict`` command does (``load_run_model``, ``open_scene``, ``predict_to_file``) into a class
-  map; timed from opening the scene to the finished output file: reading the GeoTIFF by blocks, the model,
-  the cosine blending and writing the COG / Zarr are all in.
+- ours: what the ``predict`` command does (``load_run_model``, ``open_scene``, the threads of
+  ``choose_predict_threads`` for the scene's blocks: torch threads per model call, model calls at once, dask
+  threads; ``predict_to_file``) into a class map; timed from opening the scene to the finished output file:
+  reading the GeoTIFF by blocks, the model, the cosine blending and writing the COG / Zarr are all in.
+  ``--threads N`` is the command's ``--threads`` for ours and torch's threads for theirs (default: the command's
+  choice for ours, torch's default for theirs).
 - theirs: ``terratorch.tasks.tiled_inference.tiled_inference`` on the whole scene read with rasterio into one
   (1, 6, H, W) float32 tensor, normalised in place exactly as our model normalises its tiles (the run's mean /
   std, invalid pixels zeroed); its ``model_forward`` is our model's own ``softmax(objective.logits(parts, x))``
@@ -58,14 +61,19 @@ from _predict_common import (  # bench/ (this script's folder)
 from _timing import add_round_options
 
 
-def our_tile_calls(size: int, tile: int, overlap: int, block: int) -> tuple[int, int]:
-    """(model tile evaluations of ``predict``, distinct tiles of its grid): every block runs every tile touching it."""
-    from registry_gfm.predict import TileGrid
+def our_tile_calls(size: int, tile: int, overlap: int, block: int, batch: int) -> tuple[int, int, int]:
+    """(tiles ``predict`` computes, its model's tile evaluations, distinct tiles of its grid): each block's task
+    computes the tiles it owns, ``batch`` per call, and the run's model pads each call to whole groups of its
+    ``compute_batch`` (16) tiles, so a block's last call may evaluate zero tiles."""
+    from registry_gfm.predict import COMPUTE_BATCH, TileGrid
+    from registry_gfm.predict._engine import group_side, owned_tiles
 
     grid = TileGrid(size, size, tile, overlap)
-    spans = [(lo, min(lo + block, size)) for lo in range(0, size, block)]
-    per_axis = sum(len(grid.tiles_touching(lo, hi, axis=0)) for lo, hi in spans)
-    return per_axis * per_axis, grid.rows * grid.cols
+    edges = [(lo, min(lo + block, size)) for lo in range(0, size, block)]
+    owned = [len(r) for r in owned_tiles(grid, edges, 0, group_side(COMPUTE_BATCH))]
+    counts = [rows * cols for rows in owned for cols in owned]
+    groups = [-(-min(batch, n - start) // COMPUTE_BATCH) for n in counts for start in range(0, n, batch)]
+    return sum(counts), sum(groups) * COMPUTE_BATCH, grid.rows * grid.cols
 
 
 def read_classes(path: Path) -> np.ndarray:
@@ -147,7 +155,7 @@ def main() -> None:
         mine, other = read_classes(out), np.load(classes)
         assert mine.shape == other.shape, (mine.shape, other.shape)
         counts = np.bincount(mine.ravel(), minlength=256)
-        calls, distinct = our_tile_calls(size, args.tile, args.overlap, args.block_size)
+        calls, evaluated, distinct = our_tile_calls(size, args.tile, args.overlap, args.block_size, args.batch_size)
         rows.append({"size": size, "linear": linear, "ours_s": statistics.median(o["runs"][0]["seconds"] for o in ours),
                      "theirs_s": statistics.median(t["infer_seconds"] for t in theirs),
                      "read_s": statistics.median(t["read_seconds"] for t in theirs),
@@ -155,7 +163,8 @@ def main() -> None:
                      "ours_rss": max(o["peak_rss_mb"] for o in ours), "theirs_rss": max(t["peak_rss_mb"] for t in theirs),
                      "ours_base": ours[0]["rss_after_load_mb"], "theirs_base": theirs[0]["rss_after_load_mb"],
                      "agree": float((mine == other).mean()), "major": counts.max() / mine.size,
-                     "calls": calls, "distinct": distinct, "their_tiles": theirs[0]["tiles"],
+                     "calls": calls, "evaluated": evaluated, "distinct": distinct,
+                     "their_tiles": theirs[0]["tiles"], "threads": ours[0]["threads"],
                      "vector_ratio": (statistics.median(v["runs"][0]["seconds"] / o["runs"][0]["seconds"]
                                                         for v, o in zip(vectors, ours)) if vectors else None)})
         if args.workdir is None:
@@ -164,8 +173,9 @@ def main() -> None:
     print(f"\nseg-tiny-sized model (random weights), synthetic 6-band uint16 GeoTIFF, tile {args.tile}, overlap "
           f"{args.overlap} (stride {args.tile - args.overlap}), batch {args.batch_size}; ours: block {args.block_size}, "
           f"scheduler {args.scheduler}, {'COG' if args.output == 'tif' else 'Zarr'} output; theirs: delta {args.delta}, "
-          f"padding {'reflect' if args.delta else False}; device {args.device}, {args.threads or 'default'} torch "
-          f"threads; medians of {args.rounds} round(s), each side a fresh process")
+          f"padding {'reflect' if args.delta else False}; device {args.device}; threads: "
+          f"{f'--threads {args.threads}' if args.threads else 'the command default (ours), torch default (theirs)'}; "
+          f"medians of {args.rounds} round(s), each side a fresh process")
     print(f"{'size':>14s} | {'ours px/s':>10s} {'theirs px/s':>11s} {'ours/theirs':>11s} {'per round':>10s} | "
           f"{'ours RSS':>8s} {'theirs RSS':>10s} {'ours/theirs':>11s} | {'agree':>7s} {'top class':>9s} | "
           f"{'ours tiles':>10s} {'theirs tiles':>12s}")
@@ -192,9 +202,16 @@ def main() -> None:
           " (not counted). RSS: each child's VmHWM in MiB; after loading torch and the model (before any scene "
           "work) ours " + ", ".join(f"{r['ours_base']:.0f}" for r in rows) + ", theirs " +
           ", ".join(f"{r['theirs_base']:.0f}" for r in rows) + " MiB. agree: share of pixels with the same class; "
-          "top class: share of ours' most common class. ours tiles: model tile evaluations (each block runs every "
-          "tile touching it: " + ", ".join(f"{r['calls'] / r['distinct']:.2f}x the {r['distinct']:,d} distinct "
-                                           f"tiles at {r['size']}^2" for r in rows) + ")")
+          "top class: share of ours' most common class. ours tiles: tiles computed (each tile once, by the block that "
+          "owns it; " + ", ".join(f"{r['calls'] / r['distinct']:.2f}x the {r['distinct']:,d} distinct "
+                                            f"tiles at {r['size']}^2" for r in rows) + "); the model evaluates "
+          + ", ".join(f"{r['evaluated']:,d}" for r in rows) + " tiles, zero tiles padding a block's last call to a "
+          "whole group of 16 where its tiles are not whole groups (theirs: a short last batch)")
+    for row in rows[:1]:
+        if row["threads"]:
+            t = row["threads"]
+            print(f"ours' threads (choose_predict_threads, as the predict command): torch {t['torch']} per model "
+                  f"call, {t['calls']} call(s) at a time, {t['dask']} dask thread(s) ({t['source']})")
     for row in rows:
         if row["vector_ratio"] is not None:
             print(f"vectors at {row['size']}^2: predict into polygons (.gpkg) / into the raster: "

@@ -2,9 +2,12 @@
 
 Class maps of growing size with the same texture (7 classes from smoothed value noise: regions of tens to thousands
 of pixels, as a land-cover map has) are polygonized in a fresh interpreter each, into a GeoPackage; printed: the
-polygons, seconds, input pixels per second and the child's peak RSS (VmHWM) over its RSS before vectorizing. The
-peak should not grow with the scene (only the regions still open along one block row are held); the anchor is the
-size of the class map itself, which a whole-scene polygonizer (rasterio.features.shapes on the array) holds.
+polygons, seconds, input pixels per second, the child's peak RSS (VmHWM) over its RSS before vectorizing, and the
+largest polygon's vertices (read back after the peak is taken). What is held between block rows is the boundary of
+the regions still open along one block row; but at 7 classes one region of the middle class percolates across the
+whole map (about a quarter of its pixels), and as one polygon it must exist whole at least once (its WKB: 16 bytes a
+vertex), so the peak grows with that region's boundary, which grows with the scene. The anchor is the size of the
+class map itself, which a whole-scene polygonizer (rasterio.features.shapes on the array) holds.
 
     .venv/bin/python bench/vectorize_memory.py                      # 2048, 4096, 8192: about 3 minutes on 2 cores
     .venv/bin/python bench/vectorize_memory.py --sizes 1024,2048
@@ -33,8 +36,13 @@ import pyogrio, shapely, scipy.ndimage, rasterio.features  # one-time imports ar
 before = rss("VmRSS:")
 t0 = time.perf_counter()
 result = vectorize_file(opts["input"], opts["output"], block_size=opts["block"], overwrite=True)
-print(json.dumps({"seconds": time.perf_counter() - t0, "features": result.features, "before_mb": before,
-                  "peak_mb": rss("VmHWM:")}))
+seconds, peak = time.perf_counter() - t0, rss("VmHWM:")
+import pyarrow.compute as pc
+from pyogrio.raw import read_arrow
+_, table = read_arrow(opts["output"], columns=[])
+largest = pc.max(pc.binary_length(table.column(table.num_columns - 1))).as_py()  # WKB: 16 bytes a vertex
+print(json.dumps({"seconds": seconds, "features": result.features, "before_mb": before, "peak_mb": peak,
+                  "largest_vertices": (largest - 9) // 16}))
 """
 
 
@@ -80,11 +88,11 @@ def main() -> None:
         print(f"{size}^2: {row['features']:,} polygons in {row['seconds']:.1f} s", flush=True)
     print(f"\nvectorize, block {args.block_size}, GeoPackage out, each size a fresh process")
     print(f"{'size':>8s} {'polygons':>10s} {'seconds':>8s} {'px/s':>12s} {'peak MiB':>9s} {'+ over start':>12s} "
-          f"{'class map MiB':>13s}")
+          f"{'class map MiB':>13s} {'largest polygon vertices':>24s}")
     for size, row in rows:
         grown = row["peak_mb"] - row["before_mb"]
         print(f"{size:>6d}^2 {row['features']:>10,d} {row['seconds']:>8.1f} {size * size / row['seconds']:>12,.0f} "
-              f"{row['peak_mb']:>9.0f} {grown:>12.0f} {size * size / 2**20:>13.0f}")
+              f"{row['peak_mb']:>9.0f} {grown:>12.0f} {size * size / 2**20:>13.0f} {row['largest_vertices']:>24,d}")
     first, last = rows[0], rows[-1]
     grown = [r["peak_mb"] - r["before_mb"] for _, r in (first, last)]
     print(f"peak growth over start at {last[0]}^2 / at {first[0]}^2: {grown[1] / max(grown[0], 1e-9):.2f}x for "

@@ -74,6 +74,18 @@ class TileGrid:
         last = min(count - 1, (hi - 1) // s)
         return range(first, last + 1)
 
+    def tiles_owned(self, lo: int, hi: int, axis: int) -> range:
+        """Indices along ``axis`` of the tiles whose last output pixel inside the scene lies in output pixels
+        [lo, hi): each tile is owned by exactly one block of any partition of the axis, so block tasks that compute
+        the tiles they own compute every tile once. (The last pixel, not the first: dask runs the blocks from the
+        last to the first, and a tile then spills only into blocks whose tasks come later.)"""
+        count = self.rows if axis == 0 else self.cols
+        size = self.out_shape[axis]
+        t, s = self.out_tile, self.out_stride
+        first = max(0, -(-(lo - t + 1) // s))  # the first tile whose output reaches lo
+        stop = count if hi >= size else min(count, max(0, (hi - t) // s + 1))  # tiles that end before hi
+        return range(min(first, stop), stop)
+
 
 def blend_ramp(size: int, overlap: int, blend: Blend) -> np.ndarray:
     """The 1-D weights (float64, all > 0) of a tile of ``size`` pixels along one axis.

@@ -1,12 +1,11 @@
 """Class-map rasters to polygons, streamed by blocks: ``vectorize_file`` writes GeoPackage, GeoJSON, FlatGeobuf or
-GeoParquet with one polygon per 4-connected region of one class (``class``, ``name``, ``pixels``, ``area_m2``).
+GeoParquet with one polygon per 4-connected region of one class (``class``, ``name``, ``pixels``, ``area_m2``, and
+``probability`` from ``predict``), in the raster's CRS, through a staging file moved into place.
 
-Regions are labelled block by block (``scipy.ndimage.label``) and joined across block edges with a union-find, so a
-region that crosses blocks comes out as one polygon, identical for every block size: pieces are traced in pixel
-coordinates (integers, exact), unioned, stripped of the vertices block seams leave, normalised, and only then mapped
-through the raster's transform. A region is written as soon as the block row below it cannot reach it, so memory
-follows the open regions, not the scene. ``--simplify`` simplifies all polygons as one coverage at the end (shared
-edges stay shared), holding them in memory.
+The regions come from :func:`registry_gfm.predict._regions.regions` (traced block by block, one polygon per region
+whatever the block size, memory following the open regions' boundaries); here they become Arrow record batches,
+filtered by ``--min-area``, and are written as they complete. ``--simplify`` simplifies all polygons as one coverage
+at the end (shared edges stay shared), holding them in memory.
 """
 
 from __future__ import annotations
@@ -23,6 +22,7 @@ from typing import Any, Final
 import numpy as np
 
 from registry_gfm.errors import PredictError
+from registry_gfm.predict._regions import BlockReader, regions
 
 __all__ = ["VECTOR_FORMATS", "ClassGrid", "VectorOptions", "VectorResult", "check_vector_output", "probability_grid",
            "vector_kind", "vectorize_file", "write_vectors"]
@@ -113,149 +113,6 @@ def _writable() -> set[str]:
     except ImportError:
         pass
     return formats
-
-
-class _UnionFind:
-    def __init__(self) -> None:
-        self.parent: dict[int, int] = {}
-
-    def find(self, a: int) -> int:
-        root = a
-        while self.parent.get(root, root) != root:
-            root = self.parent[root]
-        while a != root:  # path compression
-            self.parent[a], a = root, self.parent.get(a, a)
-        return root
-
-    def union(self, a: int, b: int) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            self.parent[max(ra, rb)] = min(ra, rb)
-
-
-@dataclass
-class _Region:
-    value: int
-    pixels: int
-    pieces: list[Any]
-    #: Sum of the chosen class's probability over the region, in units of 2^-24 (whole numbers: exact in any order);
-    #: -1 without probabilities.
-    score: int = -1
-
-
-#: Probabilities are summed as whole multiples of 2^-24: a block's sums stay below 2^53 (exact in float64), so the
-#: mean probability of a region is the same whatever blocks it was read in.
-_SCORE_UNIT: Final = float(1 << 24)
-
-#: ``read(x0, y0, width, height)`` -> (class values, the chosen class's probability or None) of one block.
-BlockReader = Callable[[int, int, int, int], tuple[np.ndarray, np.ndarray | None]]
-
-
-def _canonical(geometries: np.ndarray) -> np.ndarray:
-    """The same polygons whatever blocks they were traced in: seam vertices removed, rings in a fixed order and
-    start (the lowest corner first, never a seam vertex, so the simplification keeps every corner)."""
-    import shapely
-
-    return shapely.normalize(shapely.simplify(shapely.normalize(geometries), 0.0))
-
-
-def _polygons(shapes: list[tuple[dict[str, Any], float]], offset: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """(local labels, shapely polygons shifted by ``offset``) of rasterio's traced shapes, built in one go."""
-    import shapely
-
-    labels = np.fromiter((k for _, k in shapes), np.int64, count=len(shapes))
-    if not shapes:
-        return labels, np.empty(0, object)
-    rings = [np.asarray(ring, np.float64) for geometry, _ in shapes for ring in geometry["coordinates"]]
-    owner = np.repeat(np.arange(len(shapes)), [len(geometry["coordinates"]) for geometry, _ in shapes])
-    coords = np.concatenate(rings) + np.asarray(offset, np.float64)  # pixel coordinates: whole numbers, exact
-    ring_of = np.repeat(np.arange(len(rings)), [len(r) for r in rings])
-    return labels, shapely.polygons(shapely.linearrings(coords, indices=ring_of), indices=owner)
-
-
-#: One batch of regions: class values, pixels, mean probabilities (NaN without), polygons in pixel coordinates.
-Batch = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
-
-
-def _regions(read: BlockReader, height: int, width: int, block: int, nodata: int | None) -> Iterator[Batch]:
-    """Every 4-connected region of one class, in batches: a region inside one block as soon as it is traced, one that
-    touches a block edge once no later block can reach it (joined across blocks into one polygon)."""
-    import rasterio.features
-    import shapely
-    from scipy import ndimage
-
-    uf = _UnionFind()
-    regions: dict[int, _Region] = {}  # regions touching a block edge, by global label, until they are complete
-    next_id = 1
-    above: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # column block -> (values, labels) of the row above's last row
-    for y0 in range(0, height, block):
-        left: tuple[np.ndarray, np.ndarray] | None = None
-        bottoms: list[np.ndarray] = []
-        for x0 in range(0, width, block):
-            values, confidence = read(x0, y0, min(block, width - x0), min(block, height - y0))
-            local = np.zeros(values.shape, np.int32)
-            classes = [0]  # class value by local label (0: none)
-            for value in np.unique(values):
-                if nodata is not None and value == nodata:
-                    continue
-                labelled, found = ndimage.label(values == value)
-                local[labelled > 0] = labelled[labelled > 0] + len(classes) - 1
-                classes += [int(value)] * found
-            count = len(classes) - 1
-            labels = np.where(local > 0, local.astype(np.int64) + next_id - 1, 0)
-            if count:
-                pixels = np.bincount(local.ravel(), minlength=count + 1)
-                scores = np.full(count + 1, -1, np.int64)
-                if confidence is not None:
-                    units = np.round(np.nan_to_num(confidence, nan=0.0).astype(np.float64) * _SCORE_UNIT)
-                    scores = np.bincount(local.ravel(), weights=units.ravel(), minlength=count + 1).astype(np.int64)
-                edge = np.zeros(count + 1, bool)
-                edge[np.concatenate([local[0], local[-1], local[:, 0], local[:, -1]])] = True
-                traced, polygons = _polygons(list(rasterio.features.shapes(local, mask=local > 0, connectivity=4)),
-                                             (x0, y0))
-                inner = ~edge[traced]
-                if inner.any():
-                    k = traced[inner]
-                    mean = np.where(scores[k] >= 0, scores[k] / _SCORE_UNIT / pixels[k], np.nan)
-                    yield np.asarray(classes)[k], pixels[k], mean, _canonical(polygons[inner])
-                for k, polygon in zip(traced[~inner].tolist(), polygons[~inner], strict=True):
-                    regions[next_id + k - 1] = _Region(classes[k], int(pixels[k]), [polygon], int(scores[k]))
-            next_id += count
-            if left is not None:  # the block to the left: its last column against this first one
-                _join(uf, *left, values[:, 0], labels[:, 0])
-            if x0 in above:  # the block above: its last row against this first one
-                _join(uf, *above[x0], values[0, :], labels[0, :])
-            left = (values[:, -1], labels[:, -1])
-            above[x0] = (values[-1, :], labels[-1, :])
-            bottoms.append(labels[-1, :])
-        still_open = {uf.find(int(a)) for a in np.unique(np.concatenate(bottoms)) if a > 0}
-        if y0 + block >= height:
-            still_open = set()
-        groups: dict[int, list[int]] = {}
-        for label in regions:
-            groups.setdefault(uf.find(label), []).append(label)
-        done = [(root, members) for root, members in sorted(groups.items()) if root not in still_open]
-        if not done:
-            continue
-        out_values, out_pixels, out_mean, out_geometry = [], [], [], []
-        for _, members in done:
-            parts = [regions.pop(m) for m in members]
-            pieces = [p for r in parts for p in r.pieces]
-            total = sum(r.pixels for r in parts)
-            out_values.append(parts[0].value)
-            out_pixels.append(total)
-            out_mean.append(sum(r.score for r in parts) / _SCORE_UNIT / total if parts[0].score >= 0 else np.nan)
-            out_geometry.append(pieces[0] if len(pieces) == 1 else shapely.union_all(pieces))
-        yield (np.asarray(out_values), np.asarray(out_pixels), np.asarray(out_mean, np.float64),
-               _canonical(np.asarray(out_geometry, dtype=object)))
-
-
-def _join(uf: _UnionFind, values_a: np.ndarray, labels_a: np.ndarray, values_b: np.ndarray,
-          labels_b: np.ndarray) -> None:
-    """Union the regions that touch across a block edge (neighbouring pixels of one class)."""
-    joined = (labels_a > 0) & (labels_b > 0) & (values_a == values_b)
-    for a, b in set(zip(labels_a[joined].tolist(), labels_b[joined].tolist(), strict=True)):
-        uf.union(a, b)
 
 
 @dataclass(frozen=True)
@@ -397,37 +254,38 @@ def _record_batches(grid: ClassGrid, crs: Any, options: VectorOptions, scored: b
 
     transform = grid.transform
     pixel_area, area_of = _area(crs, transform)
-    held: list[tuple[np.ndarray, ...]] = []
+    held: list[tuple[Any, ...]] = []
     schema = _schema(scored)
 
-    def batch(values: np.ndarray, pixels: np.ndarray, mean: np.ndarray, area: np.ndarray, geometry: np.ndarray) -> Any:
+    def batch(values: np.ndarray, pixels: np.ndarray, mean: np.ndarray, area: np.ndarray, geometry: Any) -> Any:
         names = grid.names
-        label = [names[v] if names is not None and 0 <= v < len(names) else str(v) for v in values.tolist()]
+        classes, which = np.unique(values, return_inverse=True)
+        label = np.array([names[v] if names is not None and 0 <= v < len(names) else str(v)
+                          for v in classes.tolist()], object)[which]
         columns = [pa.array(values, pa.int32()), pa.array(label, pa.string()), pa.array(pixels, pa.int64()),
                    pa.array(np.round(area, 6), pa.float64()),
-                   *([pa.array(np.round(mean, 6), pa.float64())] if scored else []),
-                   pa.array(shapely.to_wkb(geometry), pa.binary())]
+                   *([pa.array(np.round(mean, 6), pa.float64())] if scored else []), geometry]
         counts["written"] += len(values)
         return pa.RecordBatch.from_arrays(columns, schema=schema)
 
-    for values, pixels, mean, polygons in _regions(grid.read, grid.height, grid.width, options.block_size,
-                                                   grid.nodata):
-        if options.fill_holes:
-            polygons = shapely.polygons(shapely.get_exterior_ring(polygons))
-        geometry = shapely.transform(polygons, lambda xy: _to_map(xy, transform))
-        area = pixel_area * pixels if pixel_area is not None else np.array([area_of(g) for g in geometry])
+    for values, pixels, mean, geometry in regions(grid.read, grid.height, grid.width, options.block_size,
+                                                   grid.nodata, transform, options.fill_holes):
+        area = pixel_area * pixels if pixel_area is not None else np.array(
+            [area_of(g) for g in shapely.from_wkb(geometry.to_numpy(zero_copy_only=False))])
         keep = area >= options.min_area
         counts["dropped"] += int((~keep).sum())
         if not keep.any():
             continue
-        parts = (values[keep], pixels[keep], mean[keep], area[keep], geometry[keep])
+        parts = (values[keep], pixels[keep], mean[keep], area[keep], geometry.filter(pa.array(keep)))
         if options.simplify > 0:
             held.append(parts)
         else:
             yield batch(*parts)
     if held:
-        values, pixels, mean, area, geometry = (np.concatenate(column) for column in zip(*held, strict=True))
-        yield batch(values, pixels, mean, area, shapely.coverage_simplify(geometry, options.simplify))
+        values, pixels, mean, area = (np.concatenate([part[i] for part in held]) for i in range(4))
+        polygons = shapely.from_wkb(pa.concat_arrays([part[4] for part in held]).to_numpy(zero_copy_only=False))
+        yield batch(values, pixels, mean, area,
+                    pa.array(shapely.to_wkb(shapely.coverage_simplify(polygons, options.simplify)), pa.binary()))
 
 
 def _write_parquet(path: Path, crs: Any, scored: bool, batches: Iterator[Any]) -> None:
@@ -479,12 +337,6 @@ def _class_names(src: Any) -> list[str] | None:
     except json.JSONDecodeError:
         return None
     return [str(n) for n in names] if isinstance(names, list) else None
-
-
-def _to_map(xy: np.ndarray, transform: Any) -> np.ndarray:
-    a, b, c, d, e, f = transform[:6]
-    x, y = xy[:, 0], xy[:, 1]
-    return np.stack([c + a * x + b * y, f + d * x + e * y], axis=1)
 
 
 def _area(crs: Any, transform: Any) -> tuple[float | None, Callable[[Any], float]]:

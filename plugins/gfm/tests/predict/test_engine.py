@@ -252,3 +252,118 @@ def test_each_input_block_is_read_once_though_tiles_reach_into_their_neighbours(
     whole = Scene("memory", da.from_array(reader.data, chunks=-1), da.ones((300, 260), bool, chunks=-1), ("red",), "",
                   tuple(TRANSFORM)[:6])
     assert np.array_equal(out, predict_blocks(whole, PositionalMix(), tile=32, overlap=8, block_size=128).compute())
+
+
+class CountingTiles:
+    """A model wrapper that counts the tiles it is given (each tile of the grid should come exactly once); a
+    ``compute_batch`` makes the engine give blocks whole groups of that many tiles where it can."""
+
+    def __init__(self, model: object, compute_batch: int = 1) -> None:
+        self.model, self.tiles, self.compute_batch = model, 0, compute_batch
+        for name in ("bands", "channels", "factor", "multiple"):
+            setattr(self, name, getattr(model, name))
+
+    def __call__(self, tiles: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        self.tiles += len(tiles)
+        return self.model(tiles, valid)  # type: ignore[operator]
+
+
+def reference_blend(image: np.ndarray, valid: np.ndarray, model: object, tile: int, overlap: int) -> np.ndarray:
+    """The definition the engine meets bit for bit: every tile of the global grid over the whole reflect-padded
+    scene, one at a time in the grid's tile order, ``weights * output`` summed in float64 and divided by the
+    summed weights; NaN where no input pixel of an output pixel is valid."""
+    from registry_gfm.predict import TileGrid, blend_window
+    from registry_gfm.predict._grid import reflect_index
+
+    factor, channels = model.factor, model.channels  # type: ignore[attr-defined]
+    grid = TileGrid(image.shape[1], image.shape[2], tile, overlap, factor)
+    s, os_, ot = grid.stride, grid.out_stride, grid.out_tile
+    ys = reflect_index(np.arange((grid.rows - 1) * s + tile), grid.height)
+    xs = reflect_index(np.arange((grid.cols - 1) * s + tile), grid.width)
+    pixels, mask = image[:, ys][:, :, xs], valid[ys][:, xs]
+    weights = blend_window(ot, overlap // factor, "cosine")
+    acc = np.zeros((channels, (grid.rows - 1) * os_ + ot, (grid.cols - 1) * os_ + ot))
+    weight = np.zeros(acc.shape[1:])
+    for i in range(grid.rows):
+        for j in range(grid.cols):
+            x = pixels[None, :, i * s : i * s + tile, j * s : j * s + tile]
+            out = np.asarray(model(x, mask[None, i * s : i * s + tile, j * s : j * s + tile]), np.float32)[0]  # type: ignore[operator]
+            acc[:, i * os_ : i * os_ + ot, j * os_ : j * os_ + ot] += weights * out
+            weight[i * os_ : i * os_ + ot, j * os_ : j * os_ + ot] += weights
+    out_h, out_w = grid.out_shape
+    result = (acc / weight)[:, :out_h, :out_w].astype(np.float32)
+    padded = np.zeros((out_h * factor, out_w * factor), bool)
+    padded[: valid.shape[0], : valid.shape[1]] = valid
+    result[:, ~padded.reshape(out_h, factor, out_w, factor).any(axis=(1, 3))] = np.nan
+    return result
+
+
+@pytest.mark.parametrize(("model", "tile", "overlap", "blocks"), [
+    (PositionalMix(), 32, 12, (32, 48, 64, 100, 512)),  # blocks as small as a tile, a last block no tile starts in
+    (PositionalMix(), 32, 0, (32, 96)),
+    (PositionalMix(), 24, 20, (24, 40, 72)),  # a pixel under up to 6 x 6 tiles
+    (PatchMean(), 32, 8, (32, 48, 96)),  # 4 input pixels per output pixel
+])
+def test_each_tile_is_computed_once_and_every_pixel_is_the_whole_grid_blended_in_order(
+        model: object, tile: int, overlap: int, blocks: tuple[int, ...]) -> None:
+    import dask.array as da
+
+    from registry_gfm.predict import TileGrid
+
+    bands = list(model.bands)  # type: ignore[attr-defined]
+    data = np.concatenate([smooth(157, 203)] * len(bands))
+    valid = np.ones((157, 203), bool)
+    valid[40:47, 100:170] = False
+    valid[150:, :9] = False
+    expected = reference_blend(data, valid, model, tile, overlap)
+    grid = TileGrid(157, 203, tile, overlap)
+    for block, compute_batch in [(b, c) for b in blocks for c in (1, 16)]:
+        counting = CountingTiles(model, compute_batch)
+        scene = Scene("memory", da.from_array(data, chunks=(1, 64, 64)), da.from_array(valid, chunks=64), tuple(bands),
+                      "", tuple(TRANSFORM)[:6])
+        out = predict_blocks(scene, counting, tile=tile, overlap=overlap, block_size=block, batch_size=5).compute()
+        assert counting.tiles == grid.rows * grid.cols, (block, compute_batch)
+        assert np.array_equal(out, expected, equal_nan=True), (block, compute_batch)
+
+
+@pytest.mark.parametrize(("size", "tile", "overlap", "factor"), [(157, 32, 12, 1), (530, 64, 16, 1), (203, 24, 20, 1),
+                                                                 (90, 32, 8, 4), (64, 64, 0, 1)])
+def test_blocks_own_every_tile_once_and_their_tiles_spill_only_into_the_block_before(size: int, tile: int,
+                                                                                     overlap: int, factor: int) -> None:
+    from registry_gfm.predict import TileGrid
+    from registry_gfm.predict._engine import group_side, owned_tiles
+
+    assert [group_side(n) for n in (1, 8, 16, 12)] == [1, 4, 4, 6]
+    grid = TileGrid(size, size, tile, overlap, factor)
+    out = grid.out_shape[0]
+    for step, multiple in [(s, m) for s in range(grid.out_tile, out + grid.out_tile + 1, 7) for m in (1, 2, 4)]:
+        edges = [(lo, min(lo + step, out)) for lo in range(0, out, step)]
+        owned = owned_tiles(grid, edges, 0, multiple)
+        assert [i for r in owned for i in r] == list(range(grid.rows)), step
+        if multiple == 1:  # every block owns the tiles whose last pixel lies in it
+            assert owned == [grid.tiles_owned(lo, hi, axis=0) for lo, hi in edges]
+        for k, tiles in enumerate(owned):
+            for i in tiles:
+                first, last = i * grid.out_stride, min(i * grid.out_stride + grid.out_tile, out) - 1
+                assert last < edges[k][1] and first >= (edges[k - 1][0] if k else 0), (step, multiple, k, i)
+
+
+def test_a_geotiff_chunk_is_read_once_for_its_bands_and_its_mask(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from registry_gfm.predict import _sources
+
+    reads: list[tuple[int, int]] = []
+    read = _sources.RasterWindows.__getitem__
+
+    def counting(self: _sources.RasterWindows, key: tuple[slice, ...]) -> np.ndarray:
+        out = read(self, key)
+        if out.size:
+            reads.append((key[1].start or 0, key[2].start or 0))
+        return out
+
+    monkeypatch.setattr(_sources.RasterWindows, "__getitem__", counting)
+    tif = write_tif(tmp_path / "in.tif", (smooth(300, 260, bands=3) * 1000).astype(np.uint16), names=BANDS)
+    scene = open_scene(tif, BANDS)
+    predict_blocks(scene, PixelLinear(np.eye(3), np.zeros(3), BANDS), tile=32, overlap=8, block_size=128).compute()
+    assert sorted(reads) == sorted(set(reads))  # the image and the valid mask share each read
+    assert len(reads) == len({(y // 128, x // 128) for y, x in reads})

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import fiona
 import numpy as np
@@ -147,3 +148,133 @@ def test_a_read_only_folder_leaves_no_temporary_file(tmp_path: Path) -> None:
         assert list(folder.iterdir()) == []
     finally:
         folder.chmod(0o755)
+
+
+def write_map(path: Path, values: np.ndarray) -> Path:
+    """``values`` as a uint8 GeoTIFF (nodata 255) of 1 m pixels whose map coordinates are (column, height - row)."""
+    height, width = values.shape
+    with rasterio.open(path, "w", driver="GTiff", width=width, height=height, count=1, dtype="uint8", nodata=255,
+                       crs="EPSG:32119", transform=rasterio.Affine(1, 0, 0, 0, -1, height)) as dst:
+        dst.write(values, 1)
+    return path
+
+
+def pixel_unions(values: np.ndarray) -> list[tuple[int, int, bytes]]:
+    """(class, pixels, normalised WKB) of every region as GEOS has it: the union of its pixels' squares."""
+    height = values.shape[0]
+    found = []
+    for value in np.unique(values):
+        if value == 255:
+            continue
+        labelled, _ = ndimage.label(values == value)
+        for k, window in enumerate(ndimage.find_objects(labelled), start=1):
+            rows, cols = np.nonzero(labelled[window] == k)
+            rows, cols = rows + window[0].start, cols + window[1].start
+            squares = shapely.box(cols, height - rows - 1, cols + 1, height - rows)
+            union = shapely.simplify(shapely.normalize(shapely.union_all(squares)), 0.0)  # seams' vertices gone
+            found.append((int(value), len(rows), shapely.normalize(union).wkb))
+    return sorted(found)
+
+
+def serpentine(height: int = 300, width: int = 260, seed: int = 0) -> np.ndarray:
+    """Salt and pepper of classes 0-2 (nodata specks) with one class-5 region snaking through every row of the map:
+    bars joined at alternate ends, a loop that touches itself across a corner, holes of other classes."""
+    rng = np.random.default_rng(seed)
+    values = rng.integers(0, 3, (height, width)).astype(np.uint8)
+    values[rng.random((height, width)) < 0.05] = 255
+    for i, y in enumerate(range(2, height - 3, 9)):
+        values[y : y + 3, 4 : width - 4] = 5
+        x = width - 7 if i % 2 == 0 else 4
+        values[y : min(y + 12, height - 1), x : x + 3] = 5
+        values[y + 1, 10 + (7 * i) % (width - 30)] = 1  # a hole in the bar
+    y, x = height // 2, width // 2  # a square loop joined to a bar below, touching itself across a corner
+    values[y : y + 6, x : x + 6] = 5
+    values[y + 1 : y + 5, x + 1 : x + 5] = 0
+    values[y + 6 : y + 9, x + 3] = 5
+    values[y, x] = 0  # the corner: its walls meet across it only, around the hole
+    return values
+
+
+def test_regions_spanning_many_block_rows_are_whole_and_the_same_for_every_block_size(tmp_path: Path) -> None:
+    values = serpentine()
+    source = write_map(tmp_path / "map.tif", values)
+    found = {}
+    for block in (64, 128, 512, 37):  # 512: the whole map in one block
+        result = vectorize_file(source, tmp_path / f"b{block}.gpkg", block_size=block)
+        found[block] = features(result.output)
+        assert result.features == len(found[block])
+    assert found[64] == found[128] == found[512] == found[37]
+    assert found[64] == pixel_unions(values)  # each region exactly the union of its pixels, as GEOS makes it
+    spanning = max(found[64], key=lambda f: f[1])
+    bottom, top = shapely.from_wkb(spanning[2]).bounds[1::2]
+    assert spanning[0] == 5 and bottom <= 3 and top >= 297  # through every block row
+    assert all(shapely.from_wkb(w).is_valid for *_, w in found[64])
+
+
+@pytest.mark.parametrize("chunk", [None, 7])
+def test_salt_and_pepper_regions_touching_across_corners_are_valid_and_exact(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int | None) -> None:
+    if chunk:  # WKB written a few vertices at a time: rings cut anywhere between the pieces
+        from registry_gfm.predict import _regions
+
+        monkeypatch.setattr(_regions, "_WKB_CHUNK", chunk)
+    rng = np.random.default_rng(3)
+    values = rng.choice(np.array([0, 1, 2, 255], np.uint8), size=(50, 61), p=[0.4, 0.3, 0.25, 0.05])
+    source = write_map(tmp_path / "noise.tif", values)
+    found = {block: features(vectorize_file(source, tmp_path / f"b{block}.fgb", block_size=block).output)
+             for block in (5, 16, 64)}
+    assert found[5] == found[16] == found[64] == pixel_unions(values)
+    polygons = [shapely.from_wkb(w) for *_, w in found[5]]
+    assert all(g.is_valid for g in polygons) and any(g.interiors for g in polygons)
+
+
+def test_mean_probability_is_exact_for_a_region_across_every_block(tmp_path: Path) -> None:
+    from affine import Affine
+
+    from registry_gfm.predict._vectors import ClassGrid, VectorOptions, write_vectors
+
+    values = serpentine(120, 100, seed=1)
+    probability = np.random.default_rng(2).uniform(0.2, 1.0, values.shape).astype(np.float32)
+
+    def read(x0: int, y0: int, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
+        return values[y0 : y0 + h, x0 : x0 + w], probability[y0 : y0 + h, x0 : x0 + w]
+
+    grid = ClassGrid(read, *values.shape, "EPSG:32119", Affine(1, 0, 0, 0, -1, values.shape[0]), 255, None,
+                     scored=True)
+    found = {}
+    for block in (7, 32, 128):
+        out = tmp_path / f"b{block}.gpkg"
+        write_vectors(grid, out, "GPKG", VectorOptions(block_size=block))
+        with fiona.open(out) as src:
+            found[block] = sorted((f["properties"]["class"], f["properties"]["pixels"],
+                                   f["properties"]["probability"]) for f in src)
+    assert found[7] == found[32] == found[128]
+    labelled, _ = ndimage.label(values == 5)
+    biggest = np.bincount(labelled.ravel())[1:].argmax() + 1
+    spanning = max(found[7], key=lambda f: f[1] if f[0] == 5 else 0)
+    assert spanning[2] == pytest.approx(float(probability[labelled == biggest].astype(np.float64).mean()), abs=1e-6)
+
+
+def test_what_is_held_between_block_rows_follows_the_open_regions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tall map of small regions: the union-find and the boundary walks held after each block row stay as small at
+    the bottom as near the top (they were once kept for every label of the scene)."""
+    from registry_gfm.predict import _regions
+
+    values = np.random.default_rng(4).integers(0, 4, (2048, 48)).astype(np.uint8)
+    held: list[tuple[int, int]] = []
+    settle = _regions._settle
+
+    def spy(uf: Any, info: Any, pending: Any, reachable: Any, shaping: Any) -> Any:
+        out = settle(uf, info, pending, reachable, shaping)
+        held.append((len(uf.parent) + len(info), sum(len(w.coords) for w in pending)))
+        return out
+
+    monkeypatch.setattr(_regions, "_settle", spy)
+
+    def read(x0: int, y0: int, w: int, h: int) -> tuple[np.ndarray, None]:
+        return values[y0 : y0 + h, x0 : x0 + w], None
+
+    regions = sum(len(batch[0]) for batch in _regions.regions(read, 2048, 48, 16, None))
+    assert regions == sum(ndimage.label(values == v)[1] for v in range(4))
+    first, last = np.array(held[:32]).max(axis=0), np.array(held[-32:]).max(axis=0)
+    assert (last <= 2 * first).all() and len(held) == 128
