@@ -163,7 +163,7 @@ try:
 except ImportError:
     pass
 from registry_gfm.predict import (choose_predict_threads, load_run_model, model_info, open_scene, predict_to_file,
-                                  predict_to_vectors, requested_names)
+                                  predict_to_vectors, requested_names, torch_threads)
 choose_predict_threads(opts["threads"] or None, opts["scheduler"])  # as the command: a bad --threads fails first
 model = load_run_model(opts["run"], device=opts["device"])
 if opts.get("linear_head"):
@@ -179,16 +179,11 @@ for i in range(opts["warmup"] + opts["repeats"]):
     height, width = scene.shape
     blocks = math.ceil(height / opts["block_size"]) * math.ceil(width / opts["block_size"])
     plan = choose_predict_threads(opts["threads"] or None, opts["scheduler"], blocks=blocks)
-    before = torch.get_num_threads()
-    if plan is not None:
-        torch.set_num_threads(plan.torch)
-    try:
-        write = predict_to_vectors if opts["output"].endswith(".gpkg") else predict_to_file
+    write = predict_to_vectors if opts["output"].endswith(".gpkg") else predict_to_file
+    with torch_threads(plan.torch if plan is not None else None):
         result = write(scene, model, opts["output"], tile=opts["tile"], overlap=opts["overlap"],
                        batch_size=opts["batch_size"], block_size=opts["block_size"],
                        scheduler=opts["scheduler"], overwrite=True, progress=opts["progress"], threads=plan)
-    finally:
-        torch.set_num_threads(before)
     if i >= opts["warmup"]:
         runs.append({"seconds": time.perf_counter() - t0, "predict_seconds": result.seconds,
                      "size": getattr(result, "size", 0)})

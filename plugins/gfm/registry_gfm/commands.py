@@ -8,10 +8,8 @@ torch, dask or GDAL until the handler runs.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -243,23 +241,6 @@ def predict(args: argparse.Namespace) -> int:
     return _predict(args, options, vector, band_map, names)
 
 
-@contextlib.contextmanager
-def _torch_threads(count: int | None) -> Iterator[None]:
-    """torch's intra-op threads set to ``count`` (None: left alone) while the block runs, then put back as they were,
-    so a predict called in-process leaves its caller's setting."""
-    if count is None:
-        yield
-        return
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _predict(args: argparse.Namespace, options: Any, vector: bool, band_map: dict[str, str],
              names: list[str] | None) -> int:
     """The heavy half of :func:`predict`, once the options are checked: load the model, open the scene, choose the
@@ -273,6 +254,7 @@ def _predict(args: argparse.Namespace, options: Any, vector: bool, band_map: dic
         model_info,
         open_scene,
         requested_names,
+        torch_threads,
     )
 
     model = load_run_model(args.run, embeddings=args.embeddings, device=args.device,
@@ -290,7 +272,7 @@ def _predict(args: argparse.Namespace, options: Any, vector: bool, band_map: dic
     threads = choose_predict_threads(args.threads, args.scheduler, blocks=blocks)
     if threads is not None and not args.quiet:
         print(threads.describe(), file=sys.stderr, flush=True)
-    with _torch_threads(threads.torch if threads is not None else None):
+    with torch_threads(threads.torch if threads is not None else None):
         return _write_prediction(args, scene, model, options, vector, threads)
 
 

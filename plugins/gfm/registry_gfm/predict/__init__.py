@@ -28,7 +28,7 @@ from registry_gfm.predict._run_adapters import (
 from registry_gfm.predict._scene import Scene, check_scene, match_bands, parse_band_map, requested_names
 from registry_gfm.predict._sinks import RasterMeta, check_output
 from registry_gfm.predict._sources import open_scene
-from registry_gfm.predict._threads import PredictThreads, choose_predict_threads
+from registry_gfm.predict._threads import PredictThreads, choose_predict_threads, torch_threads
 from registry_gfm.predict._tile_model import ModelInfo, TileModel, model_info
 from registry_gfm.predict._vectors import (
     VECTOR_FORMATS,
@@ -78,5 +78,6 @@ __all__ = [
     "predict_to_file",
     "predict_to_vectors",
     "requested_names",
+    "torch_threads",
     "vectorize_file",
 ]

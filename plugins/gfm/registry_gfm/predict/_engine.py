@@ -209,10 +209,15 @@ def _layout(grid: TileGrid, rows: tuple[int, int], cols: tuple[int, int], row_st
     return BlockLayout(grid, rows, cols, core, tuple(shared), channels)
 
 
+def _tile_pixels(grid: TileGrid, tiles: range, axis: int) -> np.ndarray:
+    """Scene positions along ``axis`` of the input pixels under the tiles ``tiles``, reflect padding folded back."""
+    size = grid.height if axis == 0 else grid.width
+    return reflect_index(np.arange(tiles.start * grid.stride, (tiles.stop - 1) * grid.stride + grid.tile), size)
+
+
 def _input_window(grid: TileGrid, tiles: range, axis: int) -> slice:
     """The input pixels along ``axis`` the tiles ``tiles`` read, reflect padding folded back into the scene."""
-    size = grid.height if axis == 0 else grid.width
-    index = reflect_index(np.arange(tiles.start * grid.stride, (tiles.stop - 1) * grid.stride + grid.tile), size)
+    index = _tile_pixels(grid, tiles, axis)
     return slice(int(index.min()), int(index.max()) + 1)
 
 
@@ -289,13 +294,11 @@ def compute_tiles(parts: Sequence[tuple[tuple[int, int], np.ndarray, np.ndarray]
     """
     image, valid = _assemble(parts, block_size, window)
     g = job.grid
-    ys = reflect_index(np.arange(job.tile_rows.start * g.stride, (job.tile_rows.stop - 1) * g.stride + g.tile),
-                       g.height) - job.window_origin[0]
-    xs = reflect_index(np.arange(job.tile_cols.start * g.stride, (job.tile_cols.stop - 1) * g.stride + g.tile),
-                       g.width) - job.window_origin[1]
+    ys = _tile_pixels(g, job.tile_rows, 0) - job.window_origin[0]
+    xs = _tile_pixels(g, job.tile_cols, 1) - job.window_origin[1]
     pixels, mask = image[:, ys][:, :, xs], valid[ys][:, xs]  # reflect-padded input under every owned tile
     del image, valid
-    acc, weight = _sums(job.channels, job.core) if job.core else (None, None)
+    sums = _sums(job.channels, job.core) if job.core else None
     pieces: list[list[Piece]] = [[] for _ in job.targets]
     tiles = [(i, j) for i in job.tile_rows for j in job.tile_cols]  # the grid's tile order: rows, then columns
     t, s, ot, os_ = g.tile, g.stride, g.out_tile, g.out_stride
@@ -309,15 +312,15 @@ def compute_tiles(parts: Sequence[tuple[tuple[int, int], np.ndarray, np.ndarray]
             out = _run_model(model, x, v, job.channels, ot)
         for (i, j), tile_out in zip(batch, out):
             at = (i * os_, j * os_)
-            if job.core is not None and acc is not None and weight is not None:
-                _blend_into(acc, weight, job.core, tile_out, at, at, weights)
+            if sums is not None and job.core is not None:
+                _blend_into(*sums, job.core, tile_out, at, at, weights)
             for found, rects in zip(pieces, job.targets):
                 for k, rect in enumerate(rects):
                     cut = _overlap((at[0], at[0] + ot, at[1], at[1] + ot), rect)
                     if cut is not None:
                         part = tile_out[:, cut[0] - at[0] : cut[1] - at[0], cut[2] - at[1] : cut[3] - at[1]]
                         found.append((k, (i, j), cut[0], cut[2], part.copy()))
-    core = (acc / weight).astype(np.float32) if acc is not None and weight is not None else None
+    core = (sums[0] / sums[1]).astype(np.float32) if sums is not None else None
     return (core, *pieces)
 
 

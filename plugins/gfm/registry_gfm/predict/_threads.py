@@ -11,14 +11,16 @@ against 2.2 s). See docs/scaling.md, "Threads per rank".
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from registry_core.cores import env_threads, usable_cores
 from registry_gfm.errors import PredictError
 
-__all__ = ["CallGate", "PredictThreads", "choose_predict_threads"]
+__all__ = ["CallGate", "PredictThreads", "choose_predict_threads", "torch_threads"]
 
 
 @dataclass(frozen=True)
@@ -98,3 +100,20 @@ class CallGate:
 
     def __dask_tokenize__(self) -> tuple[str, int, int]:
         return ("CallGate", self.limit, id(self))
+
+
+@contextlib.contextmanager
+def torch_threads(count: int | None) -> Iterator[None]:
+    """torch's intra-op threads set to ``count`` (None: left alone) while the block runs, then put back as they were,
+    so a predict called in-process leaves its caller's setting."""
+    if count is None:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

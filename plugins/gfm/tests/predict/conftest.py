@@ -7,10 +7,18 @@ from pathlib import Path
 import pytest
 
 from registry_core import compose
+from registry_core.cli import main
 
 from ..conftest import finetune_config
 
 BANDS = ["blue", "green", "red", "nir08", "swir16", "swir22"]
+
+
+def cli(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str, str]:
+    """``predict ARGS --quiet`` through the real CLI entry point: (exit code, stdout, stderr)."""
+    code = main(["predict", *map(str, args), "--quiet"])
+    out = capsys.readouterr()
+    return code, out.out, out.err
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,6 @@ import torch
 from rasterio.transform import Affine
 from torch import nn
 
-from registry_core.cli import main
 from registry_gfm.cube.reader import open_cube
 from registry_gfm.predict import (
     PatchEmbeddings,
@@ -28,6 +27,8 @@ from registry_gfm.predict import (
     pipeline_model,
     predict_to_file,
 )
+
+from .conftest import cli
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
@@ -43,12 +44,6 @@ def write_tif(path: Path, data: np.ndarray, names: list[str], crs: str | None = 
         for i, name in enumerate(names, start=1):
             dst.set_band_description(i, name)
     return path
-
-
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(["predict", *map(str, args), "--quiet"])
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_embeddings_of_a_run_without_head_at_patch_resolution(mae_run: Path, lsat7_store: Path, tmp_path: Path,

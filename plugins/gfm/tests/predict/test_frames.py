@@ -16,10 +16,10 @@ import torch
 import xarray as xr
 
 from registry_core import Pipeline, compose, get_registry
-from registry_core.cli import main
 from registry_gfm.predict import PredictError, load_run_model, model_info, open_scene, predict_to_file
 
 from ..conftest import LABELS
+from .conftest import cli
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
@@ -125,6 +125,8 @@ def test_embeddings_of_frames_average_the_frames_tokens(frames_run: Path, cube: 
 def _write_date(path: Path, cube: Path, t: int, tag: str | None) -> Path:
     """Time step ``t`` of the cube as a 6-band float32 GeoTIFF in physical units (NaN where not valid), dated by
     ``tag``."""
+    from rasterio.transform import Affine
+
     from registry_gfm.cube.reader import open_cube
 
     info = open_cube(str(cube))
@@ -134,34 +136,14 @@ def _write_date(path: Path, cube: Path, t: int, tag: str | None) -> Path:
     image = ds["image"].values[t].astype(np.float32) * scale + offset
     data = np.where(ds["valid"].values[t].astype(bool), image, np.float32(np.nan))
     with rasterio.open(path, "w", driver="GTiff", dtype="float32", count=data.shape[0], height=data.shape[1],
-                       width=data.shape[2], crs=_cube_crs(cube), transform=_cube_transform(cube)) as dst:
+                       width=data.shape[2], crs=info.crs_wkt or f"EPSG:{info.epsg}",
+                       transform=Affine(*info.transform[:6])) as dst:
         dst.write(data)
         for i, name in enumerate(BANDS, start=1):
             dst.set_band_description(i, name)
         if tag:
             dst.update_tags(TIFFTAG_DATETIME=tag)
     return path
-
-
-def _cube_crs(cube: Path) -> str:
-    from registry_gfm.cube.reader import open_cube
-
-    info = open_cube(str(cube))
-    return info.crs_wkt or f"EPSG:{info.epsg}"
-
-
-def _cube_transform(cube: Path) -> Any:
-    from rasterio.transform import Affine
-
-    from registry_gfm.cube.reader import open_cube
-
-    return Affine(*open_cube(str(cube)).transform[:6])
-
-
-def cli(capsys: pytest.CaptureFixture[str], *args: Any) -> tuple[int, str, str]:
-    code = main(["predict", *map(str, args), "--quiet"])
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_one_geotiff_per_date_in_date_order_equals_the_datacube(frames_run: Path, cube: Path, tmp_path: Path,
