@@ -110,7 +110,7 @@ def open_raster_scene(path: str, wanted: Sequence[str], *, names: Sequence[str] 
             descriptions = [d or "" for d in src.descriptions]
             scales, offsets = list(src.scales), list(src.offsets)
             block_h, block_w = src.block_shapes[0] if count else (_CHUNK, _CHUNK)
-            when = _raster_time(src.tags(), path)
+            when = _raster_time(src.tags())
             complex_bands = [i + 1 for i, d in enumerate(src.dtypes) if np.dtype(d).kind == "c"]
     except rasterio.errors.RasterioError as exc:
         raise _open_error(path, exc) from None
@@ -139,8 +139,9 @@ def open_raster_scene(path: str, wanted: Sequence[str], *, names: Sequence[str] 
 _TIME_TAGS = ("ACQUISITIONDATETIME", "datetime", "TIFFTAG_DATETIME")
 
 
-def _raster_time(tags: dict[str, str], path: str) -> np.datetime64 | None:
-    """The acquisition time a GeoTIFF's tags give (``TIFFTAG_DATETIME`` is ``YYYY:MM:DD HH:MM:SS``), or None."""
+def _raster_time(tags: dict[str, str]) -> np.datetime64 | None:
+    """The acquisition time a GeoTIFF's tags give (``TIFFTAG_DATETIME`` is ``YYYY:MM:DD HH:MM:SS``), or None: a tag
+    that is no date is passed over (a file predicted alone does not need one; frames without one are refused)."""
     for key in _TIME_TAGS:
         text = tags.get(key, "").strip()
         if not text:
@@ -150,8 +151,7 @@ def _raster_time(tags: dict[str, str], path: str) -> np.datetime64 | None:
         try:
             return np.datetime64(text.replace(" ", "T").removesuffix("Z"), "s")
         except ValueError:
-            raise PredictError(f"input {path}: its {key} tag {tags[key]!r} is not a date (expected ISO 8601, e.g. "
-                               "2021-06-01T10:30:00)") from None
+            continue
     return None
 
 
@@ -325,9 +325,9 @@ def _in_time_order(scenes: list[Scene]) -> list[Scene]:
     if len(undated) == len(scenes):
         return scenes
     if undated:
-        raise PredictError(f"input {undated[0]} says no acquisition time and other inputs do, so the frames' order "
-                           "is unclear; tag it (e.g. gdal_edit.py -mo TIFFTAG_DATETIME='2021:06:01 10:30:00') or "
-                           "give only undated inputs, in time order")
+        raise PredictError(f"input {undated[0]} says no acquisition time and other inputs do (a tag that reads as "
+                           "no date counts as none), so the frames' order is unclear; tag it (e.g. gdal_edit.py -mo "
+                           "TIFFTAG_DATETIME='2021:06:01 10:30:00') or give only undated inputs, in time order")
     times = [s.time for s in scenes]
     twice = next((t for t in times if times.count(t) > 1), None)
     if twice is not None:

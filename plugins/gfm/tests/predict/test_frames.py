@@ -201,6 +201,21 @@ def test_refusals_of_frames(frames_run: Path, cube: Path, tmp_path: Path, capsys
     assert not (tmp_path / "out.tif").exists()
 
 
+def test_a_date_tag_that_is_no_date_is_passed_over(frames_run: Path, cube: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """A file predicted alone needs no date, so an unreadable one does not stop it; among frames it counts as none."""
+    odd = _write_date(tmp_path / "odd.tif", cube, 0, None)
+    with rasterio.open(odd, "r+") as dst:
+        dst.update_tags(TIFFTAG_DATETIME="June 2000", datetime="2000-03-01T00:00:00")
+    assert open_scene(odd, BANDS).time == np.datetime64("2000-03-01T00:00:00")  # the next tag that is a date
+    with rasterio.open(odd, "r+") as dst:
+        dst.update_tags(datetime="sometime")
+    assert open_scene(odd, BANDS).time is None
+    dated = _write_date(tmp_path / "b.tif", cube, 1, "2000:04:01 00:00:00")
+    code, _, err = cli(capsys, frames_run, "--input", odd, "--input", dated, "--output", tmp_path / "out.tif")
+    assert code == 1 and f"input {odd} says no acquisition time and other inputs do (a tag that reads as no date" in err
+
+
 def test_a_one_frame_run_refuses_several_inputs(seg_run: Path, cube: Path, tmp_path: Path,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     a = _write_date(tmp_path / "a.tif", cube, 0, None)
