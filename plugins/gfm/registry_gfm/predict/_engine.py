@@ -445,6 +445,22 @@ def class_map(probabilities: Any, nodata: int = CLASS_NODATA) -> Any:
     return probabilities.map_blocks(_argmax, nodata, dtype=np.uint8, chunks=((1,), *probabilities.chunks[1:]))
 
 
+def _class_and_score(block: np.ndarray) -> np.ndarray:
+    invalid = np.isnan(block).any(axis=0)
+    filled = np.nan_to_num(block, nan=-np.inf)
+    classes = np.argmax(filled, axis=0)
+    chosen = np.take_along_axis(filled, classes[None], axis=0)[0]
+    out = np.stack([classes.astype(np.float32), chosen])
+    out[:, invalid] = np.nan
+    return out
+
+
+def class_and_score(probabilities: Any) -> Any:
+    """(2, H, W) float32: each pixel's most probable class (as :func:`class_map` picks it) and that class's
+    probability, NaN where any probability is: all that polygons need of the probabilities, in 2 bands, not C."""
+    return probabilities.map_blocks(_class_and_score, dtype=np.float32, chunks=((2,), *probabilities.chunks[1:]))
+
+
 def output_transform(transform: Sequence[float], factor: int) -> tuple[float, float, float, float, float, float]:
     """The transform of an output raster whose pixels are ``factor`` x ``factor`` input pixels."""
     a, b, c, d, e, f = (float(v) for v in transform[:6])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,13 @@ import numpy as np
 from registry_core.atomic import writer_lock
 from registry_gfm.dask_runtime import run_blocks, scheduler_problem
 from registry_gfm.errors import PredictError
-from registry_gfm.predict._engine import CLASS_NODATA, class_map, output_transform, predict_blocks
+from registry_gfm.predict._engine import (
+    CLASS_NODATA,
+    class_and_score,
+    class_map,
+    output_transform,
+    predict_blocks,
+)
 from registry_gfm.predict._grid import Blend
 from registry_gfm.predict._scene import Scene
 from registry_gfm.predict._sinks import (
@@ -34,7 +41,7 @@ from registry_gfm.predict._sinks import (
     zarr_to_cog,
 )
 from registry_gfm.predict._threads import PredictThreads
-from registry_gfm.predict._tile_model import model_info
+from registry_gfm.predict._tile_model import ModelInfo, model_info
 
 __all__ = ["PredictResult", "check_scheduler", "predict_to_file", "predict_to_vectors"]
 
@@ -103,16 +110,28 @@ def predict_to_file(scene: Scene, model: Any, output: str | Path, *, tile: int =
     in this process, torch's in ``local:N`` workers; the caller sets this process's torch threads (default: dask's
     and torch's own choices).
     """
+    def select(values: Any, info: ModelInfo) -> tuple[Any, str, float, tuple[str, ...]]:
+        if info.classes is not None and not probabilities:
+            return class_map(values), "uint8", float(CLASS_NODATA), ("class",)
+        return values, "float32", float("nan"), info.outputs
+
+    return _predict_raster(scene, model, output, select, tile=tile, overlap=overlap, blend=blend,
+                           batch_size=batch_size, block_size=block_size, scheduler=scheduler, overwrite=overwrite,
+                           progress=progress, threads=threads)
+
+
+def _predict_raster(scene: Scene, model: Any, output: str | Path,
+                    select: Callable[[Any, ModelInfo], tuple[Any, str, float, tuple[str, ...]]], *, tile: int,
+                    overlap: int, blend: Blend, batch_size: int, block_size: int, scheduler: str, overwrite: bool,
+                    progress: bool, threads: PredictThreads | None) -> PredictResult:
+    """:func:`predict_to_file` with what is written of the model's blended outputs chosen by ``select`` (array,
+    dtype, nodata, band names)."""
     out, fmt = check_output(output, overwrite, inputs=scene.inputs)
     check_scheduler(scheduler)
     info = model_info(model)
     values = predict_blocks(scene, model, tile=tile, overlap=overlap, blend=blend, batch_size=batch_size,
                             block_size=block_size, calls=threads.calls if threads and not threads.workers else None)
-    names: tuple[str, ...]
-    if info.classes is not None and not probabilities:
-        array, dtype, nodata, names = class_map(values), "uint8", float(CLASS_NODATA), ("class",)
-    else:
-        array, dtype, nodata, names = values, "float32", float("nan"), info.outputs
+    array, dtype, nodata, names = select(values, info)
     meta = RasterMeta(scene.crs_wkt, output_transform(scene.transform, info.factor), names, dtype, nodata,
                       classes=info.classes, time=scene.time,
                       provenance=_provenance(scene, model, tile=tile, overlap=overlap, blend=blend))
@@ -159,10 +178,11 @@ def predict_to_vectors(scene: Scene, model: Any, output: str | Path, options: An
                        overlap: int = 16, blend: Blend = "cosine", batch_size: int = 16, block_size: int = 512,
                        scheduler: str = "threads", overwrite: bool = False, progress: bool = False,
                        threads: PredictThreads | None = None) -> Any:
-    """Predict ``scene`` into polygons at ``output`` (.gpkg, .geojson, .fgb, .parquet): the blended probabilities
-    go to a staging Zarr store beside it, whose class map (as :func:`predict_to_file` writes it, with ``threads``)
-    is polygonized with each polygon's mean probability; returns the :class:`~registry_gfm.predict.VectorResult`."""
-    from registry_gfm.predict._vectors import VectorOptions, check_vector_output, probability_grid, write_vectors
+    """Predict ``scene`` into polygons at ``output`` (.gpkg, .geojson, .fgb, .parquet): each pixel's class (as
+    :func:`predict_to_file` writes the class map, with ``threads``) and its probability go to a staging Zarr store
+    beside it, which is polygonized with each polygon's mean probability; returns the
+    :class:`~registry_gfm.predict.VectorResult`."""
+    from registry_gfm.predict._vectors import VectorOptions, check_vector_output, scored_grid, write_vectors
 
     started = time.perf_counter()
     options = options or VectorOptions(block_size=block_size)
@@ -177,11 +197,12 @@ def predict_to_vectors(scene: Scene, model: Any, output: str | Path, options: An
             log.info("removed %s, the staging of an interrupted predict", stale)
     with staging(out, "probs") as folder:
         folder.mkdir()
-        probs = folder / "probabilities.zarr"
-        predict_to_file(scene, model, probs, tile=tile, overlap=overlap, blend=blend, batch_size=batch_size,
-                        block_size=block_size, probabilities=True, scheduler=scheduler, progress=progress,
-                        threads=threads)
-        result = write_vectors(probability_grid(probs, list(info.classes)), out, fmt, options, overwrite=overwrite,
+        staged = folder / "classes.zarr"
+        _predict_raster(scene, model, staged, lambda values, _: (class_and_score(values), "float32", float("nan"),
+                                                                 ("class", "probability")),
+                        tile=tile, overlap=overlap, blend=blend, batch_size=batch_size, block_size=block_size,
+                        scheduler=scheduler, overwrite=False, progress=progress, threads=threads)
+        result = write_vectors(scored_grid(staged, list(info.classes)), out, fmt, options, overwrite=overwrite,
                                inputs=scene.inputs)
     return dataclasses.replace(result, seconds=time.perf_counter() - started)  # the prediction's time too
 

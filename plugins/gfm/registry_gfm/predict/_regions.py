@@ -207,6 +207,57 @@ def _trace(padded: np.ndarray, labels: np.ndarray, x0: int, y0: int, width: int)
     return _Walks(labels[r[first], c[first]].astype(np.int64), head, tail, sizes, coords, flags), closed
 
 
+def _rectangles(padded: np.ndarray, local: np.ndarray, pixels: np.ndarray,
+                edge: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """Which of a block's regions are rectangles inside it (most regions of a noisy map: single pixels, pairs), per
+    label, and their corners (x0, y0, x1, y1 in pixels from the block's corner; None when there are none): they
+    need no walk. A region is its bounding box when it has one pixel with a convex top-left corner and one with a
+    convex bottom-right corner (its top-left-most and bottom-right-most pixels) and as many pixels as that box."""
+    core = padded[1:-1, 1:-1]
+    inside = local > 0
+    top_left = inside & (padded[:-2, 1:-1] != core) & (padded[1:-1, :-2] != core)
+    bottom_right = inside & (padded[2:, 1:-1] != core) & (padded[1:-1, 2:] != core)
+    count = len(pixels)
+    box = ~edge & (np.bincount(local[top_left], minlength=count) == 1) & (
+        np.bincount(local[bottom_right], minlength=count) == 1)
+    box[0] = False
+    if not box.any():
+        return box, None
+    corners = np.zeros((count, 4), np.int64)
+    for mask, at in ((top_left, 0), (bottom_right, 2)):
+        where = np.flatnonzero(mask & box[local])
+        rows, cols = np.divmod(where, local.shape[1])
+        corners[local.flat[where], at : at + 2] = np.stack([cols, rows], axis=1) + (at // 2)
+    box &= (corners[:, 2] - corners[:, 0]) * (corners[:, 3] - corners[:, 1]) == pixels
+    return box, corners[box] if box.any() else None
+
+
+def _box_wkb(corners: np.ndarray, transform: Any) -> Any:
+    """Rectangles (x0, y0, x1, y1 in pixels) as WKB polygons, as :func:`_shapes` writes them: the ring from the top-left
+    corner down, right, up and back (the normal form), through ``transform``."""
+    import pyarrow as pa
+
+    ring = corners[:, [0, 1, 0, 3, 2, 3, 2, 1, 0, 1]].reshape(-1, 2).astype(np.float64)
+    if transform is not None:
+        ring = _to_map(ring, transform)
+    record = np.zeros(len(corners), np.dtype([("order", "u1"), ("type", "<u4"), ("rings", "<u4"), ("size", "<u4"),
+                                               ("xy", "<f8", (10,))]))  # 93 bytes, packed
+    record["order"], record["type"], record["rings"], record["size"] = 1, 3, 1, 5
+    record["xy"] = ring.reshape(-1, 10)
+    offsets = np.arange(len(corners) + 1, dtype=np.int32) * record.dtype.itemsize
+    return pa.BinaryArray.from_buffers(pa.binary(), len(corners), [None, pa.py_buffer(offsets),
+                                                                   pa.py_buffer(record.view(np.uint8))])
+
+
+def _merge(k: np.ndarray, polygons: Any, k_boxes: np.ndarray, boxes: Any) -> tuple[np.ndarray, Any]:
+    """Traced regions and rectangles as one batch in label order (as if all had been traced)."""
+    import pyarrow as pa
+
+    labels = np.concatenate([k, k_boxes])
+    order = np.argsort(labels, kind="stable")
+    return labels[order], pa.concat_arrays([polygons, boxes]).take(pa.array(order))
+
+
 def _touching(padded: np.ndarray) -> np.ndarray:
     """Per vertex of a block (rows y, columns x from its top-left corner): whether two pixels of one class meet there
     across the corner only (the other two of other classes): where a region may touch itself."""
@@ -462,10 +513,15 @@ def regions(read: BlockReader, height: int, width: int, block: int, nodata: int 
                     scores = np.bincount(local.ravel(), weights=units.ravel(), minlength=count + 1).astype(np.int64)
                 edge = np.zeros(count + 1, bool)
                 edge[np.concatenate([local[0], local[-1], local[:, 0], local[:, -1]])] = True
-                walks, _ = _trace(padded, local, x0, y0, width)
+                box, corners = _rectangles(padded, local, pixels, edge)
+                walks, _ = _trace(padded, np.where(box[local], 0, local) if corners is not None else local,
+                                  x0, y0, width)
                 inner = ~edge[walks.label]
-                if inner.any():  # regions inside the block: every walk of theirs is a closed ring
+                if inner.any() or corners is not None:  # regions inside the block: their walks are closed rings
                     k, polygons = _shapes(walks.take(inner), transform, fill_holes)
+                    if corners is not None:
+                        k, polygons = _merge(k, polygons, np.flatnonzero(box),
+                                             _box_wkb(corners + np.array([x0, y0, x0, y0]), transform))
                     mean = np.where(scores[k] >= 0, scores[k] / _SCORE_UNIT / pixels[k], np.nan)
                     yield np.asarray(classes)[k], pixels[k], mean, polygons
                 outer = walks.take(~inner)

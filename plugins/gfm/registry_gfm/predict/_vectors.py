@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from queue import Queue
 from typing import Any, Final
 
 import numpy as np
@@ -24,7 +26,7 @@ import numpy as np
 from registry_gfm.errors import PredictError
 from registry_gfm.predict._regions import BlockReader, regions
 
-__all__ = ["VECTOR_FORMATS", "ClassGrid", "VectorOptions", "VectorResult", "check_vector_output", "probability_grid",
+__all__ = ["VECTOR_FORMATS", "ClassGrid", "VectorOptions", "VectorResult", "check_vector_output", "scored_grid",
            "vector_kind", "vectorize_file", "write_vectors"]
 
 #: Output formats by suffix: (GDAL driver or "GeoParquet", what it is called in messages).
@@ -33,6 +35,9 @@ VECTOR_FORMATS: Final = {".gpkg": "GPKG", ".geojson": "GeoJSON", ".fgb": "FlatGe
 VECTOR_KIND: Final = "predict"
 #: The tag (GPKG, FlatGeobuf metadata; GeoParquet key-value metadata) holding the output kind.
 OUTPUT_TAG: Final = "REGISTRY_CORE_OUTPUT"
+#: Maps of at least this many pixels are written by a child process while the regions are traced (it costs the
+#: start of an interpreter, about half a second).
+PIPED_PIXELS: Final = 1 << 22
 #: GeoJSON keeps no metadata: its FeatureCollection ``description`` says it instead.
 _GEOJSON_MARK = re.compile(r'"description":\s*"written by registry-core \(REGISTRY_CORE_OUTPUT=(\w+)\)"')
 
@@ -179,9 +184,9 @@ def vectorize_file(source: str | Path, output: str | Path, *, min_area: float = 
         return write_vectors(grid, out, fmt, options, overwrite=overwrite, inputs=[source])
 
 
-def probability_grid(store: str | Path, class_names: list[str] | None = None) -> ClassGrid:
-    """The class map of a Zarr store of blended per-class probabilities (predict's layout): each pixel's most probable
-    class (as predict's class map has it) and that class's probability, 255 where the input was not valid."""
+def scored_grid(store: str | Path, class_names: list[str] | None = None) -> ClassGrid:
+    """The class map in the staging store of :func:`~registry_gfm.predict.predict_to_vectors` (bands: each pixel's
+    class and that class's probability, NaN where the input was not valid): classes, 255 where not valid."""
     import zarr
     from affine import Affine
 
@@ -193,13 +198,10 @@ def probability_grid(store: str | Path, class_names: list[str] | None = None) ->
     _, _, height, width = image.shape
 
     def read(x0: int, y0: int, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
-        probs = np.asarray(image[0, :, y0 : y0 + h, x0 : x0 + w])
-        invalid = np.isnan(probs).any(axis=0)
-        filled = np.nan_to_num(probs, nan=-np.inf)
-        classes = np.argmax(filled, axis=0).astype(np.uint8)
-        classes[invalid] = CLASS_NODATA
-        chosen = np.take_along_axis(filled, classes[None].astype(np.intp) % probs.shape[0], axis=0)[0]
-        return classes, np.where(invalid, 0.0, chosen).astype(np.float32)
+        scored = np.asarray(image[0, :, y0 : y0 + h, x0 : x0 + w])
+        invalid = np.isnan(scored[0])
+        classes = np.where(invalid, CLASS_NODATA, scored[0]).astype(np.uint8)
+        return classes, np.where(invalid, np.float32(0), scored[1])
 
     names = class_names if class_names is not None else attrs.get("classes")
     return ClassGrid(read, int(height), int(width), str(attrs["crs_wkt"]), Affine(*attrs["transform"][:6]),
@@ -223,10 +225,11 @@ def write_vectors(grid: ClassGrid, out: Path, fmt: str, options: VectorOptions, 
     with writer_lock(out, "--output"), staging(out, "tmp") as folder, _writing(out):
         folder.mkdir()
         tmp = folder / out.name  # the final name: drivers check its extension
-        if fmt == "GeoParquet":
-            _write_parquet(tmp, crs, scored, batches)
+        layer = re.sub(r"\W", "_", out.stem) or "polygons"
+        if grid.height * grid.width >= PIPED_PIXELS:
+            _write_piped(tmp, fmt, crs, scored, batches, layer, folder / "writer.log")
         else:
-            _write_ogr(tmp, fmt, crs, scored, batches, re.sub(r"\W", "_", out.stem) or "polygons")
+            write_file(tmp, fmt, crs, scored, batches, layer)
         if (out.exists() or out.is_symlink()) and not overwrite:
             raise PredictError(f"--output {out} appeared while vectorizing; pass --overwrite to replace it")
         try:
@@ -286,6 +289,67 @@ def _record_batches(grid: ClassGrid, crs: Any, options: VectorOptions, scored: b
         polygons = shapely.from_wkb(pa.concat_arrays([part[4] for part in held]).to_numpy(zero_copy_only=False))
         yield batch(values, pixels, mean, area,
                     pa.array(shapely.to_wkb(shapely.coverage_simplify(polygons, options.simplify)), pa.binary()))
+
+
+def write_file(path: Path, fmt: str, crs: Any, scored: bool, batches: Iterable[Any], layer: str) -> None:
+    """Record batches of :func:`_schema` into a new file ``path`` of ``fmt`` (a GDAL driver or "GeoParquet")."""
+    if fmt == "GeoParquet":
+        _write_parquet(path, crs, scored, iter(batches))
+    else:
+        _write_ogr(path, fmt, crs, scored, iter(batches), layer)
+
+
+def _write_piped(path: Path, fmt: str, crs: Any, scored: bool, batches: Iterator[Any], layer: str,
+                 log: Path) -> None:
+    """:func:`write_file` in a child process fed the batches through a pipe (Arrow IPC), so the file is written on
+    another core while the next regions are traced (GDAL's writing holds this interpreter's GIL). The child's
+    error, if it fails, is its last line in ``log`` (raised as an OSError); it is stopped if this side stops first."""
+    import subprocess
+    import sys
+
+    import pyarrow as pa
+
+    schema = _schema(scored).with_metadata({b"crs": crs.to_wkt().encode()})
+    command = [sys.executable, "-m", "registry_gfm.predict._vector_writer", str(path), fmt, layer]
+    with open(log, "wb") as errors:
+        child = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=errors)
+    pipe = child.stdin
+    assert pipe is not None
+    # a thread feeds the pipe: the child takes a batch only once GDAL has written the one before, and this side
+    # traces the next regions meanwhile instead of waiting in the write
+    queue: Queue[Any] = Queue(maxsize=2)
+
+    def feed() -> None:
+        done = False
+        try:
+            with pipe, pa.ipc.new_stream(pipe, schema) as stream:
+                while (batch := queue.get()) is not None:
+                    stream.write_batch(batch)
+                    pipe.flush()
+                done = True
+        except OSError:
+            pass  # the pipe broke: the child stopped, and its exit status and message say why
+        finally:
+            while not done:  # take what is still put, so the producer never waits on a dead pipe
+                done = queue.get() is None
+
+    feeder = threading.Thread(target=feed, name="vector-writer-feed", daemon=True)
+    feeder.start()
+    try:
+        for batch in batches:
+            if child.poll() is not None:
+                break
+            queue.put(batch)
+    except BaseException:
+        child.kill()  # an error or interrupt here: the child's partial file goes with the staging
+        raise
+    finally:
+        queue.put(None)
+        feeder.join()
+        status = child.wait()
+    if status != 0:
+        lines = log.read_text(errors="replace").strip().splitlines()
+        raise OSError(lines[-1] if lines else f"the writer process exited with status {status}")
 
 
 def _write_parquet(path: Path, crs: Any, scored: bool, batches: Iterator[Any]) -> None:

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import json
 import os
+import resource
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +25,7 @@ from shapely.geometry import shape
 from registry_core.cli import main
 from registry_gfm.errors import PredictError
 from registry_gfm.predict import vectorize_file
+from registry_gfm.predict._vectors import vector_kind
 
 from ..conftest import DATA
 
@@ -278,3 +282,103 @@ def test_what_is_held_between_block_rows_follows_the_open_regions(monkeypatch: p
     assert regions == sum(ndimage.label(values == v)[1] for v in range(4))
     first, last = np.array(held[:32]).max(axis=0), np.array(held[-32:]).max(axis=0)
     assert (last <= 2 * first).all() and len(held) == 128
+
+
+def spawned(monkeypatch: pytest.MonkeyPatch) -> list[subprocess.Popen[bytes]]:
+    """Every map written by the child process (``PIPED_PIXELS`` 0); the processes started, to look at after."""
+    from registry_gfm.predict import _vectors
+
+    monkeypatch.setattr(_vectors, "PIPED_PIXELS", 0)
+    started: list[subprocess.Popen[bytes]] = []
+    popen = subprocess.Popen
+
+    def spy(*args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
+        started.append(popen(*args, **kwargs))
+        return started[-1]
+
+    monkeypatch.setattr(subprocess, "Popen", spy)
+    return started
+
+
+@pytest.mark.parametrize("suffix", [".gpkg", ".parquet"])
+def test_a_map_written_by_the_child_process_holds_the_same_features(tmp_path: Path, suffix: str,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    here = vectorize_file(STRATA, tmp_path / f"here{suffix}", block_size=97)
+    started = spawned(monkeypatch)
+    piped = vectorize_file(STRATA, tmp_path / f"piped{suffix}", block_size=97)
+    assert len(started) == 1 and "registry_gfm.predict._vector_writer" in list(started[0].args)
+    assert piped.features == here.features > 1000
+    assert features(piped.output) == features(here.output)
+    if suffix == ".gpkg":
+        with fiona.open(piped.output) as src:
+            assert src.crs.to_epsg() == 3358
+        assert vector_kind(piped.output) == "predict"  # our marker: --overwrite may replace it
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging left
+
+
+@pytest.mark.parametrize("piped", [False, True], ids=["in-process", "child-process"])
+def test_a_full_disk_is_one_error_and_leaves_nothing(tmp_path: Path, piped: bool,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    if piped:
+        spawned(monkeypatch)
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (256 * 1024, limit[1]))  # files stop growing at 256 KiB: a full disk
+    try:
+        with pytest.raises(PredictError, match=r"--output .*map\.gpkg: could not write it: .+"):
+            vectorize_file(STRATA, tmp_path / "map.gpkg", block_size=97)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limit)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_interrupt_stops_the_child_process_and_leaves_nothing(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from registry_gfm.predict import _vectors
+
+    started = spawned(monkeypatch)
+    real = _vectors.regions
+
+    def interrupted(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        batches = real(*args, **kwargs)
+        yield next(batches)
+        yield next(batches)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_vectors, "regions", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        vectorize_file(STRATA, tmp_path / "map.gpkg", block_size=64)
+    assert len(started) == 1 and started[0].poll() is not None
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_rectangles_skip_the_walk_and_come_out_as_traced(monkeypatch: pytest.MonkeyPatch) -> None:
+    from registry_gfm.predict import _regions
+
+    rng = np.random.default_rng(3)
+    values = rng.integers(0, 4, (150, 130)).astype(np.uint8)
+    values[rng.random(values.shape) < 0.05] = 255
+    values[10:30, 20:50] = 7  # a large rectangle inside a block, one across blocks
+    values[60:70, 28:40] = 6
+    scores = rng.random(values.shape).astype(np.float32)
+
+    def read(x0: int, y0: int, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
+        return values[y0 : y0 + h, x0 : x0 + w], scores[y0 : y0 + h, x0 : x0 + w]
+
+    def polygons() -> list[tuple[int, int, float, bytes]]:
+        return [row for v, p, m, g in _regions.regions(read, 150, 130, 32, 255, rasterio.Affine(30, 0, 5e5, 0, -30, 4e6))
+                for row in zip(v.tolist(), p.tolist(), m.tolist(), g.to_pylist(), strict=True)]
+
+    boxes = 0
+    shortcut = _regions._rectangles
+
+    def counted(*args: Any) -> Any:
+        nonlocal boxes
+        box, corners = shortcut(*args)
+        boxes += int(box.sum())
+        return box, corners
+
+    monkeypatch.setattr(_regions, "_rectangles", counted)
+    fast = polygons()
+    assert boxes > len(fast) // 2  # most regions of a noisy map are rectangles (single pixels, pairs)
+    monkeypatch.setattr(_regions, "_rectangles", lambda padded, local, pixels, edge: (np.zeros(len(pixels), bool), None))
+    assert polygons() == fast  # the same features, bytes and order, as when every region is walked
