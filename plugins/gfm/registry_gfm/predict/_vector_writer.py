@@ -1,8 +1,9 @@
-"""The child process of a large vector output: Arrow record batches on standard input (an IPC stream whose schema
-carries the CRS) into a new GeoPackage, GeoJSON, FlatGeobuf or GeoParquet file, beside the tracing of the regions.
+"""The child process of :class:`~registry_gfm.predict._vectors.WriterProcess`: Arrow record batches on standard
+input (one IPC stream whose schema metadata names the file, its format, layer and CRS) into a new GeoPackage, GeoJSON,
+FlatGeobuf or GeoParquet file, while the parent traces the regions.
 
-``python -m registry_gfm.predict._vector_writer PATH FORMAT LAYER``; a failure is one line on standard error and exit
-status 1. Interrupts are left to the parent, which stops this process and removes its staging.
+``python -m registry_gfm.predict._vector_writer``; a failure is one line on standard error and exit status 1.
+Interrupts are left to the parent, which stops this process and removes its staging.
 """
 
 from __future__ import annotations
@@ -12,19 +13,19 @@ import sys
 from pathlib import Path
 
 
-def main(argv: list[str]) -> int:
-    import pyarrow as pa
-    from pyproj import CRS
-
-    from registry_gfm.predict._vectors import write_file
-
+def main() -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the parent answers it
-    path, fmt, layer = argv
     try:
+        import pyarrow as pa
+        import pyogrio.raw  # noqa: F401 - imported while the parent still predicts, not once batches come
+        from pyproj import CRS
+
+        from registry_gfm.predict._vectors import write_file
+
         with pa.ipc.open_stream(sys.stdin.buffer) as reader:
-            crs = CRS.from_wkt(reader.schema.metadata[b"crs"].decode())
-            scored = "probability" in reader.schema.names
-            write_file(Path(path), fmt, crs, scored, reader, layer)
+            header = {k.decode(): v.decode() for k, v in (reader.schema.metadata or {}).items()}
+            write_file(Path(header["path"]), header["format"], CRS.from_wkt(header["crs"]),
+                       "probability" in reader.schema.names, reader, header["layer"])
     except Exception as exc:  # the parent reports it: one line, never a traceback
         print((str(exc).strip() or type(exc).__name__).splitlines()[0], file=sys.stderr)
         return 1
@@ -32,4 +33,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())

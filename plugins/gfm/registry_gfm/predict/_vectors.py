@@ -15,7 +15,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from queue import Queue
@@ -35,9 +35,9 @@ VECTOR_FORMATS: Final = {".gpkg": "GPKG", ".geojson": "GeoJSON", ".fgb": "FlatGe
 VECTOR_KIND: Final = "predict"
 #: The tag (GPKG, FlatGeobuf metadata; GeoParquet key-value metadata) holding the output kind.
 OUTPUT_TAG: Final = "REGISTRY_CORE_OUTPUT"
-#: Maps of at least this many pixels are written by a child process while the regions are traced (it costs the
-#: start of an interpreter, about half a second).
-PIPED_PIXELS: Final = 1 << 22
+#: Maps of at least this many pixels are written by a :class:`WriterProcess` while the regions are traced (starting
+#: one costs an interpreter's start, about half a second, which such a map's polygons take back).
+PIPED_PIXELS: Final = 1 << 20
 #: GeoJSON keeps no metadata: its FeatureCollection ``description`` says it instead.
 _GEOJSON_MARK = re.compile(r'"description":\s*"written by registry-core \(REGISTRY_CORE_OUTPUT=(\w+)\)"')
 
@@ -209,8 +209,10 @@ def scored_grid(store: str | Path, class_names: list[str] | None = None) -> Clas
 
 
 def write_vectors(grid: ClassGrid, out: Path, fmt: str, options: VectorOptions, *, overwrite: bool = False,
-                  inputs: Iterable[str | Path] = ()) -> VectorResult:
-    """The polygons of ``grid`` into ``out`` (checked by :func:`check_vector_output`), through a staging file."""
+                  inputs: Iterable[str | Path] = (), writer: WriterProcess | None = None) -> VectorResult:
+    """The polygons of ``grid`` into ``out`` (checked by :func:`check_vector_output`), through a staging file;
+    written by ``writer`` (started ahead by the caller), else by a :class:`WriterProcess` of its own when the map
+    has at least PIPED_PIXELS pixels, else here."""
     from pyproj import CRS
 
     from registry_core import OutputPathError
@@ -226,8 +228,11 @@ def write_vectors(grid: ClassGrid, out: Path, fmt: str, options: VectorOptions, 
         folder.mkdir()
         tmp = folder / out.name  # the final name: drivers check its extension
         layer = re.sub(r"\W", "_", out.stem) or "polygons"
-        if grid.height * grid.width >= PIPED_PIXELS:
-            _write_piped(tmp, fmt, crs, scored, batches, layer, folder / "writer.log")
+        if writer is not None:
+            writer.write(tmp, fmt, crs, scored, batches, layer)
+        elif grid.height * grid.width >= PIPED_PIXELS:
+            with WriterProcess() as own:
+                own.write(tmp, fmt, crs, scored, batches, layer)
         else:
             write_file(tmp, fmt, crs, scored, batches, layer)
         if (out.exists() or out.is_symlink()) and not overwrite:
@@ -299,57 +304,81 @@ def write_file(path: Path, fmt: str, crs: Any, scored: bool, batches: Iterable[A
         _write_ogr(path, fmt, crs, scored, iter(batches), layer)
 
 
-def _write_piped(path: Path, fmt: str, crs: Any, scored: bool, batches: Iterator[Any], layer: str,
-                 log: Path) -> None:
-    """:func:`write_file` in a child process fed the batches through a pipe (Arrow IPC), so the file is written on
-    another core while the next regions are traced (GDAL's writing holds this interpreter's GIL). The child's
-    error, if it fails, is its last line in ``log`` (raised as an OSError); it is stopped if this side stops first."""
-    import subprocess
-    import sys
+class WriterProcess:
+    """A child process that writes one vector file (``python -m registry_gfm.predict._vector_writer``) from record
+    batches fed through a pipe (Arrow IPC), so GDAL writes on another core while the next regions are traced (its
+    writing holds this interpreter's GIL). Started ahead of the tracing (``predict`` starts it before the model
+    runs, so the interpreter's start is hidden); a context manager that stops the child if it is still running."""
 
-    import pyarrow as pa
+    def __init__(self) -> None:
+        import subprocess
+        import sys
+        import tempfile
 
-    schema = _schema(scored).with_metadata({b"crs": crs.to_wkt().encode()})
-    command = [sys.executable, "-m", "registry_gfm.predict._vector_writer", str(path), fmt, layer]
-    with open(log, "wb") as errors:
-        child = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=errors)
-    pipe = child.stdin
-    assert pipe is not None
-    # a thread feeds the pipe: the child takes a batch only once GDAL has written the one before, and this side
-    # traces the next regions meanwhile instead of waiting in the write
-    queue: Queue[Any] = Queue(maxsize=2)
+        self._errors = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close(), with the child
+        self._child = subprocess.Popen([sys.executable, "-m", "registry_gfm.predict._vector_writer"],
+                                       stdin=subprocess.PIPE, stderr=self._errors)
 
-    def feed() -> None:
-        done = False
+    def __enter__(self) -> WriterProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._child.poll() is None:
+            self._child.kill()
+        self._child.wait()
+        if self._child.stdin is not None and not self._child.stdin.closed:
+            with suppress(OSError):
+                self._child.stdin.close()
+        self._errors.close()
+
+    def write(self, path: Path, fmt: str, crs: Any, scored: bool, batches: Iterator[Any], layer: str) -> None:
+        """:func:`write_file` in the child; its failure raised here as an OSError with the child's one line."""
+        import pyarrow as pa
+
+        header = {b"path": str(path).encode(), b"format": fmt.encode(), b"layer": layer.encode(),
+                  b"crs": crs.to_wkt().encode()}
+        schema = _schema(scored).with_metadata(header)
+        child, pipe = self._child, self._child.stdin
+        assert pipe is not None
+        # a thread feeds the pipe: the child takes a batch only once GDAL has written the one before, and this side
+        # traces the next regions meanwhile instead of waiting in the write
+        queue: Queue[Any] = Queue(maxsize=2)
+
+        def feed() -> None:
+            done = False
+            try:
+                with pipe, pa.ipc.new_stream(pipe, schema) as stream:
+                    while (batch := queue.get()) is not None:
+                        stream.write_batch(batch)
+                        pipe.flush()
+                    done = True
+            except OSError:
+                pass  # the pipe broke: the child stopped, and its exit status and message say why
+            finally:
+                while not done:  # take what is still put, so the producer never waits on a dead pipe
+                    done = queue.get() is None
+
+        feeder = threading.Thread(target=feed, name="vector-writer-feed", daemon=True)
+        feeder.start()
         try:
-            with pipe, pa.ipc.new_stream(pipe, schema) as stream:
-                while (batch := queue.get()) is not None:
-                    stream.write_batch(batch)
-                    pipe.flush()
-                done = True
-        except OSError:
-            pass  # the pipe broke: the child stopped, and its exit status and message say why
+            for batch in batches:
+                if child.poll() is not None:
+                    break
+                queue.put(batch)
+        except BaseException:
+            child.kill()  # an error or interrupt here: the child's partial file goes with the staging
+            raise
         finally:
-            while not done:  # take what is still put, so the producer never waits on a dead pipe
-                done = queue.get() is None
-
-    feeder = threading.Thread(target=feed, name="vector-writer-feed", daemon=True)
-    feeder.start()
-    try:
-        for batch in batches:
-            if child.poll() is not None:
-                break
-            queue.put(batch)
-    except BaseException:
-        child.kill()  # an error or interrupt here: the child's partial file goes with the staging
-        raise
-    finally:
-        queue.put(None)
-        feeder.join()
-        status = child.wait()
-    if status != 0:
-        lines = log.read_text(errors="replace").strip().splitlines()
-        raise OSError(lines[-1] if lines else f"the writer process exited with status {status}")
+            queue.put(None)
+            feeder.join()
+            status = child.wait()
+        if status != 0:
+            self._errors.seek(0)
+            lines = self._errors.read().decode(errors="replace").strip().splitlines()
+            raise OSError(lines[-1] if lines else f"the writer process exited with status {status}")
 
 
 def _write_parquet(path: Path, crs: Any, scored: bool, batches: Iterator[Any]) -> None:

@@ -85,3 +85,34 @@ def test_vector_outputs_refuse_what_polygons_cannot_hold(seg_run: Path, tiny_mae
         code, out, err = cli(capsys, run, "--input", lsat7_store, *args)
         assert (code, out) == (1, "") and err.startswith("error: ") and message in err and err.count("\n") == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_writer_process_started_ahead_writes_the_same_polygons(seg_run: Path, lsat7_store: Path, tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str],
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A large scene's polygons are written by a child process started before the model runs (PIPED_PIXELS 0 makes
+    every scene large): the same features as when they are written in the process itself."""
+    import subprocess
+
+    from registry_gfm.predict import _predict, _vectors
+
+    options = ("--tile", 32, "--overlap", 8, "--block-size", 128)
+    assert cli(capsys, seg_run, "--input", lsat7_store, "--output", tmp_path / "here.gpkg", *options)[0] == 0
+    events: list[str] = []
+    popen, predict_raster = subprocess.Popen, _predict._predict_raster
+
+    def spy_popen(*args: object, **kwargs: object) -> object:
+        events.append("writer process")
+        return popen(*args, **kwargs)  # type: ignore[call-overload]
+
+    def spy_predict(*args: object, **kwargs: object) -> object:
+        events.append("model")
+        return predict_raster(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_vectors, "PIPED_PIXELS", 0)
+    monkeypatch.setattr(subprocess, "Popen", spy_popen)
+    monkeypatch.setattr(_predict, "_predict_raster", spy_predict)
+    code, out, err = cli(capsys, seg_run, "--input", lsat7_store, "--output", tmp_path / "piped.gpkg", *options)
+    assert (code, err) == (0, "") and events == ["writer process", "model"]
+    assert polygons(tmp_path / "piped.gpkg") == polygons(tmp_path / "here.gpkg")
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
