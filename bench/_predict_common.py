@@ -165,6 +165,8 @@ except ImportError:
 from registry_gfm.predict import (choose_predict_threads, load_run_model, model_info, open_scene, predict_to_file,
                                   predict_to_vectors, requested_names, torch_threads)
 choose_predict_threads(opts["threads"] or None, opts["scheduler"])  # as the command: a bad --threads fails first
+if opts["output"].endswith(".gpkg"):  # the polygon path's one-time imports, as the raster path's above
+    import pyarrow, pyogrio.raw, pyproj, scipy.ndimage, scipy.sparse.csgraph, shapely
 model = load_run_model(opts["run"], device=opts["device"])
 if opts.get("linear_head"):
     linear_head(model)

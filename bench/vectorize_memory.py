@@ -2,7 +2,8 @@
 
 Class maps of growing size with the same texture (7 classes from smoothed value noise: regions of tens to thousands
 of pixels, as a land-cover map has) are polygonized in a fresh interpreter each, into a GeoPackage; printed: the
-polygons, seconds, input pixels per second, the child's peak RSS (VmHWM) over its RSS before vectorizing, and the
+polygons, seconds, input pixels per second, the child's peak RSS (VmHWM) over its RSS before vectorizing, the peak
+RSS of the writer process it starts for maps from 2048^2 (GDAL writes there; the two peaks need not coincide), and the
 largest polygon's vertices (read back after the peak is taken). What is held between block rows is the boundary of
 the regions still open along one block row; but at 7 classes one region of the middle class percolates across the
 whole map (about a quarter of its pixels), and as one polygon it must exist whole at least once (its WKB: 16 bytes a
@@ -37,12 +38,14 @@ before = rss("VmRSS:")
 t0 = time.perf_counter()
 result = vectorize_file(opts["input"], opts["output"], block_size=opts["block"], overwrite=True)
 seconds, peak = time.perf_counter() - t0, rss("VmHWM:")
+import resource
+writer = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the writer process's peak (0: none)
 import pyarrow.compute as pc
 from pyogrio.raw import read_arrow
 _, table = read_arrow(opts["output"], columns=[])
 largest = pc.max(pc.binary_length(table.column(table.num_columns - 1))).as_py()  # WKB: 16 bytes a vertex
 print(json.dumps({"seconds": seconds, "features": result.features, "before_mb": before, "peak_mb": peak,
-                  "largest_vertices": (largest - 9) // 16}))
+                  "writer_mb": writer, "largest_vertices": (largest - 9) // 16}))
 """
 
 
@@ -88,11 +91,12 @@ def main() -> None:
         print(f"{size}^2: {row['features']:,} polygons in {row['seconds']:.1f} s", flush=True)
     print(f"\nvectorize, block {args.block_size}, GeoPackage out, each size a fresh process")
     print(f"{'size':>8s} {'polygons':>10s} {'seconds':>8s} {'px/s':>12s} {'peak MiB':>9s} {'+ over start':>12s} "
-          f"{'class map MiB':>13s} {'largest polygon vertices':>24s}")
+          f"{'writer MiB':>10s} {'class map MiB':>13s} {'largest polygon vertices':>24s}")
     for size, row in rows:
         grown = row["peak_mb"] - row["before_mb"]
         print(f"{size:>6d}^2 {row['features']:>10,d} {row['seconds']:>8.1f} {size * size / row['seconds']:>12,.0f} "
-              f"{row['peak_mb']:>9.0f} {grown:>12.0f} {size * size / 2**20:>13.0f} {row['largest_vertices']:>24,d}")
+              f"{row['peak_mb']:>9.0f} {grown:>12.0f} {row['writer_mb']:>10.0f} {size * size / 2**20:>13.0f} "
+              f"{row['largest_vertices']:>24,d}")
     first, last = rows[0], rows[-1]
     grown = [r["peak_mb"] - r["before_mb"] for _, r in (first, last)]
     print(f"peak growth over start at {last[0]}^2 / at {first[0]}^2: {grown[1] / max(grown[0], 1e-9):.2f}x for "

@@ -35,9 +35,10 @@ VECTOR_FORMATS: Final = {".gpkg": "GPKG", ".geojson": "GeoJSON", ".fgb": "FlatGe
 VECTOR_KIND: Final = "predict"
 #: The tag (GPKG, FlatGeobuf metadata; GeoParquet key-value metadata) holding the output kind.
 OUTPUT_TAG: Final = "REGISTRY_CORE_OUTPUT"
-#: Maps of at least this many pixels are written by a :class:`WriterProcess` while the regions are traced (starting
-#: one costs an interpreter's start, about half a second, which such a map's polygons take back).
-PIPED_PIXELS: Final = 1 << 20
+#: Maps of at least this many pixels (2048^2) are written by a :class:`WriterProcess` while the regions are traced:
+#: starting one costs an interpreter's start (about 0.7 s of CPU, GDAL's Python bindings with pandas), which smaller
+#: maps do not take back (measured at 1024^2: no faster, and slower when it starts beside the model).
+PIPED_PIXELS: Final = 1 << 22
 #: GeoJSON keeps no metadata: its FeatureCollection ``description`` says it instead.
 _GEOJSON_MARK = re.compile(r'"description":\s*"written by registry-core \(REGISTRY_CORE_OUTPUT=(\w+)\)"')
 

@@ -112,7 +112,7 @@ def test_the_writer_process_started_ahead_writes_the_same_polygons(seg_run: Path
     monkeypatch.setattr(_vectors, "PIPED_PIXELS", 0)
     monkeypatch.setattr(subprocess, "Popen", spy_popen)
     monkeypatch.setattr(_predict, "_predict_raster", spy_predict)
-    code, out, err = cli(capsys, seg_run, "--input", lsat7_store, "--output", tmp_path / "piped.gpkg", *options)
+    code, _, err = cli(capsys, seg_run, "--input", lsat7_store, "--output", tmp_path / "piped.gpkg", *options)
     assert (code, err) == (0, "") and events == ["writer process", "model"]
     assert polygons(tmp_path / "piped.gpkg") == polygons(tmp_path / "here.gpkg")
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
