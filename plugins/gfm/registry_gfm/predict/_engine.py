@@ -433,9 +433,15 @@ def predict_blocks(scene: Scene, model: Any, *, tile: int = 64, overlap: int = 1
     return da.block(blocks)
 
 
+def _most_probable(block: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(each pixel's most probable class, the probabilities with NaN as -inf, where any probability is NaN)."""
+    filled = np.nan_to_num(block, nan=-np.inf)
+    return np.argmax(filled, axis=0), filled, np.isnan(block).any(axis=0)
+
+
 def _argmax(block: np.ndarray, nodata: int) -> np.ndarray:
-    invalid = np.isnan(block).any(axis=0)
-    classes = np.argmax(np.nan_to_num(block, nan=-np.inf), axis=0).astype(np.uint8)
+    classes, _, invalid = _most_probable(block)
+    classes = classes.astype(np.uint8)
     classes[invalid] = nodata
     return classes[None]
 
@@ -446,9 +452,7 @@ def class_map(probabilities: Any, nodata: int = CLASS_NODATA) -> Any:
 
 
 def _class_and_score(block: np.ndarray) -> np.ndarray:
-    invalid = np.isnan(block).any(axis=0)
-    filled = np.nan_to_num(block, nan=-np.inf)
-    classes = np.argmax(filled, axis=0)
+    classes, filled, invalid = _most_probable(block)
     chosen = np.take_along_axis(filled, classes[None], axis=0)[0]
     out = np.stack([classes.astype(np.float32), chosen])
     out[:, invalid] = np.nan
