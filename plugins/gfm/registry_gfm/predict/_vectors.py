@@ -405,10 +405,10 @@ def _write_ogr(path: Path, driver: str, crs: Any, scored: bool, batches: Iterato
     schema = schema.set(schema.get_field_index("geometry"), geometry)
     reader = pa.RecordBatchReader.from_batches(schema, (b.cast(schema) for b in batches))
     mark = f"written by registry-core ({OUTPUT_TAG}={VECTOR_KIND})"
+    # The layer carries the mark, not the dataset: GDAL readers of a GeoPackage with dataset metadata (pyogrio's
+    # read_dataframe, QGIS) write a ``.aux.xml`` side file next to it.
     options: dict[str, Any] = {"layer_options": {"DESCRIPTION": mark}} if driver == "GeoJSON" else {
         "layer_metadata": {OUTPUT_TAG: VECTOR_KIND}}
-    if driver == "GPKG":
-        options["dataset_metadata"] = {OUTPUT_TAG: VECTOR_KIND}
     write_arrow(reader, str(path), layer=layer, driver=driver, geometry_name="geometry", geometry_type="Polygon",
                 crs=crs.to_wkt(), **options)
 

@@ -80,6 +80,17 @@ def test_every_format_holds_the_same_polygons_in_the_maps_crs(tmp_path: Path, su
             assert src.crs.to_epsg() == 3358
 
 
+@pytest.mark.parametrize("suffix", [".gpkg", ".fgb"])
+def test_reading_an_output_writes_nothing_beside_it(tmp_path: Path, suffix: str) -> None:
+    # GDAL readers of a GeoPackage carrying dataset metadata write a .aux.xml side file: the mark is the layer's.
+    import pyogrio
+
+    out = vectorize_file(STRATA, tmp_path / f"map{suffix}", block_size=256).output
+    assert len(pyogrio.read_dataframe(out)) > 0 and len(features(out)) > 0
+    assert vector_kind(out) == "predict"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]
+
+
 def test_min_area_fill_holes_and_simplify(tmp_path: Path) -> None:
     _, transform = strata()
     pixel = abs(transform.a * transform.e)
