@@ -3,7 +3,7 @@
 Class maps of growing size with the same texture (7 classes from smoothed value noise: regions of tens to thousands
 of pixels, as a land-cover map has) are polygonized in a fresh interpreter each, into a GeoPackage; printed: the
 polygons, seconds, input pixels per second, the child's peak RSS (VmHWM) over its RSS before vectorizing, the peak
-RSS of the writer process it starts for maps from 2048^2 (GDAL writes there; the two peaks need not coincide), and the
+RSS of the writer process it starts for maps from 1024^2 (GDAL writes there; the two peaks need not coincide), and the
 largest polygon's vertices (read back after the peak is taken). What is held between block rows is the boundary of
 the regions still open along one block row; but at 7 classes one region of the middle class percolates across the
 whole map (about a quarter of its pixels), and as one polygon it must exist whole at least once (its WKB: 16 bytes a

@@ -11,7 +11,6 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -183,14 +182,7 @@ def predict_to_vectors(scene: Scene, model: Any, output: str | Path, options: An
     :func:`predict_to_file` writes the class map, with ``threads``) and its probability go to a staging Zarr store
     beside it, which is polygonized with each polygon's mean probability; returns the
     :class:`~registry_gfm.predict.VectorResult`."""
-    from registry_gfm.predict._vectors import (
-        PIPED_PIXELS,
-        VectorOptions,
-        WriterProcess,
-        check_vector_output,
-        scored_grid,
-        write_vectors,
-    )
+    from registry_gfm.predict._vectors import VectorOptions, check_vector_output, scored_grid, write_vectors
 
     started = time.perf_counter()
     options = options or VectorOptions(block_size=block_size)
@@ -203,16 +195,14 @@ def predict_to_vectors(scene: Scene, model: Any, output: str | Path, options: An
     with writer_lock(out, "--output"):
         for stale in sweep_staging(out):
             log.info("removed %s, the staging of an interrupted predict", stale)
-    height, width = scene.shape
-    large = height * width // info.factor**2 >= PIPED_PIXELS
-    with staging(out, "probs") as folder, WriterProcess() if large else nullcontext() as writer:
-        folder.mkdir()  # the writer process starts while the model runs: its start is not waited for after
+    with staging(out, "probs") as folder:
+        folder.mkdir()
         staged = folder / "classes.zarr"
         _predict_raster(scene, model, staged, lambda values, _: (class_and_score(values), "float32", float("nan"),
                                                                  ("class", "probability")),
                         tile=tile, overlap=overlap, blend=blend, batch_size=batch_size, block_size=block_size,
                         scheduler=scheduler, overwrite=False, progress=progress, threads=threads)
         result = write_vectors(scored_grid(staged, list(info.classes)), out, fmt, options, overwrite=overwrite,
-                               inputs=scene.inputs, writer=writer)
+                               inputs=scene.inputs)
     return dataclasses.replace(result, seconds=time.perf_counter() - started)  # the prediction's time too
 

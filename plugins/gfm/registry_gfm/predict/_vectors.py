@@ -25,20 +25,18 @@ import numpy as np
 
 from registry_gfm.errors import PredictError
 from registry_gfm.predict._regions import BlockReader, regions
+from registry_gfm.predict._vector_writer import OUTPUT_TAG, VECTOR_KIND, write_file
+from registry_gfm.predict._vector_writer import schema as feature_schema
 
 __all__ = ["VECTOR_FORMATS", "ClassGrid", "VectorOptions", "VectorResult", "check_vector_output", "scored_grid",
            "vector_kind", "vectorize_file", "write_vectors"]
 
 #: Output formats by suffix: (GDAL driver or "GeoParquet", what it is called in messages).
 VECTOR_FORMATS: Final = {".gpkg": "GPKG", ".geojson": "GeoJSON", ".fgb": "FlatGeobuf", ".parquet": "GeoParquet"}
-#: The output kind a vector file is marked with (as predict's rasters): what ``--overwrite`` may replace.
-VECTOR_KIND: Final = "predict"
-#: The tag (GPKG, FlatGeobuf metadata; GeoParquet key-value metadata) holding the output kind.
-OUTPUT_TAG: Final = "REGISTRY_CORE_OUTPUT"
-#: Maps of at least this many pixels (2048^2) are written by a :class:`WriterProcess` while the regions are traced:
-#: starting one costs an interpreter's start (about 0.7 s of CPU, GDAL's Python bindings with pandas), which smaller
-#: maps do not take back (measured at 1024^2: no faster, and slower when it starts beside the model).
-PIPED_PIXELS: Final = 1 << 22
+#: Maps of at least this many pixels (1024^2) are written by a :class:`WriterProcess` while the regions are traced:
+#: starting one costs about 0.2 s (an interpreter with pyarrow and pyogrio), hidden behind tracing the first block;
+#: smaller maps are written as fast here.
+PIPED_PIXELS: Final = 1 << 20
 #: GeoJSON keeps no metadata: its FeatureCollection ``description`` says it instead.
 _GEOJSON_MARK = re.compile(r'"description":\s*"written by registry-core \(REGISTRY_CORE_OUTPUT=(\w+)\)"')
 
@@ -210,10 +208,9 @@ def scored_grid(store: str | Path, class_names: list[str] | None = None) -> Clas
 
 
 def write_vectors(grid: ClassGrid, out: Path, fmt: str, options: VectorOptions, *, overwrite: bool = False,
-                  inputs: Iterable[str | Path] = (), writer: WriterProcess | None = None) -> VectorResult:
+                  inputs: Iterable[str | Path] = ()) -> VectorResult:
     """The polygons of ``grid`` into ``out`` (checked by :func:`check_vector_output`), through a staging file;
-    written by ``writer`` (started ahead by the caller), else by a :class:`WriterProcess` of its own when the map
-    has at least PIPED_PIXELS pixels, else here."""
+    written by a :class:`WriterProcess` when the map has at least PIPED_PIXELS pixels, else here."""
     from pyproj import CRS
 
     from registry_core import OutputPathError
@@ -225,17 +222,16 @@ def write_vectors(grid: ClassGrid, out: Path, fmt: str, options: VectorOptions, 
     scored = grid.scored
     counts = {"written": 0, "dropped": 0}
     batches = _record_batches(grid, crs, options, scored, counts)
+    texts = (crs.to_wkt(), crs.to_json())
     with writer_lock(out, "--output"), staging(out, "tmp") as folder, _writing(out):
         folder.mkdir()
         tmp = folder / out.name  # the final name: drivers check its extension
         layer = re.sub(r"\W", "_", out.stem) or "polygons"
-        if writer is not None:
-            writer.write(tmp, fmt, crs, scored, batches, layer)
-        elif grid.height * grid.width >= PIPED_PIXELS:
-            with WriterProcess() as own:
-                own.write(tmp, fmt, crs, scored, batches, layer)
+        if grid.height * grid.width >= PIPED_PIXELS:
+            with WriterProcess() as writer:
+                writer.write(tmp, fmt, texts, scored, batches, layer)
         else:
-            write_file(tmp, fmt, crs, scored, batches, layer)
+            write_file(tmp, fmt, texts, scored, batches, layer)
         if (out.exists() or out.is_symlink()) and not overwrite:
             raise PredictError(f"--output {out} appeared while vectorizing; pass --overwrite to replace it")
         try:
@@ -245,13 +241,6 @@ def write_vectors(grid: ClassGrid, out: Path, fmt: str, options: VectorOptions, 
             raise PredictError(f"--output --overwrite refused: {exc}") from None
     return VectorResult(out, fmt, counts["written"], counts["dropped"], time.perf_counter() - started,
                         grid.height * grid.width)
-
-
-def _schema(scored: bool) -> Any:
-    import pyarrow as pa
-
-    return pa.schema([("class", pa.int32()), ("name", pa.string()), ("pixels", pa.int64()), ("area_m2", pa.float64()),
-                      *([("probability", pa.float64())] if scored else []), ("geometry", pa.binary())])
 
 
 def _record_batches(grid: ClassGrid, crs: Any, options: VectorOptions, scored: bool,
@@ -264,7 +253,7 @@ def _record_batches(grid: ClassGrid, crs: Any, options: VectorOptions, scored: b
     transform = grid.transform
     pixel_area, area_of = _area(crs, transform)
     held: list[tuple[Any, ...]] = []
-    schema = _schema(scored)
+    schema = feature_schema(scored)
 
     def batch(values: np.ndarray, pixels: np.ndarray, mean: np.ndarray, area: np.ndarray, geometry: Any) -> Any:
         names = grid.names
@@ -297,16 +286,8 @@ def _record_batches(grid: ClassGrid, crs: Any, options: VectorOptions, scored: b
                     pa.array(shapely.to_wkb(shapely.coverage_simplify(polygons, options.simplify)), pa.binary()))
 
 
-def write_file(path: Path, fmt: str, crs: Any, scored: bool, batches: Iterable[Any], layer: str) -> None:
-    """Record batches of :func:`_schema` into a new file ``path`` of ``fmt`` (a GDAL driver or "GeoParquet")."""
-    if fmt == "GeoParquet":
-        _write_parquet(path, crs, scored, iter(batches))
-    else:
-        _write_ogr(path, fmt, crs, scored, iter(batches), layer)
-
-
 class WriterProcess:
-    """A child process that writes one vector file (``python -m registry_gfm.predict._vector_writer``) from record
+    """A child process that writes one vector file (:mod:`~registry_gfm.predict._vector_writer` run by path) from record
     batches fed through a pipe (Arrow IPC), so GDAL writes on another core while the next regions are traced (its
     writing holds this interpreter's GIL). Started ahead of the tracing (``predict`` starts it before the model
     runs, so the interpreter's start is hidden); a context manager that stops the child if it is still running."""
@@ -316,8 +297,11 @@ class WriterProcess:
         import sys
         import tempfile
 
+        from registry_gfm.predict import _vector_writer
+
         self._errors = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close(), with the child
-        self._child = subprocess.Popen([sys.executable, "-m", "registry_gfm.predict._vector_writer"],
+        # by path, not -m: the package's imports stay out of the child; -P keeps the file's folder off sys.path
+        self._child = subprocess.Popen([sys.executable, "-P", _vector_writer.__file__],
                                        stdin=subprocess.PIPE, stderr=self._errors)
 
     def __enter__(self) -> WriterProcess:
@@ -335,13 +319,14 @@ class WriterProcess:
                 self._child.stdin.close()
         self._errors.close()
 
-    def write(self, path: Path, fmt: str, crs: Any, scored: bool, batches: Iterator[Any], layer: str) -> None:
+    def write(self, path: Path, fmt: str, crs: tuple[str, str], scored: bool, batches: Iterator[Any],
+              layer: str) -> None:
         """:func:`write_file` in the child; its failure raised here as an OSError with the child's one line."""
         import pyarrow as pa
 
         header = {b"path": str(path).encode(), b"format": fmt.encode(), b"layer": layer.encode(),
-                  b"crs": crs.to_wkt().encode()}
-        schema = _schema(scored).with_metadata(header)
+                  b"crs": crs[0].encode(), b"projjson": crs[1].encode()}
+        schema = feature_schema(scored).with_metadata(header)
         child, pipe = self._child, self._child.stdin
         assert pipe is not None
         # a thread feeds the pipe: the child takes a batch only once GDAL has written the one before, and this side
@@ -380,37 +365,6 @@ class WriterProcess:
             self._errors.seek(0)
             lines = self._errors.read().decode(errors="replace").strip().splitlines()
             raise OSError(lines[-1] if lines else f"the writer process exited with status {status}")
-
-
-def _write_parquet(path: Path, crs: Any, scored: bool, batches: Iterator[Any]) -> None:
-    """GeoParquet 1.1: WKB geometries, the CRS as PROJJSON, a row group per batch."""
-    import pyarrow.parquet as pq
-
-    geo = {"version": "1.1.0", "primary_column": "geometry",
-           "columns": {"geometry": {"encoding": "WKB", "geometry_types": ["Polygon"], "crs": crs.to_json_dict()}}}
-    schema = _schema(scored).with_metadata({b"geo": json.dumps(geo).encode(),
-                                            OUTPUT_TAG.encode(): VECTOR_KIND.encode()})
-    with pq.ParquetWriter(path, schema) as writer:
-        for batch in batches:
-            writer.write_batch(batch.replace_schema_metadata(schema.metadata))
-
-
-def _write_ogr(path: Path, driver: str, crs: Any, scored: bool, batches: Iterator[Any], layer: str) -> None:
-    """GeoPackage, GeoJSON or FlatGeobuf through GDAL (pyogrio), the batches streamed in one write."""
-    import pyarrow as pa
-    from pyogrio.raw import write_arrow
-
-    schema = _schema(scored)
-    geometry = schema.field("geometry").with_metadata({b"ARROW:extension:name": b"geoarrow.wkb"})
-    schema = schema.set(schema.get_field_index("geometry"), geometry)
-    reader = pa.RecordBatchReader.from_batches(schema, (b.cast(schema) for b in batches))
-    mark = f"written by registry-core ({OUTPUT_TAG}={VECTOR_KIND})"
-    # The layer carries the mark, not the dataset: GDAL readers of a GeoPackage with dataset metadata (pyogrio's
-    # read_dataframe, QGIS) write a ``.aux.xml`` side file next to it.
-    options: dict[str, Any] = {"layer_options": {"DESCRIPTION": mark}} if driver == "GeoJSON" else {
-        "layer_metadata": {OUTPUT_TAG: VECTOR_KIND}}
-    write_arrow(reader, str(path), layer=layer, driver=driver, geometry_name="geometry", geometry_type="Polygon",
-                crs=crs.to_wkt(), **options)
 
 
 @contextmanager

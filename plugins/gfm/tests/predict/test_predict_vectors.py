@@ -87,11 +87,11 @@ def test_vector_outputs_refuse_what_polygons_cannot_hold(seg_run: Path, tiny_mae
     assert list(tmp_path.iterdir()) == []
 
 
-def test_the_writer_process_started_ahead_writes_the_same_polygons(seg_run: Path, lsat7_store: Path, tmp_path: Path,
+def test_the_writer_process_writes_the_same_polygons_with_their_probabilities(seg_run: Path, lsat7_store: Path, tmp_path: Path,
                                                                   capsys: pytest.CaptureFixture[str],
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    """A large scene's polygons are written by a child process started before the model runs (PIPED_PIXELS 0 makes
-    every scene large): the same features as when they are written in the process itself."""
+    """A large scene's polygons are written by a child process started once the model has run (PIPED_PIXELS 0 makes
+    every scene large): the same features, mean probabilities included, as when written in the process itself."""
     import subprocess
 
     from registry_gfm.predict import _predict, _vectors
@@ -113,6 +113,6 @@ def test_the_writer_process_started_ahead_writes_the_same_polygons(seg_run: Path
     monkeypatch.setattr(subprocess, "Popen", spy_popen)
     monkeypatch.setattr(_predict, "_predict_raster", spy_predict)
     code, _, err = cli(capsys, seg_run, "--input", lsat7_store, "--output", tmp_path / "piped.gpkg", *options)
-    assert (code, err) == (0, "") and events == ["writer process", "model"]
+    assert (code, err) == (0, "") and events == ["model", "writer process"]
     assert polygons(tmp_path / "piped.gpkg") == polygons(tmp_path / "here.gpkg")
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
