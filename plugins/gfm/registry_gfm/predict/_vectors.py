@@ -289,8 +289,8 @@ def _record_batches(grid: ClassGrid, crs: Any, options: VectorOptions, scored: b
 class WriterProcess:
     """A child process that writes one vector file (:mod:`~registry_gfm.predict._vector_writer` run by path) from record
     batches fed through a pipe (Arrow IPC), so GDAL writes on another core while the next regions are traced (its
-    writing holds this interpreter's GIL). Started ahead of the tracing (``predict`` starts it before the model
-    runs, so the interpreter's start is hidden); a context manager that stops the child if it is still running."""
+    writing holds this interpreter's GIL). Its start (about 0.2 s) passes while the first block is traced; a context
+    manager that stops the child if it is still running."""
 
     def __init__(self) -> None:
         import subprocess

@@ -87,9 +87,9 @@ def test_vector_outputs_refuse_what_polygons_cannot_hold(seg_run: Path, tiny_mae
     assert list(tmp_path.iterdir()) == []
 
 
-def test_the_writer_process_writes_the_same_polygons_with_their_probabilities(seg_run: Path, lsat7_store: Path, tmp_path: Path,
-                                                                  capsys: pytest.CaptureFixture[str],
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_writer_process_writes_the_same_polygons_with_their_probabilities(
+        seg_run: Path, lsat7_store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """A large scene's polygons are written by a child process started once the model has run (PIPED_PIXELS 0 makes
     every scene large): the same features, mean probabilities included, as when written in the process itself."""
     import subprocess
