@@ -11,7 +11,7 @@ grid, never on the block size, batch size or scheduler; memory is a few blocks a
 
 from __future__ import annotations
 
-import contextlib
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -287,7 +287,8 @@ def compute_tiles(parts: Sequence[tuple[tuple[int, int], np.ndarray, np.ndarray]
                   window: tuple[slice, slice], model: Any, job: TileJob, weights: np.ndarray,
                   gate: CallGate | None = None) -> tuple[Any, ...]:
     """Run the tiles ``job`` owns, ``batch_size`` per model call in the grid's tile order, on the input window
-    ``window`` assembled from ``parts``; each model call waits for a turn at ``gate``.
+    ``window`` assembled from ``parts``; the calls run on ``gate``'s threads (up to its limit of them ahead, their
+    outputs blended here in order as they come back), else here one after another.
 
     Returns the block's core (K, h, w) float32 (None if it has none), then per block of ``NEIGHBOURS`` the
     :data:`Piece` list of the raw outputs its shared rectangles need (copies, so the task's buffers are freed).
@@ -303,13 +304,21 @@ def compute_tiles(parts: Sequence[tuple[tuple[int, int], np.ndarray, np.ndarray]
     tiles = [(i, j) for i in job.tile_rows for j in job.tile_cols]  # the grid's tile order: rows, then columns
     t, s, ot, os_ = g.tile, g.stride, g.out_tile, g.out_stride
     top, left = job.tile_rows.start, job.tile_cols.start
-    for start in range(0, len(tiles), job.batch_size):
-        batch = tiles[start : start + job.batch_size]
+    def call(batch: list[tuple[int, int]]) -> Any:
         crops = [(slice((i - top) * s, (i - top) * s + t), slice((j - left) * s, (j - left) * s + t)) for i, j in batch]
         x = np.stack([pixels[:, cy, cx] for cy, cx in crops])  # (B, C, tile, tile)
         v = np.stack([mask[cy, cx] for cy, cx in crops])
-        with gate if gate is not None else contextlib.nullcontext():
-            out = _run_model(model, x, v, job.channels, ot)
+        if gate is None:
+            return _run_model(model, x, v, job.channels, ot)
+        return gate.submit(_run_model, model, x, v, job.channels, ot)
+
+    batches = [tiles[start : start + job.batch_size] for start in range(0, len(tiles), job.batch_size)]
+    ahead: deque[Any] = deque(call(b) for b in batches[: gate.limit if gate is not None else 1])
+    for k, batch in enumerate(batches):
+        done = ahead.popleft()
+        out = done.result() if gate is not None else done
+        if k + len(ahead) + 1 < len(batches):
+            ahead.append(call(batches[k + len(ahead) + 1]))
         for (i, j), tile_out in zip(batch, out):
             at = (i * os_, j * os_)
             if sums is not None and job.core is not None:

@@ -112,6 +112,18 @@ def test_model_calls_at_once_stay_within_the_gate(calls: int, tmp_path: Path) ->
     assert np.array_equal(out, free.compute(scheduler="threads", num_workers=4))  # the gate changes no pixel
 
 
+def test_one_blocks_calls_use_every_slot_of_the_gate(tmp_path: Path) -> None:
+    # a single block (one tile task): its calls run on the gate's two threads at once, not one after another, so the
+    # last block of a scene does not leave a core idle; its output is the same as without a gate
+    scene = open_scene(write_red(tmp_path / "red.tif"), ["red"])
+    model = Overlaps()
+    out = predict_blocks(scene, model, tile=32, overlap=8, block_size=256, batch_size=2, calls=2).compute(
+        scheduler="threads", num_workers=1)
+    assert model.most == 2
+    free = predict_blocks(scene, Overlaps(), tile=32, overlap=8, block_size=256, batch_size=2)
+    assert np.array_equal(out, free.compute(scheduler="synchronous"))
+
+
 def _progress(lines: list[str], label: str, unit: str) -> list[tuple[int, int, int]]:
     """(done, total, percent) of each progress line ``LABEL: DONE/TOTAL UNITs (P%)``."""
     pattern = re.compile(rf"{re.escape(label)}: (\d+)/(\d+) {unit}s \((\d+)%\)")
