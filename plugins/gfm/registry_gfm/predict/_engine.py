@@ -304,6 +304,7 @@ def compute_tiles(parts: Sequence[tuple[tuple[int, int], np.ndarray, np.ndarray]
     tiles = [(i, j) for i in job.tile_rows for j in job.tile_cols]  # the grid's tile order: rows, then columns
     t, s, ot, os_ = g.tile, g.stride, g.out_tile, g.out_stride
     top, left = job.tile_rows.start, job.tile_cols.start
+
     def call(batch: list[tuple[int, int]]) -> Any:
         crops = [(slice((i - top) * s, (i - top) * s + t), slice((j - left) * s, (j - left) * s + t)) for i, j in batch]
         x = np.stack([pixels[:, cy, cx] for cy, cx in crops])  # (B, C, tile, tile)
@@ -314,11 +315,11 @@ def compute_tiles(parts: Sequence[tuple[tuple[int, int], np.ndarray, np.ndarray]
 
     batches = [tiles[start : start + job.batch_size] for start in range(0, len(tiles), job.batch_size)]
     ahead: deque[Any] = deque(call(b) for b in batches[: gate.limit if gate is not None else 1])
-    for k, batch in enumerate(batches):
+    for n, batch in enumerate(batches):
         done = ahead.popleft()
         out = done.result() if gate is not None else done
-        if k + len(ahead) + 1 < len(batches):
-            ahead.append(call(batches[k + len(ahead) + 1]))
+        if n + len(ahead) + 1 < len(batches):  # batches n + 1 ... are ahead: keep as many in flight
+            ahead.append(call(batches[n + len(ahead) + 1]))
         for (i, j), tile_out in zip(batch, out):
             at = (i * os_, j * os_)
             if sums is not None and job.core is not None:
