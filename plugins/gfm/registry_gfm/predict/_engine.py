@@ -314,12 +314,13 @@ def compute_tiles(parts: Sequence[tuple[tuple[int, int], np.ndarray, np.ndarray]
         return gate.submit(_run_model, model, x, v, job.channels, ot)
 
     batches = [tiles[start : start + job.batch_size] for start in range(0, len(tiles), job.batch_size)]
-    ahead: deque[Any] = deque(call(b) for b in batches[: gate.limit if gate is not None else 1])
+    depth = gate.limit if gate is not None else 0  # calls handed to the gate ahead of the one blended next
+    ahead: deque[Any] = deque(call(b) for b in batches[:depth])
     for n, batch in enumerate(batches):
+        if n + depth < len(batches):
+            ahead.append(call(batches[n + depth]))
         done = ahead.popleft()
         out = done.result() if gate is not None else done
-        if n + len(ahead) + 1 < len(batches):  # batches n + 1 ... are ahead: keep as many in flight
-            ahead.append(call(batches[n + len(ahead) + 1]))
         for (i, j), tile_out in zip(batch, out):
             at = (i * os_, j * os_)
             if sums is not None and job.core is not None:

@@ -1,5 +1,5 @@
 """Vector files from Arrow record batches (GeoPackage, GeoJSON, FlatGeobuf through GDAL; GeoParquet), and the child
-process of :class:`~registry_gfm.predict._vectors.WriterProcess` that writes one while the parent traces the regions.
+process of :func:`~registry_gfm.predict._vectors._write_piped` that writes one while the parent traces the regions.
 
 The child is this file run by path (``python -P .../_vector_writer.py``), so it imports neither this package nor
 pandas, GeoPandas, shapely or pyproj (pyogrio imports them only to detect them; writing needs none): it starts in

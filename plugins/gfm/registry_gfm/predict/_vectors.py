@@ -15,7 +15,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from queue import Queue
@@ -33,7 +33,7 @@ __all__ = ["VECTOR_FORMATS", "ClassGrid", "VectorOptions", "VectorResult", "chec
 
 #: Output formats by suffix: (GDAL driver or "GeoParquet", what it is called in messages).
 VECTOR_FORMATS: Final = {".gpkg": "GPKG", ".geojson": "GeoJSON", ".fgb": "FlatGeobuf", ".parquet": "GeoParquet"}
-#: Maps of at least this many pixels (1024^2) are written by a :class:`WriterProcess` while the regions are traced:
+#: Maps of at least this many pixels (1024^2) are written by a child process while the regions are traced:
 #: starting one costs about 0.2 s (an interpreter with pyarrow and pyogrio), hidden behind tracing the first block;
 #: smaller maps are written as fast here.
 PIPED_PIXELS: Final = 1 << 20
@@ -210,7 +210,7 @@ def scored_grid(store: str | Path, class_names: list[str] | None = None) -> Clas
 def write_vectors(grid: ClassGrid, out: Path, fmt: str, options: VectorOptions, *, overwrite: bool = False,
                   inputs: Iterable[str | Path] = ()) -> VectorResult:
     """The polygons of ``grid`` into ``out`` (checked by :func:`check_vector_output`), through a staging file;
-    written by a :class:`WriterProcess` when the map has at least PIPED_PIXELS pixels, else here."""
+    written by a child process (:func:`_write_piped`) when the map has at least PIPED_PIXELS pixels, else here."""
     from pyproj import CRS
 
     from registry_core import OutputPathError
@@ -228,8 +228,7 @@ def write_vectors(grid: ClassGrid, out: Path, fmt: str, options: VectorOptions, 
         tmp = folder / out.name  # the final name: drivers check its extension
         layer = re.sub(r"\W", "_", out.stem) or "polygons"
         if grid.height * grid.width >= PIPED_PIXELS:
-            with WriterProcess() as writer:
-                writer.write(tmp, fmt, texts, scored, batches, layer)
+            _write_piped(tmp, fmt, texts, scored, batches, layer, folder / "writer.log")
         else:
             write_file(tmp, fmt, texts, scored, batches, layer)
         if (out.exists() or out.is_symlink()) and not overwrite:
@@ -286,85 +285,63 @@ def _record_batches(grid: ClassGrid, crs: Any, options: VectorOptions, scored: b
                     pa.array(shapely.to_wkb(shapely.coverage_simplify(polygons, options.simplify)), pa.binary()))
 
 
-class WriterProcess:
-    """A child process that writes one vector file (:mod:`~registry_gfm.predict._vector_writer` run by path) from record
-    batches fed through a pipe (Arrow IPC), so GDAL writes on another core while the next regions are traced (its
-    writing holds this interpreter's GIL). Its start (about 0.2 s) passes while the first block is traced; a context
-    manager that stops the child if it is still running."""
+def _write_piped(path: Path, fmt: str, crs: tuple[str, str], scored: bool, batches: Iterator[Any], layer: str,
+                 log: Path) -> None:
+    """:func:`write_file` in a child process (:mod:`~registry_gfm.predict._vector_writer` run by path) fed the batches
+    through a pipe (Arrow IPC), so GDAL writes on another core while the next regions are traced (its writing holds
+    this interpreter's GIL); the child's start (about 0.2 s) passes while the first block is traced. Its error, if it
+    fails, is its last line in ``log`` (raised as an OSError); it is stopped if this side stops first."""
+    import subprocess
+    import sys
 
-    def __init__(self) -> None:
-        import subprocess
-        import sys
-        import tempfile
+    import pyarrow as pa
 
-        from registry_gfm.predict import _vector_writer
+    from registry_gfm.predict import _vector_writer
 
-        self._errors = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close(), with the child
-        # by path, not -m: the package's imports stay out of the child; -P keeps the file's folder off sys.path
-        self._child = subprocess.Popen([sys.executable, "-P", _vector_writer.__file__],
-                                       stdin=subprocess.PIPE, stderr=self._errors)
+    header = {b"path": str(path).encode(), b"format": fmt.encode(), b"layer": layer.encode(),
+              b"crs": crs[0].encode(), b"projjson": crs[1].encode()}
+    schema = feature_schema(scored).with_metadata(header)
+    # by path, not -m: the package's imports stay out of the child; -P keeps the file's folder off sys.path
+    with open(log, "wb") as errors:
+        child = subprocess.Popen([sys.executable, "-P", _vector_writer.__file__], stdin=subprocess.PIPE,
+                                 stderr=errors)
+    pipe = child.stdin
+    assert pipe is not None
+    # a thread feeds the pipe: the child takes a batch only once GDAL has written the one before, and this side
+    # traces the next regions meanwhile instead of waiting in the write
+    queue: Queue[Any] = Queue(maxsize=2)
 
-    def __enter__(self) -> WriterProcess:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        if self._child.poll() is None:
-            self._child.kill()
-        self._child.wait()
-        if self._child.stdin is not None and not self._child.stdin.closed:
-            with suppress(OSError):
-                self._child.stdin.close()
-        self._errors.close()
-
-    def write(self, path: Path, fmt: str, crs: tuple[str, str], scored: bool, batches: Iterator[Any],
-              layer: str) -> None:
-        """:func:`write_file` in the child; its failure raised here as an OSError with the child's one line."""
-        import pyarrow as pa
-
-        header = {b"path": str(path).encode(), b"format": fmt.encode(), b"layer": layer.encode(),
-                  b"crs": crs[0].encode(), b"projjson": crs[1].encode()}
-        schema = feature_schema(scored).with_metadata(header)
-        child, pipe = self._child, self._child.stdin
-        assert pipe is not None
-        # a thread feeds the pipe: the child takes a batch only once GDAL has written the one before, and this side
-        # traces the next regions meanwhile instead of waiting in the write
-        queue: Queue[Any] = Queue(maxsize=2)
-
-        def feed() -> None:
-            done = False
-            try:
-                with pipe, pa.ipc.new_stream(pipe, schema) as stream:
-                    while (batch := queue.get()) is not None:
-                        stream.write_batch(batch)
-                        pipe.flush()
-                    done = True
-            except OSError:
-                pass  # the pipe broke: the child stopped, and its exit status and message say why
-            finally:
-                while not done:  # take what is still put, so the producer never waits on a dead pipe
-                    done = queue.get() is None
-
-        feeder = threading.Thread(target=feed, name="vector-writer-feed", daemon=True)
-        feeder.start()
+    def feed() -> None:
+        done = False
         try:
-            for batch in batches:
-                if child.poll() is not None:
-                    break
-                queue.put(batch)
-        except BaseException:
-            child.kill()  # an error or interrupt here: the child's partial file goes with the staging
-            raise
+            with pipe, pa.ipc.new_stream(pipe, schema) as stream:
+                while (batch := queue.get()) is not None:
+                    stream.write_batch(batch)
+                    pipe.flush()
+                done = True
+        except OSError:
+            pass  # the pipe broke: the child stopped, and its exit status and message say why
         finally:
-            queue.put(None)
-            feeder.join()
-            status = child.wait()
-        if status != 0:
-            self._errors.seek(0)
-            lines = self._errors.read().decode(errors="replace").strip().splitlines()
-            raise OSError(lines[-1] if lines else f"the writer process exited with status {status}")
+            while not done:  # take what is still put, so the producer never waits on a dead pipe
+                done = queue.get() is None
+
+    feeder = threading.Thread(target=feed, name="vector-writer-feed", daemon=True)
+    feeder.start()
+    try:
+        for batch in batches:
+            if child.poll() is not None:
+                break
+            queue.put(batch)
+    except BaseException:
+        child.kill()  # an error or interrupt here: the child's partial file goes with the staging
+        raise
+    finally:
+        queue.put(None)
+        feeder.join()
+        status = child.wait()
+    if status != 0:
+        lines = log.read_text(errors="replace").strip().splitlines()
+        raise OSError(lines[-1] if lines else f"the writer process exited with status {status}")
 
 
 @contextmanager
