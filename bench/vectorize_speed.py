@@ -3,7 +3,7 @@
 Polygonizes class maps held in memory through ``write_vectors`` (the step ``predict --output x.gpkg`` adds to the
 raster path), with a per-pixel probability as predict gives it, into a GeoPackage; prints pixels per second and
 polygons per second side by side, and how much of the time is spent finding the regions (labelling, tracing, joining,
-normalising, WKB) apart from the writer. Textures:
+normalising, WKB) and the writer each alone. Textures:
 
 * ``noise``: salt and pepper, each pixel an independent class (weights 0.35/0.3/0.2/0.15: about 0.45 regions per
   pixel, as a random-weight model's class map in bench/predict_vs_terratorch.py);
@@ -67,13 +67,35 @@ def grid(classes: np.ndarray, nodata: int) -> ClassGrid:
                      scored=True)
 
 
+def writer_alone(g: ClassGrid, out: Path, fmt: str, block: int) -> float:
+    """Seconds the writer alone takes (as ``write_vectors`` runs it: a child process from PIPED_PIXELS) on the
+    features computed beforehand: the least the polygon step can take, however fast the regions are found."""
+    from pyproj import CRS
+
+    from registry_gfm.predict._vector_writer import write_file
+    from registry_gfm.predict._vectors import PIPED_PIXELS, _record_batches, _write_piped
+
+    crs = CRS.from_user_input(g.crs_wkt)
+    batches = list(_record_batches(g, crs, VectorOptions(block_size=block), g.scored, {"written": 0, "dropped": 0}))
+    with tempfile.TemporaryDirectory(dir=out.parent) as folder:
+        path = Path(folder) / out.name
+        t0 = time.perf_counter()
+        if g.height * g.width >= PIPED_PIXELS:
+            _write_piped(path, fmt, (crs.to_wkt(), crs.to_json()), g.scored, iter(batches), "polygons",
+                         Path(folder) / "writer.log")
+        else:
+            write_file(path, fmt, (crs.to_wkt(), crs.to_json()), g.scored, batches, "polygons")
+        return time.perf_counter() - t0
+
+
 def measure(texture: str, size: int, block: int, work: Path, profile: bool, suffix: str) -> dict[str, float]:
-    """Seconds finding the regions alone and writing the GeoPackage end to end, and the polygons."""
+    """Seconds finding the regions alone, the writer alone and writing the file end to end, and the polygons."""
     classes, nodata = class_map(texture, size)
     g = grid(classes, nodata)
     t0 = time.perf_counter()
     found_regions = sum(len(batch[0]) for batch in regions(g.read, size, size, block, nodata))
     found = time.perf_counter() - t0
+    writer = writer_alone(g, work / f"{texture}_{size}{suffix}", VECTOR_FORMATS[suffix], block)
     profiler = cProfile.Profile() if profile else None
     t0 = time.perf_counter()
     if profiler:
@@ -84,7 +106,7 @@ def measure(texture: str, size: int, block: int, work: Path, profile: bool, suff
         profiler.disable()
         pstats.Stats(profiler, stream=sys.stdout).sort_stats("cumulative").print_stats(25)
     assert result.features == found_regions
-    return {"regions_s": found, "total_s": time.perf_counter() - t0, "polygons": found_regions}
+    return {"regions_s": found, "writer_s": writer, "total_s": time.perf_counter() - t0, "polygons": found_regions}
 
 
 def main() -> None:
@@ -110,13 +132,15 @@ def main() -> None:
             rows.append((texture, size, row))
             print(f"{texture} {size}^2: {row['polygons']:,.0f} polygons in {row['total_s']:.1f} s", flush=True)
     print(f"\nwrite_vectors (scored, {VECTOR_FORMATS[args.format]}), block {args.block_size}, class maps in memory; "
-          "regions s: finding and shaping them alone (no writer), total s: write_vectors end to end")
-    print(f"{'texture':>8s} {'size':>7s} {'polygons':>10s} {'poly/px':>7s} {'regions s':>9s} {'total s':>8s} "
-          f"{'px/s':>11s} {'polygons/s':>11s}")
+          "regions s: finding and shaping them alone (no writer); writer s: the writer alone on the features made "
+          "beforehand (its process start included); total s: write_vectors end to end")
+    print(f"{'texture':>8s} {'size':>7s} {'polygons':>10s} {'poly/px':>7s} {'regions s':>9s} {'writer s':>8s} "
+          f"{'total s':>8s} {'px/s':>11s} {'polygons/s':>11s}")
     for texture, size, row in rows:
         pixels = size * size
         print(f"{texture:>8s} {size:>5d}^2 {row['polygons']:>10,.0f} {row['polygons'] / pixels:>7.3f} "
-              f"{row['regions_s']:>9.2f} {row['total_s']:>8.2f} {pixels / row['total_s']:>11,.0f} "
+              f"{row['regions_s']:>9.2f} {row['writer_s']:>8.2f} {row['total_s']:>8.2f} "
+              f"{pixels / row['total_s']:>11,.0f} "
               f"{row['polygons'] / row['total_s']:>11,.0f}")
 
 

@@ -53,8 +53,10 @@ class _UnionFind:
 #: Probabilities are summed as whole multiples of 2^-24: a block's sums stay below 2^53 (exact in float64), so the
 #: mean probability of a region is the same whatever blocks it was read in.
 _SCORE_UNIT: Final = float(1 << 24)
-#: The class value of pixels in no region (beyond the map, nodata) in a block's margin.
-_OUTSIDE: Final = np.iinfo(np.int64).min
+#: The signed type a block's class values are widened to, by their type's size: room below them for the value of
+#: pixels in no region (beyond the map, nodata), the type's lowest (see :func:`_outside`). Small types keep the
+#: block's comparisons cheap (a class map is uint8).
+_WIDER: Final[dict[int, np.dtype[Any]]] = {1: np.dtype(np.int16), 2: np.dtype(np.int32), 4: np.dtype(np.int64)}
 
 #: ``read(x0, y0, width, height)`` -> (class values, the chosen class's probability or None) of one block.
 BlockReader = Callable[[int, int, int, int], tuple[np.ndarray, np.ndarray | None]]
@@ -156,8 +158,8 @@ def _walk(nxt: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def _trace(padded: np.ndarray, labels: np.ndarray, x0: int, y0: int, width: int) -> tuple[_Walks, np.ndarray]:
     """The boundary walks of the regions of one block, and which are closed rings. ``labels``: the block's regions
-    (0: none); ``padded``: its class values with a one-pixel margin from the neighbouring blocks (_OUTSIDE beyond the
-    map and on nodata); (x0, y0): its corner in the map, ``width`` the map's.
+    (0: none); ``padded``: its class values with a one-pixel margin from the neighbouring blocks (:func:`_outside` beyond
+    the map and on nodata); (x0, y0): its corner in the map, ``width`` the map's.
 
     Every side of a region pixel facing another class is an edge, walked with the region on its right. At its end
     the walk turns right when the pixel ahead-right is of another class, else goes straight when the pixel
@@ -184,8 +186,8 @@ def _trace(padded: np.ndarray, labels: np.ndarray, x0: int, y0: int, width: int)
     left = straight & (flat[left_at] == value)
     next_at = np.where(left, left_at, np.where(straight, ahead_at, at))
     next_side = np.where(left, (side + 3) % 4, np.where(straight, side, (side + 1) % 4))
-    index = np.full(4 * padded.size, -1, np.int64)
-    index[side * padded.size + at] = np.arange(len(at))
+    index = np.full(4 * padded.size, -1, np.int32 if 4 * padded.size < 2**31 else np.int64)
+    index[side * padded.size + at] = np.arange(len(at), dtype=index.dtype)
     nxt = index[next_side * padded.size + next_at]
     del index, ahead_at, left_at, straight, left
     order, offsets, closed = _walk(nxt)
@@ -262,8 +264,9 @@ def _touching(padded: np.ndarray) -> np.ndarray:
     """Per vertex of a block (rows y, columns x from its top-left corner): whether two pixels of one class meet there
     across the corner only (the other two of other classes): where a region may touch itself."""
     nw, ne, sw, se = padded[:-1, :-1], padded[:-1, 1:], padded[1:, :-1], padded[1:, 1:]
-    return (((nw == se) & (nw != ne) & (nw != sw) & (nw != _OUTSIDE))
-            | ((ne == sw) & (ne != nw) & (ne != se) & (ne != _OUTSIDE)))
+    outside = _outside(padded)
+    return (((nw == se) & (nw != ne) & (nw != sw) & (nw != outside))
+            | ((ne == sw) & (ne != nw) & (ne != se) & (ne != outside)))
 
 
 def _rings(walks: _Walks) -> _Walks:
@@ -450,17 +453,24 @@ Batch = tuple[np.ndarray, np.ndarray, np.ndarray, Any]
 
 def _read_padded(read: BlockReader, x0: int, y0: int, w: int, h: int, height: int, width: int,
                  nodata: int | None) -> tuple[np.ndarray, np.ndarray | None]:
-    """One block's class values with a one-pixel margin (_OUTSIDE beyond the map and on nodata; the walks look one
+    """One block's class values with a one-pixel margin (:func:`_outside` beyond the map and on nodata; the walks look one
     pixel ahead), and its probabilities (the block alone)."""
     xa, ya, xb, yb = max(x0 - 1, 0), max(y0 - 1, 0), min(x0 + w + 1, width), min(y0 + h + 1, height)
     values, confidence = read(xa, ya, xb - xa, yb - ya)
-    padded = np.full((h + 2, w + 2), _OUTSIDE, np.int64)
+    kind = _WIDER.get(values.dtype.itemsize, np.dtype(np.int64)) if values.dtype.kind in "iu" else np.dtype(np.int64)
+    outside = np.iinfo(kind).min
+    padded = np.full((h + 2, w + 2), outside, kind)
     padded[ya - y0 + 1 : yb - y0 + 1, xa - x0 + 1 : xb - x0 + 1] = values
-    if nodata is not None:
-        padded[padded == nodata] = _OUTSIDE
+    if nodata is not None and outside < nodata <= np.iinfo(kind).max:
+        padded[padded == nodata] = outside
     if confidence is not None:
         confidence = confidence[y0 - ya : y0 - ya + h, x0 - xa : x0 - xa + w]
     return padded, confidence
+
+
+def _outside(values: np.ndarray) -> int:
+    """The value of pixels in no region (beyond the map, nodata) in a block of :func:`_read_padded`."""
+    return int(np.iinfo(values.dtype).min)
 
 
 def _label(values: np.ndarray) -> tuple[np.ndarray, list[int]]:
@@ -469,7 +479,7 @@ def _label(values: np.ndarray) -> tuple[np.ndarray, list[int]]:
 
     local = np.zeros(values.shape, np.int64)
     classes = [0]
-    valid = values[values != _OUTSIDE]
+    valid = values[values != _outside(values)]
     if valid.size and valid.min() >= 0 and valid.max() < 1 << 16:  # class maps are small numbers: no sort
         present = np.flatnonzero(np.bincount(valid))
     else:

@@ -255,11 +255,7 @@ def _record_batches(grid: ClassGrid, crs: Any, options: VectorOptions, scored: b
     schema = feature_schema(scored)
 
     def batch(values: np.ndarray, pixels: np.ndarray, mean: np.ndarray, area: np.ndarray, geometry: Any) -> Any:
-        names = grid.names
-        classes, which = np.unique(values, return_inverse=True)
-        label = np.array([names[v] if names is not None and 0 <= v < len(names) else str(v)
-                          for v in classes.tolist()], object)[which]
-        columns = [pa.array(values, pa.int32()), pa.array(label, pa.string()), pa.array(pixels, pa.int64()),
+        columns = [pa.array(values, pa.int32()), _names(values, grid.names), pa.array(pixels, pa.int64()),
                    pa.array(np.round(area, 6), pa.float64()),
                    *([pa.array(np.round(mean, 6), pa.float64())] if scored else []), geometry]
         counts["written"] += len(values)
@@ -273,7 +269,8 @@ def _record_batches(grid: ClassGrid, crs: Any, options: VectorOptions, scored: b
         counts["dropped"] += int((~keep).sum())
         if not keep.any():
             continue
-        parts = (values[keep], pixels[keep], mean[keep], area[keep], geometry.filter(pa.array(keep)))
+        parts = (values, pixels, mean, area, geometry) if keep.all() else (
+            values[keep], pixels[keep], mean[keep], area[keep], geometry.filter(pa.array(keep)))
         if options.simplify > 0:
             held.append(parts)
         else:
@@ -283,6 +280,22 @@ def _record_batches(grid: ClassGrid, crs: Any, options: VectorOptions, scored: b
         polygons = shapely.from_wkb(pa.concat_arrays([part[4] for part in held]).to_numpy(zero_copy_only=False))
         yield batch(values, pixels, mean, area,
                     pa.array(shapely.to_wkb(shapely.coverage_simplify(polygons, options.simplify)), pa.binary()))
+
+
+def _names(values: np.ndarray, names: list[str] | None) -> Any:
+    """Each region's class name (its class value as text where ``names`` has none) as an Arrow string array, taken
+    from the names of the classes present: no Python string per region."""
+    import pyarrow as pa
+
+    if values.size and values.min() >= 0 and values.max() < 1 << 16:  # class maps are small numbers: no sort
+        classes = np.flatnonzero(np.bincount(values))
+        which = np.zeros(int(classes[-1]) + 1, np.int32)
+        which[classes] = np.arange(len(classes), dtype=np.int32)
+        which = which[values]
+    else:
+        classes, which = np.unique(values, return_inverse=True)
+    text = [names[v] if names is not None and 0 <= v < len(names) else str(v) for v in classes.tolist()]
+    return pa.array(text, pa.string()).take(pa.array(which.astype(np.int32, copy=False)))
 
 
 def _write_piped(path: Path, fmt: str, crs: tuple[str, str], scored: bool, batches: Iterator[Any], layer: str,

@@ -110,6 +110,24 @@ def test_min_area_fill_holes_and_simplify(tmp_path: Path) -> None:
     assert shapely.union_all(simple).area == pytest.approx(sum(g.area for g in simple), rel=1e-9)
 
 
+@pytest.mark.parametrize("dtype", ["int8", "int16", "uint16", "int32", "uint32"])
+def test_class_maps_of_any_integer_type_keep_their_values(tmp_path: Path, dtype: str) -> None:
+    # blocks are widened to a signed type with room below the map's values for "no region": a class at the type's
+    # lowest value and nodata at its highest must not be taken for one another, or for beyond the map
+    values, transform = strata()
+    info = np.iinfo(dtype)
+    valid = values != 0
+    offset = int(info.min) - int(values[valid].min())  # the lowest class lands on the type's lowest value
+    wide = np.where(valid, values.astype(np.int64) + offset, int(info.max)).astype(dtype)
+    path = tmp_path / f"{dtype}.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=wide.shape[1], height=wide.shape[0], count=1, dtype=dtype,
+                       nodata=int(info.max), crs="EPSG:3358", transform=transform) as dst:
+        dst.write(wide, 1)
+    ours = features(vectorize_file(path, tmp_path / f"{dtype}.gpkg", block_size=128).output)
+    reference = features(vectorize_file(STRATA, tmp_path / "ref.gpkg", block_size=128).output)
+    assert [(c - offset, p, w) for c, p, w in ours] == reference
+
+
 def cli(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str, str]:
     code = main(["vectorize", *map(str, args)])
     out = capsys.readouterr()
