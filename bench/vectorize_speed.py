@@ -68,23 +68,18 @@ def grid(classes: np.ndarray, nodata: int) -> ClassGrid:
 
 
 def writer_alone(g: ClassGrid, out: Path, fmt: str, block: int) -> float:
-    """Seconds the writer alone takes (as ``write_vectors`` runs it: a child process from PIPED_PIXELS) on the
-    features computed beforehand: the least the polygon step can take, however fast the regions are found."""
+    """Seconds the writer alone takes (``write_features``, as ``write_vectors`` runs it) on the features computed
+    beforehand: the least the polygon step can take, however fast the regions are found."""
     from pyproj import CRS
 
-    from registry_gfm.predict._vector_writer import write_file
-    from registry_gfm.predict._vectors import PIPED_PIXELS, _record_batches, _write_piped
+    from registry_gfm.predict._vectors import _record_batches, write_features
 
     crs = CRS.from_user_input(g.crs_wkt)
     batches = list(_record_batches(g, crs, VectorOptions(block_size=block), g.scored, {"written": 0, "dropped": 0}))
     with tempfile.TemporaryDirectory(dir=out.parent) as folder:
-        path = Path(folder) / out.name
         t0 = time.perf_counter()
-        if g.height * g.width >= PIPED_PIXELS:
-            _write_piped(path, fmt, (crs.to_wkt(), crs.to_json()), g.scored, iter(batches), "polygons",
-                         Path(folder) / "writer.log")
-        else:
-            write_file(path, fmt, (crs.to_wkt(), crs.to_json()), g.scored, batches, "polygons")
+        write_features(Path(folder) / out.name, fmt, (crs.to_wkt(), crs.to_json()), g.scored, iter(batches),
+                       "polygons", g.height * g.width)
         return time.perf_counter() - t0
 
 

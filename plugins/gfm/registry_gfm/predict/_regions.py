@@ -22,7 +22,7 @@ from typing import Any, Final
 
 import numpy as np
 
-__all__ = ["Batch", "BlockReader", "regions"]
+__all__ = ["Batch", "BlockReader", "present", "regions"]
 
 
 class _UnionFind:
@@ -473,18 +473,20 @@ def _outside(values: np.ndarray) -> int:
     return int(np.iinfo(values.dtype).min)
 
 
+def present(values: np.ndarray) -> np.ndarray:
+    """The distinct values of ``values``, ascending (class maps are small numbers: counted, not sorted)."""
+    if values.size and values.min() >= 0 and values.max() < 1 << 16:
+        return np.flatnonzero(np.bincount(values.ravel()))
+    return np.unique(values)
+
+
 def _label(values: np.ndarray) -> tuple[np.ndarray, list[int]]:
     """The block's 4-connected regions of one class (local labels from 1; 0: none) and each label's class."""
     from scipy import ndimage
 
     local = np.zeros(values.shape, np.int64)
     classes = [0]
-    valid = values[values != _outside(values)]
-    if valid.size and valid.min() >= 0 and valid.max() < 1 << 16:  # class maps are small numbers: no sort
-        present = np.flatnonzero(np.bincount(valid))
-    else:
-        present = np.unique(valid)
-    for value in present.tolist():
+    for value in present(values[values != _outside(values)]).tolist():
         labelled, found = ndimage.label(values == value)
         where = labelled > 0
         local[where] = labelled[where] + len(classes) - 1

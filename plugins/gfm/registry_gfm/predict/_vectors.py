@@ -24,7 +24,7 @@ from typing import Any, Final
 import numpy as np
 
 from registry_gfm.errors import PredictError
-from registry_gfm.predict._regions import BlockReader, regions
+from registry_gfm.predict._regions import BlockReader, present, regions
 from registry_gfm.predict._vector_writer import OUTPUT_TAG, VECTOR_KIND, write_file
 from registry_gfm.predict._vector_writer import schema as feature_schema
 
@@ -209,8 +209,8 @@ def scored_grid(store: str | Path, class_names: list[str] | None = None) -> Clas
 
 def write_vectors(grid: ClassGrid, out: Path, fmt: str, options: VectorOptions, *, overwrite: bool = False,
                   inputs: Iterable[str | Path] = ()) -> VectorResult:
-    """The polygons of ``grid`` into ``out`` (checked by :func:`check_vector_output`), through a staging file;
-    written by a child process (:func:`_write_piped`) when the map has at least PIPED_PIXELS pixels, else here."""
+    """The polygons of ``grid`` into ``out`` (checked by :func:`check_vector_output`), through a staging file,
+    written by :func:`write_features`."""
     from pyproj import CRS
 
     from registry_core import OutputPathError
@@ -227,10 +227,7 @@ def write_vectors(grid: ClassGrid, out: Path, fmt: str, options: VectorOptions, 
         folder.mkdir()
         tmp = folder / out.name  # the final name: drivers check its extension
         layer = re.sub(r"\W", "_", out.stem) or "polygons"
-        if grid.height * grid.width >= PIPED_PIXELS:
-            _write_piped(tmp, fmt, texts, scored, batches, layer, folder / "writer.log")
-        else:
-            write_file(tmp, fmt, texts, scored, batches, layer)
+        write_features(tmp, fmt, texts, scored, batches, layer, grid.height * grid.width)
         if (out.exists() or out.is_symlink()) and not overwrite:
             raise PredictError(f"--output {out} appeared while vectorizing; pass --overwrite to replace it")
         try:
@@ -287,15 +284,19 @@ def _names(values: np.ndarray, names: list[str] | None) -> Any:
     from the names of the classes present: no Python string per region."""
     import pyarrow as pa
 
-    if values.size and values.min() >= 0 and values.max() < 1 << 16:  # class maps are small numbers: no sort
-        classes = np.flatnonzero(np.bincount(values))
-        which = np.zeros(int(classes[-1]) + 1, np.int32)
-        which[classes] = np.arange(len(classes), dtype=np.int32)
-        which = which[values]
-    else:
-        classes, which = np.unique(values, return_inverse=True)
+    classes = present(values)
     text = [names[v] if names is not None and 0 <= v < len(names) else str(v) for v in classes.tolist()]
-    return pa.array(text, pa.string()).take(pa.array(which.astype(np.int32, copy=False)))
+    return pa.array(text, pa.string()).take(pa.array(np.searchsorted(classes, values).astype(np.int32)))
+
+
+def write_features(path: Path, fmt: str, crs: tuple[str, str], scored: bool, batches: Iterator[Any], layer: str,
+                   pixels: int) -> None:
+    """:func:`write_file` for a map of ``pixels``: by a child process (:func:`_write_piped`, its error log beside
+    ``path``) from PIPED_PIXELS, else here."""
+    if pixels >= PIPED_PIXELS:
+        _write_piped(path, fmt, crs, scored, batches, layer, path.parent / "writer.log")
+    else:
+        write_file(path, fmt, crs, scored, batches, layer)
 
 
 def _write_piped(path: Path, fmt: str, crs: tuple[str, str], scored: bool, batches: Iterator[Any], layer: str,
