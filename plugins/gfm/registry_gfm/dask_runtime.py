@@ -9,9 +9,8 @@ opens or a bar starts. A local scheduler's threads follow the usable cores, not 
 from __future__ import annotations
 
 import contextlib
-import itertools
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -183,10 +182,9 @@ def scheduler_get(scheduler: Any) -> Any:
 
 
 def run_blocks(writes: Any, scheduler: str, *, progress: bool, desc: str = "predict", num_workers: int | None = None,
-               worker_threads: int | None = None, on_block: Callable[[tuple[int, int]], None] | None = None) -> int:
-    """Compute ``writes`` (a dask array of shape (1, rows, columns) with one chunk per block, each chunk's task
-    writing its block and returning a count) and return the sum of the counts, with progress of blocks on stderr
-    when ``progress``; ``on_block((row, column))`` is called in this thread as each block is written.
+               worker_threads: int | None = None) -> int:
+    """Compute ``writes`` (a dask array with one chunk per block, each chunk's task writing its block and
+    returning a count) and return the sum of the counts, with progress of blocks on stderr when ``progress``.
 
     ``num_workers``: the ``threads`` scheduler's threads (default: dask's); ``worker_threads``: torch's threads in
     each ``local:N`` worker. A local scheduler counts finished blocks through a dask callback; a distributed one
@@ -201,8 +199,6 @@ def run_blocks(writes: Any, scheduler: str, *, progress: bool, desc: str = "pred
             def posttask(key: Any, result: Any, dsk: Any, state: Any, worker_id: Any) -> None:
                 if isinstance(key, tuple) and key and key[0] == name:
                     bar.update(1)
-                    if on_block is not None:
-                        on_block((int(key[-2]), int(key[-1])))
 
             workers = {"num_workers": num_workers} if sched == "threads" and num_workers else {}
             with Callback(posttask=posttask):
@@ -210,13 +206,7 @@ def run_blocks(writes: Any, scheduler: str, *, progress: bool, desc: str = "pred
         from distributed import as_completed
 
         total = 0
-        rows, columns = writes.numblocks[-2:]
-        blocks = list(itertools.product(range(rows), range(columns)))  # to_delayed().ravel()'s order
-        futures = sched.compute(list(writes.to_delayed().ravel()))
-        where = {future.key: block for future, block in zip(futures, blocks, strict=True)}
-        for future in as_completed(futures):
+        for future in as_completed(sched.compute(list(writes.to_delayed().ravel()))):
             total += int(future.result().sum())
             bar.update(1)
-            if on_block is not None:
-                on_block(where[future.key])
         return total

@@ -128,24 +128,6 @@ def _predict_raster(scene: Scene, model: Any, output: str | Path,
     dtype, nodata, band names)."""
     out, fmt = check_output(output, overwrite, inputs=scene.inputs)
     check_scheduler(scheduler)
-    array, meta = _plan(scene, model, select, tile=tile, overlap=overlap, blend=blend, batch_size=batch_size,
-                        block_size=block_size, threads=threads)
-    started = time.perf_counter()
-    with writer_lock(out, "--output"):
-        for stale in sweep_staging(out):  # a killed earlier predict's
-            log.info("removed %s, the staging of an interrupted predict", stale)
-        _write(array, scene, out, fmt, meta, model_info(model).factor, block_size, scheduler, progress, overwrite,
-               threads)
-    seconds = time.perf_counter() - started
-    height, width = scene.shape
-    return PredictResult(out, fmt, (int(array.shape[0]), int(array.shape[1]), int(array.shape[2])), _disk_size(out),
-                         seconds, height * width)
-
-
-def _plan(scene: Scene, model: Any, select: Callable[[Any, ModelInfo], tuple[Any, str, float, tuple[str, ...]]], *,
-          tile: int, overlap: int, blend: Blend, batch_size: int, block_size: int,
-          threads: PredictThreads | None) -> tuple[Any, RasterMeta]:
-    """The lazy output blocks chosen by ``select`` from the model's blended outputs, and the raster's metadata."""
     info = model_info(model)
     values = predict_blocks(scene, model, tile=tile, overlap=overlap, blend=blend, batch_size=batch_size,
                             block_size=block_size, calls=threads.calls if threads and not threads.workers else None)
@@ -153,7 +135,15 @@ def _plan(scene: Scene, model: Any, select: Callable[[Any, ModelInfo], tuple[Any
     meta = RasterMeta(scene.crs_wkt, output_transform(scene.transform, info.factor), names, dtype, nodata,
                       classes=info.classes, time=scene.time,
                       provenance=_provenance(scene, model, tile=tile, overlap=overlap, blend=blend))
-    return array, meta
+    started = time.perf_counter()
+    with writer_lock(out, "--output"):
+        for stale in sweep_staging(out):  # a killed earlier predict's
+            log.info("removed %s, the staging of an interrupted predict", stale)
+        _write(array, scene, out, fmt, meta, info.factor, block_size, nodata, scheduler, progress, overwrite, threads)
+    seconds = time.perf_counter() - started
+    height, width = scene.shape
+    return PredictResult(out, fmt, (int(array.shape[0]), int(array.shape[1]), int(array.shape[2])), _disk_size(out),
+                         seconds, height * width)
 
 
 def _provenance(scene: Scene, model: Any, **tiling: Any) -> dict[str, Any]:
@@ -166,34 +156,22 @@ def _provenance(scene: Scene, model: Any, **tiling: Any) -> dict[str, Any]:
 
 
 def _write(array: Any, scene: Scene, out: Path, fmt: str, meta: RasterMeta, factor: int, block_size: int,
-           scheduler: str, progress: bool, overwrite: bool, threads: PredictThreads | None) -> None:
+           nodata: float, scheduler: str, progress: bool, overwrite: bool, threads: PredictThreads | None) -> None:
     """Compute ``array`` block by block into a staging store, convert it (COG) and publish it as ``out``."""
     with staging(out, "tmp") as tmp, staging(out, "blocks.zarr") as blocks:
         store = tmp if fmt == "zarr" else blocks
         create_zarr(store, meta, tuple(array.shape), block_size // factor)
-        _run(_writes(array, store, meta), scene, out, scheduler, progress, threads)
+        writes = array.map_blocks(write_zarr_block, store=str(store), nodata=nodata, dtype=np.int64,
+                                  chunks=((1,), (1,) * len(array.chunks[1]), (1,) * len(array.chunks[2])))
+        dask_threads = threads.dask if threads is not None else None
+        worker_torch = threads.torch if threads is not None and threads.workers else None
+        if run_blocks(writes, scheduler, progress=progress, num_workers=dask_threads, worker_threads=worker_torch) == 0:
+            raise PredictError(f"input {scene.path} has no valid pixel (every pixel is nodata or masked); "
+                               f"nothing was written to {out}")
         finish_zarr(store)
         if fmt == "cog":
             zarr_to_cog(store, tmp, meta)
         publish(tmp, out, overwrite, inputs=scene.inputs)
-
-
-def _writes(array: Any, store: Path, meta: RasterMeta) -> Any:
-    """The tasks writing each block of ``array`` into ``store`` (made by create_zarr): a (1, rows, columns) array of
-    their valid pixel counts."""
-    return array.map_blocks(write_zarr_block, store=str(store), nodata=meta.nodata, dtype=np.int64,
-                            chunks=((1,), (1,) * len(array.chunks[1]), (1,) * len(array.chunks[2])))
-
-
-def _run(writes: Any, scene: Scene, out: Path, scheduler: str, progress: bool, threads: PredictThreads | None,
-         on_block: Callable[[tuple[int, int]], None] | None = None) -> None:
-    """Run the block ``writes`` (``on_block`` told of each block written); PredictError if no pixel was valid."""
-    dask_threads = threads.dask if threads is not None else None
-    worker_torch = threads.torch if threads is not None and threads.workers else None
-    if run_blocks(writes, scheduler, progress=progress, num_workers=dask_threads, worker_threads=worker_torch,
-                  on_block=on_block) == 0:
-        raise PredictError(f"input {scene.path} has no valid pixel (every pixel is nodata or masked); "
-                           f"nothing was written to {out}")
 
 
 def predict_to_vectors(scene: Scene, model: Any, output: str | Path, options: Any = None, *, tile: int = 64,
@@ -202,19 +180,9 @@ def predict_to_vectors(scene: Scene, model: Any, output: str | Path, options: An
                        threads: PredictThreads | None = None) -> Any:
     """Predict ``scene`` into polygons at ``output`` (.gpkg, .geojson, .fgb, .parquet): each pixel's class (as
     :func:`predict_to_file` writes the class map, with ``threads``) and its probability go to a staging Zarr store
-    beside it, which is polygonized with each polygon's mean probability while the model runs (a block row's regions
-    as soon as the block rows around it are written); returns the :class:`~registry_gfm.predict.VectorResult`."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from registry_gfm.predict._following import BlockWatch, following
-    from registry_gfm.predict._vectors import (
-        VectorOptions,
-        VectorResult,
-        check_vector_output,
-        scored_grid,
-        vector_staging,
-        write_polygons,
-    )
+    beside it, which is polygonized with each polygon's mean probability; returns the
+    :class:`~registry_gfm.predict.VectorResult`."""
+    from registry_gfm.predict._vectors import VectorOptions, check_vector_output, scored_grid, write_vectors
 
     started = time.perf_counter()
     options = options or VectorOptions(block_size=block_size)
@@ -227,38 +195,14 @@ def predict_to_vectors(scene: Scene, model: Any, output: str | Path, options: An
     with writer_lock(out, "--output"):
         for stale in sweep_staging(out):
             log.info("removed %s, the staging of an interrupted predict", stale)
-    check_scheduler(scheduler)
-    array, meta = _plan(scene, model, lambda values, _: (class_and_score(values), "float32", float("nan"),
-                                                         ("class", "probability")),
-                        tile=tile, overlap=overlap, blend=blend, batch_size=batch_size, block_size=block_size,
-                        threads=threads)
     with staging(out, "probs") as folder:
         folder.mkdir()
         staged = folder / "classes.zarr"
-        chunk = block_size // info.factor
-        create_zarr(staged, meta, tuple(array.shape), chunk)
-        writes = _writes(array, staged, meta)
-        rows, columns = writes.numblocks[-2:]
-        watch = BlockWatch(rows, columns, chunk)
-        grid = following(scored_grid(staged, list(info.classes)), watch)
-        # the polygons are traced and written on a thread while the model runs here (where signals land); the
-        # polygon file is published only once both are done
-        with (vector_staging(out, overwrite, scene.inputs) as tmp,
-              ThreadPoolExecutor(1, thread_name_prefix="predict-vectors") as pool):
-            polygons = pool.submit(write_polygons, grid, tmp, out, fmt, options)
-
-            def written(block: tuple[int, int]) -> None:
-                watch.written(block)
-                if polygons.done() and (failed := polygons.exception()) is not None:
-                    raise failed  # the polygons cannot be written (a full disk): stop predicting
-
-            try:
-                _run(writes, scene, out, scheduler, progress, threads, on_block=written)
-                watch.complete()
-                features, dropped = polygons.result()
-            except BaseException:
-                watch.stop()  # the polygons' thread stops at its next read; the staging goes, nothing is published
-                raise
-    result = VectorResult(out, fmt, features, dropped, 0.0, grid.height * grid.width)
+        _predict_raster(scene, model, staged, lambda values, _: (class_and_score(values), "float32", float("nan"),
+                                                                 ("class", "probability")),
+                        tile=tile, overlap=overlap, blend=blend, batch_size=batch_size, block_size=block_size,
+                        scheduler=scheduler, overwrite=False, progress=progress, threads=threads)
+        result = write_vectors(scored_grid(staged, list(info.classes)), out, fmt, options, overwrite=overwrite,
+                               inputs=scene.inputs)
     return dataclasses.replace(result, seconds=time.perf_counter() - started)  # the prediction's time too
 

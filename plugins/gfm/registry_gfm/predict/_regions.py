@@ -8,7 +8,7 @@ leaves a block is cut there and joined again by its keys once its region is comp
 dropped, rings touching themselves across a corner are cut apart (shell and holes meeting at a point, as a valid
 polygon has them), and the rings are put in the normal form ``shapely.normalize`` gives, all in integer pixel
 coordinates (exact); only then are they mapped through the raster's transform, straight into WKB. A region is
-yielded as soon as the next block row cannot reach it; between block rows only the open regions' boundary walks
+yielded as soon as the block row below it cannot reach it; between block rows only the open regions' boundary walks
 (integer vertex arrays, one set) and the labels the next row can meet are held, so memory follows the open regions'
 boundaries, not the scene or how many blocks a region spans (a region spanning the scene still costs its own
 boundary).
@@ -495,11 +495,9 @@ def _label(values: np.ndarray) -> tuple[np.ndarray, list[int]]:
 
 
 def regions(read: BlockReader, height: int, width: int, block: int, nodata: int | None,
-             transform: Any = None, fill_holes: bool = False, upward: bool = False) -> Iterator[Batch]:
+             transform: Any = None, fill_holes: bool = False) -> Iterator[Batch]:
     """Every 4-connected region of one class, in batches: a region inside one block as soon as it is traced, one that
-    touches a block edge once no later block can reach it (joined across blocks into one polygon). Block rows are
-    read from the top, or from the bottom with ``upward`` (the order a prediction writes them in): the same
-    polygons, in another order.
+    touches a block edge once no later block can reach it (joined across blocks into one polygon).
 
     What is held between blocks is the open regions' boundary walks (vertex arrays, joined into one set after every
     block row) and a union-find over the labels the next block row can meet: it grows with the open regions'
@@ -508,13 +506,10 @@ def regions(read: BlockReader, height: int, width: int, block: int, nodata: int 
     info: dict[int, tuple[int, int, int]] = {}  # open region label -> (class, pixels, score)
     pending: list[_Walks] = []  # boundary walks of the open regions (global labels)
     next_id = 1
-    done: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # column block -> (values, labels) of the row read before's
-    # pixel row facing this one (its last row going down, its first going up)
-    meet, face = (-1, 0) if upward else (0, -1)  # this block's row facing the row read before, and the next
-    starts = range(0, height, block)
-    for y0 in reversed(starts) if upward else starts:
+    above: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # column block -> (values, labels) of the row above's last row
+    for y0 in range(0, height, block):
         left: tuple[np.ndarray, np.ndarray] | None = None
-        facing: list[np.ndarray] = []
+        bottoms: list[np.ndarray] = []
         for x0 in range(0, width, block):
             h, w = min(block, height - y0), min(block, width - x0)
             padded, confidence = _read_padded(read, x0, y0, w, h, height, width, nodata)
@@ -549,13 +544,12 @@ def regions(read: BlockReader, height: int, width: int, block: int, nodata: int 
             next_id += count
             if left is not None:  # the block to the left: its last column against this first one
                 _join(uf, *left, values[:, 0], labels[:, 0])
-            if x0 in done:  # the block above (below, going up): its facing row against this block's
-                _join(uf, *done[x0], values[meet, :], labels[meet, :])
+            if x0 in above:  # the block above: its last row against this first one
+                _join(uf, *above[x0], values[0, :], labels[0, :])
             left = (values[:, -1], labels[:, -1])
-            done[x0] = (values[face, :].copy(), labels[face, :].copy())  # copies: views would hold the whole block
-            facing.append(done[x0][1])
-        last = y0 == 0 if upward else y0 + block >= height
-        reachable = np.unique(np.concatenate(facing)) if not last else np.empty(0, np.int64)
+            above[x0] = (values[-1, :].copy(), labels[-1, :].copy())  # copies: views would hold the whole block
+            bottoms.append(above[x0][1])
+        reachable = np.unique(np.concatenate(bottoms)) if y0 + block < height else np.empty(0, np.int64)
         batch = _settle(uf, info, pending, reachable[reachable > 0].tolist(), (transform, fill_holes))
         if batch is not None:
             yield batch

@@ -29,13 +29,13 @@ from registry_gfm.predict._vector_writer import OUTPUT_TAG, VECTOR_KIND, write_f
 from registry_gfm.predict._vector_writer import schema as feature_schema
 
 __all__ = ["VECTOR_FORMATS", "ClassGrid", "VectorOptions", "VectorResult", "check_vector_output", "scored_grid",
-           "vector_kind", "vector_staging", "vectorize_file", "write_polygons", "write_vectors"]
+           "vector_kind", "vectorize_file", "write_vectors"]
 
 #: Output formats by suffix: (GDAL driver or "GeoParquet", what it is called in messages).
 VECTOR_FORMATS: Final = {".gpkg": "GPKG", ".geojson": "GeoJSON", ".fgb": "FlatGeobuf", ".parquet": "GeoParquet"}
 #: Maps of at least this many pixels (1024^2) are written by a child process while the regions are traced:
-#: starting one costs about 0.2 s (an interpreter with pyarrow and pyogrio), hidden behind tracing the first block
-#: (or, from ``predict``, behind the model); smaller maps are written as fast here.
+#: starting one costs about 0.2 s (an interpreter with pyarrow and pyogrio), hidden behind tracing the first block;
+#: smaller maps are written as fast here.
 PIPED_PIXELS: Final = 1 << 20
 #: GeoJSON keeps no metadata: its FeatureCollection ``description`` says it instead.
 _GEOJSON_MARK = re.compile(r'"description":\s*"written by registry-core \(REGISTRY_CORE_OUTPUT=(\w+)\)"')
@@ -150,8 +150,6 @@ class ClassGrid:
     names: list[str] | None
     #: Whether ``read`` gives each pixel's class probability too (the features then carry their mean).
     scored: bool = False
-    #: Whether its block rows are read from the bottom up (a map being predicted in that order).
-    upward: bool = False
 
 
 def vectorize_file(source: str | Path, output: str | Path, *, min_area: float = 0.0, simplify: float = 0.0,
@@ -211,48 +209,34 @@ def scored_grid(store: str | Path, class_names: list[str] | None = None) -> Clas
 
 def write_vectors(grid: ClassGrid, out: Path, fmt: str, options: VectorOptions, *, overwrite: bool = False,
                   inputs: Iterable[str | Path] = ()) -> VectorResult:
-    """The polygons of ``grid`` into ``out`` (checked by :func:`check_vector_output`), through a staging file
-    (:func:`vector_staging`), written by :func:`write_polygons`."""
-    started = time.perf_counter()
-    with vector_staging(out, overwrite, inputs) as tmp:
-        written, dropped = write_polygons(grid, tmp, out, fmt, options)
-    return VectorResult(out, fmt, written, dropped, time.perf_counter() - started, grid.height * grid.width)
+    """The polygons of ``grid`` into ``out`` (checked by :func:`check_vector_output`), through a staging file,
+    written by :func:`write_features`."""
+    from pyproj import CRS
 
-
-@contextmanager
-def vector_staging(out: Path, overwrite: bool, inputs: Iterable[str | Path] = ()) -> Iterator[Path]:
-    """Under ``out``'s writer lock, the path of a staging file for it (its folder beside ``out``), moved into place
-    as ``out`` when the body ends without error; an error leaves ``out`` as it was and removes the staging."""
     from registry_core import OutputPathError
     from registry_core.atomic import replace_dir, writer_lock
     from registry_gfm.predict._sinks import staging
 
-    with writer_lock(out, "--output"), staging(out, "tmp") as folder:
-        with _writing(out):
-            folder.mkdir()
-        yield folder / out.name  # the final name: drivers check its extension
-        with _writing(out):
-            if (out.exists() or out.is_symlink()) and not overwrite:
-                raise PredictError(f"--output {out} appeared while vectorizing; pass --overwrite to replace it")
-            try:
-                replace_dir(folder / out.name, out, kind=VECTOR_KIND,
-                            inputs=[Path(p) for p in inputs if "://" not in str(p)], marked=vector_kind)
-            except OutputPathError as exc:
-                raise PredictError(f"--output --overwrite refused: {exc}") from None
-
-
-def write_polygons(grid: ClassGrid, path: Path, out: Path, fmt: str, options: VectorOptions) -> tuple[int, int]:
-    """The polygons of ``grid`` into the new file ``path`` (staging ``out``, named in errors) by
-    :func:`write_features`: (features written, regions below ``--min-area``)."""
-    from pyproj import CRS
-
+    started = time.perf_counter()
     crs = CRS.from_user_input(grid.crs_wkt)
+    scored = grid.scored
     counts = {"written": 0, "dropped": 0}
-    layer = re.sub(r"\W", "_", out.stem) or "polygons"
-    with _writing(out):
-        write_features(path, fmt, (crs.to_wkt(), crs.to_json()), grid.scored,
-                       _record_batches(grid, crs, options, grid.scored, counts), layer, grid.height * grid.width)
-    return counts["written"], counts["dropped"]
+    batches = _record_batches(grid, crs, options, scored, counts)
+    texts = (crs.to_wkt(), crs.to_json())
+    with writer_lock(out, "--output"), staging(out, "tmp") as folder, _writing(out):
+        folder.mkdir()
+        tmp = folder / out.name  # the final name: drivers check its extension
+        layer = re.sub(r"\W", "_", out.stem) or "polygons"
+        write_features(tmp, fmt, texts, scored, batches, layer, grid.height * grid.width)
+        if (out.exists() or out.is_symlink()) and not overwrite:
+            raise PredictError(f"--output {out} appeared while vectorizing; pass --overwrite to replace it")
+        try:
+            replace_dir(tmp, out, kind=VECTOR_KIND, inputs=[Path(p) for p in inputs if "://" not in str(p)],
+                        marked=vector_kind)
+        except OutputPathError as exc:
+            raise PredictError(f"--output --overwrite refused: {exc}") from None
+    return VectorResult(out, fmt, counts["written"], counts["dropped"], time.perf_counter() - started,
+                        grid.height * grid.width)
 
 
 def _record_batches(grid: ClassGrid, crs: Any, options: VectorOptions, scored: bool,
@@ -275,7 +259,7 @@ def _record_batches(grid: ClassGrid, crs: Any, options: VectorOptions, scored: b
         return pa.RecordBatch.from_arrays(columns, schema=schema)
 
     for values, pixels, mean, geometry in regions(grid.read, grid.height, grid.width, options.block_size,
-                                                   grid.nodata, transform, options.fill_holes, grid.upward):
+                                                   grid.nodata, transform, options.fill_holes):
         area = pixel_area * pixels if pixel_area is not None else np.array(
             [area_of(g) for g in shapely.from_wkb(geometry.to_numpy(zero_copy_only=False))])
         keep = area >= options.min_area
@@ -319,9 +303,8 @@ def _write_piped(path: Path, fmt: str, crs: tuple[str, str], scored: bool, batch
                  log: Path) -> None:
     """:func:`write_file` in a child process (:mod:`~registry_gfm.predict._vector_writer` run by path) fed the batches
     through a pipe (Arrow IPC), so GDAL writes on another core while the next regions are traced (its writing holds
-    this interpreter's GIL); the child's start (about 0.2 s) passes while the first block is traced (from ``predict``:
-    predicted). Its error, if it fails, is its last line in ``log`` (raised as an OSError); it is stopped if this side
-    stops first."""
+    this interpreter's GIL); the child's start (about 0.2 s) passes while the first block is traced. Its error, if it
+    fails, is its last line in ``log`` (raised as an OSError); it is stopped if this side stops first."""
     import subprocess
     import sys
 

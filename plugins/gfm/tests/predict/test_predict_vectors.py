@@ -4,7 +4,6 @@ polygons with their mean probability, the same for every block size, rasterizing
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import fiona
 import numpy as np
@@ -88,69 +87,32 @@ def test_vector_outputs_refuse_what_polygons_cannot_hold(seg_run: Path, tiny_mae
     assert list(tmp_path.iterdir()) == []
 
 
-def test_the_writer_process_writes_the_same_polygons_while_the_model_runs(
+def test_the_writer_process_writes_the_same_polygons_with_their_probabilities(
         seg_run: Path, lsat7_store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """A large scene's polygons are written by a child process, started before the model runs and fed as block rows
-    are finished (PIPED_PIXELS 0 makes every scene large): the same features, mean probabilities included, as when
-    written by this process."""
+    """A large scene's polygons are written by a child process started once the model has run (PIPED_PIXELS 0 makes
+    every scene large): the same features, mean probabilities included, as when written in the process itself."""
     import subprocess
-    import threading
 
     from registry_gfm.predict import _predict, _vectors
 
-    options = ("--tile", 32, "--overlap", 8, "--block-size", 64)
+    options = ("--tile", 32, "--overlap", 8, "--block-size", 128)
     assert cli(capsys, seg_run, "--input", lsat7_store, "--output", tmp_path / "here.gpkg", *options)[0] == 0
     events: list[str] = []
-    spawned = threading.Event()
-    popen, run = subprocess.Popen, _predict._run
+    popen, predict_raster = subprocess.Popen, _predict._predict_raster
 
     def spy_popen(*args: object, **kwargs: object) -> object:
         events.append("writer process")
-        spawned.set()
         return popen(*args, **kwargs)  # type: ignore[call-overload]
 
-    def spy_run(*args: object, **kwargs: object) -> object:
-        spawned.wait(60)  # a writer started only after the model would time out here, and the order below fail
+    def spy_predict(*args: object, **kwargs: object) -> object:
         events.append("model")
-        return run(*args, **kwargs)  # type: ignore[arg-type]
+        return predict_raster(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(_vectors, "PIPED_PIXELS", 0)
     monkeypatch.setattr(subprocess, "Popen", spy_popen)
-    monkeypatch.setattr(_predict, "_run", spy_run)
+    monkeypatch.setattr(_predict, "_predict_raster", spy_predict)
     code, _, err = cli(capsys, seg_run, "--input", lsat7_store, "--output", tmp_path / "piped.gpkg", *options)
-    assert (code, err) == (0, "") and events == ["writer process", "model"]
+    assert (code, err) == (0, "") and events == ["model", "writer process"]
     assert polygons(tmp_path / "piped.gpkg") == polygons(tmp_path / "here.gpkg")
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
-
-
-@pytest.mark.parametrize("failing", ["model", "writer"])
-def test_a_failure_on_either_side_stops_both_and_leaves_nothing(
-        seg_run: Path, lsat7_store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch, failing: str) -> None:
-    """The model failing mid-scene stops the polygons' thread (no hang, no output); the polygons failing (a full
-    disk) stops the model at its next block; either way one error line and nothing beside the output."""
-    from registry_gfm.predict import _following, _vectors
-
-    blocks: list[tuple[int, int]] = []
-    written = _following.BlockWatch.written
-
-    def counted(self: Any, block: tuple[int, int]) -> None:
-        blocks.append(block)
-        if failing == "model" and len(blocks) == 3:
-            raise OSError("the input went away")  # as a failing dask task surfaces in this thread
-        written(self, block)
-
-    def full(*args: object, **kwargs: object) -> None:
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(_following.BlockWatch, "written", counted)
-    if failing == "writer":
-        monkeypatch.setattr(_vectors, "write_features", full)
-    out = tmp_path / "map.gpkg"
-    code, printed, err = cli(capsys, seg_run, "--input", lsat7_store, "--output", out, "--tile", 32, "--overlap", 8,
-                             "--block-size", 64)
-    assert code == 1 and printed == "" and err.count("\n") == 1
-    expected = "the input went away" if failing == "model" else f"--output {out}: could not write it: "
-    assert err.startswith("error: ") and expected in err, err
-    assert list(tmp_path.iterdir()) == []  # no output, no staging (the class map's nor the polygons')

@@ -411,34 +411,3 @@ def test_rectangles_skip_the_walk_and_come_out_as_traced(monkeypatch: pytest.Mon
     assert boxes > len(fast) // 2  # most regions of a noisy map are rectangles (single pixels, pairs)
     monkeypatch.setattr(_regions, "_rectangles", lambda padded, local, pixels, edge: (np.zeros(len(pixels), bool), None))
     assert polygons() == fast  # the same features, bytes and order, as when every region is walked
-
-
-@pytest.mark.parametrize("block", [5, 16, 37, 300])
-def test_block_rows_read_from_the_bottom_give_the_same_polygons(block: int) -> None:
-    """``upward`` (the order a prediction finishes its block rows in): the same regions, pixels, mean probabilities
-    and polygon bytes as reading from the top, only in another order; the region spanning every block row whole."""
-    from registry_gfm.predict import _regions
-
-    values = serpentine(120, 100, seed=1)
-    values[-7:, :9] = 5  # a region in the last block row that joins the serpentine only through the row above
-    scores = np.random.default_rng(2).uniform(0.2, 1.0, values.shape).astype(np.float32)
-    reads: list[int] = []
-
-    def read(x0: int, y0: int, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
-        reads.append(y0)
-        return values[y0 : y0 + h, x0 : x0 + w], scores[y0 : y0 + h, x0 : x0 + w]
-
-    def polygons(upward: bool) -> list[tuple[int, int, float, bytes]]:
-        reads.clear()
-        return [row for v, p, m, g in _regions.regions(read, 120, 100, block, 255, rasterio.Affine(1, 0, 0, 0, -1, 120),
-                                                          upward=upward)
-                for row in zip(v.tolist(), p.tolist(), m.tolist(), g.to_pylist(), strict=True)]
-
-    down = polygons(False)
-    assert reads == sorted(reads)
-    up = polygons(True)
-    assert reads == sorted(reads, reverse=True)
-    assert sorted(up) == sorted(down) and len(up) == len(set(up))
-    if block < 120:
-        assert up != down  # another order
-    assert sorted((c, n, shapely.normalize(shapely.from_wkb(w)).wkb) for c, n, _, w in up) == pixel_unions(values)
