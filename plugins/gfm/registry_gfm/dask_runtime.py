@@ -196,13 +196,19 @@ def run_blocks(writes: Any, scheduler: str, *, progress: bool, desc: str = "pred
         if isinstance(sched, str):
             from dask.callbacks import Callback
 
+            reported = 0
+
             def posttask(key: Any, result: Any, dsk: Any, state: Any, worker_id: Any) -> None:
+                nonlocal reported
                 if isinstance(key, tuple) and key and key[0] == name:
+                    reported += 1
                     bar.update(1)
 
             workers = {"num_workers": num_workers} if sched == "threads" and num_workers else {}
             with Callback(posttask=posttask):
-                return int(writes.compute(scheduler=sched, **workers).sum())
+                total = int(writes.compute(scheduler=sched, **workers).sum())
+            bar.update(writes.npartitions - reported)  # dask fuses a one-block graph's write into its last task
+            return total
         from distributed import as_completed
 
         total = 0

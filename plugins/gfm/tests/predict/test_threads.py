@@ -149,6 +149,21 @@ def test_predict_prints_its_threads_and_ends_its_progress_lines_before_the_summa
     assert lines[first + 11].startswith(f"wrote {tmp_path / 'emb.tif'} (")  # a line of its own, after the last
 
 
+@pytest.mark.parametrize("scheduler", ["threads", "synchronous"])
+def test_a_scene_of_one_block_still_reports_it(scheduler: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """dask fuses the write of a one-block graph into its final task, whose key is not the block's: the progress
+    still ends at 1/1, as a scene of many blocks does (it used to stay silent off a terminal and at 0/1 on one)."""
+    import dask.array as da
+
+    from registry_gfm.dask_runtime import run_blocks
+
+    for blocks in (1, 3):
+        writes = da.ones((1, blocks, 1), chunks=1, dtype=np.int64)
+        assert run_blocks(writes + 1, scheduler, progress=True) == 2 * blocks
+        lines = capsys.readouterr().err.splitlines()
+        assert _progress(lines, "predict", "block")[-1] == (blocks, blocks, 100)
+
+
 @pytest.mark.parametrize(("omp", "want"), [
     ("1", {"torch": 1, "calls": CORES, "dask": CORES, "workers": 0, "cores": CORES, "source": "OMP_NUM_THREADS"}),
     ("", {"torch": CORES, "calls": 1, "dask": CORES, "workers": 0, "cores": CORES,  # 443 x 489 px: one block
