@@ -188,7 +188,7 @@ for i in range(opts["warmup"] + opts["repeats"]):
                        scheduler=opts["scheduler"], overwrite=True, progress=opts["progress"], threads=plan)
     if i >= opts["warmup"]:
         runs.append({"seconds": time.perf_counter() - t0, "predict_seconds": result.seconds,
-                     "size": getattr(result, "size", 0)})
+                     "size": getattr(result, "size", 0), "features": getattr(result, "features", None)})
     print(result.summary(), file=sys.stderr, flush=True)
 print(json.dumps({"runs": runs, "startup_seconds": ready - start, "rss_after_load_mb": base,
                   "peak_rss_mb": peak_rss_mb(), "threads": plan.as_dict() if plan is not None else None}))
