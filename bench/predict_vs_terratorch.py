@@ -119,6 +119,8 @@ def main() -> None:
     args = parser.parse_args()  # --threads applies in the children, not here
     if args.warmup or args.repeats != 1:
         parser.error("--warmup and --repeats: every measurement is one fresh process (use --rounds)")
+    if args.run is not None and not (args.run / "pipeline.toml").is_file():
+        parser.error(f"--run {args.run}: not a run folder (no pipeline.toml)")
     try:
         _, origin = load_tiled_inference(args.terratorch_path)
     except Exception as exc:  # ImportError, or the module failing at import
@@ -130,8 +132,6 @@ def main() -> None:
     jobs += [(int(s), True) for s in args.memory_sizes.split(",") if s.strip()]
     work = args.workdir or Path(tempfile.mkdtemp(prefix="predict_bench_"))
     work.mkdir(parents=True, exist_ok=True)
-    if args.run is not None and not (args.run / "pipeline.toml").is_file():
-        parser.error(f"--run {args.run}: not a run folder (no pipeline.toml)")
     run = args.run or make_run(work)
     common = {"run": str(run), "tile": args.tile, "overlap": args.overlap, "batch_size": args.batch_size,
               "device": args.device, "threads": args.threads, "progress": args.progress}
