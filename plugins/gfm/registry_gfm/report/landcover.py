@@ -164,22 +164,23 @@ VECTOR_SUFFIXES: Final = (".gpkg", ".geojson", ".fgb", ".parquet")
 
 
 def _read_polygons(path: Path) -> list[tuple[int, str, Any]] | None:
-    """(class, name, shapely polygon) of every feature; None when the file is not a polygon file of class maps."""
+    """(class, name, shapely polygon) of every feature; None when the file is not a polygon file of class maps.
+
+    Read with pyarrow and pyogrio, the packages that wrote it (fiona is no run-time dependency; imports stay out of
+    the ``try``, so a missing package is an error, not "not a polygon file")."""
+    import pyarrow.parquet as pq
+    import pyogrio
     import shapely
 
     try:
         if path.suffix.lower() == ".parquet":
-            import pyarrow.parquet as pq
-
-            rows = pq.read_table(path, columns=["class", "name", "geometry"]).to_pylist()
-            return [(int(r["class"]), str(r["name"]), shapely.from_wkb(r["geometry"])) for r in rows]
-        import fiona
-        from shapely.geometry import shape
-
-        with fiona.open(path) as src:
-            if not {"class", "name"} <= set(src.schema["properties"]):
+            table = pq.read_table(path, columns=["class", "name", "geometry"])
+            classes, names, wkb = (table.column(c).to_pylist() for c in ("class", "name", "geometry"))
+        else:
+            if not {"class", "name"} <= set(pyogrio.read_info(path)["fields"].tolist()):
                 return None
-            return [(int(f["properties"]["class"]), str(f["properties"]["name"]), shape(f["geometry"])) for f in src]
+            _, _, wkb, (classes, names) = pyogrio.raw.read(path, columns=["class", "name"])
+        return [(int(c), str(n), g) for c, n, g in zip(classes, names, shapely.from_wkb(wkb), strict=True)]
     except Exception:  # not a vector file we read
         return None
 

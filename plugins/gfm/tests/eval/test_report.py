@@ -103,6 +103,21 @@ def test_polygons_without_their_run_are_drawn_alone_with_counts(tmp_path: Path) 
     assert polygon_figures(STRATA, [], tmp_path) is None  # a raster is not a polygon file
 
 
+@pytest.mark.parametrize("suffix", [".gpkg", ".parquet"])
+def test_polygons_are_read_with_the_run_time_packages_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             suffix: str) -> None:
+    """The report reads predict's polygon files with what ``make demo`` installs: fiona and geopandas come only with
+    the test tools (the demo's report failed on a fresh clone while it read them with fiona)."""
+    from registry_gfm.predict import vectorize_file
+    from registry_gfm.report.landcover import polygon_figures
+
+    for name in ("fiona", "geopandas"):
+        monkeypatch.setitem(sys.modules, name, None)  # an import of it fails, as where it is not installed
+    made = vectorize_file(STRATA, tmp_path / f"strata{suffix}", min_area=1e5)
+    (figure,) = polygon_figures(made.output, [], tmp_path) or []
+    assert f"The {made.features:,} polygons of strata{suffix}" in figure.caption
+
+
 @pytest.mark.parametrize("out", ["ABSOLUTE", "../secret.png", "inside-link.png"])
 def test_a_run_folder_pointing_outside_itself_is_not_followed(tiny_mae_run: Path, tmp_path: Path, out: str) -> None:
     """A run folder is untrusted input: an evaluator ``out`` naming a file outside it is never copied."""
